@@ -1,0 +1,113 @@
+//! `zim-operator simulate`: runs the ZIM simulator as a server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::sim::{Fault, FaultPlan, SimConfig, Simulator};
+use crate::zim::sign::ServerSecret;
+
+/// Options of `simulate`.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ZIM_SIM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The AppId the simulator accepts.
+    #[arg(long, env = "ZEGO_APP_ID")]
+    pub app_id: u32,
+    /// The server secret, from the environment.
+    #[arg(long = "server-secret-env", env = "ZEGO_SERVER_SECRET", hide_env_values = true, hide = true)]
+    pub server_secret: Option<String>,
+    /// Read the server secret from this file instead of `ZEGO_SERVER_SECRET`.
+    #[arg(long)]
+    pub server_secret_file: Option<PathBuf>,
+    /// Calls per second per (AppId, Action) before 660300005; 0 for no limit.
+    #[arg(long, default_value_t = 20)]
+    pub qps: u32,
+    /// Live rooms allowed per app before 660300015.
+    #[arg(long, default_value_t = 100_000)]
+    pub room_quota: usize,
+    /// Probability (0..1) that a request gets an injected fault.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// Faults to draw from: busy, internal, throttle, 5xx, drop, malformed, timeout, or a ZIM code.
+    #[arg(long, value_delimiter = ',', default_value = "busy,internal,throttle,5xx,drop,malformed")]
+    pub fault_kinds: Vec<String>,
+    /// Seed for the fault draw.
+    #[arg(long)]
+    pub fault_seed: Option<u64>,
+    /// Latency added to every request, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+}
+
+/// Errors of `simulate`.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    /// No secret given.
+    #[error("no server secret: set ZEGO_SERVER_SECRET or pass --server-secret-file")]
+    NoSecret,
+    /// The secret file could not be read.
+    #[error("cannot read --server-secret-file {path}: {source}")]
+    SecretFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An unknown fault name.
+    #[error("unknown fault kind {0:?} (busy, internal, throttle, 5xx, drop, malformed, timeout, or a code)")]
+    FaultKind(String),
+    /// The listener failed.
+    #[error("cannot serve on {addr}: {source}")]
+    Serve {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Reads the secret from a file or the environment value.
+pub fn read_secret(file: Option<&PathBuf>, env: Option<&str>) -> Result<Option<ServerSecret>, SimulateError> {
+    if let Some(path) = file {
+        let s = std::fs::read_to_string(path)
+            .map_err(|source| SimulateError::SecretFile { path: path.clone(), source })?;
+        return Ok(Some(ServerSecret::new(s)));
+    }
+    Ok(env.filter(|s| !s.trim().is_empty()).map(ServerSecret::new))
+}
+
+/// Runs the simulator until SIGINT/SIGTERM.
+pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
+    let secret = read_secret(args.server_secret_file.as_ref(), args.server_secret.as_deref())?
+        .ok_or(SimulateError::NoSecret)?;
+    let kinds = args
+        .fault_kinds
+        .iter()
+        .map(|k| Fault::preset(k).ok_or_else(|| SimulateError::FaultKind(k.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sim = Simulator::new(SimConfig {
+        apps: vec![(args.app_id, secret)],
+        qps: args.qps,
+        room_quota: args.room_quota,
+        faults: FaultPlan {
+            rate: args.fault_rate.clamp(0.0, 1.0),
+            kinds,
+            latency_ms: args.latency_ms,
+            seed: args.fault_seed,
+            ..Default::default()
+        },
+    });
+    let (addr, handle) = sim
+        .serve(args.listen, crate::shutdown_signal())
+        .await
+        .map_err(|source| SimulateError::Serve { addr: args.listen, source })?;
+    tracing::info!(%addr, app_id = args.app_id, qps = args.qps, "ZIM simulator listening");
+    // Also on stdout, so scripts can wait for it.
+    println!("zim simulator listening on http://{addr}");
+    handle
+        .await
+        .map_err(|e| SimulateError::Serve { addr, source: std::io::Error::other(e) })?
+        .map_err(|source| SimulateError::Serve { addr, source })
+}

@@ -1,0 +1,255 @@
+//! The `ZimRoom` custom resource: spec, status, printer columns, schema limits, CEL rules, and the names of
+//! conditions and reasons (stable: the Argo CD health check and the docs rely on them).
+//!
+//! What the schema cannot express — byte lengths of UTF-8 text, and immutability on clusters without CEL — is
+//! checked by the operator itself before any ZIM call (see [`crate::reconcile::validate`]).
+
+// kube's printcolumn(...) repeats `type_ = ...` per column, which clippy reads as a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// The finalizer that makes deletion destroy (or deliberately orphan) the ZIM room.
+pub const FINALIZER: &str = "zim.zego.im/destroy-room";
+/// Annotation that pauses reconciliation when set to `"true"` (never blocks deletion).
+pub const PAUSED_ANNOTATION: &str = "zim.zego.im/paused";
+/// Annotation whose change forces a reconcile.
+pub const RECONCILE_REQUESTED_ANNOTATION: &str = "zim.zego.im/reconcile-requested-at";
+
+/// Condition types.
+pub mod condition {
+    /// The room exists in ZIM as declared.
+    pub const READY: &str = "Ready";
+    /// The last reconcile of the current spec succeeded.
+    pub const SYNCED: &str = "Synced";
+}
+
+/// Condition reasons.
+pub mod reason {
+    /// Ready: the room exists.
+    pub const AVAILABLE: &str = "Available";
+    /// Ready: CreateRoom is about to be (or was) called, outcome not yet known.
+    pub const CREATING: &str = "Creating";
+    /// Ready: the spec is invalid (or ZIM refused its parameters).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// Ready: an immutable field changed after the room was created.
+    pub const IMMUTABLE_FIELD_CHANGED: &str = "ImmutableFieldChanged";
+    /// Ready: the credentials Secret does not exist.
+    pub const CREDENTIALS_NOT_FOUND: &str = "CredentialsNotFound";
+    /// Ready: the credentials Secret lacks or mangles appId/serverSecret.
+    pub const CREDENTIALS_INVALID: &str = "CredentialsInvalid";
+    /// Ready: ZIM rejected the signature, AppId or app configuration.
+    pub const AUTH_FAILED: &str = "AuthFailed";
+    /// Ready: the app's room quota is used up.
+    pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
+    /// Ready: ZIM rate-limited the call.
+    pub const THROTTLED: &str = "Throttled";
+    /// Ready: ZIM could not be reached or failed.
+    pub const API_UNAVAILABLE: &str = "ApiUnavailable";
+    /// Ready: the object is being deleted.
+    pub const DELETING: &str = "Deleting";
+    /// Synced: everything declared is in place.
+    pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
+    /// Synced: the last reconcile failed.
+    pub const RECONCILE_ERROR: &str = "ReconcileError";
+    /// Synced: reconciliation is paused by annotation.
+    pub const RECONCILE_PAUSED: &str = "ReconcilePaused";
+}
+
+/// Declares a ZEGO ZIM room. The operator creates it with CreateRoom, keeps it (recreating it if ZEGO destroyed it
+/// while empty) and keeps the declared attributes set.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "zim.zego.im",
+    version = "v1alpha1",
+    kind = "ZimRoom",
+    plural = "zimrooms",
+    shortname = "zr",
+    category = "zim",
+    namespaced,
+    status = "ZimRoomStatus",
+    cel,
+    printcolumn(
+        name = "Room-ID",
+        type_ = "string",
+        json_path = ".status.roomId",
+        description = "ZIM room ID"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether the room exists as declared"
+    ),
+    printcolumn(
+        name = "Synced",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Synced\")].status",
+        description = "Whether the last reconcile succeeded"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        description = "Reason of the Ready condition"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(
+    validation = Rule::new("!has(oldSelf.roomId) || (has(self.roomId) && self.roomId == oldSelf.roomId)")
+        .message("roomId is immutable once set: delete and recreate the ZimRoom to use another room"),
+    validation = Rule::new("!has(oldSelf.roomName) || (has(self.roomName) && self.roomName == oldSelf.roomName)")
+        .message("roomName is immutable once set: ZIM cannot rename a room"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ZimRoomSpec {
+    /// The ZIM room ID. Defaults to metadata.name. At most 32 bytes of ASCII letters, digits and
+    /// `!#$%&()+-:;<=.>?@[]^_ ,{}|~`. Immutable once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32), regex(pattern = r"^[A-Za-z0-9!#$%&()+\-:;<=.>?@\[\]\^_ ,{}|~]+$"))]
+    pub room_id: Option<String>,
+
+    /// The room's display name, at most 64 bytes (bytes of UTF-8, not characters). Immutable once set: ZIM has
+    /// no API to rename a room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub room_name: Option<String>,
+
+    /// Seconds the room survives once it has no users, 0 to 10800. Defaults to the maximum, 10800: ZEGO destroys
+    /// an empty room at once when no delay is set, and a declared room nobody has joined yet would otherwise
+    /// vanish and be recreated at every resync. Immutable: ZIM cannot change it after creation.
+    #[serde(default = "default_destroy_delay_time")]
+    #[schemars(range(min = 0, max = 10800))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("destroyDelayTime is immutable: ZIM cannot change it after creation"))]
+    pub destroy_delay_time: u32,
+
+    /// Room attributes, kept in sync after creation. At most 20, keys unique. The operator owns only the keys
+    /// declared here and never touches attributes that room clients set themselves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
+    pub attributes: Vec<RoomAttribute>,
+
+    /// The ZIM user the operator acts as (registered automatically; not added to the room). Defaults to the
+    /// credentials Secret's `fromUserId`, then to the operator's `--from-user-id` (default `zim-operator`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32), regex(pattern = r"^[A-Za-z0-9!#$%&()+\-:;<=.>?@\[\]\^_ ,{}|~]+$"))]
+    pub from_user_id: Option<String>,
+
+    /// A Secret in this object's namespace holding `appId` and `serverSecret` (and optionally `fromUserId`).
+    /// Defaults to the operator's default credentials Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+
+    /// What deletion of this object does to the room: `Delete` destroys it with DestroyRoom, `Orphan` leaves it.
+    /// Defaults to `Delete` for rooms the operator created and `Orphan` for rooms that existed before (adopted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+}
+
+fn default_destroy_delay_time() -> u32 {
+    10800
+}
+
+/// One room attribute.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, KubeSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomAttribute {
+    /// Attribute key, 1 to 16 bytes, unique within the room.
+    #[schemars(length(min = 1, max = 16))]
+    pub key: String,
+    /// Attribute value, at most 1024 bytes (all values of a room together at most 5120 bytes).
+    #[schemars(length(max = 1024))]
+    pub value: String,
+    /// ZIM's AutoDelete: delete the attribute when the user who set it leaves the room. The operator's user never
+    /// joins the room, so this rarely matters; defaults to false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_delete: bool,
+}
+
+/// A reference to a Secret in the same namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, KubeSchema, Default)]
+pub struct SecretRef {
+    /// The Secret's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// What deleting a ZimRoom does to its ZIM room.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum DeletionPolicy {
+    /// Destroy the room with DestroyRoom.
+    Delete,
+    /// Leave the room in ZIM.
+    Orphan,
+}
+
+/// The observed state of a ZimRoom.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ZimRoomStatus {
+    /// The ZIM room ID this object manages; recorded before the first CreateRoom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
+    /// The metadata.generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The RequestId of the last ZIM write call (CreateRoom, ModifyRoomAttribute); changes only when a call is
+    /// made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// True when the room already existed before this object first asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<bool>,
+    /// The attribute keys this object owns (those it has written); other keys are never touched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_attribute_keys: Vec<String>,
+    /// What was applied to ZIM: the values of the immutable fields and a fingerprint of the attributes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<AppliedState>,
+    /// `Ready` (the room exists as declared) and `Synced` (the last reconcile succeeded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// What the operator applied to ZIM, to detect changes without asking ZIM.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedState {
+    /// The room ID the room was created under.
+    pub room_id: String,
+    /// The room name it was created with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_name: Option<String>,
+    /// The DestroyDelayTime it was created with.
+    pub destroy_delay_time: u32,
+    /// Fingerprint of the attributes last applied in full; absent while attributes still need applying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes_hash: Option<String>,
+}
+
+impl ZimRoom {
+    /// The effective room ID: `spec.roomId`, else `metadata.name`.
+    pub fn room_id(&self) -> String {
+        self.spec.room_id.clone().or_else(|| self.metadata.name.clone()).unwrap_or_default()
+    }
+
+    /// Whether the paused annotation is `"true"`.
+    pub fn is_paused(&self) -> bool {
+        self.metadata.annotations.as_ref().and_then(|a| a.get(PAUSED_ANNOTATION)).is_some_and(|v| v == "true")
+    }
+
+    /// The condition of `type_`, if present.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
+/// The CRD as YAML, exactly as committed under `crds/`.
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    let yaml = serde_yaml::to_string(&ZimRoom::crd()).expect("the CRD serializes");
+    format!("# Generated by `zim-operator crd`; do not edit.\n{yaml}")
+}

@@ -1,0 +1,37 @@
+//! zim-operator: a Kubernetes operator that makes ZEGO ZIM chat rooms declarative.
+//!
+//! A `ZimRoom` object declares a room and its attributes; the operator creates the room through the ZIM server
+//! API (CreateRoom), treats "room already exists" (660300014) as converged, keeps the room and its attributes as
+//! declared, and writes the outcome (RequestId, `Ready` and `Synced` conditions) back to the object's status.
+//!
+//! Data flows one way — manifest → validated spec → plan → ZIM calls → status — and each module owns one step:
+//! - [`zim`]: the ZIM server-API client (signing, codes, rate limiting); knows nothing of Kubernetes;
+//! - [`sim`]: a ZIM simulator written to ZEGO's documentation, for tests and the quick start.
+
+pub mod cmd_simulate;
+pub mod sim;
+pub mod telemetry;
+pub mod zim;
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+pub mod cmd_apply;
+pub mod crd;
+pub mod manifest;
+pub mod reconcile;

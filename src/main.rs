@@ -1,0 +1,56 @@
+//! The `zim-operator` binary: parses the command line and runs the chosen command.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use zim_operator::{cmd_apply, cmd_simulate, telemetry};
+
+/// Kubernetes operator that makes ZEGO ZIM chat rooms declarative.
+#[derive(Parser)]
+#[command(name = "zim-operator", version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "ZIM_LOG_FORMAT", value_enum, default_value_t, global = true)]
+    log_format: telemetry::LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the ZIM server-API simulator (for development and tests).
+    Simulate(cmd_simulate::SimulateArgs),
+    /// Reconcile ZimRoom manifests once, without a cluster, and print them with their resulting status.
+    Apply(cmd_apply::ApplyArgs),
+    /// Check ZimRoom manifests offline with the same rules as the cluster and the operator.
+    Validate(cmd_apply::ValidateArgs),
+    /// Print the ZimRoom CustomResourceDefinition as YAML.
+    Crd,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulate(args) => {
+            telemetry::init(cli.log_format, "info");
+            cmd_simulate::run(args).await.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string())
+        }
+        Command::Apply(args) => {
+            telemetry::init(cli.log_format, "warn");
+            Ok(cmd_apply::apply(args).await)
+        }
+        Command::Validate(args) => Ok(cmd_apply::validate(args)),
+        Command::Crd => {
+            print!("{}", zim_operator::crd::crd_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

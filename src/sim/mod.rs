@@ -1,0 +1,155 @@
+//! A ZIM server-API simulator, written to ZEGO's documentation (see `ZIM-API.md` and DESIGN.md §6).
+//!
+//! It checks signatures exactly as documented (md5, ±10-minute window, 16-hex nonce, `SignatureVersion=2.0`),
+//! reads GET parameters from the query and POST business parameters from a JSON body, implements UserRegister,
+//! CreateRoom, DestroyRoom, ModifyRoomAttribute, QueryRoomAttribute and QueryRoomUserList with their documented
+//! codes, enforces per-(AppId, Action) QPS limits (strictest reading: never more than the limit in any one-second
+//! window, counting accepted calls) and a room quota, destroys empty rooms after their `DestroyDelayTime` on a
+//! room clock that tests can advance, and injects faults.
+//!
+//! Two clocks: signatures are checked against the wall clock, room expiry uses the room clock (wall clock plus
+//! whatever was advanced), so advancing time never invalidates a client's signatures.
+//!
+//! Besides the API at `/`, an admin API for tests lives under `/_sim/` (see [`server`]); in-process tests use
+//! [`Simulator`]'s methods directly. Every request is logged (action, AppId, RoomId, code) without secrets.
+
+pub mod server;
+pub mod state;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use state::{Fault, FaultPlan, LogEntry, RoomView, SimConfig};
+
+use crate::zim::sign::ServerSecret;
+
+/// The AppId of the built-in demo credentials (`apply --simulate`).
+pub const DEMO_APP_ID: u32 = 1_000_001;
+/// The server secret of the built-in demo credentials; it only works against the simulator.
+pub const DEMO_SERVER_SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+/// A handle on a simulator's state; cheap to clone.
+#[derive(Clone)]
+pub struct Simulator {
+    state: Arc<Mutex<state::SimState>>,
+}
+
+impl Simulator {
+    /// A simulator for `config`.
+    pub fn new(config: SimConfig) -> Self {
+        Self { state: Arc::new(Mutex::new(state::SimState::new(config))) }
+    }
+
+    /// A simulator that knows the demo app and has default limits.
+    pub fn demo() -> Self {
+        Self::new(SimConfig {
+            apps: vec![(DEMO_APP_ID, ServerSecret::new(DEMO_SERVER_SECRET))],
+            ..Default::default()
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, state::SimState> {
+        // A panic while holding the lock cannot leave the state half-updated in a way that matters to tests.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Advances the room clock by `seconds`.
+    pub fn advance_clock(&self, seconds: f64) {
+        self.lock().advance_clock(seconds);
+    }
+
+    /// Replaces the fault plan.
+    pub fn set_faults(&self, plan: FaultPlan) {
+        self.lock().set_faults(plan);
+    }
+
+    /// Sets the QPS limit per (AppId, Action) and/or the room quota.
+    pub fn set_limits(&self, qps: Option<u32>, room_quota: Option<usize>) {
+        self.lock().set_limits(qps, room_quota);
+    }
+
+    /// The request log after entry `since`.
+    pub fn log_since(&self, since: u64) -> Vec<LogEntry> {
+        self.lock().log_since(since)
+    }
+
+    /// The whole request log.
+    pub fn log(&self) -> Vec<LogEntry> {
+        self.log_since(0)
+    }
+
+    /// Creates a room as if another party had created it.
+    pub fn seed_room(
+        &self,
+        app_id: u32,
+        room_id: &str,
+        name: &str,
+        delay: u32,
+        attributes: &[(String, String)],
+    ) {
+        self.lock().seed_room(app_id, room_id, name, delay, attributes);
+    }
+
+    /// Destroys a room directly; returns whether it existed.
+    pub fn remove_room(&self, app_id: u32, room_id: &str) -> bool {
+        self.lock().remove_room(app_id, room_id)
+    }
+
+    /// Sets the users in a room.
+    pub fn set_room_users(&self, app_id: u32, room_id: &str, users: BTreeSet<String>) -> bool {
+        self.lock().set_room_users(app_id, room_id, users)
+    }
+
+    /// A live room.
+    pub fn room(&self, app_id: u32, room_id: &str) -> Option<RoomView> {
+        self.lock().room(app_id, room_id)
+    }
+
+    /// All live rooms of an app.
+    pub fn rooms(&self, app_id: u32) -> Vec<RoomView> {
+        self.lock().rooms(app_id)
+    }
+
+    /// Serves the API and the admin API on `addr` until `shutdown` completes. Returns the bound address.
+    pub async fn serve(
+        &self,
+        addr: SocketAddr,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let app = server::router(self.clone());
+        let handle =
+            tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await });
+        Ok((local, handle))
+    }
+
+    /// Starts serving on an ephemeral 127.0.0.1 port, for tests; stops when the returned guard is dropped.
+    pub async fn start_local(&self) -> std::io::Result<RunningSim> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr, handle) = self
+            .serve(SocketAddr::from(([127, 0, 0, 1], 0)), async move {
+                let _ = rx.await;
+            })
+            .await?;
+        Ok(RunningSim { addr, sim: self.clone(), _stop: tx, _handle: handle })
+    }
+}
+
+/// A simulator serving on a local port; dropping it stops the server.
+pub struct RunningSim {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub sim: Simulator,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningSim {
+    /// The base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}

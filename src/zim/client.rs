@@ -1,0 +1,417 @@
+//! The ZIM server-API client: request building, signing, rate limiting and response checking.
+//!
+//! `Action` and the public parameters always go in the query string; a GET puts its business parameters there
+//! too (arrays as repeated `Key[]=v`), a POST sends them as a JSON body with `Content-Type: application/json`.
+//! One `reqwest` client (rustls, connection reuse, timeouts) serves every call. URLs are never logged or put in an
+//! error, because they carry the signature.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{debug, instrument};
+use url::Url;
+
+use super::codes::{self, Class};
+use super::error::ZimError;
+use super::limiter::RateLimiter;
+use super::sign::{Credentials, PublicParams, new_nonce};
+use super::types::*;
+
+/// ZEGO's unified, region-independent endpoint.
+pub const DEFAULT_ENDPOINT: &str = "https://zim-api.zego.im";
+
+/// The wall clock, in Unix seconds; injected so tests can sign at chosen times.
+pub trait Clock: Send + Sync {
+    /// Now, in Unix seconds.
+    fn unix_seconds(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn unix_seconds(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default()
+    }
+}
+
+/// Sees every call's outcome (the operator's metrics implement it).
+pub trait CallObserver: Send + Sync {
+    /// One call finished. `result` is the code, or the failure kind (`timeout`, `transport`, `http_503`, …).
+    fn observe(&self, action: Action, result: &str, latency: Duration, limiter_wait: Duration);
+}
+
+/// How to build a [`ZimClient`].
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// Base URL, e.g. `https://zim-api.zego.im` or `http://127.0.0.1:8080` for the simulator.
+    pub endpoint: String,
+    /// Calls per second per (AppId, Action); 0 disables the limiter.
+    pub calls_per_second: u32,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: DEFAULT_ENDPOINT.to_owned(),
+            calls_per_second: 20,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Errors building the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The endpoint is not an absolute http(s) URL.
+    #[error("invalid ZIM endpoint {endpoint:?}: {reason}")]
+    Endpoint {
+        /// The endpoint given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// A ZIM server-API client. Cheap to clone; clones share the connection pool and the rate limiter.
+#[derive(Clone)]
+pub struct ZimClient {
+    http: reqwest::Client,
+    endpoint: Url,
+    timeout: Duration,
+    limiter: Arc<RateLimiter>,
+    clock: Arc<dyn Clock>,
+    observer: Option<Arc<dyn CallObserver>>,
+}
+
+impl std::fmt::Debug for ZimClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZimClient").field("endpoint", &self.endpoint.as_str()).finish_non_exhaustive()
+    }
+}
+
+impl ZimClient {
+    /// Builds a client for `config`.
+    pub fn new(config: &ClientConfig) -> Result<Self, ConfigError> {
+        let endpoint = Url::parse(&config.endpoint).map_err(|e| ConfigError::Endpoint {
+            endpoint: config.endpoint.clone(),
+            reason: e.to_string(),
+        })?;
+        if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
+            return Err(ConfigError::Endpoint {
+                endpoint: config.endpoint.clone(),
+                reason: "must be an http:// or https:// URL with a host".into(),
+            });
+        }
+        if endpoint.query().is_some() {
+            return Err(ConfigError::Endpoint {
+                endpoint: config.endpoint.clone(),
+                reason: "must not carry a query string".into(),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("zim-operator/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::Http(e.without_url().to_string()))?;
+        Ok(Self {
+            http,
+            endpoint,
+            timeout: config.timeout,
+            limiter: Arc::new(RateLimiter::new(config.calls_per_second)),
+            clock: Arc::new(SystemClock),
+            observer: None,
+        })
+    }
+
+    /// Uses `clock` for request timestamps.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Reports every call to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The endpoint's base URL.
+    pub fn endpoint(&self) -> &str {
+        self.endpoint.as_str()
+    }
+
+    /// The shared rate limiter.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    /// Registers users. A user that is already registered (660700002) counts as success: `Ok` is returned when
+    /// every user is registered now; users that failed otherwise are in the response's `error_list`.
+    #[instrument(skip_all, fields(app_id = credentials.app_id, users = users.len()))]
+    pub async fn user_register(
+        &self,
+        credentials: &Credentials,
+        users: &[UserInfo],
+    ) -> Result<UserRegisterResponse, ZimError> {
+        let body = UserRegisterRequest { user_info: users.to_vec() };
+        let result: Result<UserRegisterResponse, ZimError> =
+            self.call(credentials, Action::UserRegister, &[], Some(&body)).await;
+        match result {
+            Ok(mut resp) => {
+                resp.error_list.retain(|e| e.sub_code != codes::USER_EXISTS);
+                Ok(resp)
+            }
+            // Every user failed, and all of them because they already exist.
+            Err(ZimError::Api { code: codes::USER_EXISTS, message, request_id, .. }) => {
+                Ok(UserRegisterResponse {
+                    envelope: Envelope { code: codes::USER_EXISTS, message, request_id },
+                    error_list: Vec::new(),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a room. "Room already exists" comes back as `Err` with class [`Class::Exists`].
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %request.room_id))]
+    pub async fn create_room(
+        &self,
+        credentials: &Credentials,
+        request: &CreateRoomRequest,
+    ) -> Result<RoomResponse, ZimError> {
+        self.call(credentials, Action::CreateRoom, &[], Some(request)).await
+    }
+
+    /// Destroys a room. "No such room" comes back as `Err` with class [`Class::NotFound`].
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
+    pub async fn destroy_room(
+        &self,
+        credentials: &Credentials,
+        room_id: &str,
+        from_user_id: Option<&str>,
+    ) -> Result<RoomResponse, ZimError> {
+        let mut query = vec![("RoomId", room_id.to_owned())];
+        if let Some(from) = from_user_id {
+            query.push(("FromUserId", from.to_owned()));
+        }
+        self.call(credentials, Action::DestroyRoom, &query, None::<&()>).await
+    }
+
+    /// Sets and deletes room attributes. The call can partly succeed: check `err_key_list`.
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %request.room_id, changes = request.attributes.len()))]
+    pub async fn modify_room_attribute(
+        &self,
+        credentials: &Credentials,
+        request: &ModifyRoomAttributeRequest,
+    ) -> Result<ModifyRoomAttributeResponse, ZimError> {
+        self.call(credentials, Action::ModifyRoomAttribute, &[], Some(request)).await
+    }
+
+    /// Reads a room's attributes.
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
+    pub async fn query_room_attribute(
+        &self,
+        credentials: &Credentials,
+        room_id: &str,
+        from_user_id: &str,
+    ) -> Result<QueryRoomAttributeResponse, ZimError> {
+        let body =
+            QueryRoomAttributeRequest { from_user_id: from_user_id.to_owned(), room_id: room_id.to_owned() };
+        self.call(credentials, Action::QueryRoomAttribute, &[], Some(&body)).await
+    }
+
+    /// Lists one page of a room's users. 660300008 (empty room in delayed destruction) is `Err` with class
+    /// [`Class::Exists`]; 660300001 is [`Class::NotFound`].
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
+    pub async fn query_room_user_list(
+        &self,
+        credentials: &Credentials,
+        room_id: &str,
+        next_flag: &str,
+        limit: u32,
+    ) -> Result<QueryRoomUserListResponse, ZimError> {
+        let query = [
+            ("RoomId", room_id.to_owned()),
+            ("Mode", "0".to_owned()),
+            ("NextFlag", next_flag.to_owned()),
+            ("Limit", limit.min(500).to_string()),
+        ];
+        self.call(credentials, Action::QueryRoomUserList, &query, None::<&()>).await
+    }
+
+    /// Whether a room exists, by QueryRoomUserList: `0` and `660300008` mean yes, `660300001` means no.
+    pub async fn room_exists(&self, credentials: &Credentials, room_id: &str) -> Result<bool, ZimError> {
+        match self.query_room_user_list(credentials, room_id, "", 1).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some(codes::ROOM_EMPTY) => Ok(true),
+            Err(e) if e.class() == Class::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Builds the signed URL of one request. Never log its result.
+    fn signed_url(&self, credentials: &Credentials, action: Action, query: &[(&str, String)]) -> Url {
+        let params = PublicParams::sign(credentials, self.clock.unix_seconds(), new_nonce());
+        let mut url = self.endpoint.clone();
+        if url.path().is_empty() {
+            url.set_path("/");
+        }
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs.append_pair("Action", action.as_str());
+            for (k, v) in params.query_pairs() {
+                pairs.append_pair(k, &v);
+            }
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    async fn call<B, R>(
+        &self,
+        credentials: &Credentials,
+        action: Action,
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<R, ZimError>
+    where
+        B: Serialize + ?Sized,
+        R: DeserializeOwned + HasEnvelope,
+    {
+        let waited = self.limiter.acquire(credentials.app_id, action).await;
+        let start = Instant::now();
+        let result: Result<R, ZimError> = self.send(credentials, action, query, body).await;
+        let latency = start.elapsed();
+        let label = match &result {
+            Ok(r) => r.envelope().code.to_string(),
+            Err(e) => e.result_label(),
+        };
+        debug!(action = %action, result = %label, latency_ms = latency.as_millis() as u64, "zim call");
+        if let Some(observer) = &self.observer {
+            observer.observe(action, &label, latency, waited);
+        }
+        result
+    }
+
+    async fn send<B, R>(
+        &self,
+        credentials: &Credentials,
+        action: Action,
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<R, ZimError>
+    where
+        B: Serialize + ?Sized,
+        R: DeserializeOwned + HasEnvelope,
+    {
+        // The signature is made as late as possible, after any wait for the limiter.
+        let url = self.signed_url(credentials, action, query);
+        let request = if action.is_post() {
+            let bytes =
+                serde_json::to_vec(&body).map_err(|e| ZimError::Decode { action, detail: e.to_string() })?;
+            self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(bytes)
+        } else {
+            self.http.get(url)
+        };
+        let response = request.send().await.map_err(|e| self.transport_error(action, e))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| self.transport_error(action, e))?;
+        if !status.is_success() {
+            return Err(ZimError::HttpStatus { action, status: status.as_u16() });
+        }
+        let decoded: R = serde_json::from_slice(&bytes).map_err(|e| ZimError::Decode {
+            action,
+            detail: format!("{e} (body of {} bytes)", bytes.len()),
+        })?;
+        let envelope = decoded.envelope();
+        if envelope.code != codes::OK {
+            return Err(ZimError::Api {
+                action,
+                code: envelope.code,
+                message: envelope.message.clone(),
+                request_id: envelope.request_id.clone(),
+            });
+        }
+        Ok(decoded)
+    }
+
+    fn transport_error(&self, action: Action, e: reqwest::Error) -> ZimError {
+        if e.is_timeout() {
+            return ZimError::Timeout { action, timeout_ms: self.timeout.as_millis() as u64 };
+        }
+        // `without_url` drops the URL (and with it the signature) from the error and its sources.
+        let e = e.without_url();
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            source = s.source();
+        }
+        ZimError::Transport { action, detail }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed;
+    impl Clock for Fixed {
+        fn unix_seconds(&self) -> i64 {
+            1615186943
+        }
+    }
+
+    #[test]
+    fn signed_url_puts_action_and_public_params_in_query() {
+        let client =
+            ZimClient::new(&ClientConfig { endpoint: "http://127.0.0.1:1".into(), ..Default::default() })
+                .unwrap()
+                .with_clock(Arc::new(Fixed));
+        let creds = Credentials::new(12345, "9193cc662a4c0ec135ec71fb57194b38");
+        let url = client.signed_url(&creds, Action::DestroyRoom, &[("RoomId", "a b".into())]);
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let get = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(url.path(), "/");
+        assert_eq!(pairs[0], ("Action".into(), "DestroyRoom".into()));
+        assert_eq!(get("AppId"), "12345");
+        assert_eq!(get("Timestamp"), "1615186943");
+        assert_eq!(get("SignatureVersion"), "2.0");
+        assert_eq!(get("RoomId"), "a b");
+        let nonce = get("SignatureNonce");
+        assert_eq!(
+            get("Signature"),
+            super::super::sign::signature(12345, &nonce, "9193cc662a4c0ec135ec71fb57194b38", 1615186943)
+        );
+    }
+
+    #[test]
+    fn rejects_bad_endpoints() {
+        for bad in ["zim-api.zego.im", "ftp://x", "https://x/?a=b"] {
+            assert!(
+                ZimClient::new(&ClientConfig { endpoint: bad.into(), ..Default::default() }).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! ZIM return codes and how the operator treats each one.
+//!
+//! The table follows ZEGO's "Return codes" page (see `ZIM-API.md` §3). Every outcome of a call, including transport
+//! failures, lands in one [`Class`]; the reconcile loop decides retries from the class alone.
+
+/// How the operator treats an outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// The call did what was asked.
+    Ok,
+    /// The thing already exists: 660300014 (room) or 660700002 (user), or 660300008 (an empty room that still
+    /// exists, in its delayed-destruction period).
+    Exists,
+    /// The room does not exist (660300001).
+    NotFound,
+    /// Retry with backoff: server busy or internal errors, HTTP 5xx, timeouts, connection errors.
+    Transient,
+    /// A code the table does not know: retried like a transient error, but slowly.
+    Unknown,
+    /// Rate limited: back off and let the shared limiter slow everyone down.
+    Throttled,
+    /// Will not succeed until something changes (credentials, spec, plan).
+    Terminal(Terminal),
+}
+
+/// Why a terminal outcome will not succeed by retrying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Terminal {
+    /// Signature, AppId or timestamp rejected, or the app is not enabled for ZIM: check the credentials and clock.
+    Auth,
+    /// The request's parameters were refused.
+    InvalidParams,
+    /// The app's room quota is used up (660300015).
+    Quota,
+}
+
+impl Class {
+    /// Whether a retry may succeed without anything changing.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, Class::Transient | Class::Unknown | Class::Throttled)
+    }
+
+    /// A short fixed label, for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Class::Ok => "ok",
+            Class::Exists => "exists",
+            Class::NotFound => "not_found",
+            Class::Transient => "transient",
+            Class::Unknown => "unknown",
+            Class::Throttled => "throttled",
+            Class::Terminal(Terminal::Auth) => "auth",
+            Class::Terminal(Terminal::InvalidParams) => "invalid_params",
+            Class::Terminal(Terminal::Quota) => "quota",
+        }
+    }
+}
+
+/// Success.
+pub const OK: i64 = 0;
+/// Room does not exist (or was destroyed).
+pub const ROOM_NOT_FOUND: i64 = 660300001;
+/// Room user list empty: the room exists and is in its delayed-destruction period.
+pub const ROOM_EMPTY: i64 = 660300008;
+/// Room already exists.
+pub const ROOM_EXISTS: i64 = 660300014;
+/// Room count exceeds the app's quota.
+pub const ROOM_QUOTA: i64 = 660300015;
+/// AppId-level call rate exceeded.
+pub const RATE_LIMITED_APP: i64 = 660300005;
+/// Group/room-level call rate exceeded.
+pub const RATE_LIMITED_ROOM: i64 = 660300006;
+/// Input parameter missing or invalid.
+pub const INVALID_PARAMS: i64 = 660000002;
+/// UserRegister rate exceeded.
+pub const REGISTER_RATE_LIMITED: i64 = 660700001;
+/// User already registered.
+pub const USER_EXISTS: i64 = 660700002;
+/// Operator (FromUserId) not registered.
+pub const OPERATOR_NOT_REGISTERED: i64 = 660500002;
+/// Signature expired (timestamp outside ±10 minutes).
+pub const SIGNATURE_EXPIRED: i64 = 100000004;
+/// Signature wrong.
+pub const SIGNATURE_WRONG: i64 = 100000005;
+
+/// Classifies a ZIM `Code`.
+pub fn classify(code: i64) -> Class {
+    use Class::*;
+    match code {
+        0 => Ok,
+        ROOM_EXISTS | USER_EXISTS | ROOM_EMPTY => Exists,
+        ROOM_NOT_FOUND => NotFound,
+        // Rate limits: the gateway (7), AppId level, room level, UserRegister, SendMessageToAllUsers.
+        7 | RATE_LIMITED_APP | RATE_LIMITED_ROOM | REGISTER_RATE_LIMITED | 660500003 => Throttled,
+        // Busy and internal errors: "please try again later". 100000010/11 may also mean an unknown AppId
+        // (UNCONFIRMED), so they are retried rather than declared fatal.
+        1 | 105001 | 100000010 | 100000011 | 100000012 | 100000015 | 660000001 | 660000003 | 660300007
+        | 660600015 | 660700013 | 660700016 | 660700017 => Transient,
+        // A FromUserId that is (no longer) registered: registration is retried on the next attempt.
+        51102 | 660200001 | OPERATOR_NOT_REGISTERED | 660700012 | 660700015 => Transient,
+        // Authentication and app configuration.
+        3 | 100000000 | 100000001 | SIGNATURE_EXPIRED | SIGNATURE_WRONG | 100000016 | 100000017 => {
+            Terminal(self::Terminal::Auth)
+        }
+        // Malformed requests and refused parameters.
+        2 | 50014 | 100000002 | 100000003 | 100000006 | 100000007 | 100000008 | 100000009 | 100000013
+        | 100000014 | INVALID_PARAMS | 660000011 | 660000012 | 660300002 | 660300012 | 660300013
+        | 660300019 | 660400001 => Terminal(self::Terminal::InvalidParams),
+        ROOM_QUOTA => Terminal(self::Terminal::Quota),
+        _ => Unknown,
+    }
+}
+
+/// Classifies a non-success HTTP status (ZIM documents only 200; proxies and gateways may say otherwise).
+pub fn classify_http_status(status: u16) -> Class {
+    match status {
+        429 => Class::Throttled,
+        408 | 500..=599 => Class::Transient,
+        401 | 403 => Class::Terminal(Terminal::Auth),
+        400..=499 => Class::Terminal(Terminal::InvalidParams),
+        _ => Class::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code of the documented table has the class the design assigns to it.
+    #[test]
+    fn documented_codes_have_their_class() {
+        let transient =
+            [1, 105001, 100000012, 100000015, 660000001, 660000003, 660300007, 100000010, 100000011];
+        for code in transient {
+            assert_eq!(classify(code), Class::Transient, "code {code}");
+        }
+        for code in [7, 660300005, 660300006, 660700001, 660500003] {
+            assert_eq!(classify(code), Class::Throttled, "code {code}");
+        }
+        for code in [3, 100000001, 100000004, 100000005, 100000016, 100000017, 100000000] {
+            assert_eq!(classify(code), Class::Terminal(Terminal::Auth), "code {code}");
+        }
+        for code in
+            [2, 660000002, 100000002, 100000003, 100000006, 100000007, 100000008, 100000009, 100000013]
+        {
+            assert_eq!(classify(code), Class::Terminal(Terminal::InvalidParams), "code {code}");
+        }
+        assert_eq!(classify(660300015), Class::Terminal(Terminal::Quota));
+        assert_eq!(classify(660300014), Class::Exists);
+        assert_eq!(classify(660700002), Class::Exists);
+        assert_eq!(classify(660300008), Class::Exists);
+        assert_eq!(classify(660300001), Class::NotFound);
+        assert_eq!(classify(0), Class::Ok);
+        assert_eq!(classify(123456789), Class::Unknown);
+        assert!(classify(123456789).is_retryable());
+    }
+
+    #[test]
+    fn http_statuses_have_their_class() {
+        assert_eq!(classify_http_status(503), Class::Transient);
+        assert_eq!(classify_http_status(429), Class::Throttled);
+        assert_eq!(classify_http_status(403), Class::Terminal(Terminal::Auth));
+        assert_eq!(classify_http_status(404), Class::Terminal(Terminal::InvalidParams));
+    }
+}

@@ -1,0 +1,74 @@
+//! Documented limits of ZIM room fields.
+//!
+//! Sources: the CreateRoom/ModifyRoomAttribute OpenAPI files (IDs ≤32 bytes, RoomName ≤64 bytes,
+//! DestroyDelayTime ≤10800, 20 attributes per room in the description) and the client room-attribute guide (key
+//! ≤16 bytes, value ≤1024 bytes, ≤5120 bytes for all values together). The server pages do not state attribute
+//! sizes; we apply the client guide's limits on both sides rather than let a room fail half-way (UNCONFIRMED
+//! upstream, see ZIM-API.md). The ID charset is the union of the characters the different doc versions list.
+
+/// Maximum bytes of a RoomId or UserId.
+pub const MAX_ID_BYTES: usize = 32;
+/// Maximum bytes of a RoomName.
+pub const MAX_ROOM_NAME_BYTES: usize = 64;
+/// Maximum DestroyDelayTime, seconds.
+pub const MAX_DESTROY_DELAY_SECS: u32 = 10800;
+/// Maximum attributes per room.
+pub const MAX_ATTRIBUTES: usize = 20;
+/// Maximum bytes of an attribute key.
+pub const MAX_ATTRIBUTE_KEY_BYTES: usize = 16;
+/// Maximum bytes of an attribute value.
+pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 1024;
+/// Maximum bytes of all attribute values of a room together.
+pub const MAX_ATTRIBUTE_TOTAL_BYTES: usize = 5120;
+/// The special characters ZIM allows in IDs besides ASCII letters and digits.
+pub const ID_SPECIAL_CHARS: &str = "!#$%&()+-:;<=.>?@[]^_ ,{}|~";
+
+/// Whether `c` may appear in a ZIM RoomId or UserId.
+pub fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || ID_SPECIAL_CHARS.contains(c)
+}
+
+/// Checks a RoomId or UserId: non-empty, ≤32 bytes, ZIM charset. The error says what is wrong.
+pub fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(format!("is {} bytes, at most {MAX_ID_BYTES} are allowed", id.len()));
+    }
+    if let Some(c) = id.chars().find(|c| !is_id_char(*c)) {
+        return Err(format!(
+            "contains {c:?}; only ASCII letters, digits and the characters {ID_SPECIAL_CHARS:?} are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// The ID charset as a regular expression, for the CRD schema.
+pub fn id_pattern() -> String {
+    let mut class = String::from("^[A-Za-z0-9");
+    for c in ID_SPECIAL_CHARS.chars() {
+        if matches!(c, '[' | ']' | '^' | '-' | '\\') {
+            class.push('\\');
+        }
+        class.push(c);
+    }
+    class.push_str("]+$");
+    class
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_documented_charset_and_length() {
+        assert!(check_id("lobby-1").is_ok());
+        assert!(check_id("a b{c}|~").is_ok());
+        assert!(check_id(&"x".repeat(32)).is_ok());
+        assert!(check_id(&"x".repeat(33)).unwrap_err().contains("33 bytes"));
+        assert!(check_id("").is_err());
+        assert!(check_id("caf\u{e9}").unwrap_err().contains("'\u{e9}'"));
+        assert!(check_id("a/b").is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! The ZIM server-API client. It knows nothing of Kubernetes.
+//!
+//! - [`sign`]: the documented md5 signature, a pure function;
+//! - [`types`]: actions, requests and responses with ZEGO's field names;
+//! - [`codes`]: the return-code table and the class of each outcome;
+//! - [`error`]: one error type separating ZIM answers from transport failures;
+//! - [`limiter`]: even spacing per (AppId, Action);
+//! - [`client`]: the HTTP client tying them together.
+
+pub mod client;
+pub mod codes;
+pub mod error;
+pub mod limiter;
+pub mod limits;
+pub mod sign;
+pub mod types;
+
+pub use client::{CallObserver, ClientConfig, Clock, DEFAULT_ENDPOINT, SystemClock, ZimClient};
+pub use codes::{Class, Terminal, classify};
+pub use error::ZimError;
+pub use sign::{Credentials, ServerSecret};
+pub use types::Action;

@@ -1,0 +1,461 @@
+//! The ZIM room operations the operator uses, with their documented request and response fields.
+//!
+//! Field names follow ZEGO's OpenAPI files (PascalCase). Responses keep every documented field (RequestId,
+//! AttributeSeq, SuccKeyList/ErrKeyList, ErrorList) and decode leniently: a number where a string is documented
+//! (or the reverse) is accepted, and absent fields take their empty value.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A ZIM server API action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    /// Register users (POST).
+    UserRegister,
+    /// Create a room (POST).
+    CreateRoom,
+    /// Destroy a room (GET).
+    DestroyRoom,
+    /// Set or delete room attributes (POST).
+    ModifyRoomAttribute,
+    /// Read room attributes (POST).
+    QueryRoomAttribute,
+    /// List a room's users; also the existence probe (GET).
+    QueryRoomUserList,
+}
+
+impl Action {
+    /// Every action, in a fixed order.
+    pub const ALL: [Action; 6] = [
+        Action::UserRegister,
+        Action::CreateRoom,
+        Action::DestroyRoom,
+        Action::ModifyRoomAttribute,
+        Action::QueryRoomAttribute,
+        Action::QueryRoomUserList,
+    ];
+
+    /// The `Action` query value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::UserRegister => "UserRegister",
+            Action::CreateRoom => "CreateRoom",
+            Action::DestroyRoom => "DestroyRoom",
+            Action::ModifyRoomAttribute => "ModifyRoomAttribute",
+            Action::QueryRoomAttribute => "QueryRoomAttribute",
+            Action::QueryRoomUserList => "QueryRoomUserList",
+        }
+    }
+
+    /// Parses an `Action` query value.
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// Whether the action is a POST with a JSON body (otherwise a GET with everything in the query).
+    pub fn is_post(self) -> bool {
+        !matches!(self, Action::DestroyRoom | Action::QueryRoomUserList)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One user to register.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserInfo {
+    /// User ID, ≤32 bytes.
+    pub user_id: String,
+    /// Display name, ≤256 bytes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user_name: String,
+    /// Avatar URL, ≤500 bytes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user_avatar: String,
+}
+
+/// UserRegister body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserRegisterRequest {
+    /// At most 100 users.
+    pub user_info: Vec<UserInfo>,
+}
+
+/// A room attribute as sent with CreateRoom.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateRoomAttribute {
+    /// Attribute key.
+    pub key: String,
+    /// Attribute value.
+    pub value: String,
+    /// 1: delete when the owning user leaves the room; 0: keep.
+    #[serde(default)]
+    pub auto_delete: u8,
+}
+
+/// CreateRoom body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateRoomRequest {
+    /// The registered operator user; not added to the room.
+    pub from_user_id: String,
+    /// Room ID, ≤32 bytes.
+    pub room_id: String,
+    /// Room name, ≤64 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_name: Option<String>,
+    /// Seconds the room survives once empty, ≤10800.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destroy_delay_time: Option<u32>,
+    /// Initial attributes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<CreateRoomAttribute>,
+}
+
+/// What to do with one attribute in ModifyRoomAttribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttributeAction {
+    /// Create or overwrite (`Action: 0`).
+    Set,
+    /// Delete (`Action: 1`).
+    Delete,
+}
+
+impl Serialize for AttributeAction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(match self {
+            AttributeAction::Set => 0,
+            AttributeAction::Delete => 1,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for AttributeAction {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match lenient_i64(d)? {
+            0 => Ok(AttributeAction::Set),
+            1 => Ok(AttributeAction::Delete),
+            other => Err(serde::de::Error::custom(format!("attribute Action must be 0 or 1, got {other}"))),
+        }
+    }
+}
+
+/// One change in ModifyRoomAttribute.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ModifyRoomAttribute {
+    /// Set or delete.
+    pub action: AttributeAction,
+    /// Attribute key.
+    pub key: String,
+    /// New value; "" when deleting.
+    #[serde(default)]
+    pub value: String,
+    /// 1: delete when the owning user leaves the room.
+    #[serde(default)]
+    pub auto_delete: u8,
+    /// 1: stop at the first failing item (earlier changes are kept); 0: record and continue.
+    #[serde(default)]
+    pub stop_on_error: u8,
+}
+
+/// ModifyRoomAttribute body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ModifyRoomAttributeRequest {
+    /// The registered operator user.
+    pub from_user_id: String,
+    /// Room ID.
+    pub room_id: String,
+    /// The changes.
+    pub attributes: Vec<ModifyRoomAttribute>,
+}
+
+/// QueryRoomAttribute body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueryRoomAttributeRequest {
+    /// The registered operator user.
+    pub from_user_id: String,
+    /// Room ID.
+    pub room_id: String,
+}
+
+/// Fields every response carries.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Envelope {
+    /// 0 on success.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub code: i64,
+    /// Status text.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub message: String,
+    /// Unique request identifier.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub request_id: String,
+}
+
+/// A failure for one user in UserRegister.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserError {
+    /// The user.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub user_id: String,
+    /// Why it failed (660700002: already registered).
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub sub_code: i64,
+    /// Text.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub sub_message: String,
+}
+
+/// UserRegister response.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserRegisterResponse {
+    /// Code, Message, RequestId.
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    /// Users that failed (a call can partly succeed).
+    #[serde(default, deserialize_with = "lenient_vec")]
+    pub error_list: Vec<UserError>,
+}
+
+/// CreateRoom / DestroyRoom response.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoomResponse {
+    /// Code, Message, RequestId.
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    /// Total attribute changes over the room's life (CreateRoom only).
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub attribute_seq: i64,
+}
+
+/// A key that ModifyRoomAttribute changed.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SuccKey {
+    /// The key.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub key: String,
+    /// The AttributeSeq when it was changed.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub seq: i64,
+}
+
+/// A key that ModifyRoomAttribute failed to change.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ErrKey {
+    /// The failure's code.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub sub_code: i64,
+    /// The key.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub key: String,
+}
+
+/// ModifyRoomAttribute response; it can partly succeed (Code 0 with a non-empty `err_key_list`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ModifyRoomAttributeResponse {
+    /// Code, Message, RequestId.
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    /// Total attribute changes over the room's life.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub attribute_seq: i64,
+    /// Keys changed.
+    #[serde(default, deserialize_with = "lenient_vec")]
+    pub succ_key_list: Vec<SuccKey>,
+    /// Keys not changed.
+    #[serde(default, deserialize_with = "lenient_vec")]
+    pub err_key_list: Vec<ErrKey>,
+}
+
+/// A room attribute as read back.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoomAttribute {
+    /// Key.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub key: String,
+    /// Value.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub value: String,
+    /// AttributeSeq when last set.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub seq: i64,
+    /// 1 if deleted when its user leaves.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub auto_delete: i64,
+}
+
+/// QueryRoomAttribute response.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueryRoomAttributeResponse {
+    /// Code, Message, RequestId.
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    /// Total attribute changes over the room's life.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub attribute_seq: i64,
+    /// The room's attributes.
+    #[serde(default, deserialize_with = "lenient_vec")]
+    pub attributes: Vec<RoomAttribute>,
+}
+
+/// A user in a room.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoomUser {
+    /// User ID.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub user_id: String,
+    /// User name.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub user_name: String,
+}
+
+/// QueryRoomUserList response.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueryRoomUserListResponse {
+    /// Code, Message, RequestId.
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    /// Users in the room now.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub count: i64,
+    /// Pagination flag; empty when everything was returned.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub next_flag: String,
+    /// This page of users.
+    #[serde(default, deserialize_with = "lenient_vec")]
+    pub user_list: Vec<RoomUser>,
+}
+
+/// Responses expose their envelope so the client can check `Code` generically.
+pub trait HasEnvelope {
+    /// The common fields.
+    fn envelope(&self) -> &Envelope;
+}
+
+macro_rules! has_envelope {
+    ($($t:ty),*) => { $(impl HasEnvelope for $t { fn envelope(&self) -> &Envelope { &self.envelope } })* };
+}
+has_envelope!(
+    UserRegisterResponse,
+    RoomResponse,
+    ModifyRoomAttributeResponse,
+    QueryRoomAttributeResponse,
+    QueryRoomUserListResponse
+);
+
+/// Accepts an integer, an integral float, a numeric string, or null (as 0).
+pub fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(0),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18).map(|f| f as i64))
+            .ok_or_else(|| D::Error::custom(format!("expected an integer, got {n}"))),
+        serde_json::Value::String(s) => {
+            s.trim().parse().map_err(|_| D::Error::custom("expected an integer, got a non-numeric string"))
+        }
+        other => Err(D::Error::custom(format!("expected an integer, got {}", json_kind(&other)))),
+    }
+}
+
+/// Accepts a string, a number (as its decimal text), or null (as "").
+pub fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use serde::de::Error;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Ok(String::new()),
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::Bool(b) => Ok(b.to_string()),
+        other => Err(D::Error::custom(format!("expected a string, got {}", json_kind(&other)))),
+    }
+}
+
+/// Accepts an array or null (as empty).
+pub fn lenient_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_bodies_use_documented_field_names() {
+        let body = CreateRoomRequest {
+            from_user_id: "u".into(),
+            room_id: "r".into(),
+            room_name: Some("n".into()),
+            destroy_delay_time: Some(3600),
+            attributes: vec![CreateRoomAttribute { key: "k".into(), value: "v".into(), auto_delete: 0 }],
+        };
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            serde_json::json!({"FromUserId":"u","RoomId":"r","RoomName":"n","DestroyDelayTime":3600,
+                "Attributes":[{"Key":"k","Value":"v","AutoDelete":0}]})
+        );
+        let modify = ModifyRoomAttribute {
+            action: AttributeAction::Delete,
+            key: "k".into(),
+            value: String::new(),
+            auto_delete: 0,
+            stop_on_error: 0,
+        };
+        assert_eq!(
+            serde_json::to_value(&modify).unwrap(),
+            serde_json::json!({"Action":1,"Key":"k","Value":"","AutoDelete":0,"StopOnError":0})
+        );
+    }
+
+    #[test]
+    fn responses_decode_leniently() {
+        let r: ModifyRoomAttributeResponse = serde_json::from_str(
+            r#"{"Code":0,"Message":"success","RequestId":343649807833778782,"AttributeSeq":"3",
+               "SuccKeyList":[{"Key":"a","Seq":3}],"ErrKeyList":null}"#,
+        )
+        .unwrap();
+        assert_eq!(r.envelope.request_id, "343649807833778782");
+        assert_eq!(r.attribute_seq, 3);
+        assert_eq!(r.succ_key_list, vec![SuccKey { key: "a".into(), seq: 3 }]);
+        assert!(r.err_key_list.is_empty());
+        let e: Envelope = serde_json::from_str(r#"{"Code":660300014.0}"#).unwrap();
+        assert_eq!(e.code, 660300014);
+        assert!(serde_json::from_str::<Envelope>(r#"{"Code":"abc"}"#).is_err());
+    }
+}

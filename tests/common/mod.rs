@@ -1,0 +1,70 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use zim_operator::crd::ZimRoom;
+use zim_operator::reconcile::{NoSink, Outcome, Reconciler, ResolvedCredentials};
+use zim_operator::sim::{LogEntry, RunningSim, SimConfig, Simulator};
+use zim_operator::zim::{ClientConfig, Credentials, ServerSecret, ZimClient};
+
+pub const APP: u32 = 777001;
+pub const SECRET: &str = "c4ca4238a0b923820dcc509a6f75849b";
+
+pub async fn sim(qps: u32, quota: usize) -> RunningSim {
+    Simulator::new(SimConfig {
+        apps: vec![(APP, ServerSecret::new(SECRET))],
+        qps,
+        room_quota: quota,
+        ..Default::default()
+    })
+    .start_local()
+    .await
+    .expect("simulator starts")
+}
+
+pub fn reconciler(sim: &RunningSim) -> Reconciler {
+    let client = ZimClient::new(&ClientConfig {
+        endpoint: sim.endpoint(),
+        calls_per_second: 0,
+        timeout: Duration::from_millis(1500),
+        ..Default::default()
+    })
+    .unwrap();
+    Reconciler::new(client, "zim-operator")
+}
+
+pub fn creds() -> ResolvedCredentials {
+    ResolvedCredentials { credentials: Credentials::new(APP, SECRET), from_user_id: None }
+}
+
+pub fn room(yaml: &str) -> ZimRoom {
+    let mut r: ZimRoom = serde_yaml::from_str(yaml).expect("test manifest parses");
+    r.metadata.generation.get_or_insert(1);
+    r
+}
+
+pub fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+pub async fn run(rec: &Reconciler, room: &mut ZimRoom) -> Outcome {
+    let out = rec.reconcile(room, Ok(creds()), &NoSink, now()).await;
+    room.status = Some(out.status.clone());
+    out
+}
+
+/// The actions logged after `since`, in order.
+pub fn actions_since(sim: &RunningSim, since: u64) -> Vec<String> {
+    sim.sim.log_since(since).into_iter().map(|e: LogEntry| e.action).collect()
+}
+
+pub fn last_seq(sim: &RunningSim) -> u64 {
+    sim.sim.log().last().map_or(0, |e| e.seq)
+}
+
+pub fn ready(room: &ZimRoom) -> (String, String) {
+    let c = room.condition("Ready").expect("Ready condition");
+    (c.status.clone(), c.reason.clone())
+}

@@ -1,0 +1,279 @@
+//! The reconcile core against the simulator over HTTP: creation, steady state, vanished rooms, adoption, the
+//! crash window, attribute convergence, invalid specs, and each failure class's condition reason.
+
+mod common;
+
+use common::*;
+use zim_operator::crd::ZimRoomStatus;
+use zim_operator::reconcile::{CredentialsError, NoSink, Requeue};
+use zim_operator::sim::{Fault, FaultPlan};
+
+const LOBBY: &str = "
+apiVersion: zim.zego.im/v1alpha1
+kind: ZimRoom
+metadata: {name: lobby, namespace: chat}
+spec:
+  roomName: Lobby
+  destroyDelayTime: 600
+  attributes:
+  - {key: topic, value: general}
+";
+
+/// A new room becomes Ready with a request id; reconciling the result again costs one probe and changes nothing.
+#[tokio::test]
+async fn create_then_steady_state_costs_one_probe() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut r = room(LOBBY);
+    let out = run(&rec, &mut r).await;
+    assert_eq!(ready(&r), ("True".into(), "Available".into()));
+    assert_eq!(out.requeue, Requeue::Resync);
+    let status = r.status.clone().unwrap();
+    assert!(status.request_id.as_deref().is_some_and(|id| !id.is_empty()));
+    assert_eq!(status.adopted, Some(false));
+    assert_eq!(status.room_id.as_deref(), Some("lobby"));
+    assert_eq!(status.managed_attribute_keys, ["topic"]);
+    assert_eq!(out.notes.iter().map(|n| n.reason.as_str()).collect::<Vec<_>>(), ["Created"]);
+    assert_eq!(actions_since(&sim, 0), ["UserRegister", "CreateRoom"]);
+    assert_eq!(
+        sim.sim.room(APP, "lobby").unwrap().attributes.get("topic").map(String::as_str),
+        Some("general")
+    );
+
+    for _ in 0..3 {
+        let before = last_seq(&sim);
+        let out = run(&rec, &mut r).await;
+        assert_eq!(actions_since(&sim, before), ["QueryRoomUserList"]);
+        assert_eq!(out.status, status, "the status must not change in steady state");
+        assert!(out.notes.is_empty());
+    }
+}
+
+/// After ZEGO destroyed the empty room (room clock past destroyDelayTime), the next reconcile recreates it with
+/// its attributes.
+#[tokio::test]
+async fn vanished_room_is_recreated_with_attributes() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut r = room(LOBBY);
+    run(&rec, &mut r).await;
+    sim.sim.advance_clock(601.0);
+    assert!(sim.sim.room(APP, "lobby").is_none());
+    let before = last_seq(&sim);
+    let out = run(&rec, &mut r).await;
+    assert_eq!(actions_since(&sim, before), ["QueryRoomUserList", "CreateRoom"]);
+    assert_eq!(out.notes[0].reason, "Recreated");
+    assert_eq!(ready(&r).1, "Available");
+    assert_eq!(r.status.as_ref().unwrap().adopted, Some(false));
+    assert_eq!(
+        sim.sim.room(APP, "lobby").unwrap().attributes.get("topic").map(String::as_str),
+        Some("general")
+    );
+}
+
+/// A room that existed before we ever asked for it is adopted; its attributes converge, foreign keys stay.
+#[tokio::test]
+async fn existing_room_is_adopted() {
+    let sim = sim(0, 100).await;
+    sim.sim.seed_room(
+        APP,
+        "lobby",
+        "Lobby",
+        600,
+        &[("topic".into(), "old".into()), ("client".into(), "x".into())],
+    );
+    let rec = reconciler(&sim);
+    let mut r = room(LOBBY);
+    let out = run(&rec, &mut r).await;
+    assert_eq!(ready(&r), ("True".into(), "Available".into()));
+    assert_eq!(r.status.as_ref().unwrap().adopted, Some(true));
+    assert!(out.notes.iter().any(|n| n.reason == "Adopted"));
+    assert_eq!(
+        actions_since(&sim, 0),
+        ["UserRegister", "CreateRoom", "QueryRoomAttribute", "ModifyRoomAttribute"]
+    );
+    let attrs = sim.sim.room(APP, "lobby").unwrap().attributes;
+    assert_eq!(attrs.get("topic").map(String::as_str), Some("general"));
+    assert_eq!(attrs.get("client").map(String::as_str), Some("x"));
+    // Adopted rooms are orphaned on deletion by default.
+    let cleanup = rec.cleanup(&r, Ok(&creds())).await.unwrap();
+    assert_eq!(cleanup, zim_operator::reconcile::Cleanup::Orphaned);
+    assert!(sim.sim.room(APP, "lobby").is_some());
+}
+
+/// An intent recorded by an earlier reconcile (a crash between CreateRoom and the status write), followed by
+/// 660300014, counts as our own creation: Ready and not adopted.
+#[tokio::test]
+async fn crash_window_is_not_adoption() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut r = room(LOBBY);
+    // The first attempt recorded its intent; its CreateRoom reached ZIM, but the outcome was lost.
+    let mut intent = ZimRoomStatus { room_id: Some("lobby".into()), ..Default::default() };
+    zim_operator::reconcile::conditions::set(
+        &mut intent.conditions,
+        "Ready",
+        false,
+        "Creating",
+        "",
+        Some(1),
+        &now(),
+    );
+    r.status = Some(intent);
+    sim.sim.seed_room(APP, "lobby", "Lobby", 600, &[("topic".into(), "general".into())]);
+    let before = last_seq(&sim);
+    run(&rec, &mut r).await;
+    assert_eq!(ready(&r), ("True".into(), "Available".into()));
+    assert_eq!(r.status.as_ref().unwrap().adopted, Some(false));
+    // Attributes were already right: read, no write.
+    assert_eq!(actions_since(&sim, before), ["UserRegister", "CreateRoom", "QueryRoomAttribute"]);
+}
+
+/// Attributes added, changed and removed in the manifest converge with one ModifyRoomAttribute.
+#[tokio::test]
+async fn attribute_edits_converge() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut r = room(LOBBY);
+    run(&rec, &mut r).await;
+    sim.sim.set_room_users(APP, "lobby", ["alice".to_string()].into());
+    let first_request = r.status.as_ref().unwrap().request_id.clone();
+    r.spec.attributes = serde_yaml::from_str("[{key: mode, value: quiet}, {key: lang, value: en}]").unwrap();
+    r.metadata.generation = Some(2);
+    let before = last_seq(&sim);
+    run(&rec, &mut r).await;
+    assert_eq!(actions_since(&sim, before), ["QueryRoomAttribute", "ModifyRoomAttribute"]);
+    let attrs = sim.sim.room(APP, "lobby").unwrap().attributes;
+    assert_eq!(attrs.keys().cloned().collect::<Vec<_>>(), ["lang", "mode"]);
+    let status = r.status.clone().unwrap();
+    assert_eq!(status.managed_attribute_keys, ["lang", "mode"]);
+    assert_ne!(status.request_id, first_request);
+    assert_eq!(status.observed_generation, Some(2));
+    // Next time: back to one probe.
+    let before = last_seq(&sim);
+    run(&rec, &mut r).await;
+    assert_eq!(actions_since(&sim, before), ["QueryRoomUserList"]);
+}
+
+/// Invalid specs and immutable-field edits cost no ZIM call and name the field.
+#[tokio::test]
+async fn invalid_spec_and_immutable_changes_cost_nothing() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut bad = room(&LOBBY.replace("roomName: Lobby", &format!("roomName: '{}'", "é".repeat(33))));
+    let out = run(&rec, &mut bad).await;
+    assert_eq!(ready(&bad).1, "InvalidSpec");
+    assert!(bad.condition("Ready").unwrap().message.contains("spec.roomName"));
+    assert_eq!(out.requeue, Requeue::OnChange);
+    assert!(sim.sim.log().is_empty(), "no ZIM call for an invalid room");
+
+    let mut r = room(LOBBY);
+    run(&rec, &mut r).await;
+    let before = last_seq(&sim);
+    r.spec.destroy_delay_time = 60;
+    run(&rec, &mut r).await;
+    assert_eq!(ready(&r).1, "ImmutableFieldChanged");
+    assert!(r.condition("Ready").unwrap().message.contains("spec.destroyDelayTime"));
+    r.spec.destroy_delay_time = 600;
+    r.spec.room_id = Some("other".into());
+    run(&rec, &mut r).await;
+    assert!(r.condition("Ready").unwrap().message.contains("spec.roomId"));
+    assert_eq!(last_seq(&sim), before, "no ZIM call for an immutable change");
+}
+
+/// Each failure class maps to its reason and requeue policy.
+#[tokio::test]
+async fn failures_map_to_reasons() {
+    let sim = sim(0, 1).await;
+    let rec = reconciler(&sim);
+
+    // Wrong secret: AuthFailed, retried slowly.
+    let wrong = zim_operator::reconcile::ResolvedCredentials {
+        credentials: zim_operator::zim::Credentials::new(APP, "ffffffffffffffffffffffffffffffff"),
+        from_user_id: None,
+    };
+    let r = room(LOBBY);
+    let out = rec.reconcile(&r, Ok(wrong), &NoSink, now()).await;
+    let c = out.status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!((c.reason.as_str(), out.requeue), ("AuthFailed", Requeue::Slow));
+    assert!(!c.message.contains("ffffffffffffffffffffffffffffffff"));
+
+    // Missing credentials.
+    let out =
+        rec.reconcile(&r, Err(CredentialsError::NotFound("Secret chat/zego".into())), &NoSink, now()).await;
+    assert_eq!(
+        out.status.conditions.iter().find(|c| c.type_ == "Ready").unwrap().reason,
+        "CredentialsNotFound"
+    );
+    assert_eq!(out.requeue, Requeue::Backoff { slow: false });
+
+    // Quota: one room allowed.
+    let mut first = room(LOBBY);
+    run(&rec, &mut first).await;
+    let mut second = room(&LOBBY.replace("name: lobby", "name: second"));
+    let out = run(&rec, &mut second).await;
+    assert_eq!((ready(&second).1.as_str(), out.requeue), ("QuotaExceeded", Requeue::Slow));
+
+    // Throttling and transient faults on CreateRoom.
+    sim.sim.set_limits(None, Some(100));
+    for (fault, reason) in [
+        (Fault::Code { code: 660300005 }, "Throttled"),
+        (Fault::Code { code: 1 }, "ApiUnavailable"),
+        (Fault::HttpStatus { status: 502 }, "ApiUnavailable"),
+        (Fault::Drop, "ApiUnavailable"),
+    ] {
+        sim.sim.set_faults(FaultPlan {
+            next: [fault.clone()].into(),
+            actions: vec!["CreateRoom".into()],
+            ..Default::default()
+        });
+        let mut r = room(&LOBBY.replace("name: lobby", "name: faulty"));
+        let out = run(&rec, &mut r).await;
+        assert_eq!(ready(&r).1, reason, "{fault:?}");
+        assert_eq!(r.condition("Synced").unwrap().reason, "ReconcileError");
+        assert!(matches!(out.requeue, Requeue::Backoff { .. }), "{fault:?}");
+        // The retry converges, and the intent recorded by the first attempt makes it our own room.
+        run(&rec, &mut r).await;
+        assert_eq!(ready(&r).1, "Available", "{fault:?}");
+        assert_eq!(r.status.as_ref().unwrap().adopted, Some(false));
+        sim.sim.remove_room(APP, "faulty");
+    }
+
+    // A Ready room stays Ready through a transient probe failure.
+    sim.sim.set_faults(FaultPlan { next: [Fault::HttpStatus { status: 503 }].into(), ..Default::default() });
+    run(&rec, &mut first).await;
+    assert_eq!(ready(&first), ("True".into(), "Available".into()));
+    assert_eq!(first.condition("Synced").unwrap().status, "False");
+}
+
+/// Paused objects cost nothing; deletion destroys rooms we created and treats "no such room" as done.
+#[tokio::test]
+async fn paused_and_cleanup() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut paused = room(&LOBBY.replace(
+        "metadata: {name: lobby, namespace: chat}",
+        "metadata: {name: lobby, namespace: chat, annotations: {zim.zego.im/paused: 'true'}}",
+    ));
+    let out = run(&rec, &mut paused).await;
+    assert_eq!(paused.condition("Synced").unwrap().reason, "ReconcilePaused");
+    assert_eq!(out.requeue, Requeue::OnChange);
+    assert!(sim.sim.log().is_empty());
+
+    let never = room(LOBBY);
+    assert_eq!(
+        rec.cleanup(&never, Err("none".into())).await.unwrap(),
+        zim_operator::reconcile::Cleanup::NeverCreated
+    );
+
+    let mut r = room(LOBBY);
+    run(&rec, &mut r).await;
+    let err = rec.cleanup(&r, Err("Secret chat/zego not found".into())).await.unwrap_err();
+    assert!(err.to_string().contains("deletionPolicy: Orphan"), "{err}");
+    assert!(matches!(
+        rec.cleanup(&r, Ok(&creds())).await.unwrap(),
+        zim_operator::reconcile::Cleanup::Destroyed { .. }
+    ));
+    assert!(sim.sim.room(APP, "lobby").is_none());
+    assert_eq!(rec.cleanup(&r, Ok(&creds())).await.unwrap(), zim_operator::reconcile::Cleanup::AlreadyGone);
+}
