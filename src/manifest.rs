@@ -165,19 +165,29 @@ pub fn check_zimroom(doc: &Document) -> Result<ZimRoom, Vec<FieldError>> {
         }
     }
     check_schema(&schema, &body, "", &mut errors);
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let room: ZimRoom = serde_json::from_value(doc.value.clone())
-        .map_err(|e| vec![FieldError { path: "<object>".into(), message: e.to_string() }])?;
+    // Keep going when the object still has the right shape, so one run reports every problem; the operator's
+    // own checks add only fields the schema did not already flag.
+    let room: ZimRoom = match serde_json::from_value(doc.value.clone()) {
+        Ok(room) => room,
+        Err(e) if errors.is_empty() => {
+            return Err(vec![FieldError { path: "<object>".into(), message: e.to_string() }]);
+        }
+        Err(_) => return Err(errors),
+    };
+    let mut more = Vec::new();
     if let Err(cel) = ZimRoom::validate_cel(&room) {
-        errors.extend(cel.into_vec().into_iter().map(|e| FieldError {
+        more.extend(cel.into_vec().into_iter().map(|e| FieldError {
             path: if e.field_path.is_empty() { "spec".into() } else { e.field_path },
             message: e.message,
         }));
     }
     let name = room.metadata.name.as_deref().unwrap_or_default();
-    errors.extend(validate_spec(name, &room.spec));
+    more.extend(validate_spec(name, &room.spec));
+    for e in more {
+        if !errors.iter().any(|s| s.path == e.path || e.path.starts_with(&format!("{}.", s.path))) {
+            errors.push(e);
+        }
+    }
     if errors.is_empty() { Ok(room) } else { Err(errors) }
 }
 

@@ -8,7 +8,8 @@ fn room(yaml: &str) -> ZimRoom {
     serde_yaml::from_str(yaml).unwrap()
 }
 
-const BASE: &str = "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: lobby, namespace: chat}\n";
+const BASE: &str =
+    "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: lobby, namespace: chat}\n";
 
 /// `crds/zimroom.yaml` (and the chart's copy, once it exists) is exactly what `zim-operator crd` prints.
 #[test]
@@ -47,7 +48,10 @@ fn crd_shape() {
     // Every spec and status field documents itself (kubectl explain).
     for part in ["spec", "status"] {
         for (name, field) in json["openAPIV3Schema"]["properties"][part]["properties"].as_object().unwrap() {
-            assert!(field["description"].as_str().is_some_and(|d| !d.is_empty()), "{part}.{name} has no description");
+            assert!(
+                field["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{part}.{name} has no description"
+            );
         }
     }
 }

@@ -1,0 +1,175 @@
+//! The `zim-operator` binary: `apply` (against a simulator over HTTP, and `--simulate` as in the README's quick
+//! start), `validate`, `crd`; exit codes and messages.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+use zim_operator::sim::{Fault, FaultPlan};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_zim-operator"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.env_remove("ZEGO_APP_ID").env_remove("ZEGO_SERVER_SECRET").env_remove("RUST_LOG");
+    c
+}
+
+async fn run_bin(mut c: Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().expect("binary runs")).await.unwrap()
+}
+
+fn apply_cmd(endpoint: &str, secret: &str, files: &[&str]) -> Command {
+    let mut c = bin();
+    c.arg("apply").arg("--endpoint").arg(endpoint).arg("--attempts").arg("2");
+    for f in files {
+        c.arg("-f").arg(f);
+    }
+    c.env("ZEGO_APP_ID", APP.to_string()).env("ZEGO_SERVER_SECRET", secret);
+    c
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The README quick start: `apply --simulate -f examples/` makes both example rooms Ready and exits 0.
+#[tokio::test]
+async fn quick_start_works() {
+    let mut c = bin();
+    c.args(["apply", "--simulate", "-f", "examples/"]);
+    let out = run_bin(c).await;
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("ZimRoom chat/lobby: Ready (Available)"), "{stderr}");
+    assert!(stderr.contains("ZimRoom chat/game-room: Ready (Available)"), "{stderr}");
+    assert!(stderr.contains("2 ZimRoom(s): 2 Ready, 0 not Ready"), "{stderr}");
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.matches("reason: Available").count(), 2, "{stdout}");
+}
+
+/// Applying the printed output again costs one existence probe per room: no CreateRoom, no attribute writes.
+#[tokio::test]
+async fn reapplying_output_only_probes() {
+    let sim = sim(0, 100).await;
+    let out = run_bin(apply_cmd(&sim.endpoint(), SECRET, &["examples/"])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let printed = dir.path().join("out.yaml");
+    std::fs::write(&printed, &out.stdout).unwrap();
+    let before = last_seq(&sim);
+    let again = run_bin(apply_cmd(&sim.endpoint(), SECRET, &[printed.to_str().unwrap()])).await;
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let mut actions = actions_since(&sim, before);
+    actions.retain(|a| a != "UserRegister"); // once per process and app
+    assert_eq!(actions, ["QueryRoomUserList", "QueryRoomUserList"]);
+    // The status is unchanged: the same request ids and transition times come back.
+    assert_eq!(text(&again.stdout), text(&out.stdout));
+}
+
+/// An invalid manifest costs no ZIM call; the reason names the field; the exit code is 1.
+#[tokio::test]
+async fn invalid_manifest_costs_nothing() {
+    let sim = sim(0, 100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bytes.yaml");
+    std::fs::write(
+        &f,
+        format!("apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {{name: r}}\nspec: {{roomName: '{}'}}\n", "é".repeat(33)),
+    )
+    .unwrap();
+    let out = run_bin(apply_cmd(&sim.endpoint(), SECRET, &[f.to_str().unwrap(), "examples/invalid/"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("not Ready (InvalidSpec): spec.roomName: is 66 bytes"), "{stderr}");
+    // A manifest of the right shape reaches the core, which names every problem on the status.
+    assert!(
+        stderr.contains("ZimRoom chat/bad-room: not Ready (InvalidSpec): spec.roomId: contains '/'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("spec.attributes[1].key: duplicates the key"), "{stderr}");
+    assert!(sim.sim.log().is_empty(), "no ZIM call");
+}
+
+/// Auth failure, quota and persistent throttling give their reasons and exit 1.
+#[tokio::test]
+async fn failures_give_reasons_and_exit_1() {
+    let sim = sim(0, 1).await;
+    let out =
+        run_bin(apply_cmd(&sim.endpoint(), "0000000000000000000000000000000f", &["examples/lobby.yaml"]))
+            .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not Ready (AuthFailed)"), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("0000000000000000000000000000000f"));
+
+    let out = run_bin(apply_cmd(&sim.endpoint(), SECRET, &["examples/"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("not Ready (QuotaExceeded)"), "{stderr}");
+    assert!(stderr.contains("1 Ready, 1 not Ready"), "{stderr}");
+
+    sim.sim.set_limits(None, Some(100));
+    let before = last_seq(&sim);
+    sim.sim.set_faults(FaultPlan {
+        rate: 1.0,
+        kinds: vec![Fault::Code { code: 660300005 }],
+        actions: vec!["CreateRoom".into()],
+        ..Default::default()
+    });
+    let out = run_bin(apply_cmd(&sim.endpoint(), SECRET, &["examples/game-room.yaml"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not Ready (Throttled)"), "{}", text(&out.stderr));
+    // Bounded retries: two attempts, two CreateRoom calls.
+    let creates = sim.sim.log_since(before).iter().filter(|e| e.action == "CreateRoom").count();
+    assert_eq!(creates, 2);
+
+    sim.sim.set_faults(FaultPlan { next: [Fault::HttpStatus { status: 503 }].into(), ..Default::default() });
+    let out = run_bin(apply_cmd(&sim.endpoint(), SECRET, &["examples/game-room.yaml"])).await;
+    assert!(out.status.success(), "a transient fault is retried: {}", text(&out.stderr));
+}
+
+/// Unreadable input is an error naming the file (and document); other kinds are skipped with a notice.
+#[tokio::test]
+async fn unreadable_input_and_other_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin_file = dir.path().join("bin.yaml");
+    std::fs::write(&bin_file, b"kind: ZimRoom\nname: \xff\xfe\n").unwrap();
+    let mut c = bin();
+    c.args(["validate", "-f", bin_file.to_str().unwrap()]);
+    let out = run_bin(c).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("bin.yaml: not UTF-8 text (invalid byte at offset 20)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "kind: ConfigMap\n---\nkind: [\n").unwrap();
+    let mut c = bin();
+    c.args(["apply", "--simulate", "-f", bad.to_str().unwrap()]);
+    let out = run_bin(c).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("bad.yaml (document 2): not valid YAML"), "{}", text(&out.stderr));
+
+    let mixed = dir.path().join("mixed.yaml");
+    std::fs::write(&mixed, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n").unwrap();
+    let mut c = bin();
+    c.args(["validate", "-f", mixed.to_str().unwrap(), "-f", "examples/"]);
+    let out = run_bin(c).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("skipping v1 ConfigMap default/c (not a ZimRoom)"));
+    assert_eq!(text(&out.stdout).matches(": valid").count(), 2);
+}
+
+/// `crd` prints exactly the committed CRD.
+#[tokio::test]
+async fn crd_command_prints_committed_crd() {
+    let mut c = bin();
+    c.arg("crd");
+    let out = run_bin(c).await;
+    assert!(out.status.success());
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/zimroom.yaml")).unwrap();
+    assert_eq!(text(&out.stdout), committed);
+}
