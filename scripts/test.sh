@@ -6,6 +6,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== test prerequisites"
+# etcd (Debian) and kube-apiserver (built once from Debian's source package, cached outside the checkout) for the
+# end-to-end tier; tests/e2e starts them on 127.0.0.1 through scripts/kube-env.sh and fails if they cannot run.
+command -v curl >/dev/null && command -v openssl >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl openssl
+}
+command -v etcd >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server
+}
+scripts/kube-apiserver-build.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -31,7 +31,11 @@ pub async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
+pub mod admin;
 pub mod cmd_apply;
+pub mod cmd_run;
+pub mod controller;
 pub mod crd;
 pub mod manifest;
+pub mod metrics;
 pub mod reconcile;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use zim_operator::{cmd_apply, cmd_simulate, telemetry};
+use zim_operator::{cmd_apply, cmd_run, cmd_simulate, telemetry};
 
 /// Kubernetes operator that makes ZEGO ZIM chat rooms declarative.
 #[derive(Parser)]
@@ -18,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller: reconcile ZimRooms in a Kubernetes cluster.
+    Run(Box<cmd_run::RunArgs>),
     /// Run the ZIM server-API simulator (for development and tests).
     Simulate(cmd_simulate::SimulateArgs),
     /// Reconcile ZimRoom manifests once, without a cluster, and print them with their resulting status.
@@ -35,6 +37,10 @@ async fn main() -> ExitCode {
         Command::Simulate(args) => {
             telemetry::init(cli.log_format, "info");
             cmd_simulate::run(args).await.map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string())
+        }
+        Command::Run(args) => {
+            telemetry::init(cli.log_format, "info");
+            Ok(cmd_run::run(*args).await)
         }
         Command::Apply(args) => {
             telemetry::init(cli.log_format, "warn");

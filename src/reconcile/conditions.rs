@@ -14,7 +14,10 @@ pub fn set(
     now: &Time,
 ) {
     let status = if status { "True" } else { "False" };
-    let message = message.into();
+    let mut message = message.into();
+    if message.is_empty() {
+        message = reason.to_owned();
+    }
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(c) => {
             if c.status != status {

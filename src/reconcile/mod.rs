@@ -219,9 +219,6 @@ impl Reconciler {
             .clone()
             .or_else(|| resolved.from_user_id.clone())
             .unwrap_or_else(|| self.default_from_user_id.clone());
-        if let Err(e) = self.ensure_registered(creds, &from).await {
-            return run.zim_failure(&e);
-        }
 
         let room_id = room.room_id();
         let declared_hash = plan::attributes_hash(&room.spec.attributes);
@@ -237,6 +234,9 @@ impl Reconciler {
             }
             Some(_) => {
                 // The declared attributes changed since they were last applied: read them (this also probes).
+                if let Err(e) = self.ensure_registered(creds, &from).await {
+                    return run.zim_failure(&e);
+                }
                 match self.zim.query_room_attribute(creds, &room_id, &from).await {
                     Ok(resp) => self.sync_attributes(&mut run, room, creds, &from, &resp.attributes).await,
                     Err(e) if e.class() == Class::NotFound => {
@@ -259,6 +259,11 @@ impl Reconciler {
         creation: Creation,
     ) -> Outcome {
         let room_id = room.room_id();
+        // CreateRoom, QueryRoomAttribute and ModifyRoomAttribute need a registered FromUserId; the existence probe
+        // does not, so a converged room never costs a registration.
+        if let Err(e) = self.ensure_registered(creds, from).await {
+            return run.zim_failure(&e);
+        }
         // An intent recorded by an earlier reconcile means any room under this ID may be our own creation whose
         // outcome was lost (a crash between the call and the status write).
         let intent_before = run.status.room_id.as_deref() == Some(room_id.as_str());
@@ -513,8 +518,15 @@ impl<'a> Run<'a> {
     }
 
     fn succeed(&mut self) -> Outcome {
-        self.set(condition::READY, true, reason::AVAILABLE, "");
-        self.set(condition::SYNCED, true, reason::RECONCILE_SUCCESS, "");
+        // Messages are never empty: Kubernetes 1.20's server-side apply turns "" into null, which the schema refuses.
+        let room_id = self.status.room_id.clone().unwrap_or_else(|| self.room.room_id());
+        self.set(condition::READY, true, reason::AVAILABLE, format!("ZIM room {room_id} exists"));
+        self.set(
+            condition::SYNCED,
+            true,
+            reason::RECONCILE_SUCCESS,
+            "the room and its attributes are as declared",
+        );
         self.take(Requeue::Resync, None)
     }
 

@@ -97,13 +97,19 @@ async fn api(
                 .into_response();
         }
         Some(Fault::Delay { ms }) => tokio::time::sleep(Duration::from_millis(*ms)).await,
-        None => {}
+        Some(Fault::DelayReply { .. }) | None => {}
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let req = ApiRequest { query: &query, body: Some(&body), is_post: method == Method::POST, content_type };
-    let mut s = sim.lock();
-    let (reply, code) = s.handle(&req);
-    s.record(&action, app_id, &room_id(&body), code, fault.as_ref());
+    let reply = {
+        let mut s = sim.lock();
+        let (reply, code) = s.handle(&req);
+        s.record(&action, app_id, &room_id(&body), code, fault.as_ref());
+        reply
+    };
+    if let Some(Fault::DelayReply { ms }) = &fault {
+        tokio::time::sleep(Duration::from_millis(*ms)).await;
+    }
     Json(reply).into_response()
 }
 

@@ -39,6 +39,11 @@ pub enum Fault {
         /// Milliseconds.
         ms: u64,
     },
+    /// Process the request, then wait this long before answering (the effect happens; the answer is late).
+    DelayReply {
+        /// Milliseconds.
+        ms: u64,
+    },
 }
 
 impl Fault {
@@ -63,6 +68,7 @@ impl Fault {
             Fault::Drop => "drop".into(),
             Fault::Malformed => "malformed".into(),
             Fault::Delay { ms } => format!("delay_{ms}ms"),
+            Fault::DelayReply { ms } => format!("delay_reply_{ms}ms"),
         }
     }
 }

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Runs a real etcd + kube-apiserver on 127.0.0.1 for the controller's end-to-end tests.
+#
+#   scripts/kube-env.sh start DIR [OWNER_PID]   start both in DIR; print DIR/kubeconfig when /readyz answers
+#   scripts/kube-env.sh stop DIR                stop them
+#
+# etcd comes from Debian's etcd-server package (installed if missing); kube-apiserver is built from Debian's
+# kubernetes source package by scripts/kube-apiserver-build.sh and cached outside the checkout. Everything binds
+# to 127.0.0.1 on free ports. With OWNER_PID, a watchdog stops both when that process exits, so a test binary
+# that dies never leaves servers behind. Any failure exits non-zero with the reason and the server log's tail.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cmd="${1:-}"; dir="${2:-}"
+[[ -n "$cmd" && -n "$dir" ]] || { echo "usage: $0 start|stop DIR [OWNER_PID]" >&2; exit 2; }
+log() { echo "kube-env: $*" >&2; }
+
+stop() {
+  for p in apiserver etcd watchdog; do
+    if [[ -f "$dir/$p.pid" ]]; then
+      kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
+      rm -f "$dir/$p.pid"
+    fi
+  done
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+fail() {
+  log "$1"
+  for f in etcd.log apiserver.log; do
+    [[ -f "$dir/$f" ]] && { echo "--- last lines of $dir/$f" >&2; tail -n 20 "$dir/$f" >&2; }
+  done
+  stop
+  exit 1
+}
+
+case "$cmd" in
+  stop) stop; exit 0 ;;
+  start) ;;
+  *) echo "usage: $0 start|stop DIR [OWNER_PID]" >&2; exit 2 ;;
+esac
+owner="${3:-}"
+mkdir -p "$dir"
+dir="$(cd "$dir" && pwd)"
+
+if ! command -v etcd >/dev/null 2>&1; then
+  log "installing etcd-server"
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends etcd-server; } >&2 \
+    || fail "cannot install Debian's etcd-server package"
+  # Debian starts a system etcd on the default ports; ours uses its own ports and data directory.
+  systemctl stop etcd >/dev/null 2>&1 || true
+fi
+command -v openssl >/dev/null 2>&1 || { apt-get install -y -qq openssl >&2 || fail "cannot install openssl"; }
+apiserver="$("$here/kube-apiserver-build.sh")" || fail "cannot provide a kube-apiserver binary (see above)"
+
+etcd_client=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
+
+# etcd
+etcd --name zim-test --data-dir "$dir/etcd-data" \
+  --listen-client-urls "http://127.0.0.1:$etcd_client" --advertise-client-urls "http://127.0.0.1:$etcd_client" \
+  --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
+  --initial-cluster "zim-test=http://127.0.0.1:$etcd_peer" >"$dir/etcd.log" 2>&1 &
+echo $! >"$dir/etcd.pid"
+
+# Certificates: a CA, the serving certificate for 127.0.0.1, and the service-account key pair.
+if [[ ! -f "$dir/ca.crt" ]]; then
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 30 -subj "/CN=zim-test-ca" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=kube-apiserver" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 30 \
+      -extfile server.ext 2>/dev/null
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    token=$(openssl rand -hex 16)
+    echo "$token,zim-test-admin,zim-test-admin,system:masters" >tokens.csv
+    echo "$token" >admin.token
+  ) || fail "cannot create certificates with openssl"
+fi
+
+for _ in $(seq 1 50); do
+  if (echo >"/dev/tcp/127.0.0.1/$etcd_client") 2>/dev/null; then break; fi
+  sleep 0.2
+done
+
+"$apiserver" \
+  --etcd-servers="http://127.0.0.1:$etcd_client" \
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" --insecure-port=0 \
+  --tls-cert-file="$dir/server.crt" --tls-private-key-file="$dir/server.key" \
+  --client-ca-file="$dir/ca.crt" \
+  --token-auth-file="$dir/tokens.csv" \
+  --authorization-mode=RBAC \
+  --service-account-key-file="$dir/sa.pub" --service-account-signing-key-file="$dir/sa.key" \
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local --api-audiences=https://kubernetes.default.svc.cluster.local \
+  --service-cluster-ip-range=10.250.0.0/24 \
+  --endpoint-reconciler-type=none \
+  --disable-admission-plugins=ServiceAccount \
+  --enable-priority-and-fairness=false \
+  >"$dir/apiserver.log" 2>&1 &
+echo $! >"$dir/apiserver.pid"
+
+cat >"$dir/kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: zim-test
+  cluster:
+    server: https://127.0.0.1:$api_port
+    certificate-authority-data: $(base64 -w0 "$dir/ca.crt")
+users:
+- name: zim-test-admin
+  user:
+    token: $(cat "$dir/admin.token")
+contexts:
+- name: zim-test
+  context: {cluster: zim-test, user: zim-test-admin}
+current-context: zim-test
+KUBECONFIG
+
+ready=""
+for _ in $(seq 1 300); do
+  kill -0 "$(cat "$dir/apiserver.pid")" 2>/dev/null || fail "kube-apiserver exited during start-up"
+  kill -0 "$(cat "$dir/etcd.pid")" 2>/dev/null || fail "etcd exited during start-up"
+  if curl -sf --cacert "$dir/ca.crt" -H "Authorization: Bearer $(cat "$dir/admin.token")" \
+      "https://127.0.0.1:$api_port/readyz" >/dev/null 2>&1; then
+    ready=1; break
+  fi
+  sleep 0.2
+done
+[[ -n "$ready" ]] || fail "kube-apiserver did not become ready within 60 s"
+
+if [[ -n "$owner" ]]; then
+  (
+    while kill -0 "$owner" 2>/dev/null; do sleep 1; done
+    kill "$(cat "$dir/apiserver.pid" 2>/dev/null)" "$(cat "$dir/etcd.pid" 2>/dev/null)" 2>/dev/null || true
+  ) >/dev/null 2>&1 &
+  echo $! >"$dir/watchdog.pid"
+fi
+echo "$api_port" >"$dir/port"
+echo "$dir/kubeconfig"

@@ -1,0 +1,263 @@
+//! `zim-operator run`: the controller process — Kubernetes client, ZIM client, admin server, leader election,
+//! graceful shutdown on SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::admin::{self, Health};
+use crate::controller::{self, Context};
+use crate::metrics::Metrics;
+use crate::reconcile::{DEFAULT_FROM_USER_ID, Reconciler};
+use crate::zim::{ClientConfig, DEFAULT_ENDPOINT, ZimClient};
+
+/// Options of `run`. Every flag has an environment variable.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// ZIM server-API endpoint: the unified host, a regional host (e.g. https://zim-api-fra.zego.im), or a
+    /// simulator.
+    #[arg(long, env = "ZIM_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+    /// Default credentials Secret for ZimRooms without spec.credentialsSecretRef, as NAMESPACE/NAME (or NAME in
+    /// the operator's namespace). Keys: appId, serverSecret, optional fromUserId.
+    #[arg(long, env = "ZIM_CREDENTIALS_SECRET")]
+    pub credentials_secret: Option<String>,
+    /// ZIM user the operator acts as when neither the ZimRoom nor its Secret names one.
+    #[arg(long, env = "ZIM_FROM_USER_ID", default_value = DEFAULT_FROM_USER_ID)]
+    pub from_user_id: String,
+    /// Namespaces to watch, comma-separated; empty watches all namespaces.
+    #[arg(long, env = "ZIM_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Only reconcile ZimRooms matching this label selector.
+    #[arg(long, env = "ZIM_LABEL_SELECTOR")]
+    pub label_selector: Option<String>,
+    /// ZimRooms reconciled at once.
+    #[arg(long, env = "ZIM_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+    /// How often a converged room's existence is re-checked (jittered ±10 %), e.g. 600s, 10m, 1h.
+    #[arg(long, env = "ZIM_RESYNC_PERIOD", default_value = "10m", value_parser = parse_duration)]
+    pub resync_period: Duration,
+    /// ZIM calls per second per (AppId, Action), spaced evenly; ZEGO's published limit is 20.
+    #[arg(long, env = "ZIM_QPS", default_value_t = 20)]
+    pub zim_qps: u32,
+    /// Timeout of one ZIM call, e.g. 10s.
+    #[arg(long, env = "ZIM_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub zim_timeout: Duration,
+    /// Retry period after a terminal failure (auth, quota, refused parameters), e.g. 1h.
+    #[arg(long, env = "ZIM_SLOW_RETRY", default_value = "1h", value_parser = parse_duration)]
+    pub slow_retry: Duration,
+    /// Address of the admin server (/healthz, /readyz, /metrics).
+    #[arg(long, env = "ZIM_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
+    pub admin_addr: SocketAddr,
+    /// Elect a leader with a coordination.k8s.io Lease so that only one replica reconciles.
+    #[arg(long, env = "ZIM_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "ZIM_LEASE_NAME", default_value = "zim-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease and of a default Secret given without a namespace (default: the pod's namespace
+    /// from POD_NAMESPACE, else "default").
+    #[arg(long, env = "ZIM_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Seconds a leader's Lease lasts without renewal.
+    #[arg(long, env = "ZIM_LEASE_DURATION", default_value_t = 15)]
+    pub lease_duration: u64,
+    /// Identity in the Lease and in events (default: POD_NAME, else host name and process id).
+    #[arg(long, env = "ZIM_IDENTITY")]
+    pub identity: Option<String>,
+    /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the in-cluster service account).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Parses `90`, `90s`, `15m`, `2h`, `500ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) =
+        s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 30s, 10m or 1h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("{s:?} must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Runs the operator until SIGTERM/SIGINT.
+pub async fn run(args: RunArgs) -> ExitCode {
+    match run_inner(args).await {
+        Ok(code) => code,
+        Err(message) => {
+            error!("{message}");
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
+    let kube_config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+        }
+        None => {
+            kube::Config::infer().await.map_err(|e| format!("cannot configure the Kubernetes client: {e}"))?
+        }
+    };
+    let client = kube::Client::try_from(kube_config)
+        .map_err(|e| format!("cannot build the Kubernetes client: {e}"))?;
+    let own_namespace = args
+        .lease_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or_else(|| "default".into());
+    let identity = args.identity.clone().or_else(|| std::env::var("POD_NAME").ok()).unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let default_secret = args.credentials_secret.as_ref().map(|s| match s.split_once('/') {
+        Some((ns, name)) => (ns.to_owned(), name.to_owned()),
+        None => (own_namespace.clone(), s.clone()),
+    });
+
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    health.beat();
+    let zim = ZimClient::new(&ClientConfig {
+        endpoint: args.endpoint.clone(),
+        calls_per_second: args.zim_qps,
+        timeout: args.zim_timeout,
+        ..Default::default()
+    })
+    .map_err(|e| e.to_string())?
+    .with_observer(metrics.clone());
+    let reconciler = Reconciler::new(zim, args.from_user_id.clone());
+    let config = controller::Config {
+        namespaces: args.namespaces.iter().filter(|n| !n.is_empty()).cloned().collect(),
+        label_selector: args.label_selector.clone(),
+        concurrency: args.concurrency.max(1),
+        resync: args.resync_period,
+        default_secret,
+        slow_retry: args.slow_retry,
+        ..Default::default()
+    };
+
+    let shutdown = CancellationToken::new();
+    {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            crate::shutdown_signal().await;
+            info!("shutdown signal received; finishing in-flight work");
+            shutdown.cancel();
+        });
+    }
+    let (admin_addr, admin) = admin::serve(args.admin_addr, health.clone(), metrics.clone(), {
+        let s = shutdown.clone();
+        async move { s.cancelled().await }
+    })
+    .await
+    .map_err(|e| format!("cannot serve the admin endpoints on {}: {e}", args.admin_addr))?;
+    info!(%admin_addr, endpoint = %args.endpoint, identity, "zim-operator starting");
+
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        reconciler,
+        metrics.clone(),
+        health.clone(),
+        config,
+        identity.clone(),
+    ));
+    let mut code = ExitCode::SUCCESS;
+    if args.leader_election {
+        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+            .with_namespace(&own_namespace)
+            .with_identity(&identity)
+            .with_duration(args.lease_duration)
+            .with_grace(args.lease_duration.div_ceil(3).max(1))
+            .build()
+            .await
+            .map_err(|e| {
+                format!("cannot set up leader election (Lease {own_namespace}/{}): {e}", args.lease_name)
+            })?;
+        let (mut leader, lease_task) = manager.watch().await;
+        health.set_standby(true);
+        info!(lease = %args.lease_name, "waiting for the leader lease");
+        let became_leader = loop {
+            if *leader.borrow_and_update() {
+                break true;
+            }
+            tokio::select! {
+                changed = leader.changed() => if changed.is_err() { break false },
+                _ = shutdown.cancelled() => break false,
+            }
+        };
+        if became_leader {
+            info!("acquired the leader lease; reconciling");
+            health.set_standby(false);
+            metrics.leader.set(1);
+            let run = controller::run(ctx, shutdown.clone());
+            let lost = async {
+                loop {
+                    if leader.changed().await.is_err() || !*leader.borrow() {
+                        break;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = run => {}
+                _ = lost => {
+                    error!("lost the leader lease; stopping so that this replica restarts as a standby");
+                    shutdown.cancel();
+                    code = ExitCode::from(1);
+                }
+            }
+            metrics.leader.set(0);
+        }
+        // Dropping the receiver makes the lease task release the lease.
+        drop(leader);
+        match tokio::time::timeout(Duration::from_secs(5), lease_task).await {
+            Ok(Ok(Ok(_))) => info!("released the leader lease"),
+            Ok(Ok(Err(e))) => error!(error = %e, "could not release the leader lease"),
+            _ => error!("the lease task did not finish"),
+        }
+    } else {
+        controller::run(ctx, shutdown.clone()).await;
+    }
+    shutdown.cancel();
+    let _ = admin.await;
+    info!("zim-operator stopped");
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}

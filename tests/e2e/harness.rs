@@ -1,0 +1,303 @@
+//! The end-to-end harness: one real etcd + kube-apiserver on 127.0.0.1 per test binary (started by
+//! `scripts/kube-env.sh`, stopped when the binary exits), and per test a namespace, a ZIM simulator serving over
+//! HTTP, a credentials Secret and operator processes (the real binary, so kills and restarts are real).
+//! If the servers cannot start, every test fails with the script's reason: the tier is never skipped.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, CustomResourceExt};
+use zim_operator::crd::ZimRoom;
+use zim_operator::sim::{LogEntry, RunningSim, SimConfig, Simulator};
+use zim_operator::zim::ServerSecret;
+
+pub const APP: u32 = 880001;
+pub const SECRET: &str = "d41d8cd98f00b204e9800998ecf8427e";
+
+struct KubeEnv {
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+static ENV: OnceLock<Result<KubeEnv, String>> = OnceLock::new();
+
+fn kube_env() -> &'static KubeEnv {
+    let env = ENV.get_or_init(|| {
+        if let Ok(path) = std::env::var("ZIM_TEST_KUBECONFIG") {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            return Ok(KubeEnv { kubeconfig: path.into(), _dir: dir });
+        }
+        let dir = tempfile::Builder::new().prefix("zim-kube-env").tempdir().map_err(|e| e.to_string())?;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kube-env.sh");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .arg("start")
+            .arg(dir.path())
+            .arg(std::process::id().to_string())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("cannot run {script}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{script} could not start etcd + kube-apiserver:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let kubeconfig = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Ok(KubeEnv { kubeconfig: kubeconfig.into(), _dir: dir })
+    });
+    match env {
+        Ok(e) => e,
+        Err(why) => panic!("the end-to-end tier needs a kube-apiserver: {why}"),
+    }
+}
+
+pub async fn client() -> Client {
+    let env = kube_env();
+    let kc = kube::config::Kubeconfig::read_from(&env.kubeconfig).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("kube config");
+    Client::try_from(config).expect("kube client")
+}
+
+pub fn kubeconfig() -> PathBuf {
+    kube_env().kubeconfig.clone()
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Installs the CRD (once; idempotent) and waits until it is served.
+pub async fn ensure_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    // Kubernetes 1.20 does not know x-kubernetes-validations (CEL) and its server-side apply refuses them; they
+    // are stripped here, as the server itself would drop them on a plain create. The operator checks immutability
+    // itself.
+    let mut crd = serde_json::to_value(ZimRoom::crd()).unwrap();
+    strip_cel(&mut crd);
+    let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
+    match crds.create(&PostParams::default(), &crd).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("cannot create the ZimRoom CRD: {e}"),
+    }
+    eventually("the ZimRoom CRD to be established", Duration::from_secs(30), || async {
+        let c = crds.get_opt("zimrooms.zim.zego.im").await.ok()??;
+        let ok = c.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+        ok.then_some(())
+    })
+    .await;
+}
+
+fn strip_cel(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            o.remove("x-kubernetes-validations");
+            o.values_mut().for_each(strip_cel);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_cel),
+        _ => {}
+    }
+}
+
+/// A test's world: a namespace, a simulator, a Secret.
+pub struct World {
+    pub client: Client,
+    pub ns: String,
+    pub sim: RunningSim,
+}
+
+impl World {
+    pub async fn new(ns: &str) -> World {
+        let client = client().await;
+        ensure_crd(&client).await;
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+        // A namespace from an earlier run of the same binary cannot exist (fresh etcd), but a reused
+        // ZIM_TEST_KUBECONFIG may have one: wait for it to go (there is no namespace controller on 1.20 here, so
+        // names are unique per test instead).
+        let ns_obj: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+        namespaces.create(&PostParams::default(), &ns_obj).await.expect("create namespace");
+        let sim = Simulator::new(SimConfig {
+            apps: vec![(APP, ServerSecret::new(SECRET))],
+            qps: 0,
+            ..Default::default()
+        })
+        .start_local()
+        .await
+        .expect("simulator");
+        World { client, ns: ns.to_owned(), sim }
+    }
+
+    pub async fn create_secret(&self, name: &str) {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
+        let s: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "stringData": {"appId": APP.to_string(), "serverSecret": SECRET},
+        }))
+        .unwrap();
+        secrets.create(&PostParams::default(), &s).await.expect("create secret");
+    }
+
+    pub fn rooms(&self) -> Api<ZimRoom> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub async fn apply(&self, yaml: &str) -> ZimRoom {
+        let room: ZimRoom = serde_yaml::from_str(yaml).expect("manifest");
+        let name = room.metadata.name.clone().unwrap();
+        let mut value = serde_json::to_value(&room).unwrap();
+        value["metadata"]["namespace"] = self.ns.clone().into();
+        value.as_object_mut().unwrap().remove("status");
+        self.rooms()
+            .patch(&name, &PatchParams::apply("e2e-user").force(), &Patch::Apply(&value))
+            .await
+            .expect("apply ZimRoom")
+    }
+
+    pub async fn get(&self, name: &str) -> Option<ZimRoom> {
+        self.rooms().get_opt(name).await.expect("get ZimRoom")
+    }
+
+    /// Waits until `name`'s Ready condition has `reason` for the current generation.
+    pub async fn wait_reason(&self, name: &str, reason: &str, timeout: Duration) -> ZimRoom {
+        eventually(&format!("ZimRoom {}/{name} to reach Ready reason {reason}", self.ns), timeout, || async {
+            let r = self.get(name).await?;
+            let c = r.condition("Ready")?;
+            (c.reason == reason && c.observed_generation == r.metadata.generation).then_some(r)
+        })
+        .await
+    }
+
+    pub async fn wait_gone(&self, name: &str, timeout: Duration) {
+        eventually(&format!("ZimRoom {}/{name} to be gone", self.ns), timeout, || async {
+            self.get(name).await.is_none().then_some(())
+        })
+        .await
+    }
+
+    pub fn log(&self) -> Vec<LogEntry> {
+        self.sim.sim.log()
+    }
+
+    pub fn calls(&self, action: &str) -> usize {
+        self.log().iter().filter(|e| e.action == action).count()
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.log().last().map_or(0, |e| e.seq)
+    }
+
+    /// Starts an operator watching this world's namespace.
+    pub async fn operator(&self, extra: &[&str]) -> Operator {
+        Operator::start(self, extra).await
+    }
+}
+
+/// An operator process.
+pub struct Operator {
+    pub child: tokio::process::Child,
+    pub admin: SocketAddr,
+    pub log: PathBuf,
+    _logdir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Operator {
+    pub async fn start(world: &World, extra: &[&str]) -> Operator {
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let logdir = tempfile::tempdir().unwrap();
+        let log = logdir.path().join("operator.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_zim-operator"));
+        cmd.arg("run")
+            .arg("--kubeconfig")
+            .arg(kubeconfig())
+            .arg("--endpoint")
+            .arg(world.sim.endpoint())
+            .arg("--namespaces")
+            .arg(&world.ns)
+            .arg("--credentials-secret")
+            .arg(format!("{}/zego", world.ns))
+            .arg("--admin-addr")
+            .arg(admin.to_string())
+            .arg("--lease-namespace")
+            .arg(&world.ns)
+            .arg("--lease-duration")
+            .arg("4")
+            .args(extra)
+            .env("RUST_LOG", "info,zim_operator=debug")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .kill_on_drop(true);
+        let child = cmd.spawn().expect("operator starts");
+        let op = Operator { child, admin, log, _logdir: logdir };
+        eventually("the operator's admin server", Duration::from_secs(20), || async {
+            op.get("/healthz").await.map(|_| ())
+        })
+        .await;
+        op
+    }
+
+    /// GET on the admin server: `Some(body)` on 200.
+    pub async fn get(&self, path: &str) -> Option<String> {
+        let r = reqwest::get(format!("http://{}{path}", self.admin)).await.ok()?;
+        if r.status().is_success() { r.text().await.ok() } else { None }
+    }
+
+    pub async fn metric(&self, line_prefix: &str) -> f64 {
+        let text = self.get("/metrics").await.unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with(line_prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    pub async fn wait_ready(&self) {
+        eventually("the operator's /readyz", Duration::from_secs(30), || async {
+            self.get("/readyz").await.filter(|b| b == "ok").map(|_| ())
+        })
+        .await;
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running") as i32;
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("exits on SIGTERM")
+            .unwrap()
+    }
+}

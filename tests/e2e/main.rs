@@ -1,0 +1,266 @@
+//! The controller end to end on a real kube-apiserver + etcd and the ZIM simulator over HTTP, with the operator
+//! as a separate process: create, edit, immutable edits, delete, orphan, late Secrets, resync recreation, quiet
+//! restarts, the crash window, leader election, invalid and paused objects, and the admin endpoints.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::*;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use zim_operator::sim::{Fault, FaultPlan};
+
+const T: Duration = Duration::from_secs(30);
+
+fn room_yaml(name: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {{name: {name}}}\nspec:\n  destroyDelayTime: 600\n  attributes:\n  - {{key: topic, value: general}}\n{extra_spec}"
+    )
+}
+
+/// apply → Ready (observedGeneration = generation); attribute edit → ModifyRoomAttribute and a new requestId;
+/// immutable edit → ImmutableFieldChanged with no call; delete → DestroyRoom and the object gone.
+#[tokio::test]
+async fn lifecycle() {
+    let w = World::new("e2e-lifecycle").await;
+    w.create_secret("zego").await;
+    let op = w.operator(&[]).await;
+    w.apply(&room_yaml("lobby", "")).await;
+    let r = w.wait_reason("lobby", "Available", T).await;
+    let status = r.status.clone().unwrap();
+    assert_eq!(status.observed_generation, r.metadata.generation);
+    assert_eq!(r.condition("Synced").unwrap().reason, "ReconcileSuccess");
+    assert_eq!(status.adopted, Some(false));
+    assert!(r.metadata.finalizers.as_ref().unwrap().contains(&"zim.zego.im/destroy-room".to_string()));
+    assert_eq!(
+        w.sim.sim.room(APP, "lobby").unwrap().attributes.get("topic").map(String::as_str),
+        Some("general")
+    );
+    let first_request = status.request_id.clone();
+
+    // Attribute edit.
+    w.apply(&room_yaml("lobby", "").replace("value: general", "value: news")).await;
+    let r = eventually("the attribute edit to converge", T, || async {
+        let r = w.get("lobby").await?;
+        (r.status.as_ref()?.observed_generation == Some(2) && r.condition("Synced")?.status == "True")
+            .then_some(r)
+    })
+    .await;
+    assert_ne!(r.status.as_ref().unwrap().request_id, first_request);
+    assert_eq!(w.calls("ModifyRoomAttribute"), 1);
+    assert_eq!(
+        w.sim.sim.room(APP, "lobby").unwrap().attributes.get("topic").map(String::as_str),
+        Some("news")
+    );
+
+    // Immutable edit: refused without a ZIM call (Kubernetes 1.20 has no CEL, the operator checks it).
+    let before = w.last_seq();
+    w.apply(
+        &room_yaml("lobby", "")
+            .replace("value: general", "value: news")
+            .replace("destroyDelayTime: 600", "destroyDelayTime: 60"),
+    )
+    .await;
+    let r = w.wait_reason("lobby", "ImmutableFieldChanged", T).await;
+    assert!(r.condition("Ready").unwrap().message.contains("spec.destroyDelayTime"));
+    assert_eq!(w.last_seq(), before, "no ZIM call for an immutable change");
+
+    // Delete: DestroyRoom, then the finalizer goes.
+    w.rooms().delete("lobby", &DeleteParams::default()).await.unwrap();
+    w.wait_gone("lobby", T).await;
+    assert_eq!(w.calls("DestroyRoom"), 1);
+    assert!(w.sim.sim.room(APP, "lobby").is_none());
+    assert!(!op.logs().contains(SECRET), "the server secret must never be logged");
+}
+
+/// deletionPolicy Orphan: deleting the object leaves the room and calls nothing.
+#[tokio::test]
+async fn orphan_leaves_the_room() {
+    let w = World::new("e2e-orphan").await;
+    w.create_secret("zego").await;
+    let _op = w.operator(&[]).await;
+    w.apply(&room_yaml("keep", "  deletionPolicy: Orphan\n")).await;
+    w.wait_reason("keep", "Available", T).await;
+    w.rooms().delete("keep", &DeleteParams::default()).await.unwrap();
+    w.wait_gone("keep", T).await;
+    assert_eq!(w.calls("DestroyRoom"), 0);
+    assert!(w.sim.sim.room(APP, "keep").is_some());
+}
+
+/// A Secret created after the ZimRoom: CredentialsNotFound first, then Ready without a restart.
+#[tokio::test]
+async fn secret_created_late() {
+    let w = World::new("e2e-late-secret").await;
+    let _op = w.operator(&[]).await;
+    w.apply(&room_yaml("late", "  credentialsSecretRef: {name: late-creds}\n")).await;
+    let r = w.wait_reason("late", "CredentialsNotFound", T).await;
+    assert!(r.condition("Ready").unwrap().message.contains("late-creds"));
+    assert!(w.log().is_empty(), "no ZIM call without credentials");
+    w.create_secret("late-creds").await;
+    w.wait_reason("late", "Available", T).await;
+}
+
+/// A room ZEGO destroyed (here: removed in the simulator) is recreated at the next resync, with a Recreated event.
+#[tokio::test]
+async fn resync_recreates_vanished_room() {
+    let w = World::new("e2e-resync").await;
+    w.create_secret("zego").await;
+    let op = w.operator(&["--resync-period", "1s"]).await;
+    w.apply(&room_yaml("ephemeral", "")).await;
+    w.wait_reason("ephemeral", "Available", T).await;
+    assert!(w.sim.sim.remove_room(APP, "ephemeral"));
+    eventually("the room to be recreated", T, || async { w.sim.sim.room(APP, "ephemeral") }).await;
+    assert_eq!(
+        w.sim.sim.room(APP, "ephemeral").unwrap().attributes.get("topic").map(String::as_str),
+        Some("general")
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(w.client.clone(), &w.ns);
+    eventually("a Recreated event", T, || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items.iter().any(|e| e.reason.as_deref() == Some("Recreated")).then_some(())
+    })
+    .await;
+    assert!(op.metric("zim_operator_existence_probes_total{result=\"gone\"}").await >= 1.0);
+}
+
+/// Restarting the operator with converged rooms costs one existence probe per room, no other ZIM call and no status
+/// write; SIGTERM exits cleanly and releases the lease.
+#[tokio::test]
+async fn restart_is_quiet() {
+    let w = World::new("e2e-restart").await;
+    w.create_secret("zego").await;
+    let mut op = w.operator(&["--resync-period", "1h"]).await;
+    for name in ["r1", "r2", "r3"] {
+        w.apply(&room_yaml(name, "")).await;
+    }
+    let mut versions = Vec::new();
+    for name in ["r1", "r2", "r3"] {
+        versions.push(w.wait_reason(name, "Available", T).await.metadata.resource_version);
+    }
+    let status = op.terminate().await;
+    assert!(status.success(), "SIGTERM exits 0: {status:?}\n{}", op.logs());
+    let leases: Api<Lease> = Api::namespaced(w.client.clone(), &w.ns);
+    let lease = leases.get("zim-operator").await.unwrap();
+    assert!(lease.spec.and_then(|s| s.holder_identity).is_none_or(|h| h.is_empty()), "the lease is released");
+
+    let before = w.last_seq();
+    let op2 = w.operator(&["--resync-period", "1h"]).await;
+    op2.wait_ready().await;
+    eventually("the restarted operator to reconcile each room once", T, || async {
+        (op2.metric("zim_operator_reconciles_total").await >= 3.0).then_some(())
+    })
+    .await;
+    let calls: Vec<String> = w.sim.sim.log_since(before).into_iter().map(|e| e.action).collect();
+    assert_eq!(calls, ["QueryRoomUserList"; 3], "one probe per room and nothing else");
+    assert_eq!(op2.metric("zim_operator_status_writes_total").await, 0.0);
+    for (name, v) in ["r1", "r2", "r3"].iter().zip(versions) {
+        assert_eq!(w.get(name).await.unwrap().metadata.resource_version, v, "{name} was not written");
+    }
+}
+
+/// Killed between CreateRoom and its status write: after a restart the room is Ready and not adopted.
+#[tokio::test]
+async fn crash_between_create_and_status_write() {
+    let w = World::new("e2e-crash").await;
+    w.create_secret("zego").await;
+    let mut op = w.operator(&[]).await;
+    w.sim.sim.set_faults(FaultPlan {
+        next: [Fault::DelayReply { ms: 5000 }].into(),
+        actions: vec!["CreateRoom".into()],
+        ..Default::default()
+    });
+    w.apply(&room_yaml("crashy", "")).await;
+    eventually("CreateRoom to take effect in ZIM", T, || async { w.sim.sim.room(APP, "crashy") }).await;
+    op.kill().await;
+    let r = w.get("crashy").await.unwrap();
+    assert_eq!(r.condition("Ready").unwrap().reason, "Creating", "only the intent was written");
+    w.sim.sim.set_faults(FaultPlan::default());
+    let _op2 = w.operator(&[]).await;
+    let r = w.wait_reason("crashy", "Available", T).await;
+    assert_eq!(r.status.unwrap().adopted, Some(false));
+}
+
+/// Two operators: only the leader calls ZIM; when it is killed the other takes over.
+#[tokio::test]
+async fn leader_election() {
+    let w = World::new("e2e-leader").await;
+    w.create_secret("zego").await;
+    let mut ops = [w.operator(&["--identity", "a"]).await, w.operator(&["--identity", "b"]).await];
+    let leader = eventually("one leader", T, || async {
+        let (a, b) = (ops[0].metric("zim_operator_leader").await, ops[1].metric("zim_operator_leader").await);
+        match (a, b) {
+            (1.0, 0.0) => Some(0),
+            (0.0, 1.0) => Some(1),
+            _ => None,
+        }
+    })
+    .await;
+    let standby = 1 - leader;
+    w.apply(&room_yaml("one", "")).await;
+    w.wait_reason("one", "Available", T).await;
+    assert!(ops[leader].metric("zim_operator_zim_calls_total").await >= 1.0);
+    assert_eq!(ops[standby].metric("zim_operator_zim_calls_total").await, 0.0, "the standby never calls ZIM");
+    assert_eq!(ops[standby].get("/readyz").await.as_deref(), Some("standby: waiting for the leader lease"));
+
+    ops[leader].kill().await;
+    w.apply(&room_yaml("two", "")).await;
+    w.wait_reason("two", "Available", T).await;
+    assert_eq!(ops[standby].metric("zim_operator_leader").await, 1.0, "the standby took over");
+}
+
+/// Invalid and paused objects cost no ZIM call; unpausing and the reconcile-requested-at annotation reconcile.
+#[tokio::test]
+async fn invalid_and_paused_objects() {
+    let w = World::new("e2e-invalid").await;
+    w.create_secret("zego").await;
+    let op = w.operator(&[]).await;
+    // 33 two-byte characters: within the schema's 64 characters, over ZIM's 64 bytes.
+    w.apply(&room_yaml("bytes", &format!("  roomName: '{}'\n", "é".repeat(33)))).await;
+    let r = w.wait_reason("bytes", "InvalidSpec", T).await;
+    assert!(r.condition("Ready").unwrap().message.contains("spec.roomName"));
+
+    let paused = room_yaml("paused", "").replace(
+        "metadata: {name: paused}",
+        "metadata: {name: paused, annotations: {zim.zego.im/paused: 'true'}}",
+    );
+    w.apply(&paused).await;
+    eventually("the paused room to say so", T, || async {
+        let r = w.get("paused").await?;
+        (r.condition("Synced")?.reason == "ReconcilePaused").then_some(())
+    })
+    .await;
+    assert!(w.log().is_empty(), "no ZIM call for invalid or paused rooms: {:?}", w.log());
+
+    let patch = serde_json::json!({"metadata": {"annotations": {"zim.zego.im/paused": null}}});
+    w.rooms().patch("paused", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    w.wait_reason("paused", "Available", T).await;
+
+    let before = w.last_seq();
+    let patch =
+        serde_json::json!({"metadata": {"annotations": {"zim.zego.im/reconcile-requested-at": "now"}}});
+    w.rooms().patch("paused", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    eventually("the requested reconcile to probe the room", T, || async {
+        w.sim.sim.log_since(before).iter().any(|e| e.action == "QueryRoomUserList").then_some(())
+    })
+    .await;
+
+    // The admin endpoints.
+    assert_eq!(op.get("/healthz").await.as_deref(), Some("ok"));
+    assert_eq!(op.get("/readyz").await.as_deref(), Some("ok"));
+    let metrics = op.get("/metrics").await.unwrap();
+    for name in [
+        "zim_operator_reconciles_total",
+        "zim_operator_reconcile_failures_total{category=\"invalid_spec\"}",
+        "zim_operator_reconcile_duration_seconds",
+        "zim_operator_zim_calls_total{action=\"CreateRoom\",code=\"0\"}",
+        "zim_operator_zim_call_duration_seconds",
+        "zim_operator_zim_limiter_wait_seconds",
+        "zim_operator_rooms{ready=\"true\"}",
+        "zim_operator_rooms{ready=\"false\"}",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    assert!(!metrics.contains("paused") && !metrics.contains("bytes"), "no per-object labels");
+}
