@@ -23,7 +23,17 @@ cargo fmt --all -- --check
 echo "== cargo clippy (warnings denied)"
 cargo clippy --all-targets --locked -- -D warnings
 
-echo "== cargo test"
-cargo test --all-targets --locked -- --nocapture 2>&1 | tee /tmp/zim-operator-test.log
-# Doc tests are not part of --all-targets.
-cargo test --doc --locked
+echo "== cargo test (unit, simulator over HTTP, binary, end to end on kube-apiserver)"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --all-targets --locked -- --nocapture 2>&1 | tee "$log"
+
+echo "== chart checks (helm 3 and 4, kubernetes-validate, dry-run, RBAC, operator under the chart's ServiceAccount)"
+scripts/chart-check.sh | tee -a "$log"
+
+echo "== Argo CD health check tests (Lua 5.1)"
+argocd/test.sh | tee -a "$log"
+
+# One closing line for the whole run.
+awk '/^test result:/ { p += $4; f += $6 } /^(chart checks|argocd health):/ { p += $(NF-3); f += $(NF-1) }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"

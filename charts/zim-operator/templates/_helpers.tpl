@@ -1,0 +1,60 @@
+{{/* Full name of the release's objects. */}}
+{{- define "zim-operator.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Common labels. */}}
+{{- define "zim-operator.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* Selector labels. */}}
+{{- define "zim-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* ServiceAccount name. */}}
+{{- define "zim-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "zim-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The default credentials Secret's name, if any. */}}
+{{- define "zim-operator.credentialsSecret" -}}
+{{- if .Values.credentials.create -}}
+{{- printf "%s-credentials" (include "zim-operator.fullname" .) -}}
+{{- else -}}
+{{- .Values.credentials.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The rules on ZimRooms, Secrets and events the operator needs in each watched namespace. */}}
+{{- define "zim-operator.watchRules" -}}
+- apiGroups: [zim.zego.im]
+  resources: [zimrooms]
+  verbs: [get, list, watch, patch]
+- apiGroups: [zim.zego.im]
+  resources: [zimrooms/status]
+  verbs: [get, patch]
+- apiGroups: [zim.zego.im]
+  resources: [zimrooms/finalizers]
+  verbs: [update]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch]
+{{- end -}}

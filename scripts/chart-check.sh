@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Checks the Helm chart (run by scripts/test.sh; fails on the first problem):
+#  1. helm lint --strict and helm template with default and non-default values, with helm 3 and helm 4;
+#  2. the rendered built-in kinds validate with kubernetes-validate --strict;
+#  3. the rendered manifests pass a server-side dry-run on a real kube-apiserver (scripts/kube-env.sh);
+#  4. RBAC: bound to its ServiceAccount, the chart's roles allow what the operator needs and nothing it does not
+#     (kubectl auth can-i --as=system:serviceaccount:…), cluster-wide and per namespace;
+#  5. the operator, run with that ServiceAccount's token, reconciles a ZimRoom: the RBAC is sufficient.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(scripts/tools.sh)"
+chart=charts/zim-operator
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  scripts/kube-env.sh stop "$work/kube" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+passed=0
+ok() { passed=$((passed + 1)); echo "ok: $*"; }
+fail() { echo "FAILED: $*" >&2; exit 1; }
+
+# 1. lint and template, both helms, three value sets.
+for helm in "$HELM3" "$HELM4"; do
+  v=$("$helm" version --short)
+  for values in default ci/namespaced-values.yaml ci/cluster-values.yaml; do
+    args=(); [[ $values != default ]] && args=(-f "$chart/$values")
+    "$helm" lint --strict "$chart" "${args[@]}" >"$work/lint.log" 2>&1 || { cat "$work/lint.log"; fail "helm $v lint --strict ($values)"; }
+    out="$work/$(basename "$values" .yaml)-$(echo "$v" | cut -c2).yaml"
+    "$helm" template zim "$chart" -n zim-system "${args[@]}" >"$out" || fail "helm $v template ($values)"
+    ok "helm $v lint --strict and template ($values)"
+  done
+done
+for values in default namespaced-values cluster-values; do
+  cmp -s "$work/$values-3.yaml" "$work/$values-4.yaml" || fail "helm 3 and helm 4 render $values differently"
+done
+ok "helm 3 and helm 4 render identical manifests"
+
+# 2. kubernetes-validate --strict on the built-in kinds (ServiceMonitor is a CRD kind it cannot know).
+split_builtin() { # file -> file of built-in kinds only
+  "$TOOLS_PY" - "$1" "$2" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") != "ServiceMonitor"]
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
+print(len(docs))
+PY
+}
+for values in default namespaced-values cluster-values; do
+  n=$(split_builtin "$work/$values-4.yaml" "$work/$values-builtin.yaml")
+  "$TOOLS_PY" -m kubernetes_validate --strict -k 1.33.0 "$work/$values-builtin.yaml" >"$work/kv.log" 2>&1 \
+    || { cat "$work/kv.log"; fail "kubernetes-validate --strict ($values)"; }
+  ok "kubernetes-validate --strict: $n objects ($values)"
+done
+
+# 3. server-side dry-run on a real kube-apiserver (1.20: PodDisruptionBudget is policy/v1beta1 there, so the PDB is
+# checked by kubernetes-validate above and left out here).
+kubeconfig=$(scripts/kube-env.sh start "$work/kube" $$)
+export KUBECONFIG="$kubeconfig"
+k() { "$KUBECTL" "$@"; }
+"$TOOLS_PY" - "$chart/crds/zimroom.yaml" "$work/crd-1.20.yaml" <<'PY'
+import sys, yaml
+def strip(v):
+    if isinstance(v, dict):
+        v.pop("x-kubernetes-validations", None)
+        for x in v.values(): strip(x)
+    elif isinstance(v, list):
+        for x in v: strip(x)
+crd = yaml.safe_load(open(sys.argv[1])); strip(crd)
+yaml.safe_dump(crd, open(sys.argv[2], "w"))
+PY
+k apply -f "$work/crd-1.20.yaml" >/dev/null
+k wait --for condition=established crd/zimrooms.zim.zego.im --timeout=30s >/dev/null
+for ns in zim-system team-a team-b chat; do k create namespace "$ns" >/dev/null; done
+for values in default namespaced-values cluster-values; do
+  "$TOOLS_PY" - "$work/$values-4.yaml" "$work/$values-dry.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") not in ("ServiceMonitor", "PodDisruptionBudget")]
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
+PY
+  k apply --dry-run=server -f "$work/$values-dry.yaml" >"$work/dry.log" 2>&1 || { cat "$work/dry.log"; fail "server-side dry-run ($values)"; }
+  ok "server-side dry-run on kube-apiserver $(k version -o json 2>/dev/null | "$TOOLS_PY" -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') ($values)"
+done
+
+# 4. RBAC by impersonation.
+can() { # expect(yes|no) verb resource [namespace flags...]
+  local expect="$1"; shift
+  local got; got=$(k auth can-i --as="$as" "$@" 2>/dev/null || true)
+  [[ "$got" == "$expect" ]] || fail "can-i $* as $as: expected $expect, got ${got:-error}"
+}
+k apply -f "$work/default-dry.yaml" >/dev/null
+as=system:serviceaccount:zim-system:zim-zim-operator
+for ns in chat team-a; do
+  can yes list zimrooms.zim.zego.im -n "$ns"; can yes watch zimrooms.zim.zego.im -n "$ns"
+  can yes patch zimrooms.zim.zego.im -n "$ns"; can yes patch zimrooms.zim.zego.im --subresource=status -n "$ns"
+  can yes update zimrooms.zim.zego.im --subresource=finalizers -n "$ns"
+  can no update zimrooms.zim.zego.im --subresource=status -n "$ns"
+  can yes create events.events.k8s.io -n "$ns"; can yes patch events.events.k8s.io -n "$ns"
+  can yes get secrets -n "$ns"; can yes watch secrets -n "$ns"
+  can no delete secrets -n "$ns"; can no create secrets -n "$ns"; can no update secrets -n "$ns"
+  can no delete zimrooms.zim.zego.im -n "$ns"; can no create zimrooms.zim.zego.im -n "$ns"
+  can no get pods -n "$ns"; can no create deployments.apps -n "$ns"; can no get configmaps -n "$ns"
+done
+can yes create leases.coordination.k8s.io -n zim-system; can yes update leases.coordination.k8s.io -n zim-system
+can no create leases.coordination.k8s.io -n chat; can no create clusterroles.rbac.authorization.k8s.io
+ok "cluster-wide RBAC allows exactly what the operator uses (checked by impersonation)"
+
+"$HELM4" template ns "$chart" -n zim-system -f "$chart/ci/namespaced-values.yaml" >"$work/ns.yaml"
+"$TOOLS_PY" - "$work/ns.yaml" "$work/ns-rbac.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") in ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "Secret")]
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
+PY
+grep -q 'kind: ClusterRole' "$work/ns-rbac.yaml" && fail "namespaced mode renders cluster-wide RBAC"
+k apply -f "$work/ns-rbac.yaml" >/dev/null
+as=system:serviceaccount:zim-system:ns-zim-operator
+for ns in team-a team-b; do
+  can yes list zimrooms.zim.zego.im -n "$ns"; can yes patch zimrooms.zim.zego.im --subresource=status -n "$ns"; can yes get secrets -n "$ns"
+done
+can no list zimrooms.zim.zego.im -n chat; can no get secrets -n chat; can no list zimrooms.zim.zego.im --all-namespaces
+can yes get secrets -n zim-system; can yes create leases.coordination.k8s.io -n zim-system
+ok "namespaced RBAC is limited to the listed namespaces (checked by impersonation)"
+
+# 5. The operator under the ServiceAccount's token reconciles a room.
+token=$(k create token zim-zim-operator -n zim-system --duration=1h)
+server=$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+"$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" set-cluster c --server="$server" \
+  --certificate-authority="$work/kube/ca.crt" --embed-certs=true >/dev/null
+"$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" set-credentials sa --token="$token" >/dev/null
+"$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" set-context c --cluster=c --user=sa >/dev/null
+"$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" use-context c >/dev/null
+bin=target/debug/zim-operator
+[[ -x $bin ]] || cargo build --quiet --locked
+secret=$(openssl rand -hex 16)
+sim_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+admin_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ZEGO_SERVER_SECRET=$secret "$bin" simulate --listen "127.0.0.1:$sim_port" --app-id 4242 >"$work/sim.log" 2>&1 &
+pids+=($!)
+k -n chat create secret generic zego --from-literal=appId=4242 --from-literal=serverSecret="$secret" >/dev/null
+"$bin" run --kubeconfig "$work/sa.kubeconfig" --endpoint "http://127.0.0.1:$sim_port" \
+  --admin-addr "127.0.0.1:$admin_port" --lease-namespace zim-system --lease-name zim-zim-operator >"$work/op.log" 2>&1 &
+pids+=($!)
+k apply -n chat -f - >/dev/null <<YAML
+apiVersion: zim.zego.im/v1alpha1
+kind: ZimRoom
+metadata: {name: rbac-check}
+spec:
+  credentialsSecretRef: {name: zego}
+  attributes: [{key: topic, value: rbac}]
+YAML
+if ! k -n chat wait zimroom/rbac-check --for=condition=Ready --timeout=60s >/dev/null 2>&1; then
+  tail -n 30 "$work/op.log" >&2
+  fail "the operator under the chart's ServiceAccount did not make the room Ready"
+fi
+grep -q 'Forbidden\|forbidden' "$work/op.log" && { grep -i forbidden "$work/op.log" | head -5 >&2; fail "the operator hit a forbidden request"; }
+k -n chat delete zimroom rbac-check --timeout=60s >/dev/null || fail "deleting the room under the chart's RBAC"
+ok "the operator under the chart's ServiceAccount token reconciles and deletes a ZimRoom"
+
+echo "chart checks: $passed passed, 0 failed"
