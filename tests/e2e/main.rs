@@ -263,4 +263,18 @@ async fn invalid_and_paused_objects() {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
     assert!(!metrics.contains("paused") && !metrics.contains("bytes"), "no per-object labels");
+    // Every metric the README lists is served.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let listed: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `zim_operator_"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    assert!(listed.len() >= 10, "the README lists its metrics");
+    for name in listed {
+        assert!(
+            metrics.contains(&format!("zim_operator_{name}")),
+            "README lists zim_operator_{name}, /metrics lacks it"
+        );
+    }
 }

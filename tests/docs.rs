@@ -1,0 +1,62 @@
+//! The README stays true: its ZimRoom reference covers every CRD field, its reasons table every reason the code
+//! uses, and its argocd-cm snippet is exactly the tested health check. (The metrics table is checked against a
+//! live /metrics in tests/e2e.)
+
+use kube::CustomResourceExt;
+use zim_operator::crd::ZimRoom;
+
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
+}
+
+/// Every spec and status field of the CRD has a row in the README's reference table.
+#[test]
+fn reference_covers_every_crd_field() {
+    let readme = readme();
+    let crd = serde_json::to_value(ZimRoom::crd()).unwrap();
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+    for part in ["spec", "status"] {
+        for field in schema[part]["properties"].as_object().unwrap().keys() {
+            let row = format!("| `{part}.{field}` |");
+            assert!(readme.contains(&row), "README has no reference row for {part}.{field}");
+        }
+    }
+}
+
+/// Every condition reason in `crd::reason` appears in the README's table.
+#[test]
+fn reasons_table_covers_every_reason() {
+    let readme = readme();
+    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/crd.rs")).unwrap();
+    let reasons: Vec<&str> = source
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("pub const "))
+        .filter_map(|l| l.split_once(": &str = \""))
+        .map(|(_, v)| v.trim_end_matches("\";"))
+        .filter(|v| v.chars().next().is_some_and(char::is_uppercase) && !v.contains('/'))
+        .collect();
+    assert!(reasons.len() >= 14, "{reasons:?}");
+    for r in reasons {
+        assert!(
+            readme.contains(&format!("`{r}`")) || readme.contains(&format!("| {r} |")),
+            "README lacks {r}"
+        );
+    }
+}
+
+/// The argocd-cm snippet in the README is the tested health.lua, indented for the ConfigMap.
+#[test]
+fn argocd_snippet_is_the_tested_script() {
+    let lua = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/argocd/resource_customizations/zim.zego.im/ZimRoom/health.lua"
+    ))
+    .unwrap();
+    let indented: String =
+        lua.lines().map(|l| if l.is_empty() { "\n".to_string() } else { format!("      {l}\n") }).collect();
+    let readme = readme();
+    let marker = "resource.customizations.health.zim.zego.im_ZimRoom: |\n";
+    let start = readme.find(marker).expect("the README has the argocd-cm snippet") + marker.len();
+    let end = start + readme[start..].find("```").unwrap();
+    assert_eq!(&readme[start..end], indented, "README's argocd-cm snippet differs from health.lua");
+}
