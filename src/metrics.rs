@@ -131,6 +131,9 @@ impl Metrics {
         for ready in ["true", "false", "unknown"] {
             rooms.get_or_create(&ReadyLabel { ready: ready.into() }).set(0);
         }
+        for result in ["exists", "gone", "error"] {
+            probes.get_or_create(&ResultLabel { result: result.into() });
+        }
         Self {
             registry,
             reconciles,
