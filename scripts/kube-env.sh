@@ -3,6 +3,8 @@
 #
 #   scripts/kube-env.sh start DIR [OWNER_PID]   start both in DIR; print DIR/kubeconfig when /readyz answers
 #   scripts/kube-env.sh stop DIR                stop them
+#   scripts/kube-env.sh stop-apiserver|start-apiserver|stop-etcd|start-etcd DIR
+#                                               stop or restart one of them (same ports and data), for outage tests
 #
 # etcd comes from Debian's etcd-server package (installed if missing); kube-apiserver is built from Debian's
 # kubernetes source package by scripts/kube-apiserver-build.sh and cached outside the checkout. Everything binds
@@ -36,10 +38,20 @@ fail() {
   exit 1
 }
 
+launch() { # etcd|apiserver: run DIR/run-NAME.sh in the background
+  bash "$dir/run-$1.sh" >>"$dir/$1.log" 2>&1 &
+  echo $! >"$dir/$1.pid"
+}
+
 case "$cmd" in
   stop) stop; exit 0 ;;
+  stop-apiserver|stop-etcd)
+    p="${cmd#stop-}"
+    if [[ -f "$dir/$p.pid" ]]; then kill "$(cat "$dir/$p.pid")" 2>/dev/null || true; rm -f "$dir/$p.pid"; fi
+    exit 0 ;;
+  start-apiserver|start-etcd) launch "${cmd#start-}"; exit 0 ;;
   start) ;;
-  *) echo "usage: $0 start|stop DIR [OWNER_PID]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|stop-apiserver|start-apiserver|stop-etcd|start-etcd DIR [OWNER_PID]" >&2; exit 2 ;;
 esac
 owner="${3:-}"
 mkdir -p "$dir"
@@ -59,11 +71,13 @@ apiserver="$("$here/kube-apiserver-build.sh")" || fail "cannot provide a kube-ap
 etcd_client=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
 
 # etcd
-etcd --name zim-test --data-dir "$dir/etcd-data" \
-  --listen-client-urls "http://127.0.0.1:$etcd_client" --advertise-client-urls "http://127.0.0.1:$etcd_client" \
-  --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
-  --initial-cluster "zim-test=http://127.0.0.1:$etcd_peer" >"$dir/etcd.log" 2>&1 &
-echo $! >"$dir/etcd.pid"
+cat >"$dir/run-etcd.sh" <<RUN
+exec etcd --name zim-test --data-dir "$dir/etcd-data" \\
+  --listen-client-urls "http://127.0.0.1:$etcd_client" --advertise-client-urls "http://127.0.0.1:$etcd_client" \\
+  --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \\
+  --initial-cluster "zim-test=http://127.0.0.1:$etcd_peer"
+RUN
+launch etcd
 
 # Certificates: a CA, the serving certificate for 127.0.0.1, and the service-account key pair.
 if [[ ! -f "$dir/ca.crt" ]]; then
@@ -88,21 +102,22 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 
-"$apiserver" \
-  --etcd-servers="http://127.0.0.1:$etcd_client" \
-  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" --insecure-port=0 \
-  --tls-cert-file="$dir/server.crt" --tls-private-key-file="$dir/server.key" \
-  --client-ca-file="$dir/ca.crt" \
-  --token-auth-file="$dir/tokens.csv" \
-  --authorization-mode=RBAC \
-  --service-account-key-file="$dir/sa.pub" --service-account-signing-key-file="$dir/sa.key" \
-  --service-account-issuer=https://kubernetes.default.svc.cluster.local --api-audiences=https://kubernetes.default.svc.cluster.local \
-  --service-cluster-ip-range=10.250.0.0/24 \
-  --endpoint-reconciler-type=none \
-  --disable-admission-plugins=ServiceAccount \
-  --enable-priority-and-fairness=false \
-  >"$dir/apiserver.log" 2>&1 &
-echo $! >"$dir/apiserver.pid"
+cat >"$dir/run-apiserver.sh" <<RUN
+exec "$apiserver" \\
+  --etcd-servers="http://127.0.0.1:$etcd_client" \\
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" --insecure-port=0 \\
+  --tls-cert-file="$dir/server.crt" --tls-private-key-file="$dir/server.key" \\
+  --client-ca-file="$dir/ca.crt" \\
+  --token-auth-file="$dir/tokens.csv" \\
+  --authorization-mode=RBAC \\
+  --service-account-key-file="$dir/sa.pub" --service-account-signing-key-file="$dir/sa.key" \\
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local --api-audiences=https://kubernetes.default.svc.cluster.local \\
+  --service-cluster-ip-range=10.250.0.0/24 \\
+  --endpoint-reconciler-type=none \\
+  --disable-admission-plugins=ServiceAccount \\
+  --enable-priority-and-fairness=false
+RUN
+launch apiserver
 
 cat >"$dir/kubeconfig" <<KUBECONFIG
 apiVersion: v1

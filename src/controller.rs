@@ -457,17 +457,60 @@ fn error_policy(room: Arc<ZimRoom>, error: &Error, ctx: Arc<Context>) -> Action 
     Action::requeue(ctx.backoff(&room, false))
 }
 
-/// Tracks whether every watch is synced and watching, for `/readyz`.
+/// How long after the last watch error the operator counts as watching again when no event has arrived since
+/// (a resumed watch on a quiet namespace sends nothing). Longer than the watch's longest backoff, so a watch that
+/// keeps failing never looks healthy.
+const WATCH_ERROR_GRACE: Duration = Duration::from_secs(12);
+/// The ZimRoom watch retries quickly, so an outage is noticed and left quickly.
+const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Copy, Default)]
+struct WatchState {
+    synced: bool,
+    last_error: Option<Instant>,
+}
+
+/// Tracks whether every watch has synced and is healthy, and whether the API server answers, for `/readyz`.
+/// A watch cut by an API server that went away does not always report an error, so reachability is probed too.
 struct WatchHealth {
     health: Arc<Health>,
-    ok: Mutex<Vec<bool>>,
+    states: Mutex<Vec<WatchState>>,
+    reachable: std::sync::atomic::AtomicBool,
 }
 
 impl WatchHealth {
-    fn set(&self, i: usize, ok: bool) {
-        let mut v = lock(&self.ok);
-        v[i] = ok;
-        self.health.set_watching(v.iter().all(|b| *b));
+    fn event(&self, i: usize, ok: bool, init_done: bool) {
+        {
+            let mut states = lock(&self.states);
+            let s = &mut states[i];
+            if ok {
+                s.synced |= init_done;
+                s.last_error = None;
+            } else {
+                s.last_error = Some(Instant::now());
+            }
+        }
+        self.refresh();
+    }
+
+    fn refresh(&self) {
+        let watching = lock(&self.states)
+            .iter()
+            .all(|s| s.synced && s.last_error.is_none_or(|t| t.elapsed() > WATCH_ERROR_GRACE));
+        let reachable = self.reachable.load(std::sync::atomic::Ordering::Relaxed);
+        self.health.set_watching(watching && reachable);
+    }
+
+    async fn probe_api(&self, client: &Client) {
+        let ok = matches!(
+            tokio::time::timeout(Duration::from_secs(3), client.apiserver_version()).await,
+            Ok(Ok(_))
+        );
+        if !ok {
+            warn!("the Kubernetes API server does not answer");
+        }
+        self.reachable.store(ok, std::sync::atomic::Ordering::Relaxed);
+        self.refresh();
     }
 }
 
@@ -478,8 +521,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     } else {
         ctx.config.namespaces.iter().cloned().map(Some).collect()
     };
-    let watch_health =
-        Arc::new(WatchHealth { health: ctx.health.clone(), ok: Mutex::new(vec![false; scopes.len()]) });
+    let watch_health = Arc::new(WatchHealth {
+        health: ctx.health.clone(),
+        states: Mutex::new(vec![WatchState::default(); scopes.len()]),
+        reachable: std::sync::atomic::AtomicBool::new(true),
+    });
     let mut stores = Vec::new();
     let mut triggers = HashMap::new();
     let mut controllers = Vec::new();
@@ -494,14 +540,21 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         }
         let (reader, writer) = reflector::store();
         let wh = watch_health.clone();
+        let backoff = watcher::ExponentialBackoff::from(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(WATCH_BACKOFF_MAX)
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times(),
+        );
         let stream = watcher(rooms, wc)
-            .default_backoff()
+            .backoff(backoff)
             .inspect(move |event| match event {
-                Ok(watcher::Event::InitDone) => wh.set(i, true),
-                Ok(_) => {}
+                Ok(e) => wh.event(i, true, matches!(e, watcher::Event::InitDone)),
                 Err(e) => {
                     warn!(error = %e, "ZimRoom watch failed; retrying");
-                    wh.set(i, false);
+                    wh.event(i, false, false);
                 }
             })
             .reflect(writer)
@@ -563,13 +616,21 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let prober = tokio::spawn(probe_loop(ctx.clone(), stores, triggers, shutdown.clone()));
     let heartbeat = {
         let health = ctx.health.clone();
+        let client = ctx.client.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let mut tick = 0u64;
             loop {
                 health.beat();
+                if tick % 5 == 0 {
+                    watch_health.probe_api(&client).await;
+                } else {
+                    watch_health.refresh();
+                }
+                tick += 1;
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
         })

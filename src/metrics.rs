@@ -132,7 +132,7 @@ impl Metrics {
             rooms.get_or_create(&ReadyLabel { ready: ready.into() }).set(0);
         }
         for result in ["exists", "gone", "error"] {
-            probes.get_or_create(&ResultLabel { result: result.into() });
+            probes.get_or_create(&ResultLabel { result: result.into() }).inc_by(0);
         }
         Self {
             registry,

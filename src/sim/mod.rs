@@ -79,6 +79,11 @@ impl Simulator {
         self.log_since(0)
     }
 
+    /// Every request signature received (in memory only), for tests that prove signatures never leak.
+    pub fn signatures(&self) -> Vec<String> {
+        self.lock().signatures()
+    }
+
     /// Creates a room as if another party had created it.
     pub fn seed_room(
         &self,

@@ -50,9 +50,12 @@ async fn api(
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let action = query.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
     let app_id = query.iter().find(|(k, _)| k == "AppId").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-    let (fault, latency) = {
+    let (fault, latency, arrived) = {
         let mut s = sim.lock();
-        (s.draw_fault(&action), s.latency_ms())
+        if let Some((_, sig)) = query.iter().find(|(k, _)| k == "Signature") {
+            s.remember_signature(sig);
+        }
+        (s.draw_fault(&action), s.latency_ms(), s.now_ms())
     };
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
@@ -72,16 +75,16 @@ async fn api(
     match &fault {
         Some(Fault::Code { code }) => {
             let rid = (rand::random::<u64>() >> 4).to_string();
-            sim.lock().record(&action, app_id, &room_id(&body), *code, fault.as_ref());
+            sim.lock().record(arrived, &action, app_id, &room_id(&body), *code, fault.as_ref());
             return Json(serde_json::json!({"Code": code, "Message": "injected fault", "RequestId": rid}))
                 .into_response();
         }
         Some(Fault::HttpStatus { status }) => {
-            sim.lock().record(&action, app_id, &room_id(&body), -1, fault.as_ref());
+            sim.lock().record(arrived, &action, app_id, &room_id(&body), -1, fault.as_ref());
             return StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY).into_response();
         }
         Some(Fault::Drop) => {
-            sim.lock().record(&action, app_id, &room_id(&body), -1, fault.as_ref());
+            sim.lock().record(arrived, &action, app_id, &room_id(&body), -1, fault.as_ref());
             // Headers go out, then the body stream fails: the connection is cut mid-response.
             let stream = futures::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped by fault injection"))
@@ -92,7 +95,7 @@ async fn api(
                 .unwrap_or_default();
         }
         Some(Fault::Malformed) => {
-            sim.lock().record(&action, app_id, &room_id(&body), -1, fault.as_ref());
+            sim.lock().record(arrived, &action, app_id, &room_id(&body), -1, fault.as_ref());
             return ([(header::CONTENT_TYPE, "application/json")], "{\"Code\": 0, \"Message\": \"succ")
                 .into_response();
         }
@@ -104,7 +107,7 @@ async fn api(
     let reply = {
         let mut s = sim.lock();
         let (reply, code) = s.handle(&req);
-        s.record(&action, app_id, &room_id(&body), code, fault.as_ref());
+        s.record(arrived, &action, app_id, &room_id(&body), code, fault.as_ref());
         reply
     };
     if let Some(Fault::DelayReply { ms }) = &fault {

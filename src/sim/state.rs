@@ -115,7 +115,7 @@ impl Default for SimConfig {
 pub struct LogEntry {
     /// 1, 2, 3, … in arrival order.
     pub seq: u64,
-    /// Milliseconds since the simulator started, on arrival.
+    /// Milliseconds since the simulator started, when the request arrived.
     pub at_ms: u64,
     /// The Action query value (empty if missing).
     pub action: String,
@@ -207,6 +207,7 @@ pub struct SimState {
     clock_offset: f64,
     started: Instant,
     log: Vec<LogEntry>,
+    signatures: Vec<String>,
 }
 
 /// The parsed parts of one API request.
@@ -251,6 +252,7 @@ impl SimState {
             clock_offset: 0.0,
             started: Instant::now(),
             log: Vec::new(),
+            signatures: Vec::new(),
         }
     }
 
@@ -393,10 +395,34 @@ impl SimState {
         self.faults.latency_ms
     }
 
-    /// Records one request in the log.
-    pub fn record(&mut self, action: &str, app_id: u32, room_id: &str, code: i64, fault: Option<&Fault>) {
+    /// Milliseconds since the simulator started.
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Every signature received, kept in memory only (never logged) so tests can prove none leaks elsewhere.
+    pub fn signatures(&self) -> Vec<String> {
+        self.signatures.clone()
+    }
+
+    /// Remembers a received signature (see [`SimState::signatures`]).
+    pub fn remember_signature(&mut self, signature: &str) {
+        if !signature.is_empty() && self.signatures.len() < 100_000 {
+            self.signatures.push(signature.to_owned());
+        }
+    }
+
+    /// Records one request in the log; `at_ms` is its arrival time.
+    pub fn record(
+        &mut self,
+        at_ms: u64,
+        action: &str,
+        app_id: u32,
+        room_id: &str,
+        code: i64,
+        fault: Option<&Fault>,
+    ) {
         let seq = self.log.len() as u64 + 1;
-        let at_ms = self.started.elapsed().as_millis() as u64;
         tracing::info!(target: "zim_sim", seq, action, app_id, room_id, code, fault = ?fault.map(Fault::label), "request");
         self.log.push(LogEntry {
             seq,

@@ -2,6 +2,7 @@
 //! `scripts/kube-env.sh`, stopped when the binary exits), and per test a namespace, a ZIM simulator serving over
 //! HTTP, a credentials Secret and operator processes (the real binary, so kills and restarts are real).
 //! If the servers cannot start, every test fails with the script's reason: the tier is never skipped.
+#![allow(dead_code)] // shared by two test binaries that each use part of it
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -22,7 +24,8 @@ pub const SECRET: &str = "d41d8cd98f00b204e9800998ecf8427e";
 
 struct KubeEnv {
     kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    own: bool,
 }
 
 static ENV: OnceLock<Result<KubeEnv, String>> = OnceLock::new();
@@ -31,7 +34,7 @@ fn kube_env() -> &'static KubeEnv {
     let env = ENV.get_or_init(|| {
         if let Ok(path) = std::env::var("ZIM_TEST_KUBECONFIG") {
             let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-            return Ok(KubeEnv { kubeconfig: path.into(), _dir: dir });
+            return Ok(KubeEnv { kubeconfig: path.into(), dir, own: false });
         }
         let dir = tempfile::Builder::new().prefix("zim-kube-env").tempdir().map_err(|e| e.to_string())?;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kube-env.sh");
@@ -50,7 +53,7 @@ fn kube_env() -> &'static KubeEnv {
             ));
         }
         let kubeconfig = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        Ok(KubeEnv { kubeconfig: kubeconfig.into(), _dir: dir })
+        Ok(KubeEnv { kubeconfig: kubeconfig.into(), dir, own: true })
     });
     match env {
         Ok(e) => e,
@@ -63,6 +66,19 @@ pub async fn client() -> Client {
     let kc = kube::config::Kubeconfig::read_from(&env.kubeconfig).expect("kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("kube config");
     Client::try_from(config).expect("kube client")
+}
+
+/// Stops or starts the test's own etcd or kube-apiserver (`stop-apiserver`, `start-etcd`, …).
+pub fn control(what: &str) {
+    let env = kube_env();
+    assert!(env.own, "outage tests need the harness's own kube-apiserver (unset ZIM_TEST_KUBECONFIG)");
+    let status = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kube-env.sh"))
+        .arg(what)
+        .arg(env.dir.path())
+        .status()
+        .expect("kube-env.sh runs");
+    assert!(status.success(), "kube-env.sh {what} failed");
 }
 
 pub fn kubeconfig() -> PathBuf {
@@ -211,7 +227,25 @@ impl World {
 
     /// Starts an operator watching this world's namespace.
     pub async fn operator(&self, extra: &[&str]) -> Operator {
-        Operator::start(self, extra).await
+        Operator::start(self, extra, &[]).await
+    }
+
+    /// Starts an operator with extra environment variables.
+    pub async fn operator_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Operator {
+        Operator::start(self, extra, env).await
+    }
+
+    /// Applies many rooms at once.
+    pub async fn apply_all(&self, yamls: Vec<String>) {
+        let mut pending =
+            futures::stream::iter(yamls.into_iter().map(|y| async move { self.apply(&y).await }))
+                .buffer_unordered(16);
+        while pending.next().await.is_some() {}
+    }
+
+    /// All ZimRooms of the namespace.
+    pub async fn list(&self) -> Vec<ZimRoom> {
+        self.rooms().list(&Default::default()).await.expect("list ZimRooms").items
     }
 }
 
@@ -228,7 +262,7 @@ fn free_port() -> u16 {
 }
 
 impl Operator {
-    pub async fn start(world: &World, extra: &[&str]) -> Operator {
+    pub async fn start(world: &World, extra: &[&str], env: &[(&str, &str)]) -> Operator {
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let logdir = tempfile::tempdir().unwrap();
         let log = logdir.path().join("operator.log");
@@ -251,6 +285,7 @@ impl Operator {
             .arg("4")
             .args(extra)
             .env("RUST_LOG", "info,zim_operator=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .kill_on_drop(true);

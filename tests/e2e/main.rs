@@ -3,6 +3,7 @@
 //! restarts, the crash window, leader election, invalid and paused objects, and the admin endpoints.
 
 mod harness;
+mod reliability;
 
 use std::time::Duration;
 

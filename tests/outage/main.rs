@@ -1,0 +1,45 @@
+//! R2: the API server goes away for 30 s mid-run, then etcd briefly. The operator keeps running, reports
+//! not-ready while it cannot watch, and converges after both return, without a restart. Its own test binary: it
+//! stops the API server that the other end-to-end tests would share.
+
+#[path = "../e2e/harness.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use harness::*;
+
+const ROOM: &str = "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: NAME}\nspec: {destroyDelayTime: 600}\n";
+
+#[tokio::test]
+async fn r2_api_server_and_etcd_outage() {
+    let w = World::new("r2-outage").await;
+    w.create_secret("zego").await;
+    let mut op = w.operator(&[]).await;
+    op.wait_ready().await;
+    w.apply(&ROOM.replace("NAME", "before")).await;
+    w.wait_reason("before", "Available", Duration::from_secs(30)).await;
+
+    control("stop-apiserver");
+    eventually("the operator to report not-ready without an API server", Duration::from_secs(60), || async {
+        op.get("/readyz").await.is_none().then_some(())
+    })
+    .await;
+    // The outage itself lasts 30 s (a duration under test, not a wait for a condition).
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(op.child.try_wait().unwrap().is_none(), "the operator survived the outage");
+    assert_eq!(op.get("/healthz").await.as_deref(), Some("ok"), "still alive");
+    control("start-apiserver");
+    op.wait_ready().await;
+    w.apply(&ROOM.replace("NAME", "after-apiserver")).await;
+    w.wait_reason("after-apiserver", "Available", Duration::from_secs(60)).await;
+
+    control("stop-etcd");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    control("start-etcd");
+    w.apply(&ROOM.replace("NAME", "after-etcd")).await;
+    w.wait_reason("after-etcd", "Available", Duration::from_secs(90)).await;
+    op.wait_ready().await;
+    assert!(op.child.try_wait().unwrap().is_none(), "converged without a restart");
+    op.kill().await;
+}
