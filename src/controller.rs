@@ -622,7 +622,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             let mut tick = 0u64;
             loop {
                 health.beat();
-                if tick % 5 == 0 {
+                if tick.is_multiple_of(5) {
                     watch_health.probe_api(&client).await;
                 } else {
                     watch_health.refresh();
