@@ -550,6 +550,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         );
         let stream = watcher(rooms, wc)
             .backoff(backoff)
+            // The cache keeps only what the operator reads: managedFields and kubectl's last-applied copy of the
+            // object are most of an object's size and are never used.
+            .modify(|room: &mut ZimRoom| {
+                room.metadata.managed_fields = None;
+                if let Some(a) = room.metadata.annotations.as_mut() {
+                    a.remove("kubectl.kubernetes.io/last-applied-configuration");
+                }
+            })
             .inspect(move |event| match event {
                 Ok(e) => wh.event(i, true, matches!(e, watcher::Event::InitDone)),
                 Err(e) => {
@@ -685,14 +693,19 @@ async fn probe_loop(
 ) {
     let mut due: HashMap<ObjectRef<ZimRoom>, Instant> = HashMap::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(32));
-    let tick = (ctx.config.resync / 20).clamp(Duration::from_millis(100), Duration::from_secs(5));
-    let mut probes = futures::stream::FuturesUnordered::new();
+    // A persistent interval: completions of in-flight probes must never starve the scheduling pass (a sleep
+    // recreated on every loop would be, stretching every room's period during a burst).
+    let mut ticks = tokio::time::interval(
+        (ctx.config.resync / 20).clamp(Duration::from_millis(100), Duration::from_secs(5)),
+    );
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut probes = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(tick) => {}
-            Some(()) = probes.next(), if !probes.is_empty() => continue,
+            _ = ticks.tick() => {}
         }
+        while probes.try_join_next().is_some() {}
         let now = Instant::now();
         let mut seen = std::collections::HashSet::new();
         for store in &stores {
@@ -702,7 +715,9 @@ async fn probe_loop(
                 }
                 let key = ObjectRef::from_obj(&*room);
                 seen.insert(key.clone());
-                let next = due.entry(key.clone()).or_insert_with(|| now + jitter(ctx.config.resync, 0.1));
+                // A room's first probe is spread over half a period to one and a half, so that after a start-up (which
+                // probed every room once) the probes do not all fall due together; later ones are ±10 %.
+                let next = due.entry(key.clone()).or_insert_with(|| now + jitter(ctx.config.resync, 0.5));
                 if *next > now {
                     continue;
                 }
@@ -711,7 +726,7 @@ async fn probe_loop(
                 let trigger = triggers.get(&scope).cloned();
                 let ctx = ctx.clone();
                 let permits = permits.clone();
-                probes.push(async move {
+                probes.spawn(async move {
                     let Ok(_permit) = permits.acquire_owned().await else { return };
                     let credentials = match ctx.credentials_for(&room).await {
                         Ok(c) => c,
@@ -737,12 +752,12 @@ async fn probe_loop(
                             let _ = t.send(ObjectRef::from_obj(&*room)).await;
                         }
                     }
-                }.boxed());
+                });
             }
         }
         due.retain(|k, _| seen.contains(k));
     }
-    while probes.next().await.is_some() {}
+    while probes.join_next().await.is_some() {}
 }
 
 #[cfg(test)]

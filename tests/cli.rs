@@ -100,7 +100,13 @@ async fn failures_give_reasons_and_exit_1() {
             .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("not Ready (AuthFailed)"), "{}", text(&out.stderr));
-    assert!(!text(&out.stderr).contains("0000000000000000000000000000000f"));
+    // Neither secret, nor a signature the simulator saw, nor a signed URL in apply's output.
+    let output = format!("{}{}", text(&out.stderr), text(&out.stdout));
+    assert!(!output.contains("0000000000000000000000000000000f") && !output.contains(SECRET));
+    assert!(!output.contains("Signature="));
+    for sig in sim.sim.signatures() {
+        assert!(!output.contains(&sig), "a signature in apply's output");
+    }
 
     let out = run_bin(apply_cmd(&sim.endpoint(), SECRET, &["examples/"])).await;
     assert_eq!(out.status.code(), Some(1));

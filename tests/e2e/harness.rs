@@ -81,6 +81,11 @@ pub fn control(what: &str) {
     assert!(status.success(), "kube-env.sh {what} failed");
 }
 
+/// The directory of the harness's own etcd and kube-apiserver (their pid files and logs).
+pub fn env_dir() -> PathBuf {
+    kube_env().dir.path().to_path_buf()
+}
+
 pub fn kubeconfig() -> PathBuf {
     kube_env().kubeconfig.clone()
 }
@@ -284,7 +289,10 @@ impl Operator {
             .arg("--lease-duration")
             .arg("4")
             .args(extra)
-            .env("RUST_LOG", "info,zim_operator=debug")
+            .env(
+                "RUST_LOG",
+                std::env::var("ZIM_OPERATOR_LOG").unwrap_or_else(|_| "info,zim_operator=debug".into()),
+            )
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
