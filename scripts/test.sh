@@ -26,7 +26,8 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test (unit, simulator over HTTP, binary, end to end on kube-apiserver)"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test --all-targets --locked -- --nocapture 2>&1 | tee "$log"
+# Not --all-targets: that would also run the benchmarks (cargo bench --bench perf), which take minutes.
+cargo test --lib --bins --tests --locked -- --nocapture 2>&1 | tee "$log"
 
 echo "== chart checks (helm 3 and 4, kubernetes-validate, dry-run, RBAC, operator under the chart's ServiceAccount)"
 scripts/chart-check.sh | tee -a "$log"
