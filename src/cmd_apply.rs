@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::crd::{ZimRoom, condition};
 use crate::manifest::{self, Document};
+use crate::reconcile::validate::validate_spec;
 use crate::reconcile::{self, CredentialsError, NoSink, Reconciler, Requeue, ResolvedCredentials};
 use crate::sim::{DEMO_APP_ID, DEMO_SERVER_SECRET, Simulator};
 use crate::zim::{ClientConfig, Credentials, DEFAULT_ENDPOINT, ZimClient};
@@ -236,20 +237,23 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
     if not_ready == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-/// Parses a ZimRoom document. Schema problems (wrong types, unknown fields) make it unusable; the operator-side
-/// checks are left to the reconcile core, which reports them on the status without calling ZIM.
+/// Parses a ZimRoom document. An object whose every problem is one the reconcile core reports itself (byte
+/// lengths, charsets, ranges, duplicate keys) goes to the core, which records InvalidSpec on its status without a
+/// ZIM call; any other schema problem (an unknown field, a wrong type) makes the document unusable.
 fn parse_room(doc: &Document) -> Result<ZimRoom, String> {
-    match manifest::check_zimroom(doc) {
-        Ok(room) => Ok(with_defaults(room)),
-        Err(errors) => {
-            // Parse anyway when the object's shape is right: the core then reports InvalidSpec on the status.
-            let structural =
-                errors.iter().all(|e| e.path.starts_with("spec.") && !e.message.contains("must be"));
-            match serde_json::from_value::<ZimRoom>(doc.value.clone()) {
-                Ok(room) if structural => Ok(with_defaults(room)),
-                _ => Err(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")),
-            }
-        }
+    let errors = match manifest::check_zimroom(doc) {
+        Ok(room) => return Ok(with_defaults(room)),
+        Err(errors) => errors,
+    };
+    let refuse = || errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    let room: ZimRoom = serde_json::from_value(doc.value.clone()).map_err(|_| refuse())?;
+    let core = validate_spec(room.metadata.name.as_deref().unwrap_or_default(), &room.spec);
+    let related =
+        |a: &str, b: &str| a == b || a.starts_with(&format!("{b}.")) || b.starts_with(&format!("{a}."));
+    if errors.iter().all(|e| core.iter().any(|c| related(&e.path, &c.path))) {
+        Ok(with_defaults(room))
+    } else {
+        Err(refuse())
     }
 }
 

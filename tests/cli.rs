@@ -89,6 +89,22 @@ async fn invalid_manifest_costs_nothing() {
     );
     assert!(stderr.contains("spec.attributes[1].key: duplicates the key"), "{stderr}");
     assert!(sim.sim.log().is_empty(), "no ZIM call");
+
+    // A typo'd field is refused outright, not applied with the field silently ignored.
+    let typo = dir.path().join("typo.yaml");
+    std::fs::write(
+        &typo,
+        "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: t}\nspec: {roomNmae: x}\n",
+    )
+    .unwrap();
+    let out = run_bin(apply_cmd(&sim.endpoint(), SECRET, &[typo.to_str().unwrap()])).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("ZimRoom default/t: invalid, not applied: spec.roomNmae: unknown field"),
+        "{stderr}"
+    );
+    assert!(sim.sim.log().is_empty(), "no ZIM call for a typo'd manifest");
 }
 
 /// Auth failure, quota and persistent throttling give their reasons and exit 1.

@@ -505,9 +505,15 @@ impl<'a> Run<'a> {
         self.notes.push(Note { warning, reason: reason.to_owned(), message });
     }
 
-    fn finish(mut self, requeue: Requeue, error_category: Option<&'static str>) -> Outcome {
+    /// The outcome of the run; the status and events move out of it.
+    fn finish(&mut self, requeue: Requeue, error_category: Option<&'static str>) -> Outcome {
         self.status.observed_generation = self.room.metadata.generation;
-        Outcome { status: self.status, notes: self.notes, requeue, error_category }
+        Outcome {
+            status: std::mem::take(&mut self.status),
+            notes: std::mem::take(&mut self.notes),
+            requeue,
+            error_category,
+        }
     }
 
     fn mark_attributes_applied(&mut self, declared: &[crate::crd::RoomAttribute], hash: String) {
@@ -527,23 +533,12 @@ impl<'a> Run<'a> {
             reason::RECONCILE_SUCCESS,
             "the room and its attributes are as declared",
         );
-        self.take(Requeue::Resync, None)
-    }
-
-    fn take(&mut self, requeue: Requeue, error_category: Option<&'static str>) -> Outcome {
-        let run = Run {
-            room: self.room,
-            status: std::mem::take(&mut self.status),
-            notes: std::mem::take(&mut self.notes),
-            now: self.now.clone(),
-            was_ready: self.was_ready,
-        };
-        run.finish(requeue, error_category)
+        self.finish(Requeue::Resync, None)
     }
 
     /// Ready=False with `reason`, Synced=False, a Warning event.
     fn fail(
-        mut self,
+        &mut self,
         ready_reason: &str,
         message: &str,
         requeue: Requeue,
@@ -559,7 +554,7 @@ impl<'a> Run<'a> {
     fn fail_keep_ready(&mut self, message: &str, requeue: Requeue, category: &'static str) -> Outcome {
         self.set(condition::SYNCED, false, reason::RECONCILE_ERROR, message);
         self.note(true, reason::RECONCILE_ERROR, message.to_owned());
-        self.take(requeue, Some(category))
+        self.finish(requeue, Some(category))
     }
 
     /// Maps a ZIM failure to conditions and a requeue, by its class.
@@ -597,6 +592,6 @@ impl<'a> Run<'a> {
         }
         self.set(condition::SYNCED, false, reason::RECONCILE_ERROR, message.clone());
         self.note(true, if keep_ready { reason::RECONCILE_ERROR } else { ready_reason }, message);
-        self.take(requeue, Some(class.label()))
+        self.finish(requeue, Some(class.label()))
     }
 }
