@@ -44,7 +44,7 @@ use crate::metrics::Metrics;
 use crate::reconcile::{
     Cleanup, CleanupError, CredentialsError, IntentSink, Reconciler, Requeue, ResolvedCredentials, conditions,
 };
-use crate::zim::Credentials;
+use crate::zim::{Credentials, ZimApi};
 
 /// The field manager of every status write.
 pub const FIELD_MANAGER: &str = "zim-operator";

@@ -186,11 +186,15 @@ impl Metrics {
 }
 
 impl CallObserver for Metrics {
-    fn observe(&self, action: Action, result: &str, latency: Duration, limiter_wait: Duration) {
+    fn observe(&self, action: Action, result: &str, latency: Duration) {
         let a = action.as_str().to_owned();
         self.zim_calls.get_or_create(&CallLabel { action: a.clone(), code: result.to_owned() }).inc();
-        self.zim_latency.get_or_create(&ActionLabel { action: a.clone() }).observe(latency.as_secs_f64());
-        self.limiter_wait.get_or_create(&ActionLabel { action: a }).observe(limiter_wait.as_secs_f64());
+        self.zim_latency.get_or_create(&ActionLabel { action: a }).observe(latency.as_secs_f64());
+    }
+
+    fn waited(&self, action: Action, wait: Duration) {
+        let a = action.as_str().to_owned();
+        self.limiter_wait.get_or_create(&ActionLabel { action: a }).observe(wait.as_secs_f64());
     }
 }
 
@@ -203,7 +207,8 @@ mod tests {
         let m = Metrics::new();
         m.reconciled(Duration::from_millis(5), None);
         m.reconciled(Duration::from_millis(5), Some("transient"));
-        m.observe(Action::CreateRoom, "0", Duration::from_millis(3), Duration::ZERO);
+        m.observe(Action::CreateRoom, "0", Duration::from_millis(3));
+        m.waited(Action::CreateRoom, Duration::ZERO);
         m.set_ready("chat/lobby", Some("true"));
         m.set_ready("chat/other", Some("false"));
         m.set_ready("chat/other", None);

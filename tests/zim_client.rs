@@ -8,7 +8,7 @@ use md5::{Digest, Md5};
 use zim_operator::sim::{Fault, FaultPlan, RunningSim, SimConfig, Simulator};
 use zim_operator::zim::codes;
 use zim_operator::zim::types::*;
-use zim_operator::zim::{Class, ClientConfig, Clock, Credentials, Terminal, ZimClient, ZimError};
+use zim_operator::zim::{Class, ClientConfig, Clock, Credentials, Terminal, ZimApi, ZimClient, ZimError};
 
 const APP: u32 = 424242;
 const SECRET: &str = "5d41402abc4b2a76b9719d911017c592";

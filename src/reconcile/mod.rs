@@ -22,7 +22,7 @@ use tracing::{debug, info, instrument};
 use crate::crd::{AppliedState, DeletionPolicy, ZimRoom, ZimRoomStatus, condition, reason};
 use crate::zim::codes;
 use crate::zim::types::{CreateRoomAttribute, CreateRoomRequest, ModifyRoomAttributeRequest, UserInfo};
-use crate::zim::{Class, Credentials, Terminal, ZimClient, ZimError};
+use crate::zim::{Class, Credentials, Terminal, ZimApi, ZimClient, ZimError};
 
 /// The default operator user when neither the spec nor the credentials name one.
 pub const DEFAULT_FROM_USER_ID: &str = "zim-operator";
@@ -148,15 +148,15 @@ pub enum CleanupError {
 }
 
 /// The reconcile core. One per process; it remembers which operator users are registered.
-pub struct Reconciler {
-    zim: ZimClient,
+pub struct Reconciler<Z = ZimClient> {
+    zim: Z,
     default_from_user_id: String,
     registered: Mutex<HashSet<(u32, String)>>,
 }
 
-impl Reconciler {
+impl<Z: ZimApi> Reconciler<Z> {
     /// A reconciler calling ZIM through `zim`, acting as `default_from_user_id` unless told otherwise.
-    pub fn new(zim: ZimClient, default_from_user_id: impl Into<String>) -> Self {
+    pub fn new(zim: Z, default_from_user_id: impl Into<String>) -> Self {
         Self {
             zim,
             default_from_user_id: default_from_user_id.into(),
@@ -165,7 +165,7 @@ impl Reconciler {
     }
 
     /// The ZIM client.
-    pub fn zim(&self) -> &ZimClient {
+    pub fn zim(&self) -> &Z {
         &self.zim
     }
 

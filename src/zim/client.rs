@@ -4,6 +4,9 @@
 //! too (arrays as repeated `Key[]=v`), a POST sends them as a JSON body with `Content-Type: application/json`.
 //! One `reqwest` client (rustls, connection reuse, timeouts) serves every call. URLs are never logged or put in an
 //! error, because they carry the signature.
+//!
+//! [`HttpClient`] is the wire implementation of [`ZimApi`]; [`ZimClient`] is what the operator uses: the HTTP
+//! client behind the rate-limiting decorator ([`RateLimited`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,9 +16,10 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, instrument};
 use url::Url;
 
-use super::codes::{self, Class};
+use super::api::ZimApi;
+use super::codes;
 use super::error::ZimError;
-use super::limiter::RateLimiter;
+use super::limiter::{RateLimited, RateLimiter};
 use super::sign::{Credentials, PublicParams, new_nonce};
 use super::types::*;
 
@@ -44,7 +48,9 @@ impl Clock for SystemClock {
 /// Sees every call's outcome (the operator's metrics implement it).
 pub trait CallObserver: Send + Sync {
     /// One call finished. `result` is the code, or the failure kind (`timeout`, `transport`, `http_503`, …).
-    fn observe(&self, action: Action, result: &str, latency: Duration, limiter_wait: Duration);
+    fn observe(&self, action: Action, result: &str, latency: Duration);
+    /// One call waited `wait` for the rate limiter before it was sent.
+    fn waited(&self, action: Action, wait: Duration);
 }
 
 /// How to build a [`ZimClient`].
@@ -87,25 +93,52 @@ pub enum ConfigError {
     Http(String),
 }
 
-/// A ZIM server-API client. Cheap to clone; clones share the connection pool and the rate limiter.
+/// The ZIM client the operator uses: HTTP behind the per-(AppId, Action) rate limiter. Cheap to clone; clones
+/// share the connection pool and the limiter.
+pub type ZimClient = RateLimited<HttpClient>;
+
+impl ZimClient {
+    /// Builds a rate-limited HTTP client for `config`.
+    pub fn new(config: &ClientConfig) -> Result<Self, ConfigError> {
+        let http = HttpClient::new(config)?;
+        Ok(RateLimited::wrap(http, Arc::new(RateLimiter::new(config.calls_per_second))))
+    }
+
+    /// Uses `clock` for request timestamps.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        self.map_inner(|http| http.with_clock(clock))
+    }
+
+    /// Reports every call (and every limiter wait) to `observer`.
+    pub fn with_observer(self, observer: Arc<dyn CallObserver>) -> Self {
+        self.map_inner(|http| http.with_observer(observer.clone())).with_wait_observer(observer)
+    }
+
+    /// The endpoint's base URL.
+    pub fn endpoint(&self) -> &str {
+        self.inner().endpoint()
+    }
+}
+
+/// The ZIM server API over HTTP: signing, placement of parameters, and response checking. No rate limiting (see
+/// [`RateLimited`]). Cheap to clone; clones share the connection pool.
 #[derive(Clone)]
-pub struct ZimClient {
+pub struct HttpClient {
     http: reqwest::Client,
     endpoint: Url,
     timeout: Duration,
-    limiter: Arc<RateLimiter>,
     clock: Arc<dyn Clock>,
     observer: Option<Arc<dyn CallObserver>>,
 }
 
-impl std::fmt::Debug for ZimClient {
+impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZimClient").field("endpoint", &self.endpoint.as_str()).finish_non_exhaustive()
+        f.debug_struct("HttpClient").field("endpoint", &self.endpoint.as_str()).finish_non_exhaustive()
     }
 }
 
-impl ZimClient {
-    /// Builds a client for `config`.
+impl HttpClient {
+    /// Builds an HTTP client for `config` (its `calls_per_second` is the decorator's business, not read here).
     pub fn new(config: &ClientConfig) -> Result<Self, ConfigError> {
         let endpoint = Url::parse(&config.endpoint).map_err(|e| ConfigError::Endpoint {
             endpoint: config.endpoint.clone(),
@@ -130,14 +163,7 @@ impl ZimClient {
             .user_agent(concat!("zim-operator/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ConfigError::Http(e.without_url().to_string()))?;
-        Ok(Self {
-            http,
-            endpoint,
-            timeout: config.timeout,
-            limiter: Arc::new(RateLimiter::new(config.calls_per_second)),
-            clock: Arc::new(SystemClock),
-            observer: None,
-        })
+        Ok(Self { http, endpoint, timeout: config.timeout, clock: Arc::new(SystemClock), observer: None })
     }
 
     /// Uses `clock` for request timestamps.
@@ -155,115 +181,6 @@ impl ZimClient {
     /// The endpoint's base URL.
     pub fn endpoint(&self) -> &str {
         self.endpoint.as_str()
-    }
-
-    /// The shared rate limiter.
-    pub fn limiter(&self) -> &RateLimiter {
-        &self.limiter
-    }
-
-    /// Registers users. A user that is already registered (660700002) counts as success: `Ok` is returned when
-    /// every user is registered now; users that failed otherwise are in the response's `error_list`.
-    #[instrument(skip_all, fields(app_id = credentials.app_id, users = users.len()))]
-    pub async fn user_register(
-        &self,
-        credentials: &Credentials,
-        users: &[UserInfo],
-    ) -> Result<UserRegisterResponse, ZimError> {
-        let body = UserRegisterRequest { user_info: users.to_vec() };
-        let result: Result<UserRegisterResponse, ZimError> =
-            self.call(credentials, Action::UserRegister, &[], Some(&body)).await;
-        match result {
-            Ok(mut resp) => {
-                resp.error_list.retain(|e| e.sub_code != codes::USER_EXISTS);
-                Ok(resp)
-            }
-            // Every user failed, and all of them because they already exist.
-            Err(ZimError::Api { code: codes::USER_EXISTS, message, request_id, .. }) => {
-                Ok(UserRegisterResponse {
-                    envelope: Envelope { code: codes::USER_EXISTS, message, request_id },
-                    error_list: Vec::new(),
-                })
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Creates a room. "Room already exists" comes back as `Err` with class [`Class::Exists`].
-    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %request.room_id))]
-    pub async fn create_room(
-        &self,
-        credentials: &Credentials,
-        request: &CreateRoomRequest,
-    ) -> Result<RoomResponse, ZimError> {
-        self.call(credentials, Action::CreateRoom, &[], Some(request)).await
-    }
-
-    /// Destroys a room. "No such room" comes back as `Err` with class [`Class::NotFound`].
-    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
-    pub async fn destroy_room(
-        &self,
-        credentials: &Credentials,
-        room_id: &str,
-        from_user_id: Option<&str>,
-    ) -> Result<RoomResponse, ZimError> {
-        let mut query = vec![("RoomId", room_id.to_owned())];
-        if let Some(from) = from_user_id {
-            query.push(("FromUserId", from.to_owned()));
-        }
-        self.call(credentials, Action::DestroyRoom, &query, None::<&()>).await
-    }
-
-    /// Sets and deletes room attributes. The call can partly succeed: check `err_key_list`.
-    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %request.room_id, changes = request.attributes.len()))]
-    pub async fn modify_room_attribute(
-        &self,
-        credentials: &Credentials,
-        request: &ModifyRoomAttributeRequest,
-    ) -> Result<ModifyRoomAttributeResponse, ZimError> {
-        self.call(credentials, Action::ModifyRoomAttribute, &[], Some(request)).await
-    }
-
-    /// Reads a room's attributes.
-    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
-    pub async fn query_room_attribute(
-        &self,
-        credentials: &Credentials,
-        room_id: &str,
-        from_user_id: &str,
-    ) -> Result<QueryRoomAttributeResponse, ZimError> {
-        let body =
-            QueryRoomAttributeRequest { from_user_id: from_user_id.to_owned(), room_id: room_id.to_owned() };
-        self.call(credentials, Action::QueryRoomAttribute, &[], Some(&body)).await
-    }
-
-    /// Lists one page of a room's users. 660300008 (empty room in delayed destruction) is `Err` with class
-    /// [`Class::Exists`]; 660300001 is [`Class::NotFound`].
-    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
-    pub async fn query_room_user_list(
-        &self,
-        credentials: &Credentials,
-        room_id: &str,
-        next_flag: &str,
-        limit: u32,
-    ) -> Result<QueryRoomUserListResponse, ZimError> {
-        let query = [
-            ("RoomId", room_id.to_owned()),
-            ("Mode", "0".to_owned()),
-            ("NextFlag", next_flag.to_owned()),
-            ("Limit", limit.min(500).to_string()),
-        ];
-        self.call(credentials, Action::QueryRoomUserList, &query, None::<&()>).await
-    }
-
-    /// Whether a room exists, by QueryRoomUserList: `0` and `660300008` mean yes, `660300001` means no.
-    pub async fn room_exists(&self, credentials: &Credentials, room_id: &str) -> Result<bool, ZimError> {
-        match self.query_room_user_list(credentials, room_id, "", 1).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some(codes::ROOM_EMPTY) => Ok(true),
-            Err(e) if e.class() == Class::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 
     /// Builds the signed URL of one request. Never log its result.
@@ -297,7 +214,6 @@ impl ZimClient {
         B: Serialize + ?Sized,
         R: DeserializeOwned + HasEnvelope,
     {
-        let waited = self.limiter.acquire(credentials.app_id, action).await;
         let start = Instant::now();
         let result: Result<R, ZimError> = self.send(credentials, action, query, body).await;
         let latency = start.elapsed();
@@ -307,7 +223,7 @@ impl ZimClient {
         };
         debug!(action = %action, result = %label, latency_ms = latency.as_millis() as u64, "zim call");
         if let Some(observer) = &self.observer {
-            observer.observe(action, &label, latency, waited);
+            observer.observe(action, &label, latency);
         }
         result
     }
@@ -323,7 +239,8 @@ impl ZimClient {
         B: Serialize + ?Sized,
         R: DeserializeOwned + HasEnvelope,
     {
-        // The signature is made as late as possible, after any wait for the limiter.
+        // The signature is made as late as possible, after any wait for the limiter (the decorator waits before
+        // calling in).
         let url = self.signed_url(credentials, action, query);
         let request = if action.is_post() {
             let bytes =
@@ -371,6 +288,94 @@ impl ZimClient {
     }
 }
 
+impl ZimApi for HttpClient {
+    #[instrument(skip_all, fields(app_id = credentials.app_id, users = users.len()))]
+    async fn user_register(
+        &self,
+        credentials: &Credentials,
+        users: &[UserInfo],
+    ) -> Result<UserRegisterResponse, ZimError> {
+        let body = UserRegisterRequest { user_info: users.to_vec() };
+        let result: Result<UserRegisterResponse, ZimError> =
+            self.call(credentials, Action::UserRegister, &[], Some(&body)).await;
+        match result {
+            Ok(mut resp) => {
+                resp.error_list.retain(|e| e.sub_code != codes::USER_EXISTS);
+                Ok(resp)
+            }
+            // Every user failed, and all of them because they already exist.
+            Err(ZimError::Api { code: codes::USER_EXISTS, message, request_id, .. }) => {
+                Ok(UserRegisterResponse {
+                    envelope: Envelope { code: codes::USER_EXISTS, message, request_id },
+                    error_list: Vec::new(),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %request.room_id))]
+    async fn create_room(
+        &self,
+        credentials: &Credentials,
+        request: &CreateRoomRequest,
+    ) -> Result<RoomResponse, ZimError> {
+        self.call(credentials, Action::CreateRoom, &[], Some(request)).await
+    }
+
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
+    async fn destroy_room(
+        &self,
+        credentials: &Credentials,
+        room_id: &str,
+        from_user_id: Option<&str>,
+    ) -> Result<RoomResponse, ZimError> {
+        let mut query = vec![("RoomId", room_id.to_owned())];
+        if let Some(from) = from_user_id {
+            query.push(("FromUserId", from.to_owned()));
+        }
+        self.call(credentials, Action::DestroyRoom, &query, None::<&()>).await
+    }
+
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %request.room_id, changes = request.attributes.len()))]
+    async fn modify_room_attribute(
+        &self,
+        credentials: &Credentials,
+        request: &ModifyRoomAttributeRequest,
+    ) -> Result<ModifyRoomAttributeResponse, ZimError> {
+        self.call(credentials, Action::ModifyRoomAttribute, &[], Some(request)).await
+    }
+
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
+    async fn query_room_attribute(
+        &self,
+        credentials: &Credentials,
+        room_id: &str,
+        from_user_id: &str,
+    ) -> Result<QueryRoomAttributeResponse, ZimError> {
+        let body =
+            QueryRoomAttributeRequest { from_user_id: from_user_id.to_owned(), room_id: room_id.to_owned() };
+        self.call(credentials, Action::QueryRoomAttribute, &[], Some(&body)).await
+    }
+
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
+    async fn query_room_user_list(
+        &self,
+        credentials: &Credentials,
+        room_id: &str,
+        next_flag: &str,
+        limit: u32,
+    ) -> Result<QueryRoomUserListResponse, ZimError> {
+        let query = [
+            ("RoomId", room_id.to_owned()),
+            ("Mode", "0".to_owned()),
+            ("NextFlag", next_flag.to_owned()),
+            ("Limit", limit.min(500).to_string()),
+        ];
+        self.call(credentials, Action::QueryRoomUserList, &query, None::<&()>).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,7 +390,7 @@ mod tests {
     #[test]
     fn signed_url_puts_action_and_public_params_in_query() {
         let client =
-            ZimClient::new(&ClientConfig { endpoint: "http://127.0.0.1:1".into(), ..Default::default() })
+            HttpClient::new(&ClientConfig { endpoint: "http://127.0.0.1:1".into(), ..Default::default() })
                 .unwrap()
                 .with_clock(Arc::new(Fixed));
         let creds = Credentials::new(12345, "9193cc662a4c0ec135ec71fb57194b38");

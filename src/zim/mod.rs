@@ -4,9 +4,11 @@
 //! - [`types`]: actions, requests and responses with ZEGO's field names;
 //! - [`codes`]: the return-code table and the class of each outcome;
 //! - [`error`]: one error type separating ZIM answers from transport failures;
-//! - [`limiter`]: even spacing per (AppId, Action);
+//! - [`api`]: the [`ZimApi`] trait, the operations the reconcile core uses;
+//! - [`limiter`]: even spacing per (AppId, Action), as a decorator around any [`ZimApi`];
 //! - [`client`]: the HTTP client tying them together.
 
+pub mod api;
 pub mod client;
 pub mod codes;
 pub mod error;
@@ -15,8 +17,10 @@ pub mod limits;
 pub mod sign;
 pub mod types;
 
-pub use client::{CallObserver, ClientConfig, Clock, DEFAULT_ENDPOINT, SystemClock, ZimClient};
+pub use api::ZimApi;
+pub use client::{CallObserver, ClientConfig, Clock, DEFAULT_ENDPOINT, HttpClient, SystemClock, ZimClient};
 pub use codes::{Class, Terminal, classify};
 pub use error::ZimError;
+pub use limiter::RateLimited;
 pub use sign::{Credentials, ServerSecret};
 pub use types::Action;
