@@ -11,14 +11,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::backoff;
 use crate::crd::{ZimRoom, condition};
 use crate::manifest::{self, Document};
+use crate::now;
 use crate::reconcile::validate::validate_spec;
 use crate::reconcile::{self, CredentialsError, NoSink, Reconciler, Requeue, ResolvedCredentials};
 use crate::sim::{DEMO_APP_ID, DEMO_SERVER_SECRET, Simulator};
 use crate::zim::{ClientConfig, Credentials, DEFAULT_ENDPOINT, ZimClient};
+
+/// The longest wait between two attempts of one room.
+const APPLY_MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// Output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -265,7 +269,7 @@ fn with_defaults(mut room: ZimRoom) -> ZimRoom {
 }
 
 async fn apply_one(
-    reconciler: &Reconciler,
+    reconciler: &Reconciler<ZimClient>,
     mut room: ZimRoom,
     creds: Result<ResolvedCredentials, CredentialsError>,
     attempts: u32,
@@ -275,15 +279,11 @@ async fn apply_one(
         room.status = Some(outcome.status);
         match outcome.requeue {
             Requeue::Backoff { .. } if attempt < attempts => {
-                let delay = Duration::from_millis(500u64 << (attempt - 1).min(4)).min(Duration::from_secs(5));
-                tokio::time::sleep(delay).await;
+                // The controller's schedule, but never longer than APPLY_MAX_WAIT: a person is waiting.
+                tokio::time::sleep(backoff::FAST.delay(attempt).min(APPLY_MAX_WAIT)).await;
             }
             _ => break,
         }
     }
     room
-}
-
-fn now() -> Time {
-    Time(jiff::Timestamp::now())
 }

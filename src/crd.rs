@@ -11,6 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use crate::zim::limits;
+
 /// The finalizer that makes deletion destroy (or deliberately orphan) the ZIM room.
 pub const FINALIZER: &str = "zim.zego.im/destroy-room";
 /// Annotation that pauses reconciliation when set to `"true"` (never blocks deletion).
@@ -108,33 +110,33 @@ pub struct ZimRoomSpec {
     /// The ZIM room ID. Defaults to metadata.name. At most 32 bytes of ASCII letters, digits and
     /// `!#$%&()+-:;<=.>?@[]^_ ,{}|~`. Immutable once set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 32), regex(pattern = r"^[A-Za-z0-9!#$%&()+\-:;<=.>?@\[\]\^_ ,{}|~]+$"))]
+    #[schemars(length(min = 1, max = limits::MAX_ID_BYTES), regex(pattern = limits::ID_PATTERN))]
     pub room_id: Option<String>,
 
     /// The room's display name, at most 64 bytes (bytes of UTF-8, not characters). Immutable once set: ZIM has
     /// no API to rename a room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = limits::MAX_ROOM_NAME_BYTES))]
     pub room_name: Option<String>,
 
     /// Seconds the room survives once it has no users, 0 to 10800. Defaults to the maximum, 10800: ZEGO destroys
     /// an empty room at once when no delay is set, and a declared room nobody has joined yet would otherwise
     /// vanish and be recreated at every resync. Immutable: ZIM cannot change it after creation.
     #[serde(default = "default_destroy_delay_time")]
-    #[schemars(range(min = 0, max = 10800))]
+    #[schemars(range(min = 0, max = limits::MAX_DESTROY_DELAY_SECS))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("destroyDelayTime is immutable: ZIM cannot change it after creation"))]
     pub destroy_delay_time: u32,
 
     /// Room attributes, kept in sync after creation. At most 20, keys unique. The operator owns only the keys
     /// declared here and never touches attributes that room clients set themselves.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
+    #[schemars(length(max = limits::MAX_ATTRIBUTES), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key"]))]
     pub attributes: Vec<RoomAttribute>,
 
     /// The ZIM user the operator acts as (registered automatically; not added to the room). Defaults to the
     /// credentials Secret's `fromUserId`, then to the operator's `--from-user-id` (default `zim-operator`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 32), regex(pattern = r"^[A-Za-z0-9!#$%&()+\-:;<=.>?@\[\]\^_ ,{}|~]+$"))]
+    #[schemars(length(min = 1, max = limits::MAX_ID_BYTES), regex(pattern = limits::ID_PATTERN))]
     pub from_user_id: Option<String>,
 
     /// A Secret in this object's namespace holding `appId` and `serverSecret` (and optionally `fromUserId`).
@@ -149,7 +151,7 @@ pub struct ZimRoomSpec {
 }
 
 fn default_destroy_delay_time() -> u32 {
-    10800
+    limits::MAX_DESTROY_DELAY_SECS
 }
 
 /// One room attribute.
@@ -157,10 +159,10 @@ fn default_destroy_delay_time() -> u32 {
 #[serde(rename_all = "camelCase")]
 pub struct RoomAttribute {
     /// Attribute key, 1 to 16 bytes, unique within the room.
-    #[schemars(length(min = 1, max = 16))]
+    #[schemars(length(min = 1, max = limits::MAX_ATTRIBUTE_KEY_BYTES))]
     pub key: String,
     /// Attribute value, at most 1024 bytes (all values of a room together at most 5120 bytes).
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = limits::MAX_ATTRIBUTE_VALUE_BYTES))]
     pub value: String,
     /// ZIM's AutoDelete: delete the attribute when the user who set it leaves the room. The operator's user never
     /// joins the room, so this rarely matters; defaults to false.

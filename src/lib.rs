@@ -8,10 +8,22 @@
 //! - [`zim`]: the ZIM server-API client (signing, codes, rate limiting); knows nothing of Kubernetes;
 //! - [`sim`]: a ZIM simulator written to ZEGO's documentation, for tests and the quick start.
 
+pub mod backoff;
 pub mod cmd_simulate;
 pub mod sim;
 pub mod telemetry;
 pub mod zim;
+
+/// Locks `m`, recovering the data of a poisoned lock: every critical section here leaves its data consistent at
+/// each step, so a panic elsewhere must not wedge the process.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The wall clock as a Kubernetes timestamp (condition transition times).
+pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now())
+}
 
 /// Completes on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

@@ -11,6 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::lock;
+use crate::reconcile::ErrorCategory;
 use crate::zim::{Action, CallObserver};
 
 /// Labels: a reconcile's result (`success` or an error category).
@@ -151,18 +153,20 @@ impl Metrics {
     }
 
     /// Records one reconcile.
-    pub fn reconciled(&self, duration: Duration, error_category: Option<&str>) {
+    pub fn reconciled(&self, duration: Duration, error_category: Option<ErrorCategory>) {
         self.reconcile_duration.observe(duration.as_secs_f64());
-        let result = error_category.unwrap_or("success").to_owned();
+        let result = error_category.map_or("success", ErrorCategory::as_str).to_owned();
         self.reconciles.get_or_create(&ResultLabel { result }).inc();
         if let Some(category) = error_category {
-            self.reconcile_failures.get_or_create(&CategoryLabel { category: category.to_owned() }).inc();
+            self.reconcile_failures
+                .get_or_create(&CategoryLabel { category: category.as_str().to_owned() })
+                .inc();
         }
     }
 
     /// Sets the Ready state of one object (`None` when it is gone) and updates the per-state gauge.
     pub fn set_ready(&self, key: &str, ready: Option<&str>) {
-        let mut states = self.ready_counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut states = lock(&self.ready_counts);
         match ready {
             Some(r) => {
                 states.insert(key.to_owned(), r.to_owned());
@@ -206,7 +210,7 @@ mod tests {
     fn encodes_openmetrics_without_object_labels() {
         let m = Metrics::new();
         m.reconciled(Duration::from_millis(5), None);
-        m.reconciled(Duration::from_millis(5), Some("transient"));
+        m.reconciled(Duration::from_millis(5), Some(ErrorCategory::Transient));
         m.observe(Action::CreateRoom, "0", Duration::from_millis(3));
         m.waited(Action::CreateRoom, Duration::ZERO);
         m.set_ready("chat/lobby", Some("true"));

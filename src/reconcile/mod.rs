@@ -8,8 +8,15 @@
 //! read (QueryRoomAttribute) and written (ModifyRoomAttribute) only when the declared attributes differ from what
 //! was last applied in full, or the room was adopted or recreated.
 
+//!
+//! The decisions are pure functions ([`decide`]: the next step; [`failure`]: a failure → reason, requeue,
+//! category); this module carries them out against a [`ZimApi`].
+
 pub mod conditions;
+pub mod decide;
+pub mod failure;
 pub mod plan;
+mod run;
 pub mod validate;
 
 use std::collections::HashSet;
@@ -20,9 +27,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tracing::{debug, info, instrument};
 
 use crate::crd::{AppliedState, DeletionPolicy, ZimRoom, ZimRoomStatus, condition, reason};
+use crate::lock;
 use crate::zim::codes;
 use crate::zim::types::{CreateRoomAttribute, CreateRoomRequest, ModifyRoomAttributeRequest, UserInfo};
 use crate::zim::{Class, Credentials, Terminal, ZimApi, ZimClient, ZimError};
+
+use decide::{Creation, ExistsEvent, Gate, Next, Step};
+pub use failure::{CredentialsProblem, ErrorCategory};
+use run::Run;
 
 /// The default operator user when neither the spec nor the credentials name one.
 pub const DEFAULT_FROM_USER_ID: &str = "zim-operator";
@@ -50,20 +62,44 @@ pub enum CredentialsError {
         /// What is wrong (never the secret).
         reason: String,
     },
+    /// The source could not be read (forbidden, timeout, API server trouble); says nothing about the Secret.
+    #[error("credentials {source_name} could not be read: {reason}")]
+    Unreadable {
+        /// Where the credentials come from.
+        source_name: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl CredentialsError {
+    /// The kind of problem, for the failure mapping.
+    pub fn problem(&self) -> CredentialsProblem {
+        match self {
+            CredentialsError::NotFound(_) => CredentialsProblem::NotFound,
+            CredentialsError::Invalid { .. } => CredentialsProblem::Invalid,
+            CredentialsError::Unreadable { .. } => CredentialsProblem::Unreadable,
+        }
+    }
 }
 
 /// Persists the creation intent before the first CreateRoom (the controller patches the status; `apply` keeps it
 /// in memory).
 pub trait IntentSink: Send + Sync {
+    /// Why persisting failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
     /// Writes `status`; an error stops the reconcile before any CreateRoom.
-    fn persist_intent(&self, status: &ZimRoomStatus) -> impl Future<Output = Result<(), String>> + Send;
+    fn persist_intent(&self, status: &ZimRoomStatus) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
 /// A sink that keeps nothing (for `apply`, where the status is printed at the end).
 pub struct NoSink;
 
 impl IntentSink for NoSink {
-    async fn persist_intent(&self, _status: &ZimRoomStatus) -> Result<(), String> {
+    type Error = std::convert::Infallible;
+
+    async fn persist_intent(&self, _status: &ZimRoomStatus) -> Result<(), Self::Error> {
         Ok(())
     }
 }
@@ -104,8 +140,8 @@ pub struct Outcome {
     pub notes: Vec<Note>,
     /// When to come back.
     pub requeue: Requeue,
-    /// A fixed error category for metrics (`None` on success).
-    pub error_category: Option<&'static str>,
+    /// The error category for metrics and events (`None` on success).
+    pub error_category: Option<ErrorCategory>,
 }
 
 /// What deletion did.
@@ -179,38 +215,29 @@ impl<Z: ZimApi> Reconciler<Z> {
         now: Time,
     ) -> Outcome {
         let mut run = Run::new(room, now);
-        if room.is_paused() {
-            run.set(
-                condition::SYNCED,
-                false,
-                reason::RECONCILE_PAUSED,
-                "reconciliation is paused by the zim.zego.im/paused annotation",
-            );
-            return run.finish(Requeue::OnChange, None);
-        }
-        let name = room.metadata.name.as_deref().unwrap_or_default();
-        let problems = validate::validate_spec(name, &room.spec);
-        if !problems.is_empty() {
-            return run.fail(reason::INVALID_SPEC, &join(&problems), Requeue::OnChange, "invalid_spec");
-        }
-        let changed = validate::immutable_changes(room);
-        if !changed.is_empty() {
-            return run.fail(
-                reason::IMMUTABLE_FIELD_CHANGED,
-                &join(&changed),
-                Requeue::OnChange,
-                "immutable_field",
-            );
+        match decide::gate(room) {
+            Some(Gate::Paused) => {
+                run.set(
+                    condition::SYNCED,
+                    false,
+                    reason::RECONCILE_PAUSED,
+                    "reconciliation is paused by the zim.zego.im/paused annotation",
+                );
+                return run.finish(Requeue::OnChange, None);
+            }
+            Some(Gate::Invalid(problems)) => {
+                let category = ErrorCategory::InvalidSpec;
+                return run.fail(reason::INVALID_SPEC, &join(&problems), Requeue::OnChange, category);
+            }
+            Some(Gate::Immutable(changed)) => {
+                let (r, category) = (reason::IMMUTABLE_FIELD_CHANGED, ErrorCategory::ImmutableField);
+                return run.fail(r, &join(&changed), Requeue::OnChange, category);
+            }
+            None => {}
         }
         let resolved = match credentials {
             Ok(c) => c,
-            Err(e) => {
-                let r = match e {
-                    CredentialsError::NotFound(_) => reason::CREDENTIALS_NOT_FOUND,
-                    CredentialsError::Invalid { .. } => reason::CREDENTIALS_INVALID,
-                };
-                return run.fail(r, &e.to_string(), Requeue::Backoff { slow: false }, "credentials");
-            }
+            Err(e) => return run.mapped(failure::credentials_failure(e.problem()), &e.to_string()),
         };
         let creds = &resolved.credentials;
         let from = room
@@ -222,31 +249,39 @@ impl<Z: ZimApi> Reconciler<Z> {
 
         let room_id = room.room_id();
         let declared_hash = plan::attributes_hash(&room.spec.attributes);
-        let applied = run.status.applied.clone();
-        match applied {
-            Some(applied) if applied.attributes_hash.as_deref() == Some(declared_hash.as_str()) => {
-                // Converged before: one existence probe.
-                match self.zim.room_exists(creds, &room_id).await {
-                    Ok(true) => run.succeed(),
-                    Ok(false) => self.create(&mut run, room, creds, &from, sink, Creation::Recreate).await,
-                    Err(e) => run.zim_failure(&e),
-                }
-            }
-            Some(_) => {
-                // The declared attributes changed since they were last applied: read them (this also probes).
+        let mut current = Vec::new();
+        let next = match decide::first_step(&run.status, &declared_hash) {
+            Step::Create(creation) => Next::Create(creation),
+            Step::Probe => match self.zim.room_exists(creds, &room_id).await {
+                Ok(exists) => decide::after_probe(exists),
+                Err(e) => return run.zim_failure(&e),
+            },
+            Step::ReadAttributes => {
                 if let Err(e) = self.ensure_registered(creds, &from).await {
                     return run.zim_failure(&e);
                 }
                 match self.zim.query_room_attribute(creds, &room_id, &from).await {
-                    Ok(resp) => self.sync_attributes(&mut run, room, creds, &from, &resp.attributes).await,
-                    Err(e) if e.class() == Class::NotFound => {
-                        self.create(&mut run, room, creds, &from, sink, Creation::Recreate).await
+                    Ok(resp) => {
+                        current = resp.attributes;
+                        decide::after_read(true)
                     }
-                    Err(e) => run.zim_failure(&e),
+                    Err(e) if e.class() == Class::NotFound => decide::after_read(false),
+                    Err(e) => return run.zim_failure(&e),
                 }
             }
-            None => self.create(&mut run, room, creds, &from, sink, Creation::First).await,
+        };
+        match next {
+            Next::Converged => run.succeed(),
+            Next::Create(creation) => self.create(&mut run, room, creds, &from, sink, creation).await,
+            Next::SyncAttributes => self.sync_attributes(&mut run, room, creds, &from, &current).await,
         }
+    }
+
+    /// Probes whether the room this object manages still exists (the periodic re-check of a converged room). The
+    /// room is the one recorded on the status, else the spec's.
+    pub async fn probe(&self, room: &ZimRoom, credentials: &ResolvedCredentials) -> Result<bool, ZimError> {
+        let room_id = room.status.as_ref().and_then(|s| s.room_id.clone()).unwrap_or_else(|| room.room_id());
+        self.zim.room_exists(&credentials.credentials, &room_id).await
     }
 
     async fn create<S: IntentSink>(
@@ -264,9 +299,7 @@ impl<Z: ZimApi> Reconciler<Z> {
         if let Err(e) = self.ensure_registered(creds, from).await {
             return run.zim_failure(&e);
         }
-        // An intent recorded by an earlier reconcile means any room under this ID may be our own creation whose
-        // outcome was lost (a crash between the call and the status write).
-        let intent_before = run.status.room_id.as_deref() == Some(room_id.as_str());
+        let intent_before = !decide::needs_intent(&run.status, &room_id);
         if !intent_before {
             run.status.room_id = Some(room_id.clone());
             run.set(condition::READY, false, reason::CREATING, format!("creating ZIM room {room_id}"));
@@ -274,7 +307,7 @@ impl<Z: ZimApi> Reconciler<Z> {
                 return run.fail_keep_ready(
                     &format!("could not record the creation intent: {e}"),
                     Requeue::Backoff { slow: false },
-                    "status",
+                    ErrorCategory::Status,
                 );
             }
         }
@@ -329,18 +362,22 @@ impl<Z: ZimApi> Reconciler<Z> {
                 if let Some(id) = e.request_id() {
                     run.status.request_id = Some(id.to_owned());
                 }
-                let adopted = matches!(creation, Creation::First) && !intent_before;
-                if run.status.adopted.is_none() || adopted {
+                let decision = decide::on_room_exists(creation, intent_before, run.status.adopted);
+                if let Some(adopted) = decision.adopted {
                     run.status.adopted = Some(adopted);
                 }
-                if adopted {
-                    run.note(false, "Adopted", format!("ZIM room {room_id} already existed; adopted it (deletionPolicy defaults to Orphan)"));
-                } else if matches!(creation, Creation::First) {
-                    run.note(
+                match decision.event {
+                    Some(ExistsEvent::Adopted) => run.note(
+                        false,
+                        "Adopted",
+                        format!("ZIM room {room_id} already existed; adopted it (deletionPolicy defaults to Orphan)"),
+                    ),
+                    Some(ExistsEvent::CreatedEarlier) => run.note(
                         false,
                         "Created",
                         format!("ZIM room {room_id} exists from an earlier attempt of this object"),
-                    );
+                    ),
+                    None => {}
                 }
                 run.status.applied = Some(applied(None));
                 // Its attributes are unknown: read and converge them.
@@ -350,7 +387,7 @@ impl<Z: ZimApi> Reconciler<Z> {
                 }
             }
             Err(e) => {
-                if matches!(e.code(), Some(codes::OPERATOR_NOT_REGISTERED | 660200001 | 51102)) {
+                if e.code().is_some_and(codes::is_unregistered_operator) {
                     self.forget_registration(creds.app_id, from);
                 }
                 run.zim_failure(&e)
@@ -413,13 +450,13 @@ impl<Z: ZimApi> Reconciler<Z> {
                 list.join(", ")
             ),
             Requeue::Backoff { slow: false },
-            "attributes",
+            ErrorCategory::Attributes,
         )
     }
 
     async fn ensure_registered(&self, creds: &Credentials, user: &str) -> Result<(), ZimError> {
         let key = (creds.app_id, user.to_owned());
-        if self.registered.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
+        if lock(&self.registered).contains(&key) {
             return Ok(());
         }
         let resp = self
@@ -434,12 +471,12 @@ impl<Z: ZimApi> Reconciler<Z> {
                 request_id: resp.envelope.request_id.clone(),
             });
         }
-        self.registered.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+        lock(&self.registered).insert(key);
         Ok(())
     }
 
     fn forget_registration(&self, app_id: u32, user: &str) {
-        self.registered.lock().unwrap_or_else(|p| p.into_inner()).remove(&(app_id, user.to_owned()));
+        lock(&self.registered).remove(&(app_id, user.to_owned()));
     }
 
     /// Deletion: destroys the room (deletionPolicy Delete) or leaves it (Orphan; the default for adopted rooms).
@@ -470,128 +507,6 @@ impl<Z: ZimApi> Reconciler<Z> {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Creation {
-    First,
-    Recreate,
-}
-
 fn join(errors: &[validate::FieldError]) -> String {
     errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-}
-
-/// The state of one reconcile run: the status being built and the events gathered.
-struct Run<'a> {
-    room: &'a ZimRoom,
-    status: ZimRoomStatus,
-    notes: Vec<Note>,
-    now: Time,
-    was_ready: bool,
-}
-
-impl<'a> Run<'a> {
-    fn new(room: &'a ZimRoom, now: Time) -> Self {
-        let status = room.status.clone().unwrap_or_default();
-        let was_ready = conditions::is_true(&status.conditions, condition::READY);
-        Self { room, status, notes: Vec::new(), now, was_ready }
-    }
-
-    fn set(&mut self, type_: &str, ok: bool, reason: &str, message: impl Into<String>) {
-        let generation = self.room.metadata.generation;
-        conditions::set(&mut self.status.conditions, type_, ok, reason, message, generation, &self.now);
-    }
-
-    fn note(&mut self, warning: bool, reason: &str, message: String) {
-        self.notes.push(Note { warning, reason: reason.to_owned(), message });
-    }
-
-    /// The outcome of the run; the status and events move out of it.
-    fn finish(&mut self, requeue: Requeue, error_category: Option<&'static str>) -> Outcome {
-        self.status.observed_generation = self.room.metadata.generation;
-        Outcome {
-            status: std::mem::take(&mut self.status),
-            notes: std::mem::take(&mut self.notes),
-            requeue,
-            error_category,
-        }
-    }
-
-    fn mark_attributes_applied(&mut self, declared: &[crate::crd::RoomAttribute], hash: String) {
-        self.status.managed_attribute_keys = plan::declared_keys(declared);
-        if let Some(applied) = self.status.applied.as_mut() {
-            applied.attributes_hash = Some(hash);
-        }
-    }
-
-    fn succeed(&mut self) -> Outcome {
-        // Messages are never empty: Kubernetes 1.20's server-side apply turns "" into null, which the schema refuses.
-        let room_id = self.status.room_id.clone().unwrap_or_else(|| self.room.room_id());
-        self.set(condition::READY, true, reason::AVAILABLE, format!("ZIM room {room_id} exists"));
-        self.set(
-            condition::SYNCED,
-            true,
-            reason::RECONCILE_SUCCESS,
-            "the room and its attributes are as declared",
-        );
-        self.finish(Requeue::Resync, None)
-    }
-
-    /// Ready=False with `reason`, Synced=False, a Warning event.
-    fn fail(
-        &mut self,
-        ready_reason: &str,
-        message: &str,
-        requeue: Requeue,
-        category: &'static str,
-    ) -> Outcome {
-        self.set(condition::READY, false, ready_reason, message);
-        self.set(condition::SYNCED, false, reason::RECONCILE_ERROR, message);
-        self.note(true, ready_reason, message.to_owned());
-        self.finish(requeue, Some(category))
-    }
-
-    /// Synced=False; Ready untouched (the room's existence is not in question).
-    fn fail_keep_ready(&mut self, message: &str, requeue: Requeue, category: &'static str) -> Outcome {
-        self.set(condition::SYNCED, false, reason::RECONCILE_ERROR, message);
-        self.note(true, reason::RECONCILE_ERROR, message.to_owned());
-        self.finish(requeue, Some(category))
-    }
-
-    /// Maps a ZIM failure to conditions and a requeue, by its class.
-    fn zim_failure(&mut self, e: &ZimError) -> Outcome {
-        let message = e.to_string();
-        let class = e.class();
-        let (ready_reason, requeue) = match class {
-            Class::Throttled => (reason::THROTTLED, Requeue::Backoff { slow: false }),
-            Class::Unknown => (reason::API_UNAVAILABLE, Requeue::Backoff { slow: true }),
-            Class::Transient | Class::NotFound | Class::Exists | Class::Ok => {
-                (reason::API_UNAVAILABLE, Requeue::Backoff { slow: false })
-            }
-            Class::Terminal(Terminal::Auth) => (reason::AUTH_FAILED, Requeue::Slow),
-            Class::Terminal(Terminal::Quota) => (reason::QUOTA_EXCEEDED, Requeue::Slow),
-            Class::Terminal(Terminal::InvalidParams) => (reason::INVALID_SPEC, Requeue::Slow),
-        };
-        let message = match class {
-            Class::Terminal(Terminal::Auth) if e.code() == Some(codes::SIGNATURE_EXPIRED) => {
-                format!(
-                    "{message}; the operator's clock differs from ZEGO's by more than 10 minutes: check NTP"
-                )
-            }
-            Class::Terminal(Terminal::Auth) => {
-                format!("{message}; check the AppId and server secret, and that ZIM is enabled for the app")
-            }
-            Class::Terminal(Terminal::Quota) => {
-                format!("{message}; the app's room quota is used up: destroy rooms or raise the plan's limit")
-            }
-            _ => message,
-        };
-        // A room already known to exist stays Ready through transient trouble; terminal problems are shown.
-        let keep_ready = self.was_ready && class.is_retryable();
-        if !keep_ready {
-            self.set(condition::READY, false, ready_reason, message.clone());
-        }
-        self.set(condition::SYNCED, false, reason::RECONCILE_ERROR, message.clone());
-        self.note(true, if keep_ready { reason::RECONCILE_ERROR } else { ready_reason }, message);
-        self.finish(requeue, Some(class.label()))
-    }
 }

@@ -78,6 +78,15 @@ pub const REGISTER_RATE_LIMITED: i64 = 660700001;
 pub const USER_EXISTS: i64 = 660700002;
 /// Operator (FromUserId) not registered.
 pub const OPERATOR_NOT_REGISTERED: i64 = 660500002;
+/// User ID does not exist, is logged out, or was only registered on the server and never logged in.
+pub const USER_NOT_FOUND: i64 = 660200001;
+/// User does not exist (not logged in to ZIM).
+pub const USER_NOT_LOGGED_IN: i64 = 51102;
+
+/// Whether `code` says the FromUserId is not (or no longer) registered, so registering it again may help.
+pub fn is_unregistered_operator(code: i64) -> bool {
+    matches!(code, OPERATOR_NOT_REGISTERED | USER_NOT_FOUND | USER_NOT_LOGGED_IN)
+}
 /// Signature expired (timestamp outside ±10 minutes).
 pub const SIGNATURE_EXPIRED: i64 = 100000004;
 /// Signature wrong.
@@ -97,7 +106,7 @@ pub fn classify(code: i64) -> Class {
         1 | 105001 | 100000010 | 100000011 | 100000012 | 100000015 | 660000001 | 660000003 | 660300007
         | 660600015 | 660700013 | 660700016 | 660700017 => Transient,
         // A FromUserId that is (no longer) registered: registration is retried on the next attempt.
-        51102 | 660200001 | OPERATOR_NOT_REGISTERED | 660700012 | 660700015 => Transient,
+        USER_NOT_LOGGED_IN | USER_NOT_FOUND | OPERATOR_NOT_REGISTERED | 660700012 | 660700015 => Transient,
         // Authentication and app configuration.
         3 | 100000000 | 100000001 | SIGNATURE_EXPIRED | SIGNATURE_WRONG | 100000016 | 100000017 => {
             Terminal(self::Terminal::Auth)

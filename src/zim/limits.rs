@@ -44,8 +44,14 @@ pub fn check_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The ID charset as a regular expression, for the CRD schema.
-pub fn id_pattern() -> String {
+/// The ID charset as a regular expression, for the CRD schema (a test holds it to [`ID_SPECIAL_CHARS`]).
+pub const ID_PATTERN: &str = r"^[A-Za-z0-9!#$%&()+\-:;<=.>?@\[\]\^_ ,{}|~]+$";
+
+/// Seconds of clock difference ZEGO's signature check tolerates.
+pub const SIGNATURE_WINDOW_SECS: i64 = 600;
+
+#[cfg(test)]
+fn id_pattern() -> String {
     let mut class = String::from("^[A-Za-z0-9");
     for c in ID_SPECIAL_CHARS.chars() {
         if matches!(c, '[' | ']' | '^' | '-' | '\\') {
@@ -60,6 +66,15 @@ pub fn id_pattern() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_pattern_is_the_charset() {
+        assert_eq!(ID_PATTERN, id_pattern());
+        let re = regex::Regex::new(ID_PATTERN).unwrap();
+        for c in (0u8..128).map(char::from) {
+            assert_eq!(re.is_match(&c.to_string()), is_id_char(c), "{c:?}");
+        }
+    }
 
     #[test]
     fn ids_follow_the_documented_charset_and_length() {

@@ -1,0 +1,194 @@
+//! Credentials from Secrets: parsing (`appId`, `serverSecret`, optional `fromUserId`), a cache dropped when the
+//! Secret changes, the last good credentials of each Secret (so deletion can finish after the Secret is gone),
+//! and the metadata-only Secret watch that re-queues the ZimRooms using a Secret.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PartialObjectMeta;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tracing::warn;
+
+use crate::crd::ZimRoom;
+use crate::lock;
+use crate::reconcile::{CredentialsError, ResolvedCredentials};
+use crate::zim::Credentials;
+
+/// A Secret: (namespace, name).
+pub(crate) type SecretKey = (String, String);
+
+/// Parses a credentials Secret: `appId` (decimal), `serverSecret`, optional `fromUserId`. Errors never show values.
+pub fn parse_secret(name: &str, secret: &Secret) -> Result<ResolvedCredentials, CredentialsError> {
+    let invalid =
+        |reason: String| CredentialsError::Invalid { source_name: format!("Secret {name}"), reason };
+    let data = secret.data.clone().unwrap_or_default();
+    let text = |k: &str| -> Result<Option<String>, CredentialsError> {
+        match data.get(k) {
+            None => Ok(None),
+            Some(b) => String::from_utf8(b.0.clone())
+                .map(|s| Some(s.trim().to_owned()))
+                .map_err(|_| invalid(format!("key {k} is not UTF-8 text"))),
+        }
+    };
+    let app_id = text("appId")?.ok_or_else(|| invalid("key appId is missing".into()))?;
+    let app_id: u32 = app_id.parse().map_err(|_| invalid("key appId is not a decimal number".into()))?;
+    let secret = text("serverSecret")?.filter(|s| !s.is_empty());
+    let secret = secret.ok_or_else(|| invalid("key serverSecret is missing or empty".into()))?;
+    let from_user_id = text("fromUserId")?.filter(|s| !s.is_empty());
+    Ok(ResolvedCredentials { credentials: Credentials::new(app_id, secret), from_user_id })
+}
+
+/// Classifies a failed Secret read: the API server's 404 means the Secret does not exist; anything else (403,
+/// a timeout, a broken connection) means it could not be read, which says nothing about the Secret.
+fn read_error(ns: &str, name: &str, e: &kube::Error) -> CredentialsError {
+    let source_name = format!("Secret {ns}/{name}");
+    match e {
+        kube::Error::Api(s) if s.code == 404 => CredentialsError::NotFound(source_name),
+        kube::Error::Api(s) if s.code == 403 => CredentialsError::Unreadable {
+            source_name,
+            reason: format!("forbidden ({}); check the operator's RBAC for Secrets in {ns}", s.message),
+        },
+        other => CredentialsError::Unreadable { source_name, reason: other.to_string() },
+    }
+}
+
+/// Credentials read from Secrets, cached until the Secret changes; plus the last good ones per Secret.
+pub(crate) struct CredentialCache {
+    client: Client,
+    default_secret: Option<SecretKey>,
+    entries: Mutex<HashMap<SecretKey, Result<ResolvedCredentials, CredentialsError>>>,
+    last_good: Mutex<HashMap<SecretKey, ResolvedCredentials>>,
+}
+
+impl CredentialCache {
+    pub(crate) fn new(client: Client, default_secret: Option<SecretKey>) -> Self {
+        Self { client, default_secret, entries: Mutex::default(), last_good: Mutex::default() }
+    }
+
+    /// The Secret a room's credentials come from: `spec.credentialsSecretRef` in its namespace, else the default.
+    pub(crate) fn secret_key(&self, room: &ZimRoom) -> Option<SecretKey> {
+        match &room.spec.credentials_secret_ref {
+            Some(r) => Some((room.namespace().unwrap_or_default(), r.name.clone())),
+            None => self.default_secret.clone(),
+        }
+    }
+
+    /// The credentials for `room`.
+    pub(crate) async fn for_room(&self, room: &ZimRoom) -> Result<ResolvedCredentials, CredentialsError> {
+        match self.secret_key(room) {
+            Some(key) => self.get(&key).await,
+            None => Err(CredentialsError::NotFound(
+                "(spec.credentialsSecretRef is unset and the operator has no default credentials Secret)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The last good credentials `room`'s Secret gave, if any.
+    pub(crate) fn last_good_for(&self, room: &ZimRoom) -> Option<ResolvedCredentials> {
+        let key = self.secret_key(room)?;
+        lock(&self.last_good).get(&key).cloned()
+    }
+
+    async fn get(&self, key: &SecretKey) -> Result<ResolvedCredentials, CredentialsError> {
+        if let Some(hit) = lock(&self.entries).get(key) {
+            return hit.clone();
+        }
+        let (ns, name) = key;
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        let result = match api.get_opt(name).await {
+            Ok(Some(secret)) => parse_secret(&format!("{ns}/{name}"), &secret),
+            Ok(None) => Err(CredentialsError::NotFound(format!("Secret {ns}/{name}"))),
+            // Not cached: the next attempt asks again.
+            Err(e) => return Err(read_error(ns, name, &e)),
+        };
+        if let Ok(good) = &result {
+            lock(&self.last_good).insert(key.clone(), good.clone());
+        }
+        lock(&self.entries).insert(key.clone(), result.clone());
+        result
+    }
+
+    /// Drops the cached credentials of `key` (its Secret changed).
+    pub(crate) fn invalidate(&self, key: &SecretKey) {
+        lock(&self.entries).remove(key);
+    }
+}
+
+/// The Secret of a watch event.
+pub(crate) fn key_of(secret: &PartialObjectMeta<Secret>) -> SecretKey {
+    (secret.namespace().unwrap_or_default(), secret.name_any())
+}
+
+/// Secret changes that should re-queue ZimRooms. The watch's initial listing (at start and after a reconnect)
+/// only drops cached credentials: the rooms read them afresh on their next reconcile, and start-up does not
+/// reconcile every room a second time.
+pub(crate) fn secret_changes(
+    cache: Arc<CredentialCache>,
+    events: impl futures::Stream<Item = Result<watcher::Event<PartialObjectMeta<Secret>>, watcher::Error>>
+    + Send
+    + 'static,
+) -> futures::stream::BoxStream<'static, Result<PartialObjectMeta<Secret>, watcher::Error>> {
+    events
+        .default_backoff()
+        .filter_map(move |event| {
+            let out = match event {
+                Ok(watcher::Event::Apply(s) | watcher::Event::Delete(s)) => Some(Ok(s)),
+                Ok(watcher::Event::InitApply(s)) => {
+                    cache.invalidate(&key_of(&s));
+                    None
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    warn!(error = %e, "Secret watch failed; retrying");
+                    None
+                }
+            };
+            futures::future::ready(out)
+        })
+        .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    #[test]
+    fn secret_parsing_names_the_problem_without_values() {
+        let secret = |pairs: &[(&str, &[u8])]| Secret {
+            data: Some(pairs.iter().map(|(k, v)| (k.to_string(), ByteString(v.to_vec()))).collect()),
+            ..Default::default()
+        };
+        let ok =
+            parse_secret("ns/s", &secret(&[("appId", b"123\n"), ("serverSecret", b"topsecret\n")])).unwrap();
+        assert_eq!(ok.credentials.app_id, 123);
+        assert_eq!(ok.credentials.secret.expose(), "topsecret");
+        let err =
+            parse_secret("ns/s", &secret(&[("appId", b"x1"), ("serverSecret", b"topsecret")])).unwrap_err();
+        assert!(err.to_string().contains("appId is not a decimal number"));
+        let err = parse_secret("ns/s", &secret(&[("appId", b"1")])).unwrap_err();
+        assert!(err.to_string().contains("serverSecret is missing"));
+        let err = parse_secret("ns/s", &secret(&[("appId", b"1"), ("serverSecret", b"\xff")])).unwrap_err();
+        assert!(!err.to_string().contains("topsecret"));
+    }
+
+    #[test]
+    fn read_errors_are_classified_by_what_happened() {
+        let api = |code: u16| {
+            kube::Error::Api(
+                kube::core::Status::failure("no", if code == 404 { "NotFound" } else { "Forbidden" })
+                    .with_code(code)
+                    .boxed(),
+            )
+        };
+        assert!(matches!(read_error("ns", "s", &api(404)), CredentialsError::NotFound(_)));
+        let forbidden = read_error("ns", "s", &api(403));
+        assert!(matches!(&forbidden, CredentialsError::Unreadable { .. }));
+        assert!(forbidden.to_string().contains("RBAC"), "{forbidden}");
+        assert!(matches!(read_error("ns", "s", &api(500)), CredentialsError::Unreadable { .. }));
+    }
+}

@@ -1,0 +1,461 @@
+//! kube-runtime wiring: the Controller over ZimRooms, the finalizer, the error policy and the watches. The jobs
+//! around it live in their own modules:
+//! - [`credentials`]: Secret parsing, the credential cache and last good credentials, the Secret watch;
+//! - [`prober`]: periodic existence checks of converged rooms, through the reconcile core;
+//! - [`status`]: server-side-apply status writes, the creation intent, events;
+//! - [`health`]: readiness of the watches for `/readyz`.
+//!
+//! - One Controller per watched namespace (or one for all), fed by a watcher whose events are filtered to what
+//!   matters — generation, deletion, finalizers and the `paused` / `reconcile-requested-at` annotations — so the
+//!   operator's own status writes never re-trigger it.
+//! - `finalizer()` is the single top-level step: Apply runs the reconcile core, Cleanup destroys or orphans.
+//! - Converged rooms are not requeued by the Controller; the prober re-checks them and hands vanished rooms back.
+//! - Retryable failures back off per object ([`crate::backoff`]: 1 s doubling to 5 min, jittered; unknown codes
+//!   30 s to 30 min), reset on success; terminal failures retry after about an hour, or at once on a spec or
+//!   Secret change.
+
+mod credentials;
+mod health;
+mod prober;
+mod status;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::admin::Health;
+use crate::backoff::{self, jitter};
+use crate::crd::{FINALIZER, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION, ZimRoom, condition, reason};
+use crate::metrics::Metrics;
+use crate::reconcile::{Cleanup, CleanupError, ErrorCategory, Note, Reconciler, Requeue, conditions};
+use crate::{lock, now};
+
+pub use credentials::parse_secret;
+use credentials::{CredentialCache, key_of, secret_changes};
+use health::{WATCH_BACKOFF_MAX, WatchHealth};
+pub use status::{FIELD_MANAGER, WriteError};
+use status::{StatusSink, publish, write_if_changed};
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Namespaces to watch; empty for all.
+    pub namespaces: Vec<String>,
+    /// Only ZimRooms matching this label selector.
+    pub label_selector: Option<String>,
+    /// Reconciles at once.
+    pub concurrency: u16,
+    /// How often a converged room's existence is re-checked (jittered ±10 %).
+    pub resync: Duration,
+    /// The default credentials Secret (namespace, name).
+    pub default_secret: Option<(String, String)>,
+    /// Retry period after a terminal failure.
+    pub slow_retry: Duration,
+    /// Bound on each status write.
+    pub write_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            namespaces: Vec::new(),
+            label_selector: None,
+            concurrency: 16,
+            resync: Duration::from_secs(600),
+            default_secret: None,
+            slow_retry: Duration::from_secs(3600),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Errors of one reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object has no namespace.
+    #[error("ZimRoom has no namespace")]
+    MissingNamespace,
+    /// The object has no name.
+    #[error("ZimRoom has no name")]
+    MissingName,
+    /// A status write failed.
+    #[error(transparent)]
+    WriteStatus(#[from] WriteError),
+    /// Deletion could not finish.
+    #[error(transparent)]
+    Cleanup(#[from] CleanupError),
+    /// The finalizer could not be added or removed.
+    #[error("updating the finalizer failed: {0}")]
+    Finalizer(#[source] kube::Error),
+    /// The finalizer name is not a valid one (a programming error, never a user's).
+    #[error("invalid finalizer name")]
+    InvalidFinalizer,
+}
+
+impl Error {
+    /// The metrics category.
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            Error::Cleanup(CleanupError::NoCredentials { .. }) => ErrorCategory::Credentials,
+            Error::Cleanup(CleanupError::Zim { source, .. }) => {
+                crate::reconcile::failure::zim_failure(source.class(), source.code(), false).category
+            }
+            Error::MissingNamespace | Error::MissingName => ErrorCategory::InvalidSpec,
+            Error::WriteStatus(_) | Error::Finalizer(_) | Error::InvalidFinalizer => {
+                ErrorCategory::Kubernetes
+            }
+        }
+    }
+
+    fn from_finalizer(e: FinalizerError<Error>) -> Self {
+        match e {
+            FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e) => e,
+            FinalizerError::AddFinalizer(e) | FinalizerError::RemoveFinalizer(e) => Error::Finalizer(e),
+            FinalizerError::UnnamedObject => Error::MissingName,
+            FinalizerError::InvalidFinalizer => Error::InvalidFinalizer,
+        }
+    }
+}
+
+/// Shared state of every reconcile.
+pub struct Context {
+    client: Client,
+    reconciler: Reconciler,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    config: Config,
+    credentials: Arc<CredentialCache>,
+    failures: Mutex<HashMap<ObjectRef<ZimRoom>, u32>>,
+}
+
+impl Context {
+    /// Builds the context.
+    pub fn new(
+        client: Client,
+        reconciler: Reconciler,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        config: Config,
+        instance: String,
+    ) -> Self {
+        let reporter = Reporter { controller: "zim-operator".into(), instance: Some(instance) };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            credentials: Arc::new(CredentialCache::new(client.clone(), config.default_secret.clone())),
+            client,
+            reconciler,
+            metrics,
+            health,
+            config,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// The next backoff delay for `room` (one more failure), on the fast or slow schedule.
+    fn backoff(&self, room: &ZimRoom, slow: bool) -> Duration {
+        let n = {
+            let mut f = lock(&self.failures);
+            let n = f.entry(ObjectRef::from_obj(room)).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if slow { backoff::SLOW.delay(n) } else { backoff::FAST.delay(n) }
+    }
+
+    fn reset_backoff(&self, room: &ZimRoom) {
+        lock(&self.failures).remove(&ObjectRef::from_obj(room));
+    }
+
+    async fn note(&self, room: &ZimRoom, warning: bool, reason: &str, message: String) {
+        publish(&self.recorder, room, &Note { warning, reason: reason.to_owned(), message }).await;
+    }
+}
+
+fn object_key(room: &ZimRoom) -> String {
+    format!("{}/{}", room.namespace().unwrap_or_default(), room.name_any())
+}
+
+/// The parts of a ZimRoom whose change must trigger a reconcile; status writes change none of them.
+fn relevant_fields(room: &ZimRoom) -> Option<u64> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    room.metadata.generation.hash(&mut h);
+    room.metadata.deletion_timestamp.is_some().hash(&mut h);
+    room.metadata.finalizers.hash(&mut h);
+    let annotations = room.metadata.annotations.as_ref();
+    for key in [PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION] {
+        annotations.and_then(|a| a.get(key)).hash(&mut h);
+    }
+    Some(h.finish())
+}
+
+async fn reconcile(room: Arc<ZimRoom>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.health.beat();
+    let ns = room.namespace().ok_or(Error::MissingNamespace)?;
+    let api: Api<ZimRoom> = Api::namespaced(ctx.client.clone(), &ns);
+    let start = Instant::now();
+    let result = finalizer(&api, FINALIZER, room.clone(), |event| async {
+        match event {
+            FinalizerEvent::Apply(room) => apply(&room, &api, &ctx).await,
+            FinalizerEvent::Cleanup(room) => cleanup(&room, &api, &ctx).await,
+        }
+    })
+    .await;
+    result.map_err(|e| {
+        let e = Error::from_finalizer(e);
+        ctx.metrics.reconciled(start.elapsed(), Some(e.category()));
+        e
+    })
+}
+
+async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {
+    let start = Instant::now();
+    let name = room.name_any();
+    let credentials = ctx.credentials.for_room(room).await;
+    let timeout = ctx.config.write_timeout;
+    let sink = StatusSink { api, name: &name, timeout, metrics: &ctx.metrics };
+    let outcome = ctx.reconciler.reconcile(room, credentials, &sink, now()).await;
+    write_if_changed(api, room, &outcome.status, timeout, &ctx.metrics).await?;
+    for note in &outcome.notes {
+        publish(&ctx.recorder, room, note).await;
+    }
+    let ready = outcome.status.conditions.iter().find(|c| c.type_ == condition::READY);
+    let ready = ready.map_or("unknown", |c| if c.status == "True" { "true" } else { "false" });
+    ctx.metrics.set_ready(&object_key(room), Some(ready));
+    ctx.metrics.reconciled(start.elapsed(), outcome.error_category);
+    debug!(room = %object_key(room), requeue = ?outcome.requeue, "reconciled");
+    Ok(match outcome.requeue {
+        Requeue::Resync | Requeue::OnChange => {
+            ctx.reset_backoff(room);
+            Action::await_change()
+        }
+        Requeue::Backoff { slow } => Action::requeue(ctx.backoff(room, slow)),
+        Requeue::Slow => Action::requeue(jitter(ctx.config.slow_retry, 0.1)),
+    })
+}
+
+async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {
+    let room_id = room.status.as_ref().and_then(|s| s.room_id.clone()).unwrap_or_else(|| room.room_id());
+    let current = ctx.credentials.for_room(room).await;
+    let remembered = ctx.credentials.last_good_for(room);
+    let credentials = match (&current, &remembered) {
+        (Ok(c), _) => Ok(c),
+        (Err(_), Some(last)) => Ok(last),
+        (Err(e), None) => Err(e.to_string()),
+    };
+    match ctx.reconciler.cleanup(room, credentials).await {
+        Ok(done) => {
+            match done {
+                Cleanup::Destroyed { request_id } => {
+                    let msg = format!("destroyed ZIM room {room_id} (request id {request_id})");
+                    info!(room = %object_key(room), "{msg}");
+                    ctx.note(room, false, "Destroyed", msg).await;
+                }
+                Cleanup::AlreadyGone => {
+                    ctx.note(room, false, "Destroyed", format!("ZIM room {room_id} no longer existed")).await;
+                }
+                Cleanup::Orphaned => {
+                    let msg = format!("left ZIM room {room_id} in place (deletionPolicy Orphan)");
+                    ctx.note(room, false, "Orphaned", msg).await;
+                }
+                Cleanup::NeverCreated => {}
+            }
+            ctx.metrics.set_ready(&object_key(room), None);
+            ctx.reset_backoff(room);
+            Ok(Action::await_change())
+        }
+        Err(e) => {
+            let message = e.to_string();
+            ctx.note(room, true, "DeletionBlocked", message.clone()).await;
+            let mut status = room.status.clone().unwrap_or_default();
+            let generation = room.metadata.generation;
+            conditions::set(
+                &mut status.conditions,
+                condition::READY,
+                false,
+                reason::DELETING,
+                &message,
+                generation,
+                &now(),
+            );
+            // Best effort: the event already says how to unblock.
+            let _ = write_if_changed(api, room, &status, ctx.config.write_timeout, &ctx.metrics).await;
+            Err(e.into())
+        }
+    }
+}
+
+fn error_policy(room: Arc<ZimRoom>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!(room = %object_key(&room), error = %error, "reconcile failed");
+    Action::requeue(ctx.backoff(&room, false))
+}
+
+/// Runs the controllers and the prober until `shutdown` is cancelled; in-flight reconciles finish first.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let scopes: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        ctx.config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let watch_health = Arc::new(WatchHealth::new(ctx.health.clone(), scopes.len()));
+    let mut stores = Vec::new();
+    let mut triggers = HashMap::new();
+    let mut controllers = Vec::new();
+    for (i, scope) in scopes.iter().enumerate() {
+        let rooms: Api<ZimRoom> = match scope {
+            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+            None => Api::all(ctx.client.clone()),
+        };
+        let mut wc = watcher::Config::default();
+        if let Some(sel) = &ctx.config.label_selector {
+            wc = wc.labels(sel);
+        }
+        let (reader, writer) = reflector::store();
+        let wh = watch_health.clone();
+        let backoff = watcher::ExponentialBackoff::from(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(WATCH_BACKOFF_MAX)
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times(),
+        );
+        let stream = watcher(rooms, wc)
+            .backoff(backoff)
+            // The cache keeps only what the operator reads: managedFields and kubectl's last-applied copy of the
+            // object are most of an object's size and are never used.
+            .modify(|room: &mut ZimRoom| {
+                room.metadata.managed_fields = None;
+                if let Some(a) = room.metadata.annotations.as_mut() {
+                    a.remove("kubectl.kubernetes.io/last-applied-configuration");
+                }
+            })
+            .inspect(move |event| match event {
+                Ok(e) => wh.event(i, true, matches!(e, watcher::Event::InitDone)),
+                Err(e) => {
+                    warn!(error = %e, "ZimRoom watch failed; retrying");
+                    wh.event(i, false, false);
+                }
+            })
+            .reflect(writer)
+            .touched_objects()
+            .predicate_filter(relevant_fields, Default::default());
+        stores.push(reader.clone());
+        let (tx, rx) = mpsc::channel::<ObjectRef<ZimRoom>>(1024);
+        triggers.insert(scope.clone(), tx);
+
+        // Secrets: a metadata-only watch (no secret data is held) of the scope, plus the default Secret.
+        let secrets_api: Api<PartialObjectMeta<Secret>> = match scope {
+            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+            None => Api::all(ctx.client.clone()),
+        };
+        let mut secret_streams =
+            vec![secret_changes(ctx.credentials.clone(), watcher(secrets_api, watcher::Config::default()))];
+        if let (Some((dns, dname)), Some(ns)) = (&ctx.config.default_secret, scope)
+            && dns != ns
+        {
+            let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(ctx.client.clone(), dns);
+            let wc = watcher::Config::default().fields(&format!("metadata.name={dname}"));
+            secret_streams.push(secret_changes(ctx.credentials.clone(), watcher(api, wc)));
+        }
+        let secret_stream = futures::stream::select_all(secret_streams);
+
+        let controller = Controller::for_stream(stream, reader.clone());
+        let store = controller.store();
+        let mapper_ctx = ctx.clone();
+        let controller = controller
+            .watches_stream(secret_stream, move |secret: PartialObjectMeta<Secret>| {
+                let key = key_of(&secret);
+                mapper_ctx.credentials.invalidate(&key);
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|room| mapper_ctx.credentials.secret_key(room).as_ref() == Some(&key))
+                    .map(|room| ObjectRef::from_obj(&*room))
+                    .collect::<Vec<_>>()
+            })
+            .reconcile_on(tokio_stream_from(rx))
+            .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency))
+            .graceful_shutdown_on({
+                let s = shutdown.clone();
+                async move { s.cancelled().await }
+            });
+        let ctx = ctx.clone();
+        controllers.push(
+            controller
+                .run(reconcile, error_policy, ctx)
+                .for_each(|result| {
+                    if let Err(e) = result {
+                        debug!(error = %e, "controller event");
+                    }
+                    futures::future::ready(())
+                })
+                .boxed(),
+        );
+    }
+    let prober = tokio::spawn(prober::probe_loop(ctx.clone(), stores, triggers, shutdown.clone()));
+    let heartbeat = {
+        let health = ctx.health.clone();
+        let client = ctx.client.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = 0u64;
+            loop {
+                health.beat();
+                if tick.is_multiple_of(5) {
+                    watch_health.probe_api(&client).await;
+                } else {
+                    watch_health.refresh();
+                }
+                tick += 1;
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        })
+    };
+    futures::future::join_all(controllers).await;
+    shutdown.cancel();
+    let _ = prober.await;
+    let _ = heartbeat.await;
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::ZimRoomStatus;
+
+    #[test]
+    fn status_only_changes_are_not_relevant() {
+        let mut room: ZimRoom = serde_yaml::from_str(
+            "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: a, namespace: b, generation: 1}\nspec: {}\n",
+        )
+        .unwrap();
+        let before = relevant_fields(&room);
+        room.status = Some(ZimRoomStatus { request_id: Some("1".into()), ..Default::default() });
+        room.metadata.resource_version = Some("99".into());
+        assert_eq!(relevant_fields(&room), before);
+        room.metadata.annotations =
+            Some([(RECONCILE_REQUESTED_ANNOTATION.to_string(), "now".to_string())].into());
+        assert_ne!(relevant_fields(&room), before);
+    }
+}

@@ -1,0 +1,112 @@
+//! The state of one reconcile run: the status being built, the events gathered, and the ways a run ends
+//! (success, a failure mapped by [`super::failure`]).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::crd::{ZimRoom, ZimRoomStatus, condition, reason};
+use crate::zim::ZimError;
+
+use super::failure::{self, ErrorCategory, FailureMapping};
+use super::{Note, Outcome, Requeue, conditions, plan};
+
+/// One reconcile run.
+pub(super) struct Run<'a> {
+    room: &'a ZimRoom,
+    pub(super) status: ZimRoomStatus,
+    notes: Vec<Note>,
+    now: Time,
+    was_ready: bool,
+}
+
+impl<'a> Run<'a> {
+    pub(super) fn new(room: &'a ZimRoom, now: Time) -> Self {
+        let status = room.status.clone().unwrap_or_default();
+        let was_ready = conditions::is_true(&status.conditions, condition::READY);
+        Self { room, status, notes: Vec::new(), now, was_ready }
+    }
+
+    pub(super) fn set(&mut self, type_: &str, ok: bool, reason: &str, message: impl Into<String>) {
+        let generation = self.room.metadata.generation;
+        conditions::set(&mut self.status.conditions, type_, ok, reason, message, generation, &self.now);
+    }
+
+    pub(super) fn note(&mut self, warning: bool, reason: &str, message: String) {
+        self.notes.push(Note { warning, reason: reason.to_owned(), message });
+    }
+
+    /// The outcome of the run; the status and events move out of it.
+    pub(super) fn finish(&mut self, requeue: Requeue, error_category: Option<ErrorCategory>) -> Outcome {
+        self.status.observed_generation = self.room.metadata.generation;
+        Outcome {
+            status: std::mem::take(&mut self.status),
+            notes: std::mem::take(&mut self.notes),
+            requeue,
+            error_category,
+        }
+    }
+
+    pub(super) fn mark_attributes_applied(&mut self, declared: &[crate::crd::RoomAttribute], hash: String) {
+        self.status.managed_attribute_keys = plan::declared_keys(declared);
+        if let Some(applied) = self.status.applied.as_mut() {
+            applied.attributes_hash = Some(hash);
+        }
+    }
+
+    pub(super) fn succeed(&mut self) -> Outcome {
+        // Messages are never empty: Kubernetes 1.20's server-side apply turns "" into null, which the schema refuses.
+        let room_id = self.status.room_id.clone().unwrap_or_else(|| self.room.room_id());
+        self.set(condition::READY, true, reason::AVAILABLE, format!("ZIM room {room_id} exists"));
+        self.set(
+            condition::SYNCED,
+            true,
+            reason::RECONCILE_SUCCESS,
+            "the room and its attributes are as declared",
+        );
+        self.finish(Requeue::Resync, None)
+    }
+
+    /// Ready=False with `reason`, Synced=False, a Warning event.
+    pub(super) fn fail(
+        &mut self,
+        ready_reason: &str,
+        message: &str,
+        requeue: Requeue,
+        category: ErrorCategory,
+    ) -> Outcome {
+        self.set(condition::READY, false, ready_reason, message);
+        self.set(condition::SYNCED, false, reason::RECONCILE_ERROR, message);
+        self.note(true, ready_reason, message.to_owned());
+        self.finish(requeue, Some(category))
+    }
+
+    /// Synced=False; Ready untouched (the room's existence is not in question).
+    pub(super) fn fail_keep_ready(
+        &mut self,
+        message: &str,
+        requeue: Requeue,
+        category: ErrorCategory,
+    ) -> Outcome {
+        self.set(condition::SYNCED, false, reason::RECONCILE_ERROR, message);
+        self.note(true, reason::RECONCILE_ERROR, message.to_owned());
+        self.finish(requeue, Some(category))
+    }
+
+    /// Shows a mapped failure: Ready (unless kept), Synced, a Warning event.
+    pub(super) fn mapped(&mut self, m: FailureMapping, message: &str) -> Outcome {
+        let message = match m.hint {
+            Some(hint) => format!("{message}; {hint}"),
+            None => message.to_owned(),
+        };
+        if m.keep_ready {
+            return self.fail_keep_ready(&message, m.requeue, m.category);
+        }
+        self.fail(m.ready_reason, &message, m.requeue, m.category)
+    }
+
+    /// A failed ZIM call, mapped by its class (see [`failure::zim_failure`]). A room already known to exist
+    /// stays Ready through transient trouble; terminal problems are shown.
+    pub(super) fn zim_failure(&mut self, e: &ZimError) -> Outcome {
+        let m = failure::zim_failure(e.class(), e.code(), self.was_ready);
+        self.mapped(m, &e.to_string())
+    }
+}
