@@ -8,7 +8,7 @@
 //! - [`zim`]: the ZIM server-API client (signing, codes, rate limiting); knows nothing of Kubernetes;
 //! - [`sim`]: a ZIM simulator written to ZEGO's documentation, for tests and the quick start.
 
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod cmd_simulate;
 pub mod sim;
 pub mod telemetry;
@@ -43,11 +43,11 @@ pub async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
-pub mod admin;
+pub(crate) mod admin;
 pub mod cmd_apply;
 pub mod cmd_run;
-pub mod controller;
+pub(crate) mod controller;
 pub mod crd;
 pub mod manifest;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod reconcile;

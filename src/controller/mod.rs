@@ -14,6 +14,7 @@
 //!   30 s to 30 min), reset on success; terminal failures retry after about an hour, or at once on a spec or
 //!   Secret change.
 
+mod context;
 mod credentials;
 mod health;
 mod prober;
@@ -21,170 +22,31 @@ mod status;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::admin::Health;
-use crate::backoff::{self, jitter};
+use crate::backoff::jitter;
 use crate::crd::{FINALIZER, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION, ZimRoom, condition, reason};
-use crate::metrics::Metrics;
-use crate::reconcile::{Cleanup, CleanupError, ErrorCategory, Note, Reconciler, Requeue, conditions};
-use crate::{lock, now};
+use crate::now;
+use crate::reconcile::{Cleanup, Requeue, conditions};
 
-pub use credentials::parse_secret;
-use credentials::{CredentialCache, key_of, secret_changes};
+pub use context::{Config, Context, Error};
+use credentials::{key_of, secret_changes};
 use health::{WATCH_BACKOFF_MAX, WatchHealth};
-pub use status::{FIELD_MANAGER, WriteError};
+
 use status::{StatusSink, publish, write_if_changed};
-
-/// How the controller runs.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Namespaces to watch; empty for all.
-    pub namespaces: Vec<String>,
-    /// Only ZimRooms matching this label selector.
-    pub label_selector: Option<String>,
-    /// Reconciles at once.
-    pub concurrency: u16,
-    /// How often a converged room's existence is re-checked (jittered ±10 %).
-    pub resync: Duration,
-    /// The default credentials Secret (namespace, name).
-    pub default_secret: Option<(String, String)>,
-    /// Retry period after a terminal failure.
-    pub slow_retry: Duration,
-    /// Bound on each status write.
-    pub write_timeout: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            namespaces: Vec::new(),
-            label_selector: None,
-            concurrency: 16,
-            resync: Duration::from_secs(600),
-            default_secret: None,
-            slow_retry: Duration::from_secs(3600),
-            write_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// Errors of one reconcile.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The object has no namespace.
-    #[error("ZimRoom has no namespace")]
-    MissingNamespace,
-    /// The object has no name.
-    #[error("ZimRoom has no name")]
-    MissingName,
-    /// A status write failed.
-    #[error(transparent)]
-    WriteStatus(#[from] WriteError),
-    /// Deletion could not finish.
-    #[error(transparent)]
-    Cleanup(#[from] CleanupError),
-    /// The finalizer could not be added or removed.
-    #[error("updating the finalizer failed: {0}")]
-    Finalizer(#[source] kube::Error),
-    /// The finalizer name is not a valid one (a programming error, never a user's).
-    #[error("invalid finalizer name")]
-    InvalidFinalizer,
-}
-
-impl Error {
-    /// The metrics category.
-    pub fn category(&self) -> ErrorCategory {
-        match self {
-            Error::Cleanup(CleanupError::NoCredentials { .. }) => ErrorCategory::Credentials,
-            Error::Cleanup(CleanupError::Zim { source, .. }) => {
-                crate::reconcile::failure::zim_failure(source.class(), source.code(), false).category
-            }
-            Error::MissingNamespace | Error::MissingName => ErrorCategory::InvalidSpec,
-            Error::WriteStatus(_) | Error::Finalizer(_) | Error::InvalidFinalizer => {
-                ErrorCategory::Kubernetes
-            }
-        }
-    }
-
-    fn from_finalizer(e: FinalizerError<Error>) -> Self {
-        match e {
-            FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e) => e,
-            FinalizerError::AddFinalizer(e) | FinalizerError::RemoveFinalizer(e) => Error::Finalizer(e),
-            FinalizerError::UnnamedObject => Error::MissingName,
-            FinalizerError::InvalidFinalizer => Error::InvalidFinalizer,
-        }
-    }
-}
-
-/// Shared state of every reconcile.
-pub struct Context {
-    client: Client,
-    reconciler: Reconciler,
-    recorder: Recorder,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    config: Config,
-    credentials: Arc<CredentialCache>,
-    failures: Mutex<HashMap<ObjectRef<ZimRoom>, u32>>,
-}
-
-impl Context {
-    /// Builds the context.
-    pub fn new(
-        client: Client,
-        reconciler: Reconciler,
-        metrics: Arc<Metrics>,
-        health: Arc<Health>,
-        config: Config,
-        instance: String,
-    ) -> Self {
-        let reporter = Reporter { controller: "zim-operator".into(), instance: Some(instance) };
-        Self {
-            recorder: Recorder::new(client.clone(), reporter),
-            credentials: Arc::new(CredentialCache::new(client.clone(), config.default_secret.clone())),
-            client,
-            reconciler,
-            metrics,
-            health,
-            config,
-            failures: Mutex::default(),
-        }
-    }
-
-    /// The next backoff delay for `room` (one more failure), on the fast or slow schedule.
-    fn backoff(&self, room: &ZimRoom, slow: bool) -> Duration {
-        let n = {
-            let mut f = lock(&self.failures);
-            let n = f.entry(ObjectRef::from_obj(room)).or_insert(0);
-            *n += 1;
-            *n
-        };
-        if slow { backoff::SLOW.delay(n) } else { backoff::FAST.delay(n) }
-    }
-
-    fn reset_backoff(&self, room: &ZimRoom) {
-        lock(&self.failures).remove(&ObjectRef::from_obj(room));
-    }
-
-    async fn note(&self, room: &ZimRoom, warning: bool, reason: &str, message: String) {
-        publish(&self.recorder, room, &Note { warning, reason: reason.to_owned(), message }).await;
-    }
-}
 
 fn object_key(room: &ZimRoom) -> String {
     format!("{}/{}", room.namespace().unwrap_or_default(), room.name_any())

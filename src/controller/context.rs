@@ -1,0 +1,156 @@
+//! The controller's configuration, the state shared by every reconcile, and the error of one reconcile.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::finalizer::Error as FinalizerError;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::admin::Health;
+use crate::backoff;
+use crate::crd::ZimRoom;
+use crate::lock;
+use crate::metrics::Metrics;
+use crate::reconcile::{CleanupError, ErrorCategory, Note, Reconciler};
+
+use super::credentials::CredentialCache;
+use super::status::{WriteError, publish};
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Namespaces to watch; empty for all.
+    pub namespaces: Vec<String>,
+    /// Only ZimRooms matching this label selector.
+    pub label_selector: Option<String>,
+    /// Reconciles at once.
+    pub concurrency: u16,
+    /// How often a converged room's existence is re-checked (jittered ±10 %).
+    pub resync: Duration,
+    /// The default credentials Secret (namespace, name).
+    pub default_secret: Option<(String, String)>,
+    /// Retry period after a terminal failure.
+    pub slow_retry: Duration,
+    /// Bound on each status write.
+    pub write_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            namespaces: Vec::new(),
+            label_selector: None,
+            concurrency: 16,
+            resync: Duration::from_secs(600),
+            default_secret: None,
+            slow_retry: Duration::from_secs(3600),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Errors of one reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object has no namespace.
+    #[error("ZimRoom has no namespace")]
+    MissingNamespace,
+    /// The object has no name.
+    #[error("ZimRoom has no name")]
+    MissingName,
+    /// A status write failed.
+    #[error(transparent)]
+    WriteStatus(#[from] WriteError),
+    /// Deletion could not finish.
+    #[error(transparent)]
+    Cleanup(#[from] CleanupError),
+    /// The finalizer could not be added or removed.
+    #[error("updating the finalizer failed: {0}")]
+    Finalizer(#[source] kube::Error),
+    /// The finalizer name is not a valid one (a programming error, never a user's).
+    #[error("invalid finalizer name")]
+    InvalidFinalizer,
+}
+
+impl Error {
+    /// The metrics category.
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            Error::Cleanup(CleanupError::NoCredentials { .. }) => ErrorCategory::Credentials,
+            Error::Cleanup(CleanupError::Zim { source, .. }) => {
+                crate::reconcile::failure::zim_failure(source.class(), source.code(), false).category
+            }
+            Error::MissingNamespace | Error::MissingName => ErrorCategory::InvalidSpec,
+            Error::WriteStatus(_) | Error::Finalizer(_) | Error::InvalidFinalizer => {
+                ErrorCategory::Kubernetes
+            }
+        }
+    }
+
+    pub(super) fn from_finalizer(e: FinalizerError<Error>) -> Self {
+        match e {
+            FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e) => e,
+            FinalizerError::AddFinalizer(e) | FinalizerError::RemoveFinalizer(e) => Error::Finalizer(e),
+            FinalizerError::UnnamedObject => Error::MissingName,
+            FinalizerError::InvalidFinalizer => Error::InvalidFinalizer,
+        }
+    }
+}
+
+/// Shared state of every reconcile.
+pub struct Context {
+    pub(super) client: Client,
+    pub(super) reconciler: Reconciler,
+    pub(super) recorder: Recorder,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) health: Arc<Health>,
+    pub(super) config: Config,
+    pub(super) credentials: Arc<CredentialCache>,
+    failures: Mutex<HashMap<ObjectRef<ZimRoom>, u32>>,
+}
+
+impl Context {
+    /// Builds the context.
+    pub fn new(
+        client: Client,
+        reconciler: Reconciler,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        config: Config,
+        instance: String,
+    ) -> Self {
+        let reporter = Reporter { controller: "zim-operator".into(), instance: Some(instance) };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            credentials: Arc::new(CredentialCache::new(client.clone(), config.default_secret.clone())),
+            client,
+            reconciler,
+            metrics,
+            health,
+            config,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// The next backoff delay for `room` (one more failure), on the fast or slow schedule.
+    pub(super) fn backoff(&self, room: &ZimRoom, slow: bool) -> Duration {
+        let n = {
+            let mut f = lock(&self.failures);
+            let n = f.entry(ObjectRef::from_obj(room)).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if slow { backoff::SLOW.delay(n) } else { backoff::FAST.delay(n) }
+    }
+
+    pub(super) fn reset_backoff(&self, room: &ZimRoom) {
+        lock(&self.failures).remove(&ObjectRef::from_obj(room));
+    }
+
+    pub(super) async fn note(&self, room: &ZimRoom, warning: bool, reason: &str, message: String) {
+        publish(&self.recorder, room, &Note { warning, reason: reason.to_owned(), message }).await;
+    }
+}

@@ -1,0 +1,153 @@
+//! What goes into the reconcile core and what comes out: resolved credentials (or why there are none), the sink
+//! that persists the creation intent, and the outcome of a reconcile or a deletion.
+
+use std::future::Future;
+
+use crate::crd::ZimRoomStatus;
+use crate::zim::{Credentials, ZimError};
+
+use super::failure::{CredentialsProblem, ErrorCategory};
+
+/// Credentials resolved for one object.
+#[derive(Clone, Debug)]
+pub struct ResolvedCredentials {
+    /// AppId and server secret.
+    pub credentials: Credentials,
+    /// The `fromUserId` the credentials carry, if any.
+    pub from_user_id: Option<String>,
+}
+
+/// Why credentials could not be resolved.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CredentialsError {
+    /// The Secret (or other source) does not exist.
+    #[error("credentials {0} not found")]
+    NotFound(String),
+    /// The source exists but is unusable.
+    #[error("credentials {source_name} are invalid: {reason}")]
+    Invalid {
+        /// Where the credentials came from.
+        source_name: String,
+        /// What is wrong (never the secret).
+        reason: String,
+    },
+    /// The source could not be read (forbidden, timeout, API server trouble); says nothing about the Secret.
+    #[error("credentials {source_name} could not be read: {reason}")]
+    Unreadable {
+        /// Where the credentials come from.
+        source_name: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl CredentialsError {
+    /// The kind of problem, for the failure mapping.
+    pub fn problem(&self) -> CredentialsProblem {
+        match self {
+            CredentialsError::NotFound(_) => CredentialsProblem::NotFound,
+            CredentialsError::Invalid { .. } => CredentialsProblem::Invalid,
+            CredentialsError::Unreadable { .. } => CredentialsProblem::Unreadable,
+        }
+    }
+}
+
+/// Persists the creation intent before the first CreateRoom (the controller patches the status; `apply` keeps it
+/// in memory).
+pub trait IntentSink: Send + Sync {
+    /// Why persisting failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Writes `status`; an error stops the reconcile before any CreateRoom.
+    fn persist_intent(&self, status: &ZimRoomStatus) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// A sink that keeps nothing (for `apply`, where the status is printed at the end).
+pub struct NoSink;
+
+impl IntentSink for NoSink {
+    type Error = std::convert::Infallible;
+
+    async fn persist_intent(&self, _status: &ZimRoomStatus) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// When to reconcile the object again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requeue {
+    /// Converged: after the resync period.
+    Resync,
+    /// A retryable failure: per-object exponential backoff (`slow` for unknown codes).
+    Backoff {
+        /// Use the slow backoff schedule.
+        slow: bool,
+    },
+    /// A terminal failure: retry slowly (hours), or at once on a spec or Secret change.
+    Slow,
+    /// Nothing will change until the object does (invalid spec, paused).
+    OnChange,
+}
+
+/// A Kubernetes event to emit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// Warning (true) or Normal.
+    pub warning: bool,
+    /// Event reason, e.g. `Created`.
+    pub reason: String,
+    /// Human-readable message (never a secret).
+    pub message: String,
+}
+
+/// The result of one reconcile.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The new status.
+    pub status: ZimRoomStatus,
+    /// Events to emit.
+    pub notes: Vec<Note>,
+    /// When to come back.
+    pub requeue: Requeue,
+    /// The error category for metrics and events (`None` on success).
+    pub error_category: Option<ErrorCategory>,
+}
+
+/// What deletion did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cleanup {
+    /// DestroyRoom succeeded.
+    Destroyed {
+        /// Its RequestId.
+        request_id: String,
+    },
+    /// The room did not exist any more (660300001).
+    AlreadyGone,
+    /// The room was left in ZIM (deletionPolicy Orphan, explicit or by adoption).
+    Orphaned,
+    /// No CreateRoom was ever attempted for this object: nothing to destroy.
+    NeverCreated,
+}
+
+/// Why deletion could not finish yet.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    /// No usable credentials: not in the object's Secret, and none remembered.
+    #[error(
+        "cannot destroy room {room_id}: no credentials ({reason}); restore the credentials Secret, or set spec.deletionPolicy: Orphan to leave the room and finish deletion"
+    )]
+    NoCredentials {
+        /// The room.
+        room_id: String,
+        /// Why the credentials are missing.
+        reason: String,
+    },
+    /// DestroyRoom failed.
+    #[error("DestroyRoom for room {room_id} failed: {source}")]
+    Zim {
+        /// The room.
+        room_id: String,
+        /// The failure.
+        source: ZimError,
+    },
+}
