@@ -17,7 +17,7 @@ use crate::crd::{ZimRoom, condition};
 use crate::manifest::{self, Document};
 use crate::now;
 use crate::reconcile::validate::validate_spec;
-use crate::reconcile::{self, CredentialsError, NoSink, Reconciler, Requeue, ResolvedCredentials};
+use crate::reconcile::{self, Claim, CredentialsError, NoSink, Reconciler, Requeue, ResolvedCredentials};
 use crate::sim::{DEMO_APP_ID, DEMO_SERVER_SECRET, Simulator};
 use crate::zim::{ClientConfig, Credentials, DEFAULT_ENDPOINT, ZimClient};
 
@@ -185,12 +185,32 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
         }
     }
 
-    let results: Vec<(usize, ZimRoom)> = futures::stream::iter(rooms)
+    // Claims among the manifests of this run (one app): the first document that declares a room owns it.
+    let mut owners: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let rooms: Vec<(usize, ZimRoom, Claim)> = rooms
+        .into_iter()
         .map(|(i, room)| {
+            let key = format!(
+                "{}/{}",
+                room.metadata.namespace.as_deref().unwrap_or_default(),
+                room.metadata.name.as_deref().unwrap_or_default()
+            );
+            let claim = match owners.entry(room.room_id()) {
+                std::collections::hash_map::Entry::Occupied(o) => Claim::Conflict { owner: o.get().clone() },
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(key);
+                    Claim::Owner
+                }
+            };
+            (i, room, claim)
+        })
+        .collect();
+    let results: Vec<(usize, ZimRoom)> = futures::stream::iter(rooms)
+        .map(|(i, room, claim)| {
             let reconciler = &reconciler;
             let creds = creds.clone();
             let attempts = args.attempts.max(1);
-            async move { (i, apply_one(reconciler, room, creds, attempts).await) }
+            async move { (i, apply_one(reconciler, room, creds, &claim, attempts).await) }
         })
         .buffer_unordered(args.concurrency.max(1))
         .collect()
@@ -272,10 +292,11 @@ async fn apply_one(
     reconciler: &Reconciler<ZimClient>,
     mut room: ZimRoom,
     creds: Result<ResolvedCredentials, CredentialsError>,
+    claim: &Claim,
     attempts: u32,
 ) -> ZimRoom {
     for attempt in 1..=attempts {
-        let outcome = reconciler.reconcile(&room, creds.clone(), &NoSink, now()).await;
+        let outcome = reconciler.reconcile_claimed(&room, creds.clone(), claim, &NoSink, now()).await;
         room.status = Some(outcome.status);
         match outcome.requeue {
             Requeue::Backoff { .. } if attempt < attempts => {

@@ -52,6 +52,10 @@ pub mod reason {
     pub const API_UNAVAILABLE: &str = "ApiUnavailable";
     /// Ready: the object is being deleted.
     pub const DELETING: &str = "Deleting";
+    /// Ready: another ZimRoom owns the same room (same AppId and room ID); this one makes no call for it.
+    pub const CONFLICT: &str = "Conflict";
+    /// Ready: the credentials now resolve to another AppId than the one the room lives in.
+    pub const APP_ID_CHANGED: &str = "AppIdChanged";
     /// Synced: everything declared is in place.
     pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
     /// Synced: the last reconcile failed.
@@ -194,6 +198,14 @@ pub struct ZimRoomStatus {
     /// The ZIM room ID this object manages; recorded before the first CreateRoom.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_id: Option<String>,
+    /// The AppId of the ZEGO app the room lives in; recorded with the room ID and fixed once the object holds a
+    /// room (deletion acts in this app).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<u32>,
+    /// True while a CreateRoom of this object may have created the room without the answer being known (a
+    /// timeout, a broken connection, a crash): a later "room already exists" then means the room is its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending_creation: bool,
     /// The metadata.generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -201,7 +213,8 @@ pub struct ZimRoomStatus {
     /// made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// True when the room already existed before this object first asked for it.
+    /// True when the room already existed before this object first asked for it (found by the existence probe
+    /// before the first CreateRoom, or handed over by another object). deletionPolicy then defaults to Orphan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopted: Option<bool>,
     /// The attribute keys this object owns (those it has written); other keys are never touched.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::Error as FinalizerError;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::admin::Health;
 use crate::backoff;
@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::reconcile::{CleanupError, ErrorCategory, Note, Reconciler};
 
 use super::credentials::CredentialCache;
+use super::prober::Triggers;
 use super::status::{WriteError, publish};
 
 /// How the controller runs.
@@ -110,6 +111,10 @@ pub struct Context {
     pub(super) config: Config,
     pub(super) credentials: Arc<CredentialCache>,
     failures: Mutex<HashMap<ObjectRef<ZimRoom>, u32>>,
+    /// The watch caches, once the controllers run (claims are decided from them).
+    stores: Mutex<Vec<Store<ZimRoom>>>,
+    /// Where to queue an object for a reconcile, per scope (a namespace, or `None` for all).
+    triggers: Mutex<Triggers>,
 }
 
 impl Context {
@@ -132,6 +137,29 @@ impl Context {
             health,
             config,
             failures: Mutex::default(),
+            stores: Mutex::default(),
+            triggers: Mutex::default(),
+        }
+    }
+
+    /// Records the watch caches and the reconcile queues of the running controllers.
+    pub(super) fn wire(&self, stores: Vec<Store<ZimRoom>>, triggers: Triggers) {
+        *lock(&self.stores) = stores;
+        *lock(&self.triggers) = triggers;
+    }
+
+    /// The watch caches.
+    pub(super) fn stores(&self) -> Vec<Store<ZimRoom>> {
+        lock(&self.stores).clone()
+    }
+
+    /// Queues `object` for a reconcile (e.g. a claimant that takes a room over).
+    pub(super) fn trigger(&self, object: ObjectRef<ZimRoom>) {
+        let scope = if self.config.namespaces.is_empty() { None } else { object.namespace.clone() };
+        if let Some(tx) = lock(&self.triggers).get(&scope)
+            && tx.try_send(object).is_err()
+        {
+            tracing::warn!("the reconcile queue is full; the object is picked up at its next event");
         }
     }
 

@@ -61,11 +61,18 @@ pub(crate) struct CredentialCache {
     default_secret: Option<SecretKey>,
     entries: Mutex<HashMap<SecretKey, Result<ResolvedCredentials, CredentialsError>>>,
     last_good: Mutex<HashMap<SecretKey, ResolvedCredentials>>,
+    last_good_by_app: Mutex<HashMap<u32, ResolvedCredentials>>,
 }
 
 impl CredentialCache {
     pub(crate) fn new(client: Client, default_secret: Option<SecretKey>) -> Self {
-        Self { client, default_secret, entries: Mutex::default(), last_good: Mutex::default() }
+        Self {
+            client,
+            default_secret,
+            entries: Mutex::default(),
+            last_good: Mutex::default(),
+            last_good_by_app: Mutex::default(),
+        }
     }
 
     /// The Secret a room's credentials come from: `spec.credentialsSecretRef` in its namespace, else the default.
@@ -93,6 +100,38 @@ impl CredentialCache {
         lock(&self.last_good).get(&key).cloned()
     }
 
+    /// The last good credentials seen for `app_id`, from any Secret.
+    pub(crate) fn last_good_for_app(&self, app_id: u32) -> Option<ResolvedCredentials> {
+        lock(&self.last_good_by_app).get(&app_id).cloned()
+    }
+
+    /// The credentials to delete `room`'s room with: those of the app recorded on its status — its Secret's
+    /// current or last good ones when they are of that app, else the last good ones of that app from any Secret.
+    pub(crate) async fn for_deletion(&self, room: &ZimRoom) -> Result<ResolvedCredentials, String> {
+        let recorded = room.status.as_ref().and_then(|s| s.app_id);
+        let of_app = |c: &ResolvedCredentials| recorded.is_none_or(|app| c.credentials.app_id == app);
+        let current = self.for_room(room).await;
+        if let Ok(c) = &current
+            && of_app(c)
+        {
+            return Ok(c.clone());
+        }
+        if let Some(c) = self.last_good_for(room).filter(|c| of_app(c)) {
+            return Ok(c);
+        }
+        if let Some(c) = recorded.and_then(|app| self.last_good_for_app(app)) {
+            return Ok(c);
+        }
+        Err(match (current, recorded) {
+            (Ok(c), Some(app)) => format!(
+                "the credentials now resolve to AppId {}, the room lives in AppId {app}, and the operator holds no credentials of that app",
+                c.credentials.app_id
+            ),
+            (Err(e), _) => e.to_string(),
+            (Ok(_), None) => "no credentials".into(),
+        })
+    }
+
     async fn get(&self, key: &SecretKey) -> Result<ResolvedCredentials, CredentialsError> {
         if let Some(hit) = lock(&self.entries).get(key) {
             return hit.clone();
@@ -107,6 +146,7 @@ impl CredentialCache {
         };
         if let Ok(good) = &result {
             lock(&self.last_good).insert(key.clone(), good.clone());
+            lock(&self.last_good_by_app).insert(good.credentials.app_id, good.clone());
         }
         lock(&self.entries).insert(key.clone(), result.clone());
         result

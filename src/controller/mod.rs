@@ -14,6 +14,7 @@
 //!   30 s to 30 min), reset on success; terminal failures retry after about an hour, or at once on a spec or
 //!   Secret change.
 
+mod claims;
 mod context;
 mod credentials;
 mod health;
@@ -40,7 +41,8 @@ use tracing::{debug, info, warn};
 use crate::backoff::jitter;
 use crate::crd::{FINALIZER, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION, ZimRoom, condition, reason};
 use crate::now;
-use crate::reconcile::{Cleanup, Requeue, conditions};
+use crate::reconcile::{Claim, Cleanup, CleanupError, Requeue, conditions};
+use crate::zim::Class;
 
 pub use context::{Config, Context, Error};
 use credentials::{key_of, secret_changes};
@@ -88,9 +90,18 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
     let start = Instant::now();
     let name = room.name_any();
     let credentials = ctx.credentials.for_room(room).await;
+    let app_id = room
+        .status
+        .as_ref()
+        .and_then(|s| s.app_id)
+        .or(credentials.as_ref().ok().map(|c| c.credentials.app_id));
+    let claim = match app_id {
+        Some(app) => claims::claim(room, app, &claims::rivals(ctx, room, app).await),
+        None => Claim::Owner,
+    };
     let timeout = ctx.config.write_timeout;
     let sink = StatusSink { api, name: &name, timeout, metrics: &ctx.metrics };
-    let outcome = ctx.reconciler.reconcile(room, credentials, &sink, now()).await;
+    let outcome = ctx.reconciler.reconcile_claimed(room, credentials, &claim, &sink, now()).await;
     write_if_changed(api, room, &outcome.status, timeout, &ctx.metrics).await?;
     for note in &outcome.notes {
         publish(&ctx.recorder, room, note).await;
@@ -112,14 +123,22 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
 
 async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {
     let room_id = room.status.as_ref().and_then(|s| s.room_id.clone()).unwrap_or_else(|| room.room_id());
-    let current = ctx.credentials.for_room(room).await;
-    let remembered = ctx.credentials.last_good_for(room);
-    let credentials = match (&current, &remembered) {
-        (Ok(c), _) => Ok(c),
-        (Err(_), Some(last)) => Ok(last),
-        (Err(e), None) => Err(e.to_string()),
+    let credentials = ctx.credentials.for_deletion(room).await;
+    let app_id = room
+        .status
+        .as_ref()
+        .and_then(|s| s.app_id)
+        .or(credentials.as_ref().ok().map(|c| c.credentials.app_id));
+    let rivals = match app_id {
+        Some(app) => claims::rivals(ctx, room, app).await,
+        None => Vec::new(),
     };
-    match ctx.reconciler.cleanup(room, credentials).await {
+    let successor = claims::successor(&rivals);
+    match ctx
+        .reconciler
+        .cleanup_claimed(room, credentials.as_ref().map_err(Clone::clone), successor.map(|r| r.key()))
+        .await
+    {
         Ok(done) => {
             match done {
                 Cleanup::Destroyed { request_id } => {
@@ -130,14 +149,18 @@ async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Ac
                 Cleanup::AlreadyGone => {
                     ctx.note(room, false, "Destroyed", format!("ZIM room {room_id} no longer existed")).await;
                 }
-                Cleanup::Orphaned => {
-                    let msg = format!("left ZIM room {room_id} in place (deletionPolicy Orphan)");
+                Cleanup::Orphaned { why } => {
+                    let msg = format!("left ZIM room {room_id} in place ({why})");
                     ctx.note(room, false, "Orphaned", msg).await;
                 }
                 Cleanup::NeverCreated => {}
             }
             ctx.metrics.set_ready(&object_key(room), None);
             ctx.reset_backoff(room);
+            // The next claimant takes the room over once this object is gone.
+            if let Some(next) = successor {
+                ctx.trigger(next.object.clone());
+            }
             Ok(Action::await_change())
         }
         Err(e) => {
@@ -163,7 +186,9 @@ async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Ac
 
 fn error_policy(room: Arc<ZimRoom>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(room = %object_key(&room), error = %error, "reconcile failed");
-    Action::requeue(ctx.backoff(&room, false))
+    // A deletion that ZIM refuses for good (auth, app disabled) waits for a person: retry slowly.
+    let slow = matches!(error, Error::Cleanup(CleanupError::Zim { source, .. }) if matches!(source.class(), Class::Terminal(_)));
+    Action::requeue(ctx.backoff(&room, slow))
 }
 
 /// Runs the controllers and the prober until `shutdown` is cancelled; in-flight reconciles finish first.
@@ -269,6 +294,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                 .boxed(),
         );
     }
+    ctx.wire(stores.clone(), triggers.clone());
     let prober = tokio::spawn(prober::probe_loop(ctx.clone(), stores, triggers, shutdown.clone()));
     let heartbeat = {
         let health = ctx.health.clone();

@@ -6,7 +6,13 @@
 //! 2. [`first_step`]: never created → create; converged for the declared attributes → probe existence;
 //!    attributes changed since they were last applied → read them (which also probes).
 //! 3. [`after_probe`] / [`after_read`]: a room that is gone is created again (Recreated).
-//! 4. [`on_room_exists`]: CreateRoom answered "already exists" → whose room it is, and which event says so.
+//!
+//! Ownership (an object owns a room only if it saw the room absent and then asked for it):
+//! - [`app_check`]: the AppId is fixed once the object holds a room; credentials for another app stop it.
+//! - [`winner`]: among objects claiming the same (AppId, roomId), who owns the room; the others are Conflict.
+//! - [`first_creation`]: the existence probe before the first CreateRoom decides adoption; only a CreateRoom
+//!   whose outcome is unknown leaves a pending creation that makes a later "already exists" the object's own.
+//! - [`on_delete`]: what deleting the object does to the room.
 
 use crate::crd::{ZimRoom, ZimRoomStatus};
 
@@ -92,42 +98,165 @@ pub fn after_read(found: bool) -> Next {
     if found { Next::SyncAttributes } else { Next::Create(Creation::Recreate) }
 }
 
-/// Whether the creation intent must be recorded on the status before CreateRoom: it is already there when an
-/// earlier reconcile recorded it for this room ID (and then any room under this ID may be our own creation whose
-/// outcome was lost).
-pub fn needs_intent(status: &ZimRoomStatus, room_id: &str) -> bool {
-    status.room_id.as_deref() != Some(room_id)
+/// Whether the object holds a room in its recorded app: created or adopted (applied), adopted, or a creation is
+/// pending. An object that only recorded an intent whose CreateRoom ZIM refused holds nothing.
+pub fn holds_room(status: &ZimRoomStatus) -> bool {
+    status.app_id.is_some()
+        && (status.applied.is_some() || status.pending_creation || status.adopted == Some(true))
 }
 
-/// The event that reports a room found to exist.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExistsEvent {
-    /// The room existed before the object asked for it.
-    Adopted,
-    /// The room is the object's own, from an earlier attempt whose outcome was lost.
-    CreatedEarlier,
+/// Whether a creation is pending: `status.pendingCreation`, or an intent recorded by a version of the operator
+/// that did not keep that flag (room ID recorded, no AppId, nothing applied, Ready=False Creating) — its
+/// CreateRoom may have reached ZIM.
+pub fn creation_pending(status: &ZimRoomStatus) -> bool {
+    let legacy_intent = status.room_id.is_some()
+        && status.app_id.is_none()
+        && status.applied.is_none()
+        && status.conditions.iter().any(|c| c.type_ == crate::crd::condition::READY && c.reason == crate::crd::reason::CREATING);
+    status.pending_creation || legacy_intent
 }
 
-/// The decision when CreateRoom answers "room already exists" (660300014).
+/// The result of comparing the credentials' AppId with the recorded one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RoomExists {
+pub enum AppCheck {
+    /// Go on in this app (record it if it is not recorded yet).
+    Proceed,
+    /// The object holds a room in `recorded`; the credentials resolve to another app.
+    Changed {
+        /// The app the room lives in.
+        recorded: u32,
+    },
+}
+
+/// Compares the credentials' AppId with the one on the status.
+pub fn app_check(status: &ZimRoomStatus, app_id: u32) -> AppCheck {
+    match status.app_id {
+        Some(recorded) if recorded != app_id && holds_room(status) => AppCheck::Changed { recorded },
+        _ => AppCheck::Proceed,
+    }
+}
+
+/// One object claiming a room, as the controller's cache (or `apply`'s list of manifests) sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimant {
+    /// `namespace/name`.
+    pub key: String,
+    /// Its status records this room (its intent or ownership): it keeps the room against new claimants.
+    pub holds: bool,
+    /// Creation time, Unix seconds (`apply`: the document's position).
+    pub created: i64,
+}
+
+/// Among the claimants of one (AppId, roomId), the owner: a claimant that holds the room wins over new ones;
+/// among equals the oldest, then the lowest `namespace/name`. The order is total, so every reconcile of every
+/// claimant decides the same, whichever it runs first.
+pub fn winner(claimants: &[Claimant]) -> Option<&Claimant> {
+    claimants.iter().min_by(|a, b| (!a.holds, a.created, &a.key).cmp(&(!b.holds, b.created, &b.key)))
+}
+
+/// How a CreateRoom ended, as far as ownership cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Code 0: this call created the room.
+    Created,
+    /// 660300014: the room exists.
+    Exists,
+    /// ZIM answered another code: nothing was created.
+    Refused,
+    /// No ZIM answer (timeout, broken connection, HTTP 5xx, an undecodable body): it may have been created.
+    Unknown,
+}
+
+/// What the first creation decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ownership {
     /// The new value of `status.adopted` (`None`: leave it).
     pub adopted: Option<bool>,
+    /// The new value of `status.pendingCreation`.
+    pub pending: bool,
     /// The event to emit, if any.
-    pub event: Option<ExistsEvent>,
+    pub event: Option<CreationEvent>,
 }
 
-/// Whose room it is when CreateRoom says it exists. `intent_before`: the creation intent was on the status before
-/// this reconcile; `adopted_before`: `status.adopted` before this reconcile.
-pub fn on_room_exists(creation: Creation, intent_before: bool, adopted_before: Option<bool>) -> RoomExists {
-    let adopted = creation == Creation::First && !intent_before;
-    let new_value = (adopted_before.is_none() || adopted).then_some(adopted);
-    let event = match creation {
-        Creation::First if adopted => Some(ExistsEvent::Adopted),
-        Creation::First => Some(ExistsEvent::CreatedEarlier),
-        Creation::Recreate => None,
-    };
-    RoomExists { adopted: new_value, event }
+/// The event that reports how the object came to hold its room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreationEvent {
+    /// This object created the room.
+    Created,
+    /// The room is this object's own, from an earlier CreateRoom whose answer was lost.
+    CreatedEarlier,
+    /// The room existed before the object asked for it.
+    Adopted,
+}
+
+/// The first creation's ownership decision. `probed`: the existence probe's answer before CreateRoom (`None`
+/// when it was skipped because a creation was already pending); `pending_before`: a creation was pending when
+/// this reconcile began.
+pub fn first_creation(probed: Option<bool>, pending_before: bool, outcome: CreateOutcome) -> Ownership {
+    use CreateOutcome::*;
+    let own = |event| Ownership { adopted: Some(false), pending: false, event: Some(event) };
+    let adopt = Ownership { adopted: Some(true), pending: false, event: Some(CreationEvent::Adopted) };
+    let none = |pending| Ownership { adopted: None, pending, event: None };
+    match (probed, outcome) {
+        // This call created it, whatever anyone thought before.
+        (_, Created) => own(CreationEvent::Created),
+        // The probe saw it before we asked: someone else's room, whatever CreateRoom then said.
+        (Some(true), _) => adopt,
+        // An earlier CreateRoom of ours may have created it.
+        (_, Exists) if pending_before => own(CreationEvent::CreatedEarlier),
+        // Absent at the probe, present now, and nothing of ours pending: someone created it in between.
+        (_, Exists) => adopt,
+        // A definite answer: nothing was created; the next attempt starts again from the probe.
+        (_, Refused) => none(false),
+        // Unknown: it may exist now, and if so it is ours.
+        (_, Unknown) => none(true),
+    }
+}
+
+/// What deleting the object does to its room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OnDelete {
+    /// Nothing was ever created or adopted: nothing to do.
+    Nothing,
+    /// Leave the room; `why` says why (for the event).
+    Orphan {
+        /// Why the room stays.
+        why: String,
+    },
+    /// DestroyRoom `room_id` in the recorded app.
+    Destroy {
+        /// The room.
+        room_id: String,
+    },
+}
+
+/// Decides deletion from the spec, the status and whether another object still claims the room (`other`).
+/// Only the room the spec names, and the status agrees with, is ever destroyed.
+pub fn on_delete(room: &ZimRoom, other: Option<&str>) -> OnDelete {
+    let status = room.status.clone().unwrap_or_default();
+    let spec_room = room.room_id();
+    let Some(room_id) = status.room_id.clone() else { return OnDelete::Nothing };
+    if !holds_room(&status) && status.applied.is_none() {
+        return OnDelete::Nothing;
+    }
+    if room_id != spec_room {
+        return OnDelete::Orphan {
+            why: format!(
+                "the status names room {room_id} but the spec names {spec_room}; neither is destroyed"
+            ),
+        };
+    }
+    if let Some(other) = other {
+        return OnDelete::Orphan { why: format!("{other} still declares it and takes it over") };
+    }
+    let adopted = status.adopted == Some(true);
+    match room.spec.deletion_policy {
+        Some(crate::crd::DeletionPolicy::Orphan) => OnDelete::Orphan { why: "deletionPolicy Orphan".into() },
+        None if adopted => {
+            OnDelete::Orphan { why: "deletionPolicy Orphan, the default for an adopted room".into() }
+        }
+        _ => OnDelete::Destroy { room_id },
+    }
 }
 
 #[cfg(test)]
@@ -189,35 +318,125 @@ mod tests {
         assert_eq!(after_read(false), Next::Create(Creation::Recreate));
     }
 
+    /// probe × pending before × CreateRoom outcome → adopted, pending after, event.
     #[test]
-    fn intent_is_recorded_once_per_room_id() {
-        let mut status = ZimRoomStatus::default();
-        assert!(needs_intent(&status, "lobby"));
-        status.room_id = Some("lobby".into());
-        assert!(!needs_intent(&status, "lobby"));
-        assert!(needs_intent(&status, "other"));
-    }
-
-    /// creation × intent before × adopted before → new adopted value and event.
-    #[test]
-    fn room_exists_table() {
-        use Creation::*;
-        use ExistsEvent::*;
+    fn ownership_table() {
+        use CreateOutcome::*;
+        use CreationEvent as E;
         let table = [
-            (First, false, None, Some(true), Some(Adopted)),
-            (First, false, Some(false), Some(true), Some(Adopted)),
-            (First, true, None, Some(false), Some(CreatedEarlier)),
-            (First, true, Some(true), None, Some(CreatedEarlier)),
-            (Recreate, false, Some(false), None, None),
-            (Recreate, true, None, Some(false), None),
-            (Recreate, true, Some(true), None, None),
+            // A pending creation skips the probe.
+            (None, true, Created, Some(false), false, Some(E::Created)),
+            (None, true, Exists, Some(false), false, Some(E::CreatedEarlier)),
+            (None, true, Refused, None, false, None),
+            (None, true, Unknown, None, true, None),
+            // The probe saw a foreign room.
+            (Some(true), false, Exists, Some(true), false, Some(E::Adopted)),
+            (Some(true), false, Refused, Some(true), false, Some(E::Adopted)),
+            (Some(true), false, Unknown, Some(true), false, Some(E::Adopted)),
+            (Some(true), false, Created, Some(false), false, Some(E::Created)),
+            // The probe saw nothing.
+            (Some(false), false, Created, Some(false), false, Some(E::Created)),
+            (Some(false), false, Exists, Some(true), false, Some(E::Adopted)),
+            (Some(false), false, Refused, None, false, None),
+            (Some(false), false, Unknown, None, true, None),
         ];
-        for (creation, intent, before, adopted, event) in table {
+        for (probed, pending_before, outcome, adopted, pending, event) in table {
             assert_eq!(
-                on_room_exists(creation, intent, before),
-                RoomExists { adopted, event },
-                "{creation:?} intent={intent} before={before:?}"
+                first_creation(probed, pending_before, outcome),
+                Ownership { adopted, pending, event },
+                "probe={probed:?} pending={pending_before} {outcome:?}"
             );
         }
+    }
+
+    fn claimant(key: &str, holds: bool, created: i64) -> Claimant {
+        Claimant { key: key.into(), holds, created }
+    }
+
+    #[test]
+    fn holder_beats_older_then_age_then_name() {
+        let a = claimant("a/x", false, 10);
+        let b = claimant("b/x", true, 20);
+        let c = claimant("c/x", false, 5);
+        assert_eq!(winner(&[a.clone(), b.clone(), c.clone()]).unwrap().key, "b/x");
+        assert_eq!(winner(&[a.clone(), c.clone()]).unwrap().key, "c/x");
+        let same_second = [claimant("ns2/r", false, 7), claimant("ns1/r", false, 7)];
+        assert_eq!(winner(&same_second).unwrap().key, "ns1/r");
+        assert_eq!(winner(&[]), None);
+    }
+
+    fn held(app: Option<u32>, applied: bool, pending: bool, adopted: Option<bool>) -> ZimRoomStatus {
+        ZimRoomStatus {
+            room_id: Some("lobby".into()),
+            app_id: app,
+            applied: applied.then(|| applied_state(None)),
+            pending_creation: pending,
+            adopted,
+            ..Default::default()
+        }
+    }
+
+    fn applied_state(hash: Option<&str>) -> AppliedState {
+        AppliedState {
+            room_id: "lobby".into(),
+            room_name: None,
+            destroy_delay_time: 600,
+            attributes_hash: hash.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn app_id_is_fixed_only_while_a_room_is_held() {
+        assert_eq!(app_check(&ZimRoomStatus::default(), 2), AppCheck::Proceed);
+        assert_eq!(app_check(&held(Some(1), true, false, Some(false)), 1), AppCheck::Proceed);
+        assert_eq!(app_check(&held(Some(1), true, false, Some(false)), 2), AppCheck::Changed { recorded: 1 });
+        assert_eq!(app_check(&held(Some(1), false, true, None), 2), AppCheck::Changed { recorded: 1 });
+        assert_eq!(app_check(&held(Some(1), false, false, Some(true)), 2), AppCheck::Changed { recorded: 1 });
+        // An intent whose CreateRoom ZIM refused holds nothing: the app may still be corrected.
+        assert_eq!(app_check(&held(Some(1), false, false, None), 2), AppCheck::Proceed);
+    }
+
+    fn deleting(
+        status: ZimRoomStatus,
+        policy: Option<crate::crd::DeletionPolicy>,
+        room_id: Option<&str>,
+    ) -> ZimRoom {
+        let spec = ZimRoomSpec {
+            room_id: room_id.map(Into::into),
+            deletion_policy: policy,
+            destroy_delay_time: 600,
+            ..Default::default()
+        };
+        let mut r = ZimRoom::new("lobby", spec);
+        r.status = Some(status);
+        r
+    }
+
+    #[test]
+    fn deletion_destroys_only_an_owned_room_the_spec_names() {
+        use crate::crd::DeletionPolicy::*;
+        let ours = held(Some(1), true, false, Some(false));
+        let adopted = held(Some(1), true, false, Some(true));
+        let destroy = OnDelete::Destroy { room_id: "lobby".into() };
+        assert_eq!(on_delete(&deleting(ours.clone(), None, None), None), destroy);
+        assert_eq!(on_delete(&deleting(held(Some(1), false, true, None), None, None), None), destroy);
+        assert!(matches!(on_delete(&deleting(adopted.clone(), None, None), None), OnDelete::Orphan { .. }));
+        assert_eq!(on_delete(&deleting(adopted, Some(Delete), None), None), destroy);
+        assert!(matches!(
+            on_delete(&deleting(ours.clone(), Some(Orphan), None), None),
+            OnDelete::Orphan { .. }
+        ));
+        // Another object still declares the room: it stays, whatever the policy.
+        assert!(
+            matches!(on_delete(&deleting(ours.clone(), Some(Delete), None), Some("b/x")), OnDelete::Orphan { why } if why.contains("b/x"))
+        );
+        // A status naming another room than the spec (a patched status) destroys nothing.
+        assert!(matches!(on_delete(&deleting(ours, None, Some("other")), None), OnDelete::Orphan { .. }));
+        // A refused first CreateRoom left an intent only: nothing to destroy.
+        assert_eq!(
+            on_delete(&deleting(held(Some(1), false, false, None), Some(Delete), None), None),
+            OnDelete::Nothing
+        );
+        assert_eq!(on_delete(&deleting(ZimRoomStatus::default(), None, None), None), OnDelete::Nothing);
     }
 }

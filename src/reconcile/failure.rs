@@ -33,6 +33,8 @@ pub enum ErrorCategory {
     Credentials,
     /// Some attribute changes were not applied.
     Attributes,
+    /// Another object owns the room.
+    Conflict,
     /// The creation intent could not be recorded on the status.
     Status,
     /// A Kubernetes API call (status write, finalizer, Secret read) failed.
@@ -53,13 +55,14 @@ impl ErrorCategory {
             ErrorCategory::ImmutableField => "immutable_field",
             ErrorCategory::Credentials => "credentials",
             ErrorCategory::Attributes => "attributes",
+            ErrorCategory::Conflict => "conflict",
             ErrorCategory::Status => "status",
             ErrorCategory::Kubernetes => "kubernetes",
         }
     }
 
     /// Every category, for pre-registering metric series.
-    pub const ALL: [ErrorCategory; 12] = [
+    pub const ALL: [ErrorCategory; 13] = [
         ErrorCategory::Transient,
         ErrorCategory::Unknown,
         ErrorCategory::Throttled,
@@ -70,6 +73,7 @@ impl ErrorCategory {
         ErrorCategory::ImmutableField,
         ErrorCategory::Credentials,
         ErrorCategory::Attributes,
+        ErrorCategory::Conflict,
         ErrorCategory::Status,
         ErrorCategory::Kubernetes,
     ];

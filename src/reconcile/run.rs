@@ -16,13 +16,21 @@ pub(super) struct Run<'a> {
     notes: Vec<Note>,
     now: Time,
     was_ready: bool,
+    previous_ready_reason: Option<String>,
 }
 
 impl<'a> Run<'a> {
     pub(super) fn new(room: &'a ZimRoom, now: Time) -> Self {
         let status = room.status.clone().unwrap_or_default();
         let was_ready = conditions::is_true(&status.conditions, condition::READY);
-        Self { room, status, notes: Vec::new(), now, was_ready }
+        let previous_ready_reason =
+            status.conditions.iter().find(|c| c.type_ == condition::READY).map(|c| c.reason.clone());
+        Self { room, status, notes: Vec::new(), now, was_ready, previous_ready_reason }
+    }
+
+    /// The Ready reason the object had before this run.
+    pub(super) fn previous_ready_reason(&self) -> Option<&str> {
+        self.previous_ready_reason.as_deref()
     }
 
     pub(super) fn set(&mut self, type_: &str, ok: bool, reason: &str, message: impl Into<String>) {
@@ -52,10 +60,17 @@ impl<'a> Run<'a> {
         }
     }
 
-    pub(super) fn succeed(&mut self) -> Outcome {
+    /// Ready=True: the room exists (whatever happens to its attributes next). From here on a retryable failure
+    /// keeps Ready.
+    pub(super) fn available(&mut self) {
         // Messages are never empty: Kubernetes 1.20's server-side apply turns "" into null, which the schema refuses.
         let room_id = self.status.room_id.clone().unwrap_or_else(|| self.room.room_id());
         self.set(condition::READY, true, reason::AVAILABLE, format!("ZIM room {room_id} exists"));
+        self.was_ready = true;
+    }
+
+    pub(super) fn succeed(&mut self) -> Outcome {
+        self.available();
         self.set(
             condition::SYNCED,
             true,

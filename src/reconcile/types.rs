@@ -113,6 +113,18 @@ pub struct Outcome {
     pub error_category: Option<ErrorCategory>,
 }
 
+/// Whether another object owns the room this object declares (same AppId and room ID).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// This object owns the room (or nobody else claims it).
+    Owner,
+    /// `owner` (`namespace/name`) owns it: this object makes no call for it.
+    Conflict {
+        /// The owning object.
+        owner: String,
+    },
+}
+
 /// What deletion did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cleanup {
@@ -123,8 +135,12 @@ pub enum Cleanup {
     },
     /// The room did not exist any more (660300001).
     AlreadyGone,
-    /// The room was left in ZIM (deletionPolicy Orphan, explicit or by adoption).
-    Orphaned,
+    /// The room was left in ZIM: deletionPolicy Orphan (explicit, or the default for an adopted room), another
+    /// object still declares it, or the status and the spec disagree about which room it is.
+    Orphaned {
+        /// Why (for the event).
+        why: String,
+    },
     /// No CreateRoom was ever attempted for this object: nothing to destroy.
     NeverCreated,
 }
@@ -143,7 +159,9 @@ pub enum CleanupError {
         reason: String,
     },
     /// DestroyRoom failed.
-    #[error("DestroyRoom for room {room_id} failed: {source}")]
+    #[error(
+        "DestroyRoom for room {room_id} failed: {source}; the operator keeps retrying — fix the cause, or set spec.deletionPolicy: Orphan to leave the room and finish deletion"
+    )]
     Zim {
         /// The room.
         room_id: String,

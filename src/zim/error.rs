@@ -67,6 +67,17 @@ impl ZimError {
         }
     }
 
+    /// Whether the outcome of the call is known: ZIM answered a code, or a gateway refused the request (HTTP 4xx).
+    /// A timeout, a broken connection, an HTTP 5xx or a body that is not a ZIM answer leave it unknown — the
+    /// call may have taken effect.
+    pub fn outcome_known(&self) -> bool {
+        match self {
+            ZimError::Api { .. } => true,
+            ZimError::HttpStatus { status, .. } => (400..500).contains(status),
+            ZimError::Timeout { .. } | ZimError::Transport { .. } | ZimError::Decode { .. } => false,
+        }
+    }
+
     /// ZIM's code, when ZIM answered.
     pub fn code(&self) -> Option<i64> {
         match self {

@@ -1,0 +1,91 @@
+//! Claims: which ZimRoom owns a room that several declare (the same AppId and room ID, in any namespaces),
+//! decided from the watch cache with no extra API calls (see [`crate::reconcile::decide::winner`]).
+//!
+//! An object's AppId is the one recorded on its status, else the one its credentials resolve to (cached). The
+//! decision is the same whichever claimant is reconciled first: a claimant whose status records the room keeps
+//! it; among new claimants the oldest wins, then the lowest `namespace/name`.
+
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::crd::ZimRoom;
+use crate::reconcile::Claim;
+use crate::reconcile::decide::{Claimant, winner};
+
+use super::Context;
+
+/// One other object declaring the same room.
+pub(crate) struct Rival {
+    claimant: Claimant,
+    pub(crate) object: ObjectRef<ZimRoom>,
+}
+
+fn key(room: &ZimRoom) -> String {
+    format!("{}/{}", room.namespace().unwrap_or_default(), room.name_any())
+}
+
+fn claimant(room: &ZimRoom, room_id: &str, app_id: u32) -> Claimant {
+    let status = room.status.as_ref();
+    let holds = status.is_some_and(|s| s.room_id.as_deref() == Some(room_id) && s.app_id == Some(app_id));
+    let created = room.metadata.creation_timestamp.as_ref().map_or(i64::MAX, |t| t.0.as_second());
+    Claimant { key: key(room), holds, created }
+}
+
+/// The other live (not deleting) objects that declare `room`'s room in `app_id`.
+pub(crate) async fn rivals(ctx: &Context, room: &ZimRoom, app_id: u32) -> Vec<Rival> {
+    let room_id = room.room_id();
+    let me = ObjectRef::from_obj(room);
+    let candidates: Vec<_> = ctx
+        .stores()
+        .iter()
+        .flat_map(|s| s.state())
+        .filter(|o| o.metadata.deletion_timestamp.is_none() && o.room_id() == room_id)
+        .filter(|o| ObjectRef::from_obj(&**o) != me)
+        .collect();
+    let mut out = Vec::new();
+    for other in candidates {
+        let other_app = match other.status.as_ref().and_then(|s| s.app_id) {
+            Some(app) => app,
+            None => match ctx.credentials.for_room(&other).await {
+                Ok(c) => c.credentials.app_id,
+                // Without credentials it cannot act on any room: it claims nothing yet.
+                Err(_) => continue,
+            },
+        };
+        if other_app == app_id {
+            out.push(Rival {
+                claimant: claimant(&other, &room_id, app_id),
+                object: ObjectRef::from_obj(&*other),
+            });
+        }
+    }
+    out
+}
+
+/// Whether `room` owns its room in `app_id` against `rivals`.
+pub(crate) fn claim(room: &ZimRoom, app_id: u32, rivals: &[Rival]) -> Claim {
+    if rivals.is_empty() {
+        return Claim::Owner;
+    }
+    let mine = claimant(room, &room.room_id(), app_id);
+    let mut all: Vec<Claimant> = rivals.iter().map(|r| r.claimant.clone()).collect();
+    all.push(mine.clone());
+    match winner(&all) {
+        Some(w) if w.key != mine.key => Claim::Conflict { owner: w.key.clone() },
+        _ => Claim::Owner,
+    }
+}
+
+/// The rival that takes the room over when `room` is deleted: the winner among the others.
+pub(crate) fn successor(rivals: &[Rival]) -> Option<&Rival> {
+    let all: Vec<Claimant> = rivals.iter().map(|r| r.claimant.clone()).collect();
+    let w = winner(&all)?;
+    rivals.iter().find(|r| r.claimant.key == w.key)
+}
+
+impl Rival {
+    /// `namespace/name`.
+    pub(crate) fn key(&self) -> &str {
+        &self.claimant.key
+    }
+}
