@@ -1,7 +1,7 @@
 -- Argo CD health check for zim.zego.im/ZimRoom.
 --   Healthy      Ready=True for the current generation
 --   Degraded     Ready=False with a reason that will not heal by itself (InvalidSpec, ImmutableFieldChanged,
---                CredentialsNotFound, CredentialsInvalid, AuthFailed, QuotaExceeded)
+--                CredentialsNotFound, CredentialsInvalid, AuthFailed, QuotaExceeded, Conflict, AppIdChanged)
 --   Suspended    paused by the zim.zego.im/paused annotation
 --   Progressing  everything else: not yet reconciled, a stale observedGeneration, Creating, Throttled,
 --                ApiUnavailable, and deletion in progress
@@ -15,6 +15,8 @@ local terminal = {
   CredentialsInvalid = true,
   AuthFailed = true,
   QuotaExceeded = true,
+  Conflict = true,
+  AppIdChanged = true,
 }
 
 local metadata = obj.metadata or {}
