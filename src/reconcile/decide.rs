@@ -112,7 +112,10 @@ pub fn creation_pending(status: &ZimRoomStatus) -> bool {
     let legacy_intent = status.room_id.is_some()
         && status.app_id.is_none()
         && status.applied.is_none()
-        && status.conditions.iter().any(|c| c.type_ == crate::crd::condition::READY && c.reason == crate::crd::reason::CREATING);
+        && status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == crate::crd::condition::READY && c.reason == crate::crd::reason::CREATING);
     status.pending_creation || legacy_intent
 }
 

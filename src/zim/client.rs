@@ -255,7 +255,19 @@ impl HttpClient {
         if !status.is_success() {
             return Err(ZimError::HttpStatus { action, status: status.as_u16() });
         }
-        let decoded: R = serde_json::from_slice(&bytes).map_err(|e| ZimError::Decode {
+        // A ZIM answer is a JSON object with a `Code`; anything else (a proxy's `{}`, an HTML page) is not one,
+        // and must never read as success.
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| ZimError::Decode {
+            action,
+            detail: format!("{e} (body of {} bytes)", bytes.len()),
+        })?;
+        if value.get("Code").is_none_or(|c| !(c.is_i64() || c.is_u64() || c.is_string())) {
+            return Err(ZimError::Decode {
+                action,
+                detail: format!("no Code field (body of {} bytes)", bytes.len()),
+            });
+        }
+        let decoded: R = serde_json::from_value(value).map_err(|e| ZimError::Decode {
             action,
             detail: format!("{e} (body of {} bytes)", bytes.len()),
         })?;

@@ -120,14 +120,14 @@ pub fn classify(code: i64) -> Class {
     }
 }
 
-/// Classifies a non-success HTTP status (ZIM documents only 200; proxies and gateways may say otherwise).
+/// Classifies a non-success HTTP status. ZIM documents only HTTP 200 with a `Code`; any other status came from
+/// something in between (a proxy, a gateway, a wrong endpoint path), so it says nothing about the request's
+/// parameters or credentials: it is a transport failure, retried with backoff (429 slows down like a ZIM rate
+/// limit).
 pub fn classify_http_status(status: u16) -> Class {
     match status {
         429 => Class::Throttled,
-        408 | 500..=599 => Class::Transient,
-        401 | 403 => Class::Terminal(Terminal::Auth),
-        400..=499 => Class::Terminal(Terminal::InvalidParams),
-        _ => Class::Unknown,
+        _ => Class::Transient,
     }
 }
 
@@ -168,7 +168,8 @@ mod tests {
     fn http_statuses_have_their_class() {
         assert_eq!(classify_http_status(503), Class::Transient);
         assert_eq!(classify_http_status(429), Class::Throttled);
-        assert_eq!(classify_http_status(403), Class::Terminal(Terminal::Auth));
-        assert_eq!(classify_http_status(404), Class::Terminal(Terminal::InvalidParams));
+        // Not ZIM's answers: never read as refused parameters or credentials.
+        assert_eq!(classify_http_status(403), Class::Transient);
+        assert_eq!(classify_http_status(404), Class::Transient);
     }
 }

@@ -6,6 +6,9 @@
 use super::codes::{self, Class};
 use super::types::Action;
 
+/// What to check when something other than ZIM answered.
+pub const ENDPOINT_HINT: &str = "check that the ZIM endpoint (--endpoint, ZIM_ENDPOINT) is ZEGO's server API and that no proxy answers in its place";
+
 /// A failed ZIM call.
 #[derive(Debug, thiserror::Error)]
 pub enum ZimError {
@@ -37,16 +40,16 @@ pub enum ZimError {
         /// What failed (never the URL).
         detail: String,
     },
-    /// An HTTP status other than 2xx.
-    #[error("{action} answered HTTP status {status}")]
+    /// An HTTP status other than 2xx: not a ZIM answer.
+    #[error("{action} answered HTTP status {status}, not a ZIM answer; {ENDPOINT_HINT}")]
     HttpStatus {
         /// The action called.
         action: Action,
         /// The status.
         status: u16,
     },
-    /// The body was not the documented JSON.
-    #[error("{action} answered a body that could not be decoded: {detail}")]
+    /// The body was not a ZIM answer (not JSON, or JSON without a `Code`).
+    #[error("{action} answered a body that is not a ZIM answer ({detail}); {ENDPOINT_HINT}")]
     Decode {
         /// The action called.
         action: Action,
