@@ -13,9 +13,50 @@ pub use self::schema::check_schema;
 use crate::crd::ZimRoom;
 use crate::reconcile::validate::{FieldError, validate_spec};
 
+/// What checking one ZimRoom document found: everything `validate` and `apply` need, from one check.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// The document as a ZimRoom, when it has that shape (its values may still be invalid). `None` only when it
+    /// does not deserialize, and then `problems` says why.
+    pub room: Option<ZimRoom>,
+    /// Every problem, in the order found; empty when the document is valid.
+    pub problems: Vec<Problem>,
+}
+
+/// One problem with a document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The field and what is wrong with it.
+    pub error: FieldError,
+    /// Whether the reconcile core finds this problem itself: its own checks flag this field, or one within or
+    /// around it. The core then reports it on the status as `InvalidSpec`, without a ZIM call.
+    pub core_reports: bool,
+}
+
+impl Checked {
+    /// The verdict of `validate` (and of the cluster): the room when it has no problem, else every problem.
+    pub fn into_result(self) -> Result<ZimRoom, Vec<FieldError>> {
+        match self.room {
+            Some(room) if self.problems.is_empty() => Ok(room),
+            _ => Err(self.problems.into_iter().map(|p| p.error).collect()),
+        }
+    }
+
+    /// The verdict of `apply`: the room when it is valid or when the core reports every problem itself (byte
+    /// lengths, charsets, ranges, duplicate keys: it records InvalidSpec without a ZIM call); otherwise every
+    /// problem, because the object cannot be used as written (an unknown field would be dropped silently, a
+    /// wrong type cannot be read).
+    pub fn for_core(self) -> Result<ZimRoom, Vec<FieldError>> {
+        match self.room {
+            Some(room) if self.problems.iter().all(|p| p.core_reports) => Ok(room),
+            _ => Err(self.problems.into_iter().map(|p| p.error).collect()),
+        }
+    }
+}
+
 /// Checks a ZimRoom document like the cluster and the operator would, and parses it. Every problem names its
-/// field path.
-pub fn check_zimroom(doc: &Document) -> Result<ZimRoom, Vec<FieldError>> {
+/// field path; each says whether the reconcile core reports it itself.
+pub fn check(doc: &Document) -> Checked {
     let schema = crd_schema();
     let mut errors = Vec::new();
     check_metadata(&doc.value, &mut errors);
@@ -27,14 +68,18 @@ pub fn check_zimroom(doc: &Document) -> Result<ZimRoom, Vec<FieldError>> {
         }
     }
     check_schema(&schema, &body, "", &mut errors);
+    let unreadable = |errors: Vec<FieldError>| Checked {
+        room: None,
+        problems: errors.into_iter().map(|error| Problem { error, core_reports: false }).collect(),
+    };
     // Keep going when the object still has the right shape, so one run reports every problem; the operator's
     // own checks add only fields the schema did not already flag.
     let room: ZimRoom = match serde_json::from_value(doc.value.clone()) {
         Ok(room) => room,
         Err(e) if errors.is_empty() => {
-            return Err(vec![FieldError { path: "<object>".into(), message: e.to_string() }]);
+            return unreadable(vec![FieldError { path: "<object>".into(), message: e.to_string() }]);
         }
-        Err(_) => return Err(errors),
+        Err(_) => return unreadable(errors),
     };
     let mut more = Vec::new();
     if let Err(cel) = ZimRoom::validate_cel(&room) {
@@ -44,13 +89,28 @@ pub fn check_zimroom(doc: &Document) -> Result<ZimRoom, Vec<FieldError>> {
         }));
     }
     let name = room.metadata.name.as_deref().unwrap_or_default();
-    more.extend(validate_spec(name, &room.spec));
+    let core = validate_spec(name, &room.spec);
+    more.extend(core.iter().cloned());
     for e in more {
         if !errors.iter().any(|s| s.path == e.path || e.path.starts_with(&format!("{}.", s.path))) {
             errors.push(e);
         }
     }
-    if errors.is_empty() { Ok(room) } else { Err(errors) }
+    let related =
+        |a: &str, b: &str| a == b || a.starts_with(&format!("{b}.")) || b.starts_with(&format!("{a}."));
+    let problems = errors
+        .into_iter()
+        .map(|error| {
+            let core_reports = core.iter().any(|c| related(&error.path, &c.path));
+            Problem { error, core_reports }
+        })
+        .collect();
+    Checked { room: Some(room), problems }
+}
+
+/// [`check`], as the cluster decides: the room, or every problem.
+pub fn check_zimroom(doc: &Document) -> Result<ZimRoom, Vec<FieldError>> {
+    check(doc).into_result()
 }
 
 fn crd_schema() -> Value {
@@ -102,6 +162,11 @@ mod tests {
         }
     }
 
+    /// The problems' paths when the document is refused for the core, `None` when it goes to the core.
+    fn refused_for_core(yaml: &str) -> Option<Vec<String>> {
+        check(&doc(yaml)).for_core().err().map(|e| e.into_iter().map(|e| e.path).collect())
+    }
+
     const HEAD: &str = "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: lobby}\n";
 
     /// A minimal and a complete well-formed manifest both pass.
@@ -145,5 +210,32 @@ mod tests {
             "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: Bad_Name}\nspec: {}\n",
         );
         assert_eq!(p, ["metadata.name"]);
+    }
+
+    /// Problems the reconcile core reports itself (a byte length, a duplicate key) still let the object reach it.
+    #[test]
+    fn core_reported_problems_reach_the_core() {
+        let bytes = format!("{HEAD}spec: {{roomName: '{}'}}\n", "é".repeat(33));
+        let checked = check(&doc(&bytes));
+        assert_eq!(checked.problems.len(), 1);
+        assert!(checked.problems[0].core_reports);
+        assert_eq!(refused_for_core(&bytes), None);
+        assert!(check_zimroom(&doc(&bytes)).is_err(), "still invalid for validate");
+        let duplicate = format!("{HEAD}spec: {{attributes: [{{key: a, value: b}}, {{key: a, value: c}}]}}\n");
+        assert_eq!(refused_for_core(&duplicate), None);
+    }
+
+    /// An unknown field or a wrong type keeps the object from the core, even beside a problem the core reports.
+    #[test]
+    fn other_schema_problems_keep_the_object_from_the_core() {
+        assert_eq!(
+            refused_for_core(&format!("{HEAD}spec: {{roomNmae: typo}}\n")).unwrap(),
+            ["spec.roomNmae"]
+        );
+        let wrong_type = format!("{HEAD}spec: {{destroyDelayTime: 'soon'}}\n");
+        assert!(check(&doc(&wrong_type)).room.is_none());
+        assert_eq!(refused_for_core(&wrong_type).unwrap(), ["spec.destroyDelayTime"]);
+        let mixed = format!("{HEAD}spec: {{roomNmae: typo, roomName: '{}'}}\n", "é".repeat(33));
+        assert_eq!(refused_for_core(&mixed).unwrap(), ["spec.roomNmae", "spec.roomName"]);
     }
 }
