@@ -73,11 +73,7 @@ async fn invalid_manifest_costs_nothing() {
     let sim = sim(0, 100).await;
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("bytes.yaml");
-    std::fs::write(
-        &f,
-        format!("apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {{name: r}}\nspec: {{roomName: '{}'}}\n", "é".repeat(33)),
-    )
-    .unwrap();
+    std::fs::write(&f, room("r").room_name(&"é".repeat(33)).yaml()).unwrap();
     let out = run_bin(apply_cmd(&sim.endpoint(), SECRET, &[f.to_str().unwrap(), "examples/invalid/"])).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);

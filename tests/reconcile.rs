@@ -4,27 +4,26 @@
 mod common;
 
 use common::*;
-use zim_operator::crd::ZimRoomStatus;
+use zim_operator::crd::{ZimRoom, ZimRoomStatus};
 use zim_operator::reconcile::{CredentialsError, NoSink, Requeue};
 use zim_operator::sim::{Fault, FaultPlan};
 
-const LOBBY: &str = "
-apiVersion: zim.zego.im/v1alpha1
-kind: ZimRoom
-metadata: {name: lobby, namespace: chat}
-spec:
-  roomName: Lobby
-  destroyDelayTime: 600
-  attributes:
-  - {key: topic, value: general}
-";
+/// `chat/NAME`: room name Lobby, destroyDelayTime 600, attribute topic=general.
+fn lobby_like(name: &str) -> RoomBuilder {
+    room(name).namespace("chat").room_name("Lobby").destroy_delay(600).attribute("topic", "general")
+}
+
+/// `chat/lobby`, generation 1.
+fn lobby() -> ZimRoom {
+    lobby_like("lobby").build()
+}
 
 /// A new room becomes Ready with a request id; reconciling the result again costs one probe and changes nothing.
 #[tokio::test]
 async fn create_then_steady_state_costs_one_probe() {
     let sim = sim(0, 100).await;
     let rec = reconciler(&sim);
-    let mut r = room(LOBBY);
+    let mut r = lobby();
     let out = run(&rec, &mut r).await;
     assert_eq!(ready(&r), ("True".into(), "Available".into()));
     assert_eq!(out.requeue, Requeue::Resync);
@@ -55,7 +54,7 @@ async fn create_then_steady_state_costs_one_probe() {
 async fn vanished_room_is_recreated_with_attributes() {
     let sim = sim(0, 100).await;
     let rec = reconciler(&sim);
-    let mut r = room(LOBBY);
+    let mut r = lobby();
     run(&rec, &mut r).await;
     sim.sim.advance_clock(601.0);
     assert!(sim.sim.room(APP, "lobby").is_none());
@@ -83,7 +82,7 @@ async fn existing_room_is_adopted() {
         &[("topic".into(), "old".into()), ("client".into(), "x".into())],
     );
     let rec = reconciler(&sim);
-    let mut r = room(LOBBY);
+    let mut r = lobby();
     let out = run(&rec, &mut r).await;
     assert_eq!(ready(&r), ("True".into(), "Available".into()));
     assert_eq!(r.status.as_ref().unwrap().adopted, Some(true));
@@ -107,7 +106,7 @@ async fn existing_room_is_adopted() {
 async fn crash_window_is_not_adoption() {
     let sim = sim(0, 100).await;
     let rec = reconciler(&sim);
-    let mut r = room(LOBBY);
+    let mut r = lobby();
     // The first attempt recorded its intent; its CreateRoom reached ZIM, but the outcome was lost.
     let mut intent = ZimRoomStatus { room_id: Some("lobby".into()), ..Default::default() };
     zim_operator::reconcile::conditions::set(
@@ -134,7 +133,7 @@ async fn crash_window_is_not_adoption() {
 async fn attribute_edits_converge() {
     let sim = sim(0, 100).await;
     let rec = reconciler(&sim);
-    let mut r = room(LOBBY);
+    let mut r = lobby();
     run(&rec, &mut r).await;
     sim.sim.set_room_users(APP, "lobby", ["alice".to_string()].into());
     let first_request = r.status.as_ref().unwrap().request_id.clone();
@@ -160,14 +159,14 @@ async fn attribute_edits_converge() {
 async fn invalid_spec_and_immutable_changes_cost_nothing() {
     let sim = sim(0, 100).await;
     let rec = reconciler(&sim);
-    let mut bad = room(&LOBBY.replace("roomName: Lobby", &format!("roomName: '{}'", "é".repeat(33))));
+    let mut bad = lobby_like("lobby").room_name(&"é".repeat(33)).build();
     let out = run(&rec, &mut bad).await;
     assert_eq!(ready(&bad).1, "InvalidSpec");
     assert!(bad.condition("Ready").unwrap().message.contains("spec.roomName"));
     assert_eq!(out.requeue, Requeue::OnChange);
     assert!(sim.sim.log().is_empty(), "no ZIM call for an invalid room");
 
-    let mut r = room(LOBBY);
+    let mut r = lobby();
     run(&rec, &mut r).await;
     let before = last_seq(&sim);
     r.spec.destroy_delay_time = 60;
@@ -192,7 +191,7 @@ async fn failures_map_to_reasons() {
         credentials: zim_operator::zim::Credentials::new(APP, "ffffffffffffffffffffffffffffffff"),
         from_user_id: None,
     };
-    let r = room(LOBBY);
+    let r = lobby();
     let out = rec.reconcile(&r, Ok(wrong), &NoSink, now()).await;
     let c = out.status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!((c.reason.as_str(), out.requeue), ("AuthFailed", Requeue::Slow));
@@ -208,9 +207,9 @@ async fn failures_map_to_reasons() {
     assert_eq!(out.requeue, Requeue::Backoff { slow: false });
 
     // Quota: one room allowed.
-    let mut first = room(LOBBY);
+    let mut first = lobby();
     run(&rec, &mut first).await;
-    let mut second = room(&LOBBY.replace("name: lobby", "name: second"));
+    let mut second = lobby_like("second").build();
     let out = run(&rec, &mut second).await;
     assert_eq!((ready(&second).1.as_str(), out.requeue), ("QuotaExceeded", Requeue::Slow));
 
@@ -227,7 +226,7 @@ async fn failures_map_to_reasons() {
             actions: vec!["CreateRoom".into()],
             ..Default::default()
         });
-        let mut r = room(&LOBBY.replace("name: lobby", "name: faulty"));
+        let mut r = lobby_like("faulty").build();
         let out = run(&rec, &mut r).await;
         assert_eq!(ready(&r).1, reason, "{fault:?}");
         assert_eq!(r.condition("Synced").unwrap().reason, "ReconcileError");
@@ -251,22 +250,19 @@ async fn failures_map_to_reasons() {
 async fn paused_and_cleanup() {
     let sim = sim(0, 100).await;
     let rec = reconciler(&sim);
-    let mut paused = room(&LOBBY.replace(
-        "metadata: {name: lobby, namespace: chat}",
-        "metadata: {name: lobby, namespace: chat, annotations: {zim.zego.im/paused: 'true'}}",
-    ));
+    let mut paused = lobby_like("lobby").paused().build();
     let out = run(&rec, &mut paused).await;
     assert_eq!(paused.condition("Synced").unwrap().reason, "ReconcilePaused");
     assert_eq!(out.requeue, Requeue::OnChange);
     assert!(sim.sim.log().is_empty());
 
-    let never = room(LOBBY);
+    let never = lobby();
     assert_eq!(
         rec.cleanup(&never, Err("none".into())).await.unwrap(),
         zim_operator::reconcile::Cleanup::NeverCreated
     );
 
-    let mut r = room(LOBBY);
+    let mut r = lobby();
     run(&rec, &mut r).await;
     let err = rec.cleanup(&r, Err("Secret chat/zego not found".into())).await.unwrap_err();
     assert!(err.to_string().contains("deletionPolicy: Orphan"), "{err}");

@@ -2,23 +2,26 @@
 //! as a separate process: create, edit, immutable edits, delete, orphan, late Secrets, resync recreation, quiet
 //! restarts, the crash window, leader election, invalid and paused objects, and the admin endpoints.
 
+#[path = "../common/builder.rs"]
+mod builder;
 mod harness;
 mod reliability;
 
 use std::time::Duration;
 
+use builder::{RoomBuilder, room};
 use harness::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
+use zim_operator::crd::DeletionPolicy;
 use zim_operator::sim::{Fault, FaultPlan};
 
 const T: Duration = Duration::from_secs(30);
 
-fn room_yaml(name: &str, extra_spec: &str) -> String {
-    format!(
-        "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {{name: {name}}}\nspec:\n  destroyDelayTime: 600\n  attributes:\n  - {{key: topic, value: general}}\n{extra_spec}"
-    )
+/// `NAME` with destroyDelayTime 600 and the attribute topic=general.
+fn topic_room(name: &str) -> RoomBuilder {
+    room(name).destroy_delay(600).attribute("topic", "general")
 }
 
 /// apply → Ready (observedGeneration = generation); attribute edit → ModifyRoomAttribute and a new requestId;
@@ -28,7 +31,7 @@ async fn lifecycle() {
     let w = World::new("e2e-lifecycle").await;
     w.create_secret("zego").await;
     let op = w.operator(&[]).await;
-    w.apply(&room_yaml("lobby", "")).await;
+    w.apply_room(topic_room("lobby")).await;
     let r = w.wait_reason("lobby", "Available", T).await;
     let status = r.status.clone().unwrap();
     assert_eq!(status.observed_generation, r.metadata.generation);
@@ -42,7 +45,7 @@ async fn lifecycle() {
     let first_request = status.request_id.clone();
 
     // Attribute edit.
-    w.apply(&room_yaml("lobby", "").replace("value: general", "value: news")).await;
+    w.apply_room(topic_room("lobby").attribute("topic", "news")).await;
     let r = eventually("the attribute edit to converge", T, || async {
         let r = w.get("lobby").await?;
         (r.status.as_ref()?.observed_generation == Some(2) && r.condition("Synced")?.status == "True")
@@ -58,12 +61,7 @@ async fn lifecycle() {
 
     // Immutable edit: refused without a ZIM call (Kubernetes 1.20 has no CEL, the operator checks it).
     let before = w.last_seq();
-    w.apply(
-        &room_yaml("lobby", "")
-            .replace("value: general", "value: news")
-            .replace("destroyDelayTime: 600", "destroyDelayTime: 60"),
-    )
-    .await;
+    w.apply_room(topic_room("lobby").attribute("topic", "news").destroy_delay(60)).await;
     let r = w.wait_reason("lobby", "ImmutableFieldChanged", T).await;
     assert!(r.condition("Ready").unwrap().message.contains("spec.destroyDelayTime"));
     assert_eq!(w.last_seq(), before, "no ZIM call for an immutable change");
@@ -82,7 +80,7 @@ async fn orphan_leaves_the_room() {
     let w = World::new("e2e-orphan").await;
     w.create_secret("zego").await;
     let _op = w.operator(&[]).await;
-    w.apply(&room_yaml("keep", "  deletionPolicy: Orphan\n")).await;
+    w.apply_room(topic_room("keep").deletion_policy(DeletionPolicy::Orphan)).await;
     w.wait_reason("keep", "Available", T).await;
     w.rooms().delete("keep", &DeleteParams::default()).await.unwrap();
     w.wait_gone("keep", T).await;
@@ -95,7 +93,7 @@ async fn orphan_leaves_the_room() {
 async fn secret_created_late() {
     let w = World::new("e2e-late-secret").await;
     let _op = w.operator(&[]).await;
-    w.apply(&room_yaml("late", "  credentialsSecretRef: {name: late-creds}\n")).await;
+    w.apply_room(topic_room("late").secret_ref("late-creds")).await;
     let r = w.wait_reason("late", "CredentialsNotFound", T).await;
     assert!(r.condition("Ready").unwrap().message.contains("late-creds"));
     assert!(w.log().is_empty(), "no ZIM call without credentials");
@@ -109,7 +107,7 @@ async fn resync_recreates_vanished_room() {
     let w = World::new("e2e-resync").await;
     w.create_secret("zego").await;
     let op = w.operator(&["--resync-period", "1s"]).await;
-    w.apply(&room_yaml("ephemeral", "")).await;
+    w.apply_room(topic_room("ephemeral")).await;
     w.wait_reason("ephemeral", "Available", T).await;
     assert!(w.sim.sim.remove_room(APP, "ephemeral"));
     eventually("the room to be recreated", T, || async { w.sim.sim.room(APP, "ephemeral") }).await;
@@ -134,7 +132,7 @@ async fn restart_is_quiet() {
     w.create_secret("zego").await;
     let mut op = w.operator(&["--resync-period", "1h"]).await;
     for name in ["r1", "r2", "r3"] {
-        w.apply(&room_yaml(name, "")).await;
+        w.apply_room(topic_room(name)).await;
     }
     let mut versions = Vec::new();
     for name in ["r1", "r2", "r3"] {
@@ -172,7 +170,7 @@ async fn crash_between_create_and_status_write() {
         actions: vec!["CreateRoom".into()],
         ..Default::default()
     });
-    w.apply(&room_yaml("crashy", "")).await;
+    w.apply_room(topic_room("crashy")).await;
     eventually("CreateRoom to take effect in ZIM", T, || async { w.sim.sim.room(APP, "crashy") }).await;
     op.kill().await;
     let r = w.get("crashy").await.unwrap();
@@ -199,14 +197,14 @@ async fn leader_election() {
     })
     .await;
     let standby = 1 - leader;
-    w.apply(&room_yaml("one", "")).await;
+    w.apply_room(topic_room("one")).await;
     w.wait_reason("one", "Available", T).await;
     assert!(ops[leader].metric("zim_operator_zim_calls_total").await >= 1.0);
     assert_eq!(ops[standby].metric("zim_operator_zim_calls_total").await, 0.0, "the standby never calls ZIM");
     assert_eq!(ops[standby].get("/readyz").await.as_deref(), Some("standby: waiting for the leader lease"));
 
     ops[leader].kill().await;
-    w.apply(&room_yaml("two", "")).await;
+    w.apply_room(topic_room("two")).await;
     w.wait_reason("two", "Available", T).await;
     assert_eq!(ops[standby].metric("zim_operator_leader").await, 1.0, "the standby took over");
 }
@@ -218,15 +216,11 @@ async fn invalid_and_paused_objects() {
     w.create_secret("zego").await;
     let op = w.operator(&[]).await;
     // 33 two-byte characters: within the schema's 64 characters, over ZIM's 64 bytes.
-    w.apply(&room_yaml("bytes", &format!("  roomName: '{}'\n", "é".repeat(33)))).await;
+    w.apply_room(topic_room("bytes").room_name(&"é".repeat(33))).await;
     let r = w.wait_reason("bytes", "InvalidSpec", T).await;
     assert!(r.condition("Ready").unwrap().message.contains("spec.roomName"));
 
-    let paused = room_yaml("paused", "").replace(
-        "metadata: {name: paused}",
-        "metadata: {name: paused, annotations: {zim.zego.im/paused: 'true'}}",
-    );
-    w.apply(&paused).await;
+    w.apply_room(topic_room("paused").paused()).await;
     eventually("the paused room to say so", T, || async {
         let r = w.get("paused").await?;
         (r.condition("Synced")?.reason == "ReconcilePaused").then_some(())
