@@ -149,15 +149,20 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>, LoadErr
 mod tests {
     use super::*;
 
-    /// `List` items share their document's index, empty documents are skipped, and bad YAML names its document.
+    /// `List` items share their document's index, and empty documents are skipped without using up an index.
     #[test]
-    fn lists_and_bad_yaml() {
+    fn list_items_share_their_documents_index() {
         let docs = parse_documents(
             Path::new("l.yaml"),
             "apiVersion: v1\nkind: List\nitems:\n- {kind: A}\n- {kind: B}\n---\n---\nkind: C\n",
         )
         .unwrap();
         assert_eq!(docs.iter().map(|d| d.index).collect::<Vec<_>>(), [1, 1, 3]);
+    }
+
+    /// A document that is not valid YAML is an error naming the file and the document.
+    #[test]
+    fn bad_yaml_names_its_document() {
         let err = parse_documents(Path::new("bad.yaml"), "a: 1\n---\nb: [\n").unwrap_err();
         assert!(err.to_string().starts_with("bad.yaml (document 2): not valid YAML"), "{err}");
     }

@@ -179,7 +179,8 @@ mod tests {
         assert!(problems(&full).is_empty(), "{:?}", problems(&full));
     }
 
-    /// Each schema limit, the operator's byte-length check and the object-name rule flag the field they concern.
+    /// Each schema limit (charset, length, range, type, enum, unknown field, list-map key, required field) flags
+    /// the field it concerns.
     #[test]
     fn schema_limits_name_the_field() {
         let cases = [
@@ -200,12 +201,26 @@ mod tests {
             let p = problems(&format!("{HEAD}{spec}\n"));
             assert!(p.iter().any(|x| x == path), "{spec}: {p:?}");
         }
+    }
+
+    /// Too many attributes is one problem, on the list itself (the operator's own count adds no second one).
+    #[test]
+    fn too_many_attributes_is_one_problem_on_the_list() {
         let many: Vec<String> = (0..21).map(|i| format!("{{key: k{i}, value: v}}")).collect();
         let p = problems(&format!("{HEAD}spec: {{attributes: [{}]}}\n", many.join(",")));
         assert_eq!(p, ["spec.attributes"]);
-        // Byte length: 33 two-byte characters pass the schema's 64-character limit but not ZIM's 64 bytes.
+    }
+
+    /// Byte length: 33 two-byte characters pass the schema's 64-character limit but not ZIM's 64 bytes.
+    #[test]
+    fn room_name_over_64_bytes_is_flagged() {
         let p = problems(&format!("{HEAD}spec: {{roomName: '{}'}}\n", "é".repeat(33)));
         assert_eq!(p, ["spec.roomName"]);
+    }
+
+    /// An object name the apiserver would refuse is flagged on metadata.name.
+    #[test]
+    fn invalid_object_name_is_flagged() {
         let p = problems(
             "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: Bad_Name}\nspec: {}\n",
         );
