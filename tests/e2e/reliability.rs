@@ -30,7 +30,7 @@ fn failed(e: &LogEntry) -> bool {
 
 /// R1: 500 rooms while 30 % of ZIM calls fail (busy and internal codes, throttling, HTTP 503, timeouts, dropped
 /// connections, malformed JSON): every room ends Ready, calls per room stay bounded, no room is retried faster
-/// than its backoff, nothing panics.
+/// than its backoff, nothing panics. One scenario, measured as a whole (docs/RELIABILITY.md).
 #[tokio::test]
 async fn r1_zim_faults_500_rooms() {
     let w = World::new("r1-faults").await;
@@ -98,7 +98,8 @@ async fn r1_zim_faults_500_rooms() {
 }
 
 /// R3: SIGKILL in the middle of a creation burst and in the middle of deletions: everything converges, no
-/// finalizer is left on deleted objects, no room that should exist is destroyed, none is wrongly adopted.
+/// finalizer is left on deleted objects, no room that should exist is destroyed, none is wrongly adopted. One
+/// sequence: the crash during deletion needs the rooms that converged after the crash during creation.
 #[tokio::test]
 async fn r3_crash_mid_burst_and_mid_deletion() {
     let w = World::new("r3-crash").await;
@@ -157,7 +158,8 @@ async fn r3_crash_mid_burst_and_mid_deletion() {
 }
 
 /// R5: with a recognisable server secret, neither it, nor any request signature, nor a signed URL appears in the
-/// operator's trace-level logs, events, conditions or metrics.
+/// operator's trace-level logs, events, conditions or metrics. One sequence: the checks read what the run before
+/// them (success, auth failure, faults, deletion) produced.
 #[tokio::test]
 async fn r5_secret_hygiene() {
     let w = World::new("r5-hygiene").await;
@@ -219,7 +221,8 @@ async fn r5_secret_hygiene() {
 
 /// R6: deletion never hangs. With the credentials Secret deleted first, deletion completes with the last good
 /// credentials held in memory; after a restart (nothing in memory) a Warning event says how to unblock, and
-/// setting deletionPolicy: Orphan does unblock it.
+/// setting deletionPolicy: Orphan does unblock it. One sequence, as docs/RELIABILITY.md maps R6 to it: the
+/// restart case follows the in-memory case in the same world.
 #[tokio::test]
 async fn r6_deletion_never_hangs() {
     let w = World::new("r6-deletion").await;

@@ -12,6 +12,8 @@ use std::time::Duration;
 use builder::room;
 use harness::*;
 
+/// R2: the operator survives an API server outage and then an etcd outage and converges after each, without a
+/// restart (one sequence: the outages follow each other against one operator).
 #[tokio::test]
 async fn r2_api_server_and_etcd_outage() {
     let w = World::new("r2-outage").await;
