@@ -16,7 +16,6 @@ use crate::backoff;
 use crate::crd::{ZimRoom, condition};
 use crate::manifest::{self, Document};
 use crate::now;
-use crate::reconcile::validate::validate_spec;
 use crate::reconcile::{self, Claim, CredentialsError, NoSink, Reconciler, Requeue, ResolvedCredentials};
 use crate::sim::{DEMO_APP_ID, DEMO_SERVER_SECRET, Simulator};
 use crate::zim::{ClientConfig, Credentials, DEFAULT_ENDPOINT, ZimClient};
@@ -97,7 +96,7 @@ pub fn validate(args: ValidateArgs) -> ExitCode {
             continue;
         }
         rooms += 1;
-        match manifest::check_zimroom(doc) {
+        match manifest::check(doc).into_result() {
             Ok(_) => println!("{}: ZimRoom {}: valid", doc.location(), doc.object_name()),
             Err(errors) => {
                 bad += 1;
@@ -261,24 +260,15 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
     if not_ready == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-/// Parses a ZimRoom document. An object whose every problem is one the reconcile core reports itself (byte
-/// lengths, charsets, ranges, duplicate keys) goes to the core, which records InvalidSpec on its status without a
-/// ZIM call; any other schema problem (an unknown field, a wrong type) makes the document unusable.
+/// Parses a ZimRoom document for the core, from one check of it ([`manifest::Checked::for_core`]). An object
+/// whose every problem is one the reconcile core reports itself (byte lengths, charsets, ranges, duplicate keys)
+/// goes to the core, which records InvalidSpec on its status without a ZIM call; any other schema problem (an
+/// unknown field, a wrong type) makes the document unusable.
 fn parse_room(doc: &Document) -> Result<ZimRoom, String> {
-    let errors = match manifest::check_zimroom(doc) {
-        Ok(room) => return Ok(with_defaults(room)),
-        Err(errors) => errors,
-    };
-    let refuse = || errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-    let room: ZimRoom = serde_json::from_value(doc.value.clone()).map_err(|_| refuse())?;
-    let core = validate_spec(room.metadata.name.as_deref().unwrap_or_default(), &room.spec);
-    let related =
-        |a: &str, b: &str| a == b || a.starts_with(&format!("{b}.")) || b.starts_with(&format!("{a}."));
-    if errors.iter().all(|e| core.iter().any(|c| related(&e.path, &c.path))) {
-        Ok(with_defaults(room))
-    } else {
-        Err(refuse())
-    }
+    manifest::check(doc)
+        .for_core()
+        .map(with_defaults)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
 }
 
 fn with_defaults(mut room: ZimRoom) -> ZimRoom {

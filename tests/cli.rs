@@ -67,17 +67,13 @@ async fn reapplying_output_only_probes() {
     assert_eq!(text(&again.stdout), text(&out.stdout));
 }
 
-/// An invalid manifest costs no ZIM call; the reason names the field; the exit code is 1.
+/// Invalid values cost no ZIM call: the object reaches the core, whose reason names every problem; exit code 1.
 #[tokio::test]
-async fn invalid_manifest_costs_nothing() {
+async fn invalid_values_reach_the_core_and_cost_nothing() {
     let sim = sim(0, 100).await;
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("bytes.yaml");
-    std::fs::write(
-        &f,
-        format!("apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {{name: r}}\nspec: {{roomName: '{}'}}\n", "é".repeat(33)),
-    )
-    .unwrap();
+    std::fs::write(&f, room("r").room_name(&"é".repeat(33)).yaml()).unwrap();
     let out = run_bin(apply_cmd(&sim.endpoint(), SECRET, &[f.to_str().unwrap(), "examples/invalid/"])).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
@@ -89,8 +85,13 @@ async fn invalid_manifest_costs_nothing() {
     );
     assert!(stderr.contains("spec.attributes[1].key: duplicates the key"), "{stderr}");
     assert!(sim.sim.log().is_empty(), "no ZIM call");
+}
 
-    // A typo'd field is refused outright, not applied with the field silently ignored.
+/// A typo'd field is refused outright (exit code 1, no ZIM call), not applied with the field silently ignored.
+#[tokio::test]
+async fn unknown_field_is_refused_not_applied() {
+    let sim = sim(0, 100).await;
+    let dir = tempfile::tempdir().unwrap();
     let typo = dir.path().join("typo.yaml");
     std::fs::write(
         &typo,
@@ -107,9 +108,9 @@ async fn invalid_manifest_costs_nothing() {
     assert!(sim.sim.log().is_empty(), "no ZIM call for a typo'd manifest");
 }
 
-/// Auth failure, quota and persistent throttling give their reasons and exit 1.
+/// A wrong server secret gives AuthFailed and exit 1, and apply's output holds no secret, signature or signed URL.
 #[tokio::test]
-async fn failures_give_reasons_and_exit_1() {
+async fn auth_failure_exits_1_without_leaking_secrets() {
     let sim = sim(0, 1).await;
     let out =
         run_bin(apply_cmd(&sim.endpoint(), "0000000000000000000000000000000f", &["examples/lobby.yaml"]))
@@ -123,14 +124,23 @@ async fn failures_give_reasons_and_exit_1() {
     for sig in sim.sim.signatures() {
         assert!(!output.contains(&sig), "a signature in apply's output");
     }
+}
 
+/// With a quota of one room, the second room is QuotaExceeded and apply exits 1.
+#[tokio::test]
+async fn quota_exceeded_exits_1() {
+    let sim = sim(0, 1).await;
     let out = run_bin(apply_cmd(&sim.endpoint(), SECRET, &["examples/"])).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("not Ready (QuotaExceeded)"), "{stderr}");
     assert!(stderr.contains("1 Ready, 1 not Ready"), "{stderr}");
+}
 
-    sim.sim.set_limits(None, Some(100));
+/// Persistent throttling gives Throttled and exit 1 after a bounded number of attempts (two: two CreateRoom calls).
+#[tokio::test]
+async fn persistent_throttling_exits_1_after_bounded_retries() {
+    let sim = sim(0, 100).await;
     let before = last_seq(&sim);
     sim.sim.set_faults(FaultPlan {
         rate: 1.0,
@@ -144,15 +154,20 @@ async fn failures_give_reasons_and_exit_1() {
     // Bounded retries: two attempts, two CreateRoom calls.
     let creates = sim.sim.log_since(before).iter().filter(|e| e.action == "CreateRoom").count();
     assert_eq!(creates, 2);
+}
 
+/// A transient fault (one HTTP 503) is retried and apply succeeds.
+#[tokio::test]
+async fn transient_fault_is_retried() {
+    let sim = sim(0, 100).await;
     sim.sim.set_faults(FaultPlan { next: [Fault::HttpStatus { status: 503 }].into(), ..Default::default() });
     let out = run_bin(apply_cmd(&sim.endpoint(), SECRET, &["examples/game-room.yaml"])).await;
     assert!(out.status.success(), "a transient fault is retried: {}", text(&out.stderr));
 }
 
-/// Unreadable input is an error naming the file (and document); other kinds are skipped with a notice.
+/// A file that is not UTF-8 is an error (exit 2) naming the file and the offset.
 #[tokio::test]
-async fn unreadable_input_and_other_kinds() {
+async fn non_utf8_input_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let bin_file = dir.path().join("bin.yaml");
     std::fs::write(&bin_file, b"kind: ZimRoom\nname: \xff\xfe\n").unwrap();
@@ -165,7 +180,12 @@ async fn unreadable_input_and_other_kinds() {
         "{}",
         text(&out.stderr)
     );
+}
 
+/// A document that is not valid YAML is an error (exit 2) naming the file and the document.
+#[tokio::test]
+async fn bad_yaml_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "kind: ConfigMap\n---\nkind: [\n").unwrap();
     let mut c = bin();
@@ -173,7 +193,12 @@ async fn unreadable_input_and_other_kinds() {
     let out = run_bin(c).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("bad.yaml (document 2): not valid YAML"), "{}", text(&out.stderr));
+}
 
+/// Objects of other kinds are skipped with a notice; the ZimRooms beside them are still checked.
+#[tokio::test]
+async fn other_kinds_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
     let mixed = dir.path().join("mixed.yaml");
     std::fs::write(&mixed, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n").unwrap();
     let mut c = bin();

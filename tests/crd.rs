@@ -45,7 +45,13 @@ fn crd_shape() {
     assert_eq!(spec["attributes"]["x-kubernetes-list-map-keys"][0], "key");
     let conditions = &json["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"];
     assert_eq!(conditions["x-kubernetes-list-map-keys"][0], "type");
-    // Every spec and status field documents itself (kubectl explain).
+}
+
+/// Every spec and status field documents itself (kubectl explain).
+#[test]
+fn every_field_has_a_description() {
+    let crd = ZimRoom::crd();
+    let json = serde_json::to_value(crd.spec.versions[0].schema.as_ref().unwrap()).unwrap();
     for part in ["spec", "status"] {
         for (name, field) in json["openAPIV3Schema"]["properties"][part]["properties"].as_object().unwrap() {
             assert!(
@@ -56,10 +62,15 @@ fn crd_shape() {
     }
 }
 
-/// CEL: roomId, roomName and destroyDelayTime cannot change once set; other edits pass.
+/// The object the CEL update tests start from: roomId a, roomName A, destroyDelayTime 60.
+fn old_room() -> ZimRoom {
+    room(&format!("{BASE}spec: {{roomId: a, roomName: A, destroyDelayTime: 60}}"))
+}
+
+/// CEL: roomId, roomName and destroyDelayTime cannot change (or be removed) once set, with messages that say so.
 #[test]
 fn cel_rules_make_fields_immutable() {
-    let old = room(&format!("{BASE}spec: {{roomId: a, roomName: A, destroyDelayTime: 60}}"));
+    let old = old_room();
     assert!(old.validate_cel().is_ok());
     assert!(old.validate_cel_update(&old).is_ok());
     let cases = [
@@ -74,11 +85,21 @@ fn cel_rules_make_fields_immutable() {
         let errors = new.validate_cel_update(&old).expect_err(spec);
         assert!(errors.as_slice().iter().any(|e| e.message.contains(message)), "{spec}: {errors:?}");
     }
-    // Mutable fields may change; a field unset before may be set.
+}
+
+/// CEL: the mutable fields (attributes, deletionPolicy) may change.
+#[test]
+fn cel_rules_allow_mutable_edits() {
+    let old = old_room();
     let edited = room(&format!(
         "{BASE}spec: {{roomId: a, roomName: A, destroyDelayTime: 60, attributes: [{{key: k, value: v}}], deletionPolicy: Orphan}}"
     ));
     assert!(edited.validate_cel_update(&old).is_ok());
+}
+
+/// CEL: an immutable field unset before may be set.
+#[test]
+fn cel_rules_allow_setting_an_unset_field() {
     let unnamed = room(&format!("{BASE}spec: {{roomId: a, destroyDelayTime: 60}}"));
     let named = room(&format!("{BASE}spec: {{roomId: a, roomName: A, destroyDelayTime: 60}}"));
     assert!(named.validate_cel_update(&unnamed).is_ok());

@@ -152,7 +152,11 @@ fn named_bad_inputs_are_refused_with_their_field() {
         let errors = check_zimroom(&doc).expect_err(&spec.to_string());
         assert!(errors.iter().any(|e| e.path == path), "{spec}: {errors:?}");
     }
-    // Non-UTF-8 bytes in a file.
+}
+
+/// A file with bytes that are not UTF-8 is refused naming the file.
+#[test]
+fn non_utf8_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("bin.yaml");
     std::fs::write(&f, b"spec: {roomName: \"\xc3\x28\"}\n").unwrap();

@@ -1,30 +1,31 @@
 //! The reconcile core against the simulator over HTTP: creation, steady state, vanished rooms, adoption, the
-//! crash window, attribute convergence, invalid specs, and each failure class's condition reason.
+//! crash window, attribute convergence, invalid specs and immutable fields, each failure class's condition reason,
+//! pausing, and deletion.
 
 mod common;
 
 use common::*;
-use zim_operator::crd::ZimRoomStatus;
-use zim_operator::reconcile::{CredentialsError, NoSink, Requeue};
+use zim_operator::crd::{ZimRoom, ZimRoomStatus};
+use zim_operator::reconcile::{CredentialsError, NoSink, Outcome, Reconciler, Requeue};
+use zim_operator::sim::RunningSim;
 use zim_operator::sim::{Fault, FaultPlan};
 
-const LOBBY: &str = "
-apiVersion: zim.zego.im/v1alpha1
-kind: ZimRoom
-metadata: {name: lobby, namespace: chat}
-spec:
-  roomName: Lobby
-  destroyDelayTime: 600
-  attributes:
-  - {key: topic, value: general}
-";
+/// `chat/NAME`: room name Lobby, destroyDelayTime 600, attribute topic=general.
+fn lobby_like(name: &str) -> RoomBuilder {
+    room(name).namespace("chat").room_name("Lobby").destroy_delay(600).attribute("topic", "general")
+}
 
-/// A new room becomes Ready with a request id; reconciling the result again costs one probe and changes nothing.
+/// `chat/lobby`, generation 1.
+fn lobby() -> ZimRoom {
+    lobby_like("lobby").build()
+}
+
+/// A new room becomes Ready: created (not adopted) with a request id, its attributes set and owned.
 #[tokio::test]
-async fn create_then_steady_state_costs_one_probe() {
+async fn new_room_becomes_ready() {
     let sim = sim(0, 100).await;
     let rec = reconciler(&sim);
-    let mut r = room(LOBBY);
+    let mut r = lobby();
     let out = run(&rec, &mut r).await;
     assert_eq!(ready(&r), ("True".into(), "Available".into()));
     assert_eq!(out.requeue, Requeue::Resync);
@@ -40,7 +41,16 @@ async fn create_then_steady_state_costs_one_probe() {
         sim.sim.room(APP, "lobby").unwrap().attributes.get("topic").map(String::as_str),
         Some("general")
     );
+}
 
+/// Reconciling a converged room again costs one probe and changes nothing, every time.
+#[tokio::test]
+async fn steady_state_costs_one_probe() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut r = lobby();
+    run(&rec, &mut r).await;
+    let status = r.status.clone().unwrap();
     for _ in 0..3 {
         let before = last_seq(&sim);
         let out = run(&rec, &mut r).await;
@@ -56,7 +66,7 @@ async fn create_then_steady_state_costs_one_probe() {
 async fn vanished_room_is_recreated_with_attributes() {
     let sim = sim(0, 100).await;
     let rec = reconciler(&sim);
-    let mut r = room(LOBBY);
+    let mut r = lobby();
     run(&rec, &mut r).await;
     sim.sim.advance_clock(601.0);
     assert!(sim.sim.room(APP, "lobby").is_none());
@@ -72,9 +82,8 @@ async fn vanished_room_is_recreated_with_attributes() {
     );
 }
 
-/// A room that existed before we ever asked for it is adopted; its attributes converge, foreign keys stay.
-#[tokio::test]
-async fn existing_room_is_adopted() {
+/// `lobby` reconciled once against a room that already existed with attributes `topic=old` and `client=x`.
+async fn adopt_existing_lobby() -> (RunningSim, Reconciler, ZimRoom, Outcome) {
     let sim = sim(0, 100).await;
     sim.sim.seed_room(
         APP,
@@ -84,11 +93,24 @@ async fn existing_room_is_adopted() {
         &[("topic".into(), "old".into()), ("client".into(), "x".into())],
     );
     let rec = reconciler(&sim);
-    let mut r = room(LOBBY);
+    let mut r = lobby();
     let out = run(&rec, &mut r).await;
+    (sim, rec, r, out)
+}
+
+/// A room that existed before we ever asked for it is adopted: Ready, `adopted: true`, an Adopted note.
+#[tokio::test]
+async fn existing_room_is_adopted() {
+    let (_sim, _rec, r, out) = adopt_existing_lobby().await;
     assert_eq!(ready(&r), ("True".into(), "Available".into()));
     assert_eq!(r.status.as_ref().unwrap().adopted, Some(true));
     assert!(out.notes.iter().any(|n| n.reason == "Adopted"));
+}
+
+/// Adopting a room converges its declared attributes with one read and one write; keys set by clients stay.
+#[tokio::test]
+async fn adopted_room_attributes_converge_and_foreign_keys_stay() {
+    let (sim, _rec, _r, _out) = adopt_existing_lobby().await;
     assert_eq!(
         actions_since(&sim, 0),
         ["QueryRoomUserList", "UserRegister", "CreateRoom", "QueryRoomAttribute", "ModifyRoomAttribute"]
@@ -96,7 +118,12 @@ async fn existing_room_is_adopted() {
     let attrs = sim.sim.room(APP, "lobby").unwrap().attributes;
     assert_eq!(attrs.get("topic").map(String::as_str), Some("general"));
     assert_eq!(attrs.get("client").map(String::as_str), Some("x"));
-    // Adopted rooms are orphaned on deletion by default.
+}
+
+/// Adopted rooms are orphaned on deletion by default.
+#[tokio::test]
+async fn adopted_room_is_orphaned_on_deletion() {
+    let (sim, rec, r, _out) = adopt_existing_lobby().await;
     let cleanup = rec.cleanup(&r, Ok(&creds())).await.unwrap();
     assert!(matches!(cleanup, zim_operator::reconcile::Cleanup::Orphaned { .. }), "{cleanup:?}");
     assert!(sim.sim.room(APP, "lobby").is_some());
@@ -108,7 +135,7 @@ async fn existing_room_is_adopted() {
 async fn crash_window_is_not_adoption() {
     let sim = sim(0, 100).await;
     let rec = reconciler(&sim);
-    let mut r = room(LOBBY);
+    let mut r = lobby();
     // The first attempt recorded its intent; its CreateRoom reached ZIM, but the outcome was lost.
     let mut intent = ZimRoomStatus { room_id: Some("lobby".into()), ..Default::default() };
     zim_operator::reconcile::conditions::set(
@@ -130,17 +157,24 @@ async fn crash_window_is_not_adoption() {
     assert_eq!(actions_since(&sim, before), ["UserRegister", "CreateRoom", "QueryRoomAttribute"]);
 }
 
-/// Attributes added, changed and removed in the manifest converge with one ModifyRoomAttribute.
-#[tokio::test]
-async fn attribute_edits_converge() {
-    let sim = sim(0, 100).await;
-    let rec = reconciler(&sim);
-    let mut r = room(LOBBY);
-    run(&rec, &mut r).await;
+/// `lobby` created, then given a user (so it never vanishes) and a generation-2 spec declaring `mode` and `lang`
+/// instead of `topic`; returns the request id of the creation.
+async fn edit_attributes(sim: &RunningSim, rec: &Reconciler, r: &mut ZimRoom) -> Option<String> {
+    run(rec, r).await;
     sim.sim.set_room_users(APP, "lobby", ["alice".to_string()].into());
     let first_request = r.status.as_ref().unwrap().request_id.clone();
     r.spec.attributes = serde_yaml::from_str("[{key: mode, value: quiet}, {key: lang, value: en}]").unwrap();
     r.metadata.generation = Some(2);
+    first_request
+}
+
+/// Attributes added, changed and removed in the manifest converge with one ModifyRoomAttribute and a new request id.
+#[tokio::test]
+async fn attribute_edits_converge() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut r = lobby();
+    let first_request = edit_attributes(&sim, &rec, &mut r).await;
     let before = last_seq(&sim);
     run(&rec, &mut r).await;
     assert_eq!(actions_since(&sim, before), ["QueryRoomAttribute", "ModifyRoomAttribute"]);
@@ -150,56 +184,85 @@ async fn attribute_edits_converge() {
     assert_eq!(status.managed_attribute_keys, ["lang", "mode"]);
     assert_ne!(status.request_id, first_request);
     assert_eq!(status.observed_generation, Some(2));
-    // Next time: back to one probe.
+}
+
+/// Once an attribute edit has converged, the next reconcile is back to one probe.
+#[tokio::test]
+async fn after_an_attribute_edit_reconcile_only_probes() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut r = lobby();
+    edit_attributes(&sim, &rec, &mut r).await;
+    run(&rec, &mut r).await;
     let before = last_seq(&sim);
     run(&rec, &mut r).await;
     assert_eq!(actions_since(&sim, before), ["QueryRoomUserList"]);
 }
 
-/// Invalid specs and immutable-field edits cost no ZIM call and name the field.
+/// An invalid spec (a room name over 64 bytes) costs no ZIM call, names the field and waits for a change.
 #[tokio::test]
-async fn invalid_spec_and_immutable_changes_cost_nothing() {
+async fn invalid_spec_costs_nothing() {
     let sim = sim(0, 100).await;
     let rec = reconciler(&sim);
-    let mut bad = room(&LOBBY.replace("roomName: Lobby", &format!("roomName: '{}'", "é".repeat(33))));
+    let mut bad = lobby_like("lobby").room_name(&"é".repeat(33)).build();
     let out = run(&rec, &mut bad).await;
     assert_eq!(ready(&bad).1, "InvalidSpec");
     assert!(bad.condition("Ready").unwrap().message.contains("spec.roomName"));
     assert_eq!(out.requeue, Requeue::OnChange);
     assert!(sim.sim.log().is_empty(), "no ZIM call for an invalid room");
+}
 
-    let mut r = room(LOBBY);
+/// Changing destroyDelayTime after creation is ImmutableFieldChanged, names the field, and costs no ZIM call.
+#[tokio::test]
+async fn destroy_delay_change_is_refused_without_a_call() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut r = lobby();
     run(&rec, &mut r).await;
     let before = last_seq(&sim);
     r.spec.destroy_delay_time = 60;
     run(&rec, &mut r).await;
     assert_eq!(ready(&r).1, "ImmutableFieldChanged");
     assert!(r.condition("Ready").unwrap().message.contains("spec.destroyDelayTime"));
-    r.spec.destroy_delay_time = 600;
+    assert_eq!(last_seq(&sim), before, "no ZIM call for an immutable change");
+}
+
+/// Changing roomId after creation is refused naming the field, and costs no ZIM call.
+#[tokio::test]
+async fn room_id_change_is_refused_without_a_call() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut r = lobby();
+    run(&rec, &mut r).await;
+    let before = last_seq(&sim);
     r.spec.room_id = Some("other".into());
     run(&rec, &mut r).await;
     assert!(r.condition("Ready").unwrap().message.contains("spec.roomId"));
     assert_eq!(last_seq(&sim), before, "no ZIM call for an immutable change");
 }
 
-/// Each failure class maps to its reason and requeue policy.
+/// A wrong server secret is AuthFailed, retried slowly, and the message does not contain the secret.
 #[tokio::test]
-async fn failures_map_to_reasons() {
-    let sim = sim(0, 1).await;
+async fn wrong_secret_is_auth_failed() {
+    let sim = sim(0, 100).await;
     let rec = reconciler(&sim);
-
-    // Wrong secret: AuthFailed, retried slowly.
     let wrong = zim_operator::reconcile::ResolvedCredentials {
         credentials: zim_operator::zim::Credentials::new(APP, "ffffffffffffffffffffffffffffffff"),
         from_user_id: None,
     };
-    let r = room(LOBBY);
+    let r = lobby();
     let out = rec.reconcile(&r, Ok(wrong), &NoSink, now()).await;
     let c = out.status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!((c.reason.as_str(), out.requeue), ("AuthFailed", Requeue::Slow));
     assert!(!c.message.contains("ffffffffffffffffffffffffffffffff"));
+}
 
-    // Missing credentials.
+/// Missing credentials are CredentialsNotFound, retried with backoff.
+#[tokio::test]
+async fn missing_credentials_are_credentials_not_found() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let r = lobby();
     let out =
         rec.reconcile(&r, Err(CredentialsError::NotFound("Secret chat/zego".into())), &NoSink, now()).await;
     assert_eq!(
@@ -207,16 +270,26 @@ async fn failures_map_to_reasons() {
         "CredentialsNotFound"
     );
     assert_eq!(out.requeue, Requeue::Backoff { slow: false });
+}
 
-    // Quota: one room allowed.
-    let mut first = room(LOBBY);
+/// A room over the app's quota is QuotaExceeded, retried slowly.
+#[tokio::test]
+async fn over_quota_is_quota_exceeded() {
+    let sim = sim(0, 1).await;
+    let rec = reconciler(&sim);
+    let mut first = lobby();
     run(&rec, &mut first).await;
-    let mut second = room(&LOBBY.replace("name: lobby", "name: second"));
+    let mut second = lobby_like("second").build();
     let out = run(&rec, &mut second).await;
     assert_eq!((ready(&second).1.as_str(), out.requeue), ("QuotaExceeded", Requeue::Slow));
+}
 
-    // Throttling and transient faults on CreateRoom.
-    sim.sim.set_limits(None, Some(100));
+/// Each CreateRoom fault (throttling, a busy code, HTTP 5xx, a dropped connection) maps to its reason with backoff,
+/// and the retry converges to our own room, not an adopted one.
+#[tokio::test]
+async fn create_faults_map_to_reasons_and_retry_converges() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
     for (fault, reason) in [
         (Fault::Code { code: 660300005 }, "Throttled"),
         (Fault::Code { code: 1 }, "ApiUnavailable"),
@@ -228,7 +301,7 @@ async fn failures_map_to_reasons() {
             actions: vec!["CreateRoom".into()],
             ..Default::default()
         });
-        let mut r = room(&LOBBY.replace("name: lobby", "name: faulty"));
+        let mut r = lobby_like("faulty").build();
         let out = run(&rec, &mut r).await;
         assert_eq!(ready(&r).1, reason, "{fault:?}");
         assert_eq!(r.condition("Synced").unwrap().reason, "ReconcileError");
@@ -239,42 +312,77 @@ async fn failures_map_to_reasons() {
         assert_eq!(r.status.as_ref().unwrap().adopted, Some(false));
         sim.sim.remove_room(APP, "faulty");
     }
+}
 
-    // A Ready room stays Ready through a transient probe failure.
+/// A Ready room stays Ready through a transient probe failure; only Synced goes False.
+#[tokio::test]
+async fn ready_room_stays_ready_through_a_probe_failure() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut first = lobby();
+    run(&rec, &mut first).await;
     sim.sim.set_faults(FaultPlan { next: [Fault::HttpStatus { status: 503 }].into(), ..Default::default() });
     run(&rec, &mut first).await;
     assert_eq!(ready(&first), ("True".into(), "Available".into()));
     assert_eq!(first.condition("Synced").unwrap().status, "False");
 }
 
-/// Paused objects cost nothing; deletion destroys rooms we created and treats "no such room" as done.
+/// A paused object costs no ZIM call, says ReconcilePaused and waits for a change.
 #[tokio::test]
-async fn paused_and_cleanup() {
+async fn paused_room_costs_nothing() {
     let sim = sim(0, 100).await;
     let rec = reconciler(&sim);
-    let mut paused = room(&LOBBY.replace(
-        "metadata: {name: lobby, namespace: chat}",
-        "metadata: {name: lobby, namespace: chat, annotations: {zim.zego.im/paused: 'true'}}",
-    ));
+    let mut paused = lobby_like("lobby").paused().build();
     let out = run(&rec, &mut paused).await;
     assert_eq!(paused.condition("Synced").unwrap().reason, "ReconcilePaused");
     assert_eq!(out.requeue, Requeue::OnChange);
     assert!(sim.sim.log().is_empty());
+}
 
-    let never = room(LOBBY);
+/// Deleting an object that never created a room needs no credentials and calls nothing.
+#[tokio::test]
+async fn cleanup_of_a_never_created_room() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let never = lobby();
     assert_eq!(
         rec.cleanup(&never, Err("none".into())).await.unwrap(),
         zim_operator::reconcile::Cleanup::NeverCreated
     );
+}
 
-    let mut r = room(LOBBY);
+/// Deleting a room we created without credentials fails with a message naming the way out (Orphan).
+#[tokio::test]
+async fn cleanup_without_credentials_names_the_way_out() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut r = lobby();
     run(&rec, &mut r).await;
     let err = rec.cleanup(&r, Err("Secret chat/zego not found".into())).await.unwrap_err();
     assert!(err.to_string().contains("deletionPolicy: Orphan"), "{err}");
+}
+
+/// Deleting a room we created destroys it.
+#[tokio::test]
+async fn cleanup_destroys_a_room_we_created() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut r = lobby();
+    run(&rec, &mut r).await;
     assert!(matches!(
         rec.cleanup(&r, Ok(&creds())).await.unwrap(),
         zim_operator::reconcile::Cleanup::Destroyed { .. }
     ));
     assert!(sim.sim.room(APP, "lobby").is_none());
+}
+
+/// Deleting again once the room is gone ("no such room") is done, not an error.
+#[tokio::test]
+async fn cleanup_of_a_room_already_gone_is_done() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut r = lobby();
+    run(&rec, &mut r).await;
+    rec.cleanup(&r, Ok(&creds())).await.unwrap();
     assert_eq!(rec.cleanup(&r, Ok(&creds())).await.unwrap(), zim_operator::reconcile::Cleanup::AlreadyGone);
 }

@@ -64,24 +64,49 @@ fn class_of<T: std::fmt::Debug>(r: Result<T, ZimError>) -> Class {
     r.expect_err("expected a failure").class()
 }
 
-/// Every operation works end to end and keeps the documented response fields.
-#[tokio::test]
-async fn every_operation_round_trips() {
+/// A client registered as OPERATOR that has created `lobby-1` (with topic=general), and its simulator.
+async fn with_lobby() -> (RunningSim, ZimClient) {
     let sim = sim_with(0, 100).await;
     let c = client(&sim, 0);
     registered(&c).await;
-    // Registering again is success (660700002 is treated as ok).
-    registered(&c).await;
+    c.create_room(&creds(), &room("lobby-1")).await.unwrap();
+    (sim, c)
+}
 
+/// Registering a user again is success (660700002 is treated as ok).
+#[tokio::test]
+async fn user_register_is_idempotent() {
+    let sim = sim_with(0, 100).await;
+    let c = client(&sim, 0);
+    registered(&c).await;
+    registered(&c).await;
+}
+
+/// CreateRoom answers a request id and the first attribute sequence; creating it again is "exists".
+#[tokio::test]
+async fn create_room_round_trips() {
+    let sim = sim_with(0, 100).await;
+    let c = client(&sim, 0);
+    registered(&c).await;
     let created = c.create_room(&creds(), &room("lobby-1")).await.unwrap();
     assert!(!created.envelope.request_id.is_empty());
     assert_eq!(created.attribute_seq, 1);
     assert_eq!(class_of(c.create_room(&creds(), &room("lobby-1")).await), Class::Exists);
+}
 
+/// QueryRoomAttribute returns the attributes the room was created with.
+#[tokio::test]
+async fn query_room_attribute_round_trips() {
+    let (_sim, c) = with_lobby().await;
     let attrs = c.query_room_attribute(&creds(), "lobby-1", OPERATOR).await.unwrap();
     assert_eq!(attrs.attributes.len(), 1);
     assert_eq!((attrs.attributes[0].key.as_str(), attrs.attributes[0].value.as_str()), ("topic", "general"));
+}
 
+/// ModifyRoomAttribute sets and deletes keys, and a partial success keeps both the succeeded and the failed keys.
+#[tokio::test]
+async fn modify_room_attribute_keeps_partial_success() {
+    let (sim, c) = with_lobby().await;
     let modify = ModifyRoomAttributeRequest {
         from_user_id: OPERATOR.into(),
         room_id: "lobby-1".into(),
@@ -119,8 +144,12 @@ async fn every_operation_round_trips() {
         sim.sim.room(APP, "lobby-1").unwrap().attributes.into_iter().collect::<Vec<_>>(),
         [("mode".to_string(), "quiet".to_string())]
     );
+}
 
-    // Existence probe: an empty room in its delay answers 660300008 (exists); with users it answers 0.
+/// The existence probe: an empty room in its delay answers 660300008 (exists); with users it answers 0 and pages.
+#[tokio::test]
+async fn query_room_user_list_probes_and_pages() {
+    let (sim, c) = with_lobby().await;
     assert!(c.room_exists(&creds(), "lobby-1").await.unwrap());
     let empty = c.query_room_user_list(&creds(), "lobby-1", "", 10).await;
     assert_eq!(empty.unwrap_err().code(), Some(codes::ROOM_EMPTY));
@@ -129,7 +158,12 @@ async fn every_operation_round_trips() {
     assert_eq!((page.count, page.user_list.len(), page.next_flag.as_str()), (3, 2, "2"));
     let rest = c.query_room_user_list(&creds(), "lobby-1", &page.next_flag, 2).await.unwrap();
     assert_eq!((rest.user_list.len(), rest.next_flag.as_str()), (1, ""));
+}
 
+/// DestroyRoom answers a request id; afterwards the room is "not found" to every operation.
+#[tokio::test]
+async fn destroy_room_round_trips() {
+    let (_sim, c) = with_lobby().await;
     let destroyed = c.destroy_room(&creds(), "lobby-1", Some(OPERATOR)).await.unwrap();
     assert!(!destroyed.envelope.request_id.is_empty());
     assert_eq!(class_of(c.destroy_room(&creds(), "lobby-1", None).await), Class::NotFound);
@@ -137,9 +171,9 @@ async fn every_operation_round_trips() {
     assert_eq!(class_of(c.query_room_attribute(&creds(), "lobby-1", OPERATOR).await), Class::NotFound);
 }
 
-/// A wrong secret is 100000005 and a timestamp outside ±10 minutes is 100000004, both terminal auth failures.
+/// A wrong secret is 100000005, a terminal auth failure, and the error does not contain the secret.
 #[tokio::test]
-async fn wrong_secret_and_expired_timestamp_are_rejected() {
+async fn wrong_secret_is_rejected() {
     let sim = sim_with(0, 100).await;
     let wrong = client(&sim, 0);
     let err = wrong
@@ -149,7 +183,12 @@ async fn wrong_secret_and_expired_timestamp_are_rejected() {
     assert_eq!(err.code(), Some(codes::SIGNATURE_WRONG));
     assert_eq!(err.class(), Class::Terminal(Terminal::Auth));
     assert!(!err.to_string().contains(SECRET));
+}
 
+/// A timestamp outside ±10 minutes is 100000004, a terminal auth failure; within the window is fine.
+#[tokio::test]
+async fn timestamp_outside_the_window_is_rejected() {
+    let sim = sim_with(0, 100).await;
     struct Skewed(i64);
     impl Clock for Skewed {
         fn unix_seconds(&self) -> i64 {
@@ -165,21 +204,33 @@ async fn wrong_secret_and_expired_timestamp_are_rejected() {
     // Within the window is fine.
     let c = client(&sim, 0).with_clock(Arc::new(Skewed(-590)));
     registered(&c).await;
-    // An AppId the service does not know.
+}
+
+/// An AppId the service does not know is 100000010.
+#[tokio::test]
+async fn unknown_app_id_is_rejected() {
+    let sim = sim_with(0, 100).await;
     let err = client(&sim, 0).create_room(&Credentials::new(7, SECRET), &room("r")).await.unwrap_err();
     assert_eq!(err.code(), Some(100000010));
 }
 
-/// Documented parameter checks answer 660000002 and classify as invalid parameters; the quota is 660300015.
+/// CreateRoom by an unregistered FromUserId is 660000002, invalid parameters.
 #[tokio::test]
-async fn invalid_parameters_and_quota() {
-    let sim = sim_with(0, 1).await;
+async fn unregistered_from_user_is_invalid_params() {
+    let sim = sim_with(0, 100).await;
     let c = client(&sim, 0);
-    // Unregistered FromUserId.
     assert_eq!(
         class_of(c.create_room(&creds(), &room("r1")).await),
         Class::Terminal(Terminal::InvalidParams)
     );
+}
+
+/// Each documented parameter check (ID length and charset, name bytes, delay, attribute count) answers 660000002
+/// and classifies as invalid parameters.
+#[tokio::test]
+async fn documented_parameter_checks_are_invalid_params() {
+    let sim = sim_with(0, 100).await;
+    let c = client(&sim, 0);
     registered(&c).await;
     let cases: Vec<(&str, CreateRoomRequest)> = vec![
         ("room id over 32 bytes", CreateRoomRequest { room_id: "x".repeat(33), ..room("") }),
@@ -201,6 +252,14 @@ async fn invalid_parameters_and_quota() {
         assert_eq!(err.code(), Some(codes::INVALID_PARAMS), "{what}");
         assert_eq!(err.class(), Class::Terminal(Terminal::InvalidParams), "{what}");
     }
+}
+
+/// A room over the quota is 660300015 (terminal: quota); destroyed rooms do not count against it.
+#[tokio::test]
+async fn quota_counts_live_rooms() {
+    let sim = sim_with(0, 1).await;
+    let c = client(&sim, 0);
+    registered(&c).await;
     c.create_room(&creds(), &room("r1")).await.unwrap();
     let err = c.create_room(&creds(), &room("r2")).await.unwrap_err();
     assert_eq!(err.code(), Some(codes::ROOM_QUOTA));
@@ -317,7 +376,8 @@ async fn independently_signed_request_is_accepted() {
     assert_eq!(body["Code"], codes::SIGNATURE_WRONG);
 }
 
-/// POST business parameters must be in the JSON body and GET ones in the query, as documented.
+/// POST actions take their business parameters in a JSON body with the JSON content type, as documented: in the
+/// query, called with GET, or without the content type they are refused.
 #[tokio::test]
 async fn parameter_placement_is_enforced() {
     let sim = sim_with(0, 100).await;
@@ -356,7 +416,20 @@ async fn parameter_placement_is_enforced() {
         .await
         .unwrap();
     assert_eq!(r["Code"], codes::INVALID_PARAMS);
-    // Missing public parameters answer their own codes.
+}
+
+/// Missing public parameters and an unknown action answer their own documented codes.
+#[tokio::test]
+async fn missing_public_parameters_answer_their_codes() {
+    let sim = sim_with(0, 100).await;
+    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let nonce = "0f0e0d0c0b0a0908";
+    let sig = zim_operator::zim::sign::signature(APP, nonce, SECRET, ts as i64);
+    let base = format!(
+        "{}/?AppId={APP}&SignatureNonce={nonce}&Timestamp={ts}&SignatureVersion=2.0&Signature={sig}",
+        sim.endpoint()
+    );
+    let http = reqwest::Client::new();
     let r: serde_json::Value = http
         .get(format!("{}/?Action=DestroyRoom&AppId={APP}", sim.endpoint()))
         .send()

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+mod builder;
+
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -8,6 +10,8 @@ use zim_operator::crd::ZimRoom;
 use zim_operator::reconcile::{NoSink, Outcome, Reconciler, ResolvedCredentials};
 use zim_operator::sim::{LogEntry, RunningSim, SimConfig, Simulator};
 use zim_operator::zim::{ClientConfig, Credentials, ServerSecret, ZimClient};
+
+pub use self::builder::*;
 
 pub const APP: u32 = 777001;
 pub const SECRET: &str = "c4ca4238a0b923820dcc509a6f75849b";
@@ -37,12 +41,6 @@ pub fn reconciler(sim: &RunningSim) -> Reconciler {
 
 pub fn creds() -> ResolvedCredentials {
     ResolvedCredentials { credentials: Credentials::new(APP, SECRET), from_user_id: None }
-}
-
-pub fn room(yaml: &str) -> ZimRoom {
-    let mut r: ZimRoom = serde_yaml::from_str(yaml).expect("test manifest parses");
-    r.metadata.generation.get_or_insert(1);
-    r
 }
 
 pub fn now() -> Time {

@@ -185,11 +185,20 @@ impl World {
         Api::namespaced(self.client.clone(), &self.ns)
     }
 
+    /// Applies a ZimRoom manifest given as YAML in this world's namespace.
     pub async fn apply(&self, yaml: &str) -> ZimRoom {
         let room: ZimRoom = serde_yaml::from_str(yaml).expect("manifest");
+        self.apply_room(room).await
+    }
+
+    /// Applies `room` in this world's namespace (server-side apply, as a user would): its generation and status
+    /// are the server's, so they are not sent.
+    pub async fn apply_room(&self, room: impl Into<ZimRoom>) -> ZimRoom {
+        let room: ZimRoom = room.into();
         let name = room.metadata.name.clone().unwrap();
         let mut value = serde_json::to_value(&room).unwrap();
         value["metadata"]["namespace"] = self.ns.clone().into();
+        value["metadata"].as_object_mut().unwrap().remove("generation");
         value.as_object_mut().unwrap().remove("status");
         self.rooms()
             .patch(&name, &PatchParams::apply("e2e-user").force(), &Patch::Apply(&value))
@@ -244,6 +253,14 @@ impl World {
     pub async fn apply_all(&self, yamls: Vec<String>) {
         let mut pending =
             futures::stream::iter(yamls.into_iter().map(|y| async move { self.apply(&y).await }))
+                .buffer_unordered(16);
+        while pending.next().await.is_some() {}
+    }
+
+    /// Applies many rooms at once.
+    pub async fn apply_rooms(&self, rooms: Vec<ZimRoom>) {
+        let mut pending =
+            futures::stream::iter(rooms.into_iter().map(|r| async move { self.apply_room(r).await }))
                 .buffer_unordered(16);
         while pending.next().await.is_some() {}
     }

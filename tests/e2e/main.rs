@@ -1,35 +1,45 @@
 //! The controller end to end on a real kube-apiserver + etcd and the ZIM simulator over HTTP, with the operator
-//! as a separate process: create, edit, immutable edits, delete, orphan, late Secrets, resync recreation, quiet
-//! restarts, the crash window, leader election, invalid and paused objects, and the admin endpoints.
+//! as a separate process: create, edit, immutable edits, delete, orphan, late Secrets, resync recreation, SIGTERM
+//! and quiet restarts, the crash window, leader election, invalid, paused and nudged objects, and the admin
+//! endpoints. One API server per test binary (see harness.rs); each test has its own namespace, simulator and
+//! operator.
 
+#[path = "../common/builder.rs"]
+mod builder;
 mod harness;
 mod reliability;
 
 use std::time::Duration;
 
+use builder::{RoomBuilder, room};
 use harness::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
+use zim_operator::crd::{DeletionPolicy, ZimRoom};
 use zim_operator::sim::{Fault, FaultPlan};
 
 const T: Duration = Duration::from_secs(30);
 
-fn room_yaml(name: &str, extra_spec: &str) -> String {
-    format!(
-        "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {{name: {name}}}\nspec:\n  destroyDelayTime: 600\n  attributes:\n  - {{key: topic, value: general}}\n{extra_spec}"
-    )
+/// `NAME` with destroyDelayTime 600 and the attribute topic=general.
+fn topic_room(name: &str) -> RoomBuilder {
+    room(name).destroy_delay(600).attribute("topic", "general")
 }
 
-/// apply → Ready (observedGeneration = generation); attribute edit → ModifyRoomAttribute and a new requestId;
-/// immutable edit → ImmutableFieldChanged with no call; delete → DestroyRoom and the object gone.
-#[tokio::test]
-async fn lifecycle() {
-    let w = World::new("e2e-lifecycle").await;
+/// A world with the default Secret and an operator, where `lobby` (topic=general) has become Available.
+async fn with_lobby(ns: &str) -> (World, Operator, ZimRoom) {
+    let w = World::new(ns).await;
     w.create_secret("zego").await;
     let op = w.operator(&[]).await;
-    w.apply(&room_yaml("lobby", "")).await;
+    w.apply_room(topic_room("lobby")).await;
     let r = w.wait_reason("lobby", "Available", T).await;
+    (w, op, r)
+}
+
+/// apply → Ready and Synced for the current generation, created (not adopted), with the finalizer and attributes.
+#[tokio::test]
+async fn apply_makes_the_room_ready() {
+    let (w, op, r) = with_lobby("e2e-create").await;
     let status = r.status.clone().unwrap();
     assert_eq!(status.observed_generation, r.metadata.generation);
     assert_eq!(r.condition("Synced").unwrap().reason, "ReconcileSuccess");
@@ -39,10 +49,15 @@ async fn lifecycle() {
         w.sim.sim.room(APP, "lobby").unwrap().attributes.get("topic").map(String::as_str),
         Some("general")
     );
-    let first_request = status.request_id.clone();
+    assert!(!op.logs().contains(SECRET), "the server secret must never be logged");
+}
 
-    // Attribute edit.
-    w.apply(&room_yaml("lobby", "").replace("value: general", "value: news")).await;
+/// An attribute edit converges with one ModifyRoomAttribute and a new requestId.
+#[tokio::test]
+async fn attribute_edit_converges() {
+    let (w, op, r) = with_lobby("e2e-edit").await;
+    let first_request = r.status.clone().unwrap().request_id;
+    w.apply_room(topic_room("lobby").attribute("topic", "news")).await;
     let r = eventually("the attribute edit to converge", T, || async {
         let r = w.get("lobby").await?;
         (r.status.as_ref()?.observed_generation == Some(2) && r.condition("Synced")?.status == "True")
@@ -55,20 +70,26 @@ async fn lifecycle() {
         w.sim.sim.room(APP, "lobby").unwrap().attributes.get("topic").map(String::as_str),
         Some("news")
     );
+    assert!(!op.logs().contains(SECRET), "the server secret must never be logged");
+}
 
-    // Immutable edit: refused without a ZIM call (Kubernetes 1.20 has no CEL, the operator checks it).
+/// An immutable edit is ImmutableFieldChanged without a ZIM call (Kubernetes 1.20 has no CEL, the operator checks
+/// it).
+#[tokio::test]
+async fn immutable_edit_is_refused_without_a_call() {
+    let (w, op, _) = with_lobby("e2e-immutable").await;
     let before = w.last_seq();
-    w.apply(
-        &room_yaml("lobby", "")
-            .replace("value: general", "value: news")
-            .replace("destroyDelayTime: 600", "destroyDelayTime: 60"),
-    )
-    .await;
+    w.apply_room(topic_room("lobby").destroy_delay(60)).await;
     let r = w.wait_reason("lobby", "ImmutableFieldChanged", T).await;
     assert!(r.condition("Ready").unwrap().message.contains("spec.destroyDelayTime"));
     assert_eq!(w.last_seq(), before, "no ZIM call for an immutable change");
+    assert!(!op.logs().contains(SECRET), "the server secret must never be logged");
+}
 
-    // Delete: DestroyRoom, then the finalizer goes.
+/// Deleting the object destroys the room with DestroyRoom, then the finalizer goes.
+#[tokio::test]
+async fn delete_destroys_the_room() {
+    let (w, op, _) = with_lobby("e2e-delete").await;
     w.rooms().delete("lobby", &DeleteParams::default()).await.unwrap();
     w.wait_gone("lobby", T).await;
     assert_eq!(w.calls("DestroyRoom"), 1);
@@ -82,7 +103,7 @@ async fn orphan_leaves_the_room() {
     let w = World::new("e2e-orphan").await;
     w.create_secret("zego").await;
     let _op = w.operator(&[]).await;
-    w.apply(&room_yaml("keep", "  deletionPolicy: Orphan\n")).await;
+    w.apply_room(topic_room("keep").deletion_policy(DeletionPolicy::Orphan)).await;
     w.wait_reason("keep", "Available", T).await;
     w.rooms().delete("keep", &DeleteParams::default()).await.unwrap();
     w.wait_gone("keep", T).await;
@@ -90,12 +111,12 @@ async fn orphan_leaves_the_room() {
     assert!(w.sim.sim.room(APP, "keep").is_some());
 }
 
-/// A Secret created after the ZimRoom: CredentialsNotFound first, then Ready without a restart.
+/// A Secret created after the ZimRoom: CredentialsNotFound first, then Ready without a restart (one sequence).
 #[tokio::test]
 async fn secret_created_late() {
     let w = World::new("e2e-late-secret").await;
     let _op = w.operator(&[]).await;
-    w.apply(&room_yaml("late", "  credentialsSecretRef: {name: late-creds}\n")).await;
+    w.apply_room(topic_room("late").secret_ref("late-creds")).await;
     let r = w.wait_reason("late", "CredentialsNotFound", T).await;
     assert!(r.condition("Ready").unwrap().message.contains("late-creds"));
     assert!(w.log().is_empty(), "no ZIM call without credentials");
@@ -109,7 +130,7 @@ async fn resync_recreates_vanished_room() {
     let w = World::new("e2e-resync").await;
     w.create_secret("zego").await;
     let op = w.operator(&["--resync-period", "1s"]).await;
-    w.apply(&room_yaml("ephemeral", "")).await;
+    w.apply_room(topic_room("ephemeral")).await;
     w.wait_reason("ephemeral", "Available", T).await;
     assert!(w.sim.sim.remove_room(APP, "ephemeral"));
     eventually("the room to be recreated", T, || async { w.sim.sim.room(APP, "ephemeral") }).await;
@@ -126,25 +147,39 @@ async fn resync_recreates_vanished_room() {
     assert!(op.metric("zim_operator_existence_probes_total{result=\"gone\"}").await >= 1.0);
 }
 
-/// Restarting the operator with converged rooms costs one existence probe per room, no other ZIM call and no status
-/// write; SIGTERM exits cleanly and releases the lease.
-#[tokio::test]
-async fn restart_is_quiet() {
-    let w = World::new("e2e-restart").await;
+/// A world whose operator (resync 1 h) has made r1, r2 and r3 Available; their resource versions.
+async fn with_three_rooms(ns: &str) -> (World, Operator, Vec<Option<String>>) {
+    let w = World::new(ns).await;
     w.create_secret("zego").await;
-    let mut op = w.operator(&["--resync-period", "1h"]).await;
+    let op = w.operator(&["--resync-period", "1h"]).await;
     for name in ["r1", "r2", "r3"] {
-        w.apply(&room_yaml(name, "")).await;
+        w.apply_room(topic_room(name)).await;
     }
     let mut versions = Vec::new();
     for name in ["r1", "r2", "r3"] {
         versions.push(w.wait_reason(name, "Available", T).await.metadata.resource_version);
     }
+    (w, op, versions)
+}
+
+/// SIGTERM makes the operator exit 0 and release its lease.
+#[tokio::test]
+async fn sigterm_exits_cleanly_and_releases_the_lease() {
+    let (w, mut op, _) = with_three_rooms("e2e-sigterm").await;
     let status = op.terminate().await;
     assert!(status.success(), "SIGTERM exits 0: {status:?}\n{}", op.logs());
     let leases: Api<Lease> = Api::namespaced(w.client.clone(), &w.ns);
     let lease = leases.get("zim-operator").await.unwrap();
     assert!(lease.spec.and_then(|s| s.holder_identity).is_none_or(|h| h.is_empty()), "the lease is released");
+}
+
+/// Restarting the operator with converged rooms costs one existence probe per room, no other ZIM call and no status
+/// write.
+#[tokio::test]
+async fn restart_is_quiet() {
+    let (w, mut op, versions) = with_three_rooms("e2e-restart").await;
+    let status = op.terminate().await;
+    assert!(status.success(), "SIGTERM exits 0: {status:?}\n{}", op.logs());
 
     let before = w.last_seq();
     let op2 = w.operator(&["--resync-period", "1h"]).await;
@@ -172,7 +207,7 @@ async fn crash_between_create_and_status_write() {
         actions: vec!["CreateRoom".into()],
         ..Default::default()
     });
-    w.apply(&room_yaml("crashy", "")).await;
+    w.apply_room(topic_room("crashy")).await;
     eventually("CreateRoom to take effect in ZIM", T, || async { w.sim.sim.room(APP, "crashy") }).await;
     op.kill().await;
     let r = w.get("crashy").await.unwrap();
@@ -183,7 +218,8 @@ async fn crash_between_create_and_status_write() {
     assert_eq!(r.status.unwrap().adopted, Some(false));
 }
 
-/// Two operators: only the leader calls ZIM; when it is killed the other takes over.
+/// Two operators: only the leader calls ZIM; when it is killed the other takes over (one sequence: failover needs
+/// a leader first).
 #[tokio::test]
 async fn leader_election() {
     let w = World::new("e2e-leader").await;
@@ -199,55 +235,76 @@ async fn leader_election() {
     })
     .await;
     let standby = 1 - leader;
-    w.apply(&room_yaml("one", "")).await;
+    w.apply_room(topic_room("one")).await;
     w.wait_reason("one", "Available", T).await;
     assert!(ops[leader].metric("zim_operator_zim_calls_total").await >= 1.0);
     assert_eq!(ops[standby].metric("zim_operator_zim_calls_total").await, 0.0, "the standby never calls ZIM");
     assert_eq!(ops[standby].get("/readyz").await.as_deref(), Some("standby: waiting for the leader lease"));
 
     ops[leader].kill().await;
-    w.apply(&room_yaml("two", "")).await;
+    w.apply_room(topic_room("two")).await;
     w.wait_reason("two", "Available", T).await;
     assert_eq!(ops[standby].metric("zim_operator_leader").await, 1.0, "the standby took over");
 }
 
-/// Invalid and paused objects cost no ZIM call; unpausing and the reconcile-requested-at annotation reconcile.
+/// An invalid spec (33 two-byte characters: within the schema's 64 characters, over ZIM's 64 bytes) is
+/// InvalidSpec naming the field, with no ZIM call.
 #[tokio::test]
-async fn invalid_and_paused_objects() {
+async fn invalid_spec_costs_no_zim_call() {
     let w = World::new("e2e-invalid").await;
     w.create_secret("zego").await;
-    let op = w.operator(&[]).await;
-    // 33 two-byte characters: within the schema's 64 characters, over ZIM's 64 bytes.
-    w.apply(&room_yaml("bytes", &format!("  roomName: '{}'\n", "é".repeat(33)))).await;
+    let _op = w.operator(&[]).await;
+    w.apply_room(topic_room("bytes").room_name(&"é".repeat(33))).await;
     let r = w.wait_reason("bytes", "InvalidSpec", T).await;
     assert!(r.condition("Ready").unwrap().message.contains("spec.roomName"));
+    assert!(w.log().is_empty(), "no ZIM call for an invalid room: {:?}", w.log());
+}
 
-    let paused = room_yaml("paused", "").replace(
-        "metadata: {name: paused}",
-        "metadata: {name: paused, annotations: {zim.zego.im/paused: 'true'}}",
-    );
-    w.apply(&paused).await;
+/// A paused room costs no ZIM call; removing the annotation reconciles it (one sequence: pause, then unpause).
+#[tokio::test]
+async fn paused_room_waits_until_unpaused() {
+    let w = World::new("e2e-paused").await;
+    w.create_secret("zego").await;
+    let _op = w.operator(&[]).await;
+    w.apply_room(topic_room("paused").paused()).await;
     eventually("the paused room to say so", T, || async {
         let r = w.get("paused").await?;
         (r.condition("Synced")?.reason == "ReconcilePaused").then_some(())
     })
     .await;
-    assert!(w.log().is_empty(), "no ZIM call for invalid or paused rooms: {:?}", w.log());
+    assert!(w.log().is_empty(), "no ZIM call for a paused room: {:?}", w.log());
 
     let patch = serde_json::json!({"metadata": {"annotations": {"zim.zego.im/paused": null}}});
     w.rooms().patch("paused", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     w.wait_reason("paused", "Available", T).await;
+}
 
+/// A change of the reconcile-requested-at annotation makes the operator re-check the room at once.
+#[tokio::test]
+async fn reconcile_requested_at_annotation_probes_the_room() {
+    let (w, _op, _) = with_lobby("e2e-requested").await;
     let before = w.last_seq();
     let patch =
         serde_json::json!({"metadata": {"annotations": {"zim.zego.im/reconcile-requested-at": "now"}}});
-    w.rooms().patch("paused", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    w.rooms().patch("lobby", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     eventually("the requested reconcile to probe the room", T, || async {
         w.sim.sim.log_since(before).iter().any(|e| e.action == "QueryRoomUserList").then_some(())
     })
     .await;
+}
 
-    // The admin endpoints.
+/// The admin server answers /healthz and /readyz, and /metrics serves every metric the README lists, without
+/// per-object labels (here with one invalid and one Ready room).
+#[tokio::test]
+async fn admin_endpoints_serve_health_and_documented_metrics() {
+    let w = World::new("e2e-admin").await;
+    w.create_secret("zego").await;
+    let op = w.operator(&[]).await;
+    w.apply_room(topic_room("bytes").room_name(&"é".repeat(33))).await;
+    w.apply_room(topic_room("steady")).await;
+    w.wait_reason("bytes", "InvalidSpec", T).await;
+    w.wait_reason("steady", "Available", T).await;
+
     assert_eq!(op.get("/healthz").await.as_deref(), Some("ok"));
     assert_eq!(op.get("/readyz").await.as_deref(), Some("ok"));
     let metrics = op.get("/metrics").await.unwrap();
@@ -263,7 +320,7 @@ async fn invalid_and_paused_objects() {
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
-    assert!(!metrics.contains("paused") && !metrics.contains("bytes"), "no per-object labels");
+    assert!(!metrics.contains("steady") && !metrics.contains("bytes"), "no per-object labels");
     // Every metric the README lists is served.
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let listed: Vec<&str> = readme

@@ -5,20 +5,21 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::builder::{RoomBuilder, room};
 use crate::harness::*;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use zim_operator::crd::ZimRoom;
 use zim_operator::sim::{Fault, FaultPlan, LogEntry};
 use zim_operator::zim::classify;
 
-fn room(name: &str, labels: &str) -> String {
-    format!(
-        "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {{name: {name}, labels: {{{labels}}}}}\nspec:\n  destroyDelayTime: 3600\n  attributes: [{{key: topic, value: t}}]\n"
-    )
+/// `NAME` with destroyDelayTime 3600 and the attribute topic=t.
+fn topic_room(name: &str) -> RoomBuilder {
+    room(name).destroy_delay(3600).attribute("topic", "t")
 }
 
-fn is_ready(r: &zim_operator::crd::ZimRoom) -> bool {
+fn is_ready(r: &ZimRoom) -> bool {
     r.condition("Ready").is_some_and(|c| c.status == "True" && c.observed_generation == r.metadata.generation)
 }
 
@@ -29,7 +30,7 @@ fn failed(e: &LogEntry) -> bool {
 
 /// R1: 500 rooms while 30 % of ZIM calls fail (busy and internal codes, throttling, HTTP 503, timeouts, dropped
 /// connections, malformed JSON): every room ends Ready, calls per room stay bounded, no room is retried faster
-/// than its backoff, nothing panics.
+/// than its backoff, nothing panics. One scenario, measured as a whole (docs/RELIABILITY.md).
 #[tokio::test]
 async fn r1_zim_faults_500_rooms() {
     let w = World::new("r1-faults").await;
@@ -50,7 +51,7 @@ async fn r1_zim_faults_500_rooms() {
     });
     let op = w.operator(&["--zim-timeout", "1s", "--zim-qps", "50", "--concurrency", "32"]).await;
     let start = std::time::Instant::now();
-    w.apply_all((0..500).map(|i| room(&format!("room-{i}"), "")).collect()).await;
+    w.apply_rooms((0..500).map(|i| topic_room(&format!("room-{i}")).build()).collect()).await;
     eventually("all 500 rooms Ready despite 30 % faults", Duration::from_secs(300), || async {
         let rooms = w.list().await;
         (rooms.len() == 500 && rooms.iter().all(is_ready)).then_some(())
@@ -97,15 +98,17 @@ async fn r1_zim_faults_500_rooms() {
 }
 
 /// R3: SIGKILL in the middle of a creation burst and in the middle of deletions: everything converges, no
-/// finalizer is left on deleted objects, no room that should exist is destroyed, none is wrongly adopted.
+/// finalizer is left on deleted objects, no room that should exist is destroyed, none is wrongly adopted. One
+/// sequence: the crash during deletion needs the rooms that converged after the crash during creation.
 #[tokio::test]
 async fn r3_crash_mid_burst_and_mid_deletion() {
     let w = World::new("r3-crash").await;
     w.create_secret("zego").await;
     let mut op = w.operator(&["--zim-qps", "20"]).await;
-    let mut rooms: Vec<String> = (0..80).map(|i| room(&format!("del-{i}"), "set: del")).collect();
-    rooms.extend((0..20).map(|i| room(&format!("keep-{i}"), "set: keep")));
-    w.apply_all(rooms).await;
+    let mut rooms: Vec<ZimRoom> =
+        (0..80).map(|i| topic_room(&format!("del-{i}")).label("set", "del").build()).collect();
+    rooms.extend((0..20).map(|i| topic_room(&format!("keep-{i}")).label("set", "keep").build()));
+    w.apply_rooms(rooms).await;
     eventually("a third of the rooms Ready", Duration::from_secs(60), || async {
         (w.list().await.iter().filter(|r| is_ready(r)).count() >= 30).then_some(())
     })
@@ -155,7 +158,8 @@ async fn r3_crash_mid_burst_and_mid_deletion() {
 }
 
 /// R5: with a recognisable server secret, neither it, nor any request signature, nor a signed URL appears in the
-/// operator's trace-level logs, events, conditions or metrics.
+/// operator's trace-level logs, events, conditions or metrics. One sequence: the checks read what the run before
+/// them (success, auth failure, faults, deletion) produced.
 #[tokio::test]
 async fn r5_secret_hygiene() {
     let w = World::new("r5-hygiene").await;
@@ -169,12 +173,12 @@ async fn r5_secret_hygiene() {
     .unwrap();
     secrets.create(&Default::default(), &s).await.unwrap();
     let op = w.operator_env(&[], &[("RUST_LOG", "trace")]).await;
-    w.apply(&room("good", "")).await;
-    w.apply(&room("bad", "").replace("spec:\n", "spec:\n  credentialsSecretRef: {name: wrong}\n")).await;
+    w.apply_room(topic_room("good")).await;
+    w.apply_room(topic_room("bad").secret_ref("wrong")).await;
     w.wait_reason("good", "Available", Duration::from_secs(30)).await;
     w.wait_reason("bad", "AuthFailed", Duration::from_secs(30)).await;
     w.sim.sim.set_faults(FaultPlan { next: [Fault::Drop, Fault::Malformed].into(), ..Default::default() });
-    w.apply(&room("good", "").replace("value: t", "value: u")).await;
+    w.apply_room(topic_room("good").attribute("topic", "u")).await;
     eventually("the edit to converge through the faults", Duration::from_secs(30), || async {
         let r = w.get("good").await?;
         (r.status.as_ref()?.observed_generation == Some(2) && r.condition("Synced")?.status == "True")
@@ -217,14 +221,15 @@ async fn r5_secret_hygiene() {
 
 /// R6: deletion never hangs. With the credentials Secret deleted first, deletion completes with the last good
 /// credentials held in memory; after a restart (nothing in memory) a Warning event says how to unblock, and
-/// setting deletionPolicy: Orphan does unblock it.
+/// setting deletionPolicy: Orphan does unblock it. One sequence, as docs/RELIABILITY.md maps R6 to it: the
+/// restart case follows the in-memory case in the same world.
 #[tokio::test]
 async fn r6_deletion_never_hangs() {
     let w = World::new("r6-deletion").await;
     w.create_secret("zego").await;
     let secrets: Api<Secret> = Api::namespaced(w.client.clone(), &w.ns);
     let mut op = w.operator(&[]).await;
-    w.apply(&room("first", "")).await;
+    w.apply_room(topic_room("first")).await;
     w.wait_reason("first", "Available", Duration::from_secs(30)).await;
     secrets.delete("zego", &DeleteParams::default()).await.unwrap();
     w.rooms().delete("first", &DeleteParams::default()).await.unwrap();
@@ -233,7 +238,7 @@ async fn r6_deletion_never_hangs() {
     assert!(w.sim.sim.room(APP, "first").is_none());
 
     w.create_secret("zego").await;
-    w.apply(&room("second", "")).await;
+    w.apply_room(topic_room("second")).await;
     w.wait_reason("second", "Available", Duration::from_secs(30)).await;
     op.kill().await;
     secrets.delete("zego", &DeleteParams::default()).await.unwrap();

@@ -2,22 +2,25 @@
 //! not-ready while it cannot watch, and converges after both return, without a restart. Its own test binary: it
 //! stops the API server that the other end-to-end tests would share.
 
+#[path = "../common/builder.rs"]
+mod builder;
 #[path = "../e2e/harness.rs"]
 mod harness;
 
 use std::time::Duration;
 
+use builder::room;
 use harness::*;
 
-const ROOM: &str = "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: NAME}\nspec: {destroyDelayTime: 600}\n";
-
+/// R2: the operator survives an API server outage and then an etcd outage and converges after each, without a
+/// restart (one sequence: the outages follow each other against one operator).
 #[tokio::test]
 async fn r2_api_server_and_etcd_outage() {
     let w = World::new("r2-outage").await;
     w.create_secret("zego").await;
     let mut op = w.operator(&[]).await;
     op.wait_ready().await;
-    w.apply(&ROOM.replace("NAME", "before")).await;
+    w.apply_room(room("before").destroy_delay(600)).await;
     w.wait_reason("before", "Available", Duration::from_secs(30)).await;
 
     control("stop-apiserver");
@@ -31,13 +34,13 @@ async fn r2_api_server_and_etcd_outage() {
     assert_eq!(op.get("/healthz").await.as_deref(), Some("ok"), "still alive");
     control("start-apiserver");
     op.wait_ready().await;
-    w.apply(&ROOM.replace("NAME", "after-apiserver")).await;
+    w.apply_room(room("after-apiserver").destroy_delay(600)).await;
     w.wait_reason("after-apiserver", "Available", Duration::from_secs(60)).await;
 
     control("stop-etcd");
     tokio::time::sleep(Duration::from_secs(5)).await;
     control("start-etcd");
-    w.apply(&ROOM.replace("NAME", "after-etcd")).await;
+    w.apply_room(room("after-etcd").destroy_delay(600)).await;
     w.wait_reason("after-etcd", "Available", Duration::from_secs(90)).await;
     op.wait_ready().await;
     assert!(op.child.try_wait().unwrap().is_none(), "converged without a restart");
