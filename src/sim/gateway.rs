@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::zim::codes;
-use crate::zim::sign::{self, ServerSecret};
+use crate::zim::sign::{self, Credentials, ServerSecret};
 use crate::zim::types::Action;
 
 /// Seconds of clock difference the signature check tolerates.
@@ -128,6 +128,18 @@ impl Gateway {
         };
         let body = business_body(action, req)?;
         Ok(Admitted { app_id, action, body })
+    }
+
+    /// The in-memory backend's gateway: no signature is made, but the app must be known (100000010, as over
+    /// HTTP) and the secret must be the app's (100000005, what a wrong secret produces over HTTP).
+    pub(crate) fn admit_credentials(&self, credentials: &Credentials) -> Result<(), Refusal> {
+        match self.secrets.get(&credentials.app_id) {
+            None => refuse(100000010, "failed to get ServerSecret"),
+            Some(secret) if *secret != credentials.secret => {
+                refuse(codes::SIGNATURE_WRONG, "signature error")
+            }
+            Some(_) => Ok(()),
+        }
     }
 
     /// Counts one call of `action` for `app_id` at `now`, or refuses it with the action's documented rate-limit

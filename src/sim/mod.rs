@@ -18,6 +18,7 @@
 //! - `rooms`, `actions` and `attributes`: the room model, and the six actions with their codes;
 //! - `faults`: [`Fault`], [`FaultPlan`] and what each fault answers;
 //! - `log`: the request log and the in-memory record of received signatures;
+//! - `memory`: [`InMemoryZim`], the ZIM operations on this state without HTTP;
 //! - `state`: the parts together, and the path of one request through them;
 //! - [`server`] and `admin`: the HTTP surface.
 
@@ -27,6 +28,7 @@ mod attributes;
 mod faults;
 mod gateway;
 mod log;
+mod memory;
 mod rooms;
 pub mod server;
 mod state;
@@ -38,6 +40,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub use faults::{Fault, FaultPlan, PRESETS as FAULT_PRESETS};
 pub use gateway::SIGNATURE_WINDOW_SECS;
 pub use log::LogEntry;
+pub use memory::InMemoryZim;
 pub use rooms::RoomView;
 
 use crate::zim::sign::ServerSecret;
@@ -89,6 +92,11 @@ impl Simulator {
     pub(crate) fn lock(&self) -> MutexGuard<'_, state::SimState> {
         // A panic while holding the lock cannot leave the state half-updated in a way that matters to tests.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The ZIM operations ([`crate::zim::ZimApi`]) on this simulator's state, without HTTP: see [`InMemoryZim`].
+    pub fn in_memory(&self) -> InMemoryZim {
+        InMemoryZim::new(self.clone())
     }
 
     /// Advances the room clock by `seconds`.

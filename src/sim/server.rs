@@ -40,25 +40,17 @@ async fn api(
     if begun.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(begun.latency_ms)).await;
     }
-    if let Some(fault) = &begun.fault {
-        match fault.before(&(rand::random::<u64>() >> 4).to_string()) {
-            Before::Answer(answer) => {
-                let app_id = query_value(&query, "AppId").and_then(|v| v.parse().ok()).unwrap_or(0);
-                let json_body = serde_json::from_slice(&body).unwrap_or_default();
-                let room_id = logged_room_id(&query, &json_body);
-                sim.lock().log.record(
-                    begun.arrived_ms,
-                    &action,
-                    app_id,
-                    &room_id,
-                    fault.logged_code(),
-                    Some(fault),
-                );
-                return write(answer);
-            }
-            Before::Wait(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
-            Before::Proceed => {}
-        }
+    let before = if begun.fault.is_some() {
+        let app_id = query_value(&query, "AppId").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let room_id = logged_room_id(&query, &serde_json::from_slice(&body).unwrap_or_default());
+        sim.lock().before_action(&begun, &action, app_id, &room_id)
+    } else {
+        Before::Proceed
+    };
+    match before {
+        Before::Answer(answer) => return write(answer),
+        Before::Wait(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+        Before::Proceed => {}
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let req = HttpRequest { query: &query, body: &body, is_post: method == Method::POST, content_type };

@@ -13,10 +13,11 @@ use serde_json::{Value, json};
 
 use super::SimConfig;
 use super::actions::Params;
-use super::faults::{Fault, FaultPlan};
+use super::faults::{Before, Fault, FaultPlan};
 use super::gateway::{Gateway, HttpRequest, Refusal, query_value};
 use super::log::RequestLog;
 use super::rooms::Rooms;
+use crate::zim::sign::Credentials;
 use crate::zim::types::Action;
 
 /// What [`SimState::begin`] decided for one request.
@@ -98,6 +99,23 @@ impl SimState {
         Begun { fault, latency_ms: self.faults.latency_ms, arrived_ms: self.log.now_ms() }
     }
 
+    /// What the drawn fault (if any) does before the action. A fault that answers instead of the action is
+    /// logged here, with the code it answers (or -1 at the HTTP level).
+    pub(crate) fn before_action(
+        &mut self,
+        begun: &Begun,
+        action: &str,
+        app_id: u32,
+        room_id: &str,
+    ) -> Before {
+        let Some(fault) = &begun.fault else { return Before::Proceed };
+        let step = fault.before(&(rand::random::<u64>() >> 4).to_string());
+        if matches!(step, Before::Answer(_)) {
+            self.log.record(begun.arrived_ms, action, app_id, room_id, fault.logged_code(), Some(fault));
+        }
+        step
+    }
+
     /// A fresh RequestId (ZEGO's are long decimal strings).
     pub(crate) fn request_id(&mut self) -> String {
         (self.rng.random::<u64>() >> 4).to_string()
@@ -118,6 +136,24 @@ impl SimState {
                 let body = serde_json::from_slice(req.body).unwrap_or(Value::Null);
                 let room_id = logged_room_id(req.query, &body);
                 self.refused(&rid, action_name, app_id, &room_id, refusal, begun)
+            }
+        }
+    }
+
+    /// Handles an in-memory call: the credentials stand in for the signature, then [`Self::perform`].
+    pub(crate) fn handle_in_memory(
+        &mut self,
+        credentials: &Credentials,
+        action: Action,
+        params: &Params<'_>,
+        begun: &Begun,
+    ) -> (Value, i64) {
+        let rid = self.request_id();
+        match self.gateway.admit_credentials(credentials) {
+            Ok(()) => self.perform(&rid, credentials.app_id, action, params, begun),
+            Err(refusal) => {
+                let room_id = logged_room_id(params.query, params.body);
+                self.refused(&rid, action.as_str(), credentials.app_id, &room_id, refusal, begun)
             }
         }
     }

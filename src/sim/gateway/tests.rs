@@ -136,6 +136,15 @@ fn post_parameters_go_in_a_json_body() {
     assert_eq!(code(g.admit_http(&post(&q, b"junk", None), NOW)), 0, "GET action sent as POST");
 }
 
+/// The in-memory path: an unknown app and a wrong secret answer what they answer over HTTP.
+#[test]
+fn credentials_are_checked_without_signing() {
+    let g = gateway();
+    assert_eq!(g.admit_credentials(&Credentials::new(APP, SECRET)), Ok(()));
+    assert_eq!(g.admit_credentials(&Credentials::new(7, SECRET)).unwrap_err().code, 100000010);
+    assert_eq!(g.admit_credentials(&Credentials::new(APP, "x")).unwrap_err().code, codes::SIGNATURE_WRONG);
+}
+
 /// The 21st call of one (AppId, Action) within a second is refused with the action's documented code and not
 /// counted; once the first call is a second old, a call is accepted again. Other keys have their own window.
 #[test]
