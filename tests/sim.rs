@@ -128,6 +128,11 @@ async fn scenario<Z: ZimApi>(z: &Z, sim: &Simulator) -> Vec<String> {
         Fault::Malformed,
         Fault::Delay { ms: 10 },
         Fault::DelayReply { ms: 10 },
+        Fault::DropAfter,
+        Fault::StatusAfter { status: 503 },
+        Fault::HttpStatus { status: 404 },
+        Fault::EmptyJson,
+        Fault::HugeMessage { bytes: 2000 },
     ]
     .into_iter()
     .enumerate()
@@ -162,6 +167,10 @@ async fn in_memory_and_http_answer_the_same() {
         "Drop: transport room made: false",
         "Malformed: decode room made: false",
         "DelayReply { ms: 10 }: ok room made: true",
+        "DropAfter: transport room made: true",
+        "StatusAfter { status: 503 }: http_503 room made: true",
+        "HttpStatus { status: 404 }: http_404 room made: false",
+        "HugeMessage { bytes: 2000 }: 660000001 room made: false",
     ] {
         assert!(memory.iter().any(|l| l == expected), "{expected} missing from {memory:#?}");
     }
@@ -186,4 +195,205 @@ async fn in_memory_timeout_leaves_the_outcome_where_the_delay_was() {
     z.create_room(&creds(), &create("never")).await.unwrap();
     let again = z.user_register(&creds(), &operator()).await.unwrap();
     assert_eq!(again.envelope.code, codes::USER_EXISTS);
+}
+
+/// A signed request URL for `action` at the simulator, built here from the documented formula.
+fn signed_url(endpoint: &str, action: &str, extra: &str) -> String {
+    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let nonce = "00112233aabbccdd";
+    let sig = zim_operator::zim::sign::signature(APP, nonce, SECRET, ts);
+    format!(
+        "{endpoint}/?Action={action}&AppId={APP}&SignatureNonce={nonce}&Timestamp={ts}&SignatureVersion=2.0&Signature={sig}{extra}"
+    )
+}
+
+/// A raw CreateRoom of `room_id` by OPERATOR, without the project's client.
+async fn raw_create(http: &reqwest::Client, endpoint: &str, room_id: &str) -> reqwest::Response {
+    http.post(signed_url(endpoint, "CreateRoom", ""))
+        .header("Content-Type", "application/json")
+        .body(serde_json::to_vec(&create(room_id)).unwrap())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A simulator over HTTP with OPERATOR registered, a client, and the next request's fault set.
+async fn with_fault(fault: Fault) -> (zim_operator::sim::RunningSim, ZimClient) {
+    let running = simulator(0).start_local().await.unwrap();
+    let client = http_client(running.endpoint());
+    client.user_register(&creds(), &operator()).await.unwrap();
+    running.sim.set_faults(FaultPlan { next: [fault].into(), ..Default::default() });
+    (running, client)
+}
+
+/// The last log entry: (action, code, fault).
+fn last_call(sim: &Simulator) -> (String, i64, Option<String>) {
+    let e = sim.log().pop().unwrap();
+    (e.action, e.code, e.fault)
+}
+
+/// DropAfter: the room is created, then the connection breaks; the client sees a transport failure.
+#[tokio::test]
+async fn drop_after_performs_then_breaks_the_connection() {
+    let (running, client) = with_fault(Fault::DropAfter).await;
+    let err = client.create_room(&creds(), &create("lost")).await.unwrap_err();
+    assert!(matches!(err, ZimError::Transport { .. }), "{err:?}");
+    assert!(running.sim.room(APP, "lost").is_some());
+    assert_eq!(last_call(&running.sim), ("CreateRoom".into(), 0, Some("drop_after".into())));
+}
+
+/// StatusAfter 503: the room is created, then the answer is HTTP 503 with a plain-text body and no ZIM answer.
+#[tokio::test]
+async fn status_after_performs_then_answers_the_status() {
+    let (running, client) = with_fault(Fault::StatusAfter { status: 503 }).await;
+    let err = client.create_room(&creds(), &create("proxied")).await.unwrap_err();
+    assert!(matches!(err, ZimError::HttpStatus { status: 503, .. }), "{err:?}");
+    assert!(running.sim.room(APP, "proxied").is_some());
+    assert_eq!(last_call(&running.sim), ("CreateRoom".into(), 0, Some("http_503_after".into())));
+
+    running
+        .sim
+        .set_faults(FaultPlan { next: [Fault::StatusAfter { status: 503 }].into(), ..Default::default() });
+    let r = raw_create(&reqwest::Client::new(), &running.endpoint(), "proxied-2").await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let body = r.text().await.unwrap();
+    assert!(serde_json::from_str::<serde_json::Value>(&body).is_err(), "{body}");
+    assert!(running.sim.room(APP, "proxied-2").is_some());
+}
+
+/// DelayReply: the room is created at once, the answer comes after the client gave up.
+#[tokio::test]
+async fn delay_reply_performs_then_answers_late() {
+    let (running, client) = with_fault(Fault::DelayReply { ms: 2500 }).await;
+    let err = client.create_room(&creds(), &create("slow")).await.unwrap_err();
+    assert!(matches!(err, ZimError::Timeout { .. }), "{err:?}");
+    assert!(running.sim.room(APP, "slow").is_some());
+}
+
+/// EmptyJson: HTTP 200, `application/json`, body exactly `{}`; nothing is performed.
+#[tokio::test]
+async fn empty_json_is_json_but_no_zim_answer() {
+    let (running, _client) = with_fault(Fault::EmptyJson).await;
+    let r = raw_create(&reqwest::Client::new(), &running.endpoint(), "nothing").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert_eq!(r.text().await.unwrap(), "{}");
+    assert!(running.sim.room(APP, "nothing").is_none());
+    assert_eq!(last_call(&running.sim), ("CreateRoom".into(), -1, Some("empty_json".into())));
+}
+
+/// HttpStatus 404 answers exactly like a wrong path: status, content type and plain-text body.
+#[tokio::test]
+async fn http_404_answers_like_a_wrong_path() {
+    let (running, client) = with_fault(Fault::preset("404").unwrap()).await;
+    let http = reqwest::Client::new();
+    let faulted = raw_create(&http, &running.endpoint(), "nowhere").await;
+    let wrong = http.get(format!("{}/v1/zim", running.endpoint())).send().await.unwrap();
+    assert_eq!(
+        (faulted.status(), wrong.status()),
+        (reqwest::StatusCode::NOT_FOUND, reqwest::StatusCode::NOT_FOUND)
+    );
+    assert_eq!(faulted.headers()["content-type"], wrong.headers()["content-type"]);
+    assert!(wrong.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert_eq!(faulted.text().await.unwrap(), wrong.text().await.unwrap());
+    assert!(running.sim.room(APP, "nowhere").is_none());
+    running
+        .sim
+        .set_faults(FaultPlan { next: [Fault::HttpStatus { status: 404 }].into(), ..Default::default() });
+    let err = client.create_room(&creds(), &create("nowhere")).await.unwrap_err();
+    assert!(matches!(err, ZimError::HttpStatus { status: 404, .. }), "{err:?}");
+}
+
+/// HugeBody: HTTP 200 with a body of exactly N bytes (a JSON string of padding), read here chunk by chunk.
+#[tokio::test]
+async fn huge_body_streams_exactly_n_bytes() {
+    const N: u64 = 16 << 20;
+    let (running, _client) = with_fault(Fault::HugeBody { bytes: N }).await;
+    let mut r = raw_create(&reqwest::Client::new(), &running.endpoint(), "big").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert_eq!(r.content_length(), None, "streamed without a length");
+    let (mut total, mut first, mut last) = (0u64, None, 0u8);
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        first.get_or_insert(chunk[0]);
+        last = *chunk.last().unwrap();
+        total += chunk.len() as u64;
+    }
+    assert_eq!((total, first, last), (N, Some(b'"'), b'"'));
+    assert!(running.sim.room(APP, "big").is_none());
+    assert_eq!(last_call(&running.sim).2, Some(format!("huge_body_{N}")));
+}
+
+/// HugeMessage: a well-formed ZIM error answer, Code 660000001, whose Message is N bytes.
+#[tokio::test]
+async fn huge_message_is_a_zim_error_with_an_n_byte_message() {
+    const N: usize = 1 << 20;
+    let (running, client) = with_fault(Fault::HugeMessage { bytes: N as u64 }).await;
+    let r = raw_create(&reqwest::Client::new(), &running.endpoint(), "chatty").await;
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["Code"], 660000001);
+    assert_eq!(body["Message"].as_str().unwrap().len(), N);
+    assert!(!body["RequestId"].as_str().unwrap().is_empty());
+    assert_eq!(last_call(&running.sim), ("CreateRoom".into(), 660000001, Some(format!("huge_message_{N}"))));
+    running.sim.set_faults(FaultPlan {
+        next: [Fault::HugeMessage { bytes: N as u64 }].into(),
+        ..Default::default()
+    });
+    match client.create_room(&creds(), &create("chatty")).await.unwrap_err() {
+        ZimError::Api { code, message, .. } => assert_eq!((code, message.len()), (660000001, N)),
+        other => panic!("{other:?}"),
+    }
+    assert!(running.sim.room(APP, "chatty").is_none());
+}
+
+/// Redirect: the status with its Location header and an empty body; nothing is performed.
+#[tokio::test]
+async fn redirect_answers_its_status_and_location() {
+    let location = "http://127.0.0.1:9/elsewhere";
+    let (running, _client) = with_fault(Fault::Redirect { status: 307, location: location.into() }).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = raw_create(&http, &running.endpoint(), "moved").await;
+    assert_eq!(r.status(), 307);
+    assert_eq!(r.headers()["location"], location);
+    assert_eq!(r.bytes().await.unwrap().len(), 0);
+    assert!(running.sim.room(APP, "moved").is_none());
+    assert_eq!(last_call(&running.sim), ("CreateRoom".into(), -1, Some("redirect_307".into())));
+    assert_eq!(
+        Fault::preset("redirect"),
+        Some(Fault::Redirect { status: 307, location: "http://127.0.0.1:9/".into() })
+    );
+}
+
+/// In memory, the "after" faults perform the action too, and the redirect is its status.
+#[tokio::test]
+async fn in_memory_after_faults_perform_the_action() {
+    let sim = simulator(0);
+    let z = sim.in_memory();
+    z.user_register(&creds(), &operator()).await.unwrap();
+    sim.set_faults(FaultPlan { next: [Fault::DropAfter].into(), ..Default::default() });
+    assert_eq!(outcome(&z.create_room(&creds(), &create("a")).await), "transport");
+    sim.set_faults(FaultPlan { next: [Fault::StatusAfter { status: 502 }].into(), ..Default::default() });
+    assert_eq!(outcome(&z.create_room(&creds(), &create("b")).await), "http_502");
+    assert!(sim.room(APP, "a").is_some() && sim.room(APP, "b").is_some());
+    let redirect = Fault::Redirect { status: 308, location: "http://127.0.0.1:9/".into() };
+    sim.set_faults(FaultPlan { next: [redirect].into(), ..Default::default() });
+    assert_eq!(outcome(&z.create_room(&creds(), &create("c")).await), "http_308");
+    sim.set_faults(FaultPlan { next: [Fault::HugeBody { bytes: 1000 }].into(), ..Default::default() });
+    assert_eq!(outcome(&z.create_room(&creds(), &create("c")).await), "decode");
+    assert!(sim.room(APP, "c").is_none());
+}
+
+/// Every preset `simulate --fault-kinds` documents parses.
+#[test]
+fn every_fault_preset_parses() {
+    for name in zim_operator::sim::FAULT_PRESETS {
+        assert!(Fault::preset(name).is_some(), "{name}");
+    }
+    assert_eq!(Fault::preset("drop_after"), Some(Fault::DropAfter));
+    assert_eq!(Fault::preset("5xx_after"), Some(Fault::StatusAfter { status: 503 }));
+    assert_eq!(Fault::preset("empty_json"), Some(Fault::EmptyJson));
+    assert_eq!(Fault::preset("huge_body"), Some(Fault::HugeBody { bytes: 64 << 20 }));
+    assert_eq!(Fault::preset("huge_message"), Some(Fault::HugeMessage { bytes: 1 << 20 }));
 }

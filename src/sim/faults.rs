@@ -16,32 +16,72 @@ use serde_json::{Value, json};
 use crate::zim::codes;
 
 /// A fault to inject into one request.
+///
+/// Serialized with a `kind` tag, e.g. `{"kind": "status_after", "status": 503}`. "Instead" faults answer without
+/// performing the action; "after" faults perform it and then lose, spoil or delay the answer — the outcomes a
+/// client cannot tell apart from a failure although the effect happened.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fault {
-    /// Answer this ZIM code without doing anything.
+    /// Instead: answer this ZIM code (HTTP 200, a well-formed ZIM answer). Presets `busy` (1), `internal`
+    /// (660000001), `throttle` (660300005), or a bare number.
     Code {
         /// The code.
         code: i64,
     },
-    /// Answer this HTTP status with an empty body.
+    /// Instead: answer this HTTP status with a short plain-text body and no ZIM answer, the way the simulator
+    /// answers a wrong path (404). Presets `5xx` (503) and `404`.
     HttpStatus {
         /// The status.
         status: u16,
     },
-    /// Break the connection after the headers.
+    /// Instead: send the headers, then break the connection. Preset `drop`.
     Drop,
-    /// Answer 200 with a body that is not JSON.
+    /// Instead: answer 200 with a body that is not JSON (a ZIM answer cut off). Preset `malformed`.
     Malformed,
-    /// Wait this long, then process the request normally.
+    /// Before: wait this long, then process the request normally. Preset `timeout` (15 s, longer than a
+    /// client's timeout).
     Delay {
         /// Milliseconds.
         ms: u64,
     },
-    /// Process the request, then wait this long before answering (the effect happens; the answer is late).
+    /// After: process the request, then wait this long before answering (the effect happens; the answer is
+    /// late). Preset `delay_reply` (15 s).
     DelayReply {
         /// Milliseconds.
         ms: u64,
+    },
+    /// After: process the request, then break the connection instead of answering (the effect happens; the
+    /// answer is lost). Preset `drop_after`.
+    DropAfter,
+    /// After: process the request, then answer this HTTP status with no ZIM answer, e.g. a proxy's 503 after
+    /// the backend did the work. Preset `5xx_after` (503).
+    StatusAfter {
+        /// The status.
+        status: u16,
+    },
+    /// Instead: answer HTTP 200 with the JSON body `{}` — JSON, but not a ZIM answer (no `Code`). Preset
+    /// `empty_json`.
+    EmptyJson,
+    /// Instead: answer HTTP 200, `application/json`, with a body of exactly `bytes` bytes (a JSON string of
+    /// padding), streamed in chunks so the simulator never holds it in memory. Preset `huge_body` (64 MiB).
+    HugeBody {
+        /// Size of the body, bytes.
+        bytes: u64,
+    },
+    /// Instead: answer a well-formed ZIM error, Code 660000001 ("general business error", retryable), whose
+    /// `Message` is `bytes` bytes long, streamed like [`Fault::HugeBody`]. Preset `huge_message` (1 MiB).
+    HugeMessage {
+        /// Size of the message, bytes.
+        bytes: u64,
+    },
+    /// Instead: answer this redirect status with this `Location` and an empty body. Preset `redirect` (307 to
+    /// `http://127.0.0.1:9/`, the discard port, where nothing listens).
+    Redirect {
+        /// The status, e.g. 301, 302, 307, 308.
+        status: u16,
+        /// The `Location` header.
+        location: String,
     },
 }
 
@@ -62,32 +102,90 @@ pub(crate) enum Before {
 pub(crate) enum Answer {
     /// HTTP 200 with this JSON body.
     Json(Value),
-    /// This HTTP status without a ZIM body.
+    /// This HTTP status with a plain-text body (see [`status_text`]), no ZIM answer.
     Status(u16),
     /// The headers, then the connection breaks.
     Broken,
     /// HTTP 200, `application/json`, with this body that is not valid JSON.
     Garbled(&'static str),
+    /// HTTP 200, `application/json`: `prefix`, then `pad` bytes of padding, then `suffix`, streamed.
+    Padded {
+        /// The start of the body.
+        prefix: String,
+        /// Bytes of padding (`x`).
+        pad: u64,
+        /// The end of the body.
+        suffix: &'static str,
+    },
+    /// This redirect status with this `Location`, and an empty body.
+    Redirect {
+        /// The status.
+        status: u16,
+        /// The `Location` header.
+        location: String,
+    },
 }
+
+/// The plain-text body of an HTTP status answer, e.g. `404 Not Found`.
+pub(crate) fn status_text(status: u16) -> String {
+    let reason = axum::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason());
+    format!("{status} {}\n", reason.unwrap_or("Unknown"))
+}
+
+/// The padding byte of [`Answer::Padded`].
+pub(crate) const PAD_BYTE: u8 = b'x';
+
+/// The code of [`Fault::HugeMessage`]: general business error, "retry or contact support".
+pub(crate) const HUGE_MESSAGE_CODE: i64 = 660000001;
 
 /// The body of [`Fault::Malformed`]: a ZIM answer cut off in the middle.
 const GARBLED: &str = "{\"Code\": 0, \"Message\": \"succ";
 
-/// The preset names `simulate --fault-kinds` accepts (besides a bare ZIM code).
-pub const PRESETS: &[&str] = &["busy", "internal", "throttle", "5xx", "drop", "malformed", "timeout"];
+/// The preset names `simulate --fault-kinds` accepts (besides a bare ZIM code and `http_<status>`).
+pub const PRESETS: &[&str] = &[
+    "busy",
+    "internal",
+    "throttle",
+    "5xx",
+    "404",
+    "drop",
+    "malformed",
+    "timeout",
+    "delay_reply",
+    "drop_after",
+    "5xx_after",
+    "empty_json",
+    "huge_body",
+    "huge_message",
+    "redirect",
+];
 
 impl Fault {
-    /// Parses a preset name (see [`PRESETS`]), or a bare number as a ZIM code.
+    /// Parses a preset name (see [`PRESETS`]), `http_<status>` as [`Fault::HttpStatus`], or a bare number as a
+    /// ZIM code.
     pub fn preset(name: &str) -> Option<Fault> {
         Some(match name {
             "busy" => Fault::Code { code: 1 },
             "internal" => Fault::Code { code: 660000001 },
             "throttle" => Fault::Code { code: codes::RATE_LIMITED_APP },
             "5xx" => Fault::HttpStatus { status: 503 },
+            "404" => Fault::HttpStatus { status: 404 },
             "drop" => Fault::Drop,
             "malformed" => Fault::Malformed,
             "timeout" => Fault::Delay { ms: 15_000 },
-            other => Fault::Code { code: other.parse().ok()? },
+            "delay_reply" => Fault::DelayReply { ms: 15_000 },
+            "drop_after" => Fault::DropAfter,
+            "5xx_after" => Fault::StatusAfter { status: 503 },
+            "empty_json" => Fault::EmptyJson,
+            "huge_body" => Fault::HugeBody { bytes: 64 << 20 },
+            "huge_message" => Fault::HugeMessage { bytes: 1 << 20 },
+            "redirect" => Fault::Redirect { status: 307, location: "http://127.0.0.1:9/".into() },
+            other => match other.strip_prefix("http_") {
+                Some(status) => {
+                    Fault::HttpStatus { status: status.parse().ok().filter(|s| (100..=999).contains(s))? }
+                }
+                None => Fault::Code { code: other.parse().ok()? },
+            },
         })
     }
 
@@ -101,8 +199,22 @@ impl Fault {
             Fault::HttpStatus { status } => instead(Answer::Status(*status)),
             Fault::Drop => instead(Answer::Broken),
             Fault::Malformed => instead(Answer::Garbled(GARBLED)),
+            Fault::EmptyJson => instead(Answer::Json(json!({}))),
+            Fault::HugeBody { bytes } => instead(match bytes {
+                0 => Answer::Padded { prefix: String::new(), pad: 0, suffix: "" },
+                1 => Answer::Padded { prefix: "\"".into(), pad: 0, suffix: "" },
+                n => Answer::Padded { prefix: "\"".into(), pad: n - 2, suffix: "\"" },
+            }),
+            Fault::HugeMessage { bytes } => instead(Answer::Padded {
+                prefix: format!(r#"{{"Code":{HUGE_MESSAGE_CODE},"RequestId":"{request_id}","Message":""#),
+                pad: *bytes,
+                suffix: "\"}",
+            }),
+            Fault::Redirect { status, location } => {
+                instead(Answer::Redirect { status: *status, location: location.clone() })
+            }
             Fault::Delay { ms } => Before::Wait(*ms),
-            Fault::DelayReply { .. } => Before::Proceed,
+            Fault::DelayReply { .. } | Fault::DropAfter | Fault::StatusAfter { .. } => Before::Proceed,
         }
     }
 
@@ -110,6 +222,8 @@ impl Fault {
     pub(crate) fn after(&self, response: Value) -> (u64, Answer) {
         match self {
             Fault::DelayReply { ms } => (*ms, Answer::Json(response)),
+            Fault::DropAfter => (0, Answer::Broken),
+            Fault::StatusAfter { status } => (0, Answer::Status(*status)),
             _ => (0, Answer::Json(response)),
         }
     }
@@ -119,6 +233,7 @@ impl Fault {
     pub(crate) fn logged_code(&self) -> i64 {
         match self {
             Fault::Code { code } => *code,
+            Fault::HugeMessage { .. } => HUGE_MESSAGE_CODE,
             _ => -1,
         }
     }
@@ -132,6 +247,12 @@ impl Fault {
             Fault::Malformed => "malformed".into(),
             Fault::Delay { ms } => format!("delay_{ms}ms"),
             Fault::DelayReply { ms } => format!("delay_reply_{ms}ms"),
+            Fault::DropAfter => "drop_after".into(),
+            Fault::StatusAfter { status } => format!("http_{status}_after"),
+            Fault::EmptyJson => "empty_json".into(),
+            Fault::HugeBody { bytes } => format!("huge_body_{bytes}"),
+            Fault::HugeMessage { bytes } => format!("huge_message_{bytes}"),
+            Fault::Redirect { status, .. } => format!("redirect_{status}"),
         }
     }
 }
@@ -200,6 +321,9 @@ mod tests {
             assert!(Fault::preset(name).is_some(), "{name}");
         }
         assert_eq!(Fault::preset("660300015"), Some(Fault::Code { code: 660300015 }));
+        assert_eq!(Fault::preset("404"), Some(Fault::HttpStatus { status: 404 }));
+        assert_eq!(Fault::preset("http_502"), Some(Fault::HttpStatus { status: 502 }));
+        assert_eq!(Fault::preset("http_x"), None);
         assert_eq!(Fault::preset("nonsense"), None);
     }
 }

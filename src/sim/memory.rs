@@ -13,9 +13,13 @@
 //!   `HttpClient::user_register`.
 //!
 //! Faults become what the HTTP client would make of them: an HTTP status → [`ZimError::HttpStatus`], a broken
-//! connection → [`ZimError::Transport`], a body that is not JSON → [`ZimError::Decode`]; delays are real
-//! (tokio) sleeps, and [`InMemoryZim::with_timeout`] turns one that runs past the client's timeout into
-//! [`ZimError::Timeout`], with the action done or not depending on where the delay was.
+//! connection → [`ZimError::Transport`], a body that is not JSON → [`ZimError::Decode`], a well-formed answer
+//! (`Code`, `HugeMessage`, and `EmptyJson`, which decodes like any other body) → what decoding it gives. "After"
+//! faults (`DropAfter`, `StatusAfter`, `DelayReply`) perform the action first. A redirect is answered as
+//! [`ZimError::HttpStatus`] with the redirect status: there is nothing to follow in memory (the HTTP client
+//! follows redirects, so over HTTP the outcome depends on the `Location`). Delays are real (tokio) sleeps, and
+//! [`InMemoryZim::with_timeout`] turns one that runs past the client's timeout into [`ZimError::Timeout`], with
+//! the action done or not depending on where the delay was.
 
 use std::time::Duration;
 
@@ -25,7 +29,7 @@ use serde_json::Value;
 
 use super::Simulator;
 use super::actions::Params;
-use super::faults::{Answer, Before};
+use super::faults::{Answer, Before, PAD_BYTE, status_text};
 use super::state::logged_room_id;
 use crate::zim::api::ZimApi;
 use crate::zim::codes;
@@ -141,7 +145,17 @@ where
         Answer::Status(status) if !(200..300).contains(&status) => {
             return Err(ZimError::HttpStatus { action, status });
         }
-        Answer::Status(_) => Vec::new(),
+        Answer::Status(status) => status_text(status).into_bytes(),
+        // The whole body, as the HTTP client reads it (only the simulator's server streams it).
+        Answer::Padded { prefix, pad, suffix } => {
+            let mut body = prefix.into_bytes();
+            body.resize(body.len() + pad as usize, PAD_BYTE);
+            body.extend_from_slice(suffix.as_bytes());
+            body
+        }
+        // Nothing to follow in memory: the redirect status is the answer, as for a client that does not follow
+        // redirects.
+        Answer::Redirect { status, .. } => return Err(ZimError::HttpStatus { action, status }),
         Answer::Broken => {
             return Err(ZimError::Transport {
                 action,

@@ -1,6 +1,7 @@
 //! The simulator's HTTP surface: the ZIM API at `/`, the admin API under `/_sim/` (see [`super::admin`]), and
 //! how each [`Answer`] is written on the wire.
 
+use std::future::ready;
 use std::time::Duration;
 
 use axum::Router;
@@ -9,15 +10,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use futures::{StreamExt, stream};
 
 use super::Simulator;
-use super::faults::{Answer, Before};
+use super::faults::{Answer, Before, PAD_BYTE, status_text};
 use super::gateway::{HttpRequest, query_value};
 use super::state::logged_room_id;
 
 /// The simulator's router.
 pub fn router(sim: Simulator) -> Router {
-    super::admin::routes(Router::new().route("/", any(api))).with_state(sim)
+    super::admin::routes(Router::new().route("/", any(api))).fallback(wrong_path).with_state(sim)
 }
 
 async fn api(
@@ -68,12 +70,22 @@ async fn api(
     write(answer)
 }
 
+/// Any other path: a plain-text 404, the same answer as [`Fault::HttpStatus`](super::Fault::HttpStatus) 404.
+async fn wrong_path() -> Response {
+    write(Answer::Status(404))
+}
+
+/// Padding chunks are slices of this, so a huge body costs no memory.
+static PAD: [u8; 64 * 1024] = [PAD_BYTE; 64 * 1024];
+
 /// Writes an answer on the wire.
 fn write(answer: Answer) -> Response {
     match answer {
         Answer::Json(v) => axum::Json(v).into_response(),
         Answer::Status(status) => {
-            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY).into_response()
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let text = status_text(status.as_u16());
+            (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
         }
         Answer::Broken => {
             // Headers go out, then the body stream fails: the connection is cut mid-response.
@@ -86,5 +98,26 @@ fn write(answer: Answer) -> Response {
                 .unwrap_or_default()
         }
         Answer::Garbled(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Answer::Padded { prefix, pad, suffix } => {
+            // Chunked, without Content-Length: a client has to bound what it reads by itself.
+            let padding = stream::unfold(pad, |left| async move {
+                (left > 0).then(|| {
+                    let n = left.min(PAD.len() as u64) as usize;
+                    (Ok::<Bytes, std::io::Error>(Bytes::from_static(&PAD[..n])), left - n as u64)
+                })
+            });
+            let body = stream::once(ready(Ok(Bytes::from(prefix))))
+                .chain(padding)
+                .chain(stream::once(ready(Ok(Bytes::from_static(suffix.as_bytes())))));
+            Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from_stream(body))
+                .unwrap_or_default()
+        }
+        Answer::Redirect { status, location } => Response::builder()
+            .status(StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT))
+            .header(header::LOCATION, location)
+            .body(Body::empty())
+            .unwrap_or_default(),
     }
 }
