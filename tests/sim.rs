@@ -158,6 +158,7 @@ async fn in_memory_and_http_answer_the_same() {
     assert_eq!(calls(&in_memory), calls(&over_http));
     // The scenario did reach the interesting outcomes.
     for expected in [
+        "create unregistered: 660500002",
         "create again: 660300014",
         "create bad id: 660000002",
         "destroy again: 660300001",
@@ -396,4 +397,122 @@ fn every_fault_preset_parses() {
     assert_eq!(Fault::preset("empty_json"), Some(Fault::EmptyJson));
     assert_eq!(Fault::preset("huge_body"), Some(Fault::HugeBody { bytes: 64 << 20 }));
     assert_eq!(Fault::preset("huge_message"), Some(Fault::HugeMessage { bytes: 1 << 20 }));
+}
+
+/// Every action that takes FromUserId answers 660500002 (the return-code table's "operator user not
+/// registered") for a well-formed but unregistered operator, over HTTP and in memory; a missing or malformed one
+/// is a parameter error (660000002); DestroyRoom without FromUserId needs no operator.
+#[tokio::test]
+async fn unregistered_operator_answers_660500002() {
+    let over_http = simulator(0);
+    let running = over_http.start_local().await.unwrap();
+    let in_memory = simulator(0);
+    let backends = [
+        ("http", &over_http, Backend::Http(http_client(running.endpoint()))),
+        ("memory", &in_memory, Backend::Memory(in_memory.in_memory())),
+    ];
+    for (name, sim, z) in backends {
+        sim.seed_room(APP, "lobby", "Lobby", 3600, &[]);
+        for (from, expected) in [
+            ("stranger", codes::OPERATOR_NOT_REGISTERED),
+            ("", codes::INVALID_PARAMS),
+            ("a/b", codes::INVALID_PARAMS),
+        ] {
+            let from = from.to_owned();
+            let create = CreateRoomRequest { from_user_id: from.clone(), ..create("new") };
+            let modify = ModifyRoomAttributeRequest {
+                from_user_id: from.clone(),
+                room_id: "lobby".into(),
+                attributes: vec![set("k", "v")],
+            };
+            let results = [
+                ("CreateRoom", z.create_room(&creds(), &create).await.err().and_then(|e| e.code())),
+                (
+                    "DestroyRoom",
+                    z.destroy_room(&creds(), "lobby", Some(&from)).await.err().and_then(|e| e.code()),
+                ),
+                (
+                    "ModifyRoomAttribute",
+                    z.modify_room_attribute(&creds(), &modify).await.err().and_then(|e| e.code()),
+                ),
+                (
+                    "QueryRoomAttribute",
+                    z.query_room_attribute(&creds(), "lobby", &from).await.err().and_then(|e| e.code()),
+                ),
+            ];
+            for (action, code) in results {
+                assert_eq!(code, Some(expected), "{name}: {action} by {from:?}");
+            }
+        }
+        assert!(sim.room(APP, "lobby").is_some() && sim.room(APP, "new").is_none(), "{name}");
+        z.destroy_room(&creds(), "lobby", None).await.unwrap();
+        // Once registered, the same operator is accepted.
+        z.user_register(&creds(), &[UserInfo { user_id: "stranger".into(), ..Default::default() }])
+            .await
+            .unwrap();
+        let create = CreateRoomRequest { from_user_id: "stranger".into(), ..create("new") };
+        z.create_room(&creds(), &create).await.unwrap();
+        z.destroy_room(&creds(), "new", Some("stranger")).await.unwrap();
+    }
+}
+
+/// Either backend, for tests that run the same steps through both.
+#[derive(Clone)]
+enum Backend {
+    Http(ZimClient),
+    Memory(InMemoryZim),
+}
+
+macro_rules! both {
+    ($self:ident, $z:ident => $call:expr) => {
+        match $self {
+            Backend::Http($z) => $call.await,
+            Backend::Memory($z) => $call.await,
+        }
+    };
+}
+
+impl ZimApi for Backend {
+    async fn user_register(
+        &self,
+        c: &Credentials,
+        users: &[UserInfo],
+    ) -> Result<UserRegisterResponse, ZimError> {
+        both!(self, z => z.user_register(c, users))
+    }
+    async fn create_room(&self, c: &Credentials, r: &CreateRoomRequest) -> Result<RoomResponse, ZimError> {
+        both!(self, z => z.create_room(c, r))
+    }
+    async fn destroy_room(
+        &self,
+        c: &Credentials,
+        room: &str,
+        from: Option<&str>,
+    ) -> Result<RoomResponse, ZimError> {
+        both!(self, z => z.destroy_room(c, room, from))
+    }
+    async fn modify_room_attribute(
+        &self,
+        c: &Credentials,
+        r: &ModifyRoomAttributeRequest,
+    ) -> Result<ModifyRoomAttributeResponse, ZimError> {
+        both!(self, z => z.modify_room_attribute(c, r))
+    }
+    async fn query_room_attribute(
+        &self,
+        c: &Credentials,
+        room: &str,
+        from: &str,
+    ) -> Result<QueryRoomAttributeResponse, ZimError> {
+        both!(self, z => z.query_room_attribute(c, room, from))
+    }
+    async fn query_room_user_list(
+        &self,
+        c: &Credentials,
+        room: &str,
+        next: &str,
+        limit: u32,
+    ) -> Result<QueryRoomUserListResponse, ZimError> {
+        both!(self, z => z.query_room_user_list(c, room, next, limit))
+    }
 }

@@ -69,11 +69,21 @@ impl Rooms {
         }
     }
 
+    /// The operator of an action (FromUserId): required (optional only on DestroyRoom, checked when given),
+    /// an ID of the documented charset and length, and registered.
+    ///
+    /// Every room page says FromUserId "must be in registered status" but lists only 660000002 ("Parameter
+    /// error") among its codes, adding that it lists "only the return codes related to the API business logic"
+    /// and referring to the global table (create-a-room.yaml, destroy-the-room.yaml, update-room-attributes.yaml,
+    /// query-room-attributes.yaml). That table ("Return codes", return-codes.mdx) has the specific code:
+    /// 660500002 "Operator user not registered. — Please let the operator register ZIM service first." So a
+    /// missing or malformed FromUserId is a parameter error (660000002), and a well-formed one that is not
+    /// registered answers 660500002. Which of the two the live service answers is UNCONFIRMED.
     fn check_operator(&self, app_id: u32, from: Option<&str>) -> Result<(), Failure> {
         let from = from.ok_or_else(|| invalid("FromUserId is required"))?;
         check_id(from).map_err(|e| invalid(&format!("FromUserId {e}")))?;
         if !self.apps.get(&app_id).is_some_and(|a| a.users.contains(from)) {
-            return Err(invalid("FromUserId is not registered"));
+            return Err(fail(codes::OPERATOR_NOT_REGISTERED, "operator user not registered"));
         }
         Ok(())
     }
