@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::sim::{Fault, FaultPlan, SimConfig, Simulator};
+use crate::sim::{FAULT_PRESETS, Fault, FaultPlan, SimConfig, Simulator};
 use crate::zim::sign::ServerSecret;
 
 /// Options of `simulate`.
@@ -30,7 +30,8 @@ pub struct SimulateArgs {
     /// Probability (0..1) that a request gets an injected fault.
     #[arg(long, default_value_t = 0.0)]
     pub fault_rate: f64,
-    /// Faults to draw from: busy, internal, throttle, 5xx, drop, malformed, timeout, or a ZIM code.
+    /// Faults to draw from: busy, internal, throttle, 5xx, 404, drop, malformed, timeout, delay_reply,
+    /// drop_after, 5xx_after, empty_json, huge_body, huge_message, redirect, http_<status>, or a ZIM code.
     #[arg(long, value_delimiter = ',', default_value = "busy,internal,throttle,5xx,drop,malformed")]
     pub fault_kinds: Vec<String>,
     /// Seed for the fault draw.
@@ -56,7 +57,7 @@ pub enum SimulateError {
         source: std::io::Error,
     },
     /// An unknown fault name.
-    #[error("unknown fault kind {0:?} (busy, internal, throttle, 5xx, drop, malformed, timeout, or a code)")]
+    #[error("unknown fault kind {0:?} ({presets}, http_<status>, or a ZIM code)", presets = FAULT_PRESETS.join(", "))]
     FaultKind(String),
     /// The listener failed.
     #[error("cannot serve on {addr}: {source}")]

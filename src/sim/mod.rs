@@ -10,17 +10,38 @@
 //! Two clocks: signatures are checked against the wall clock, room expiry uses the room clock (wall clock plus
 //! whatever was advanced), so advancing time never invalidates a client's signatures.
 //!
-//! Besides the API at `/`, an admin API for tests lives under `/_sim/` (see [`server`]); in-process tests use
+//! Besides the API at `/`, an admin API for tests lives under `/_sim/` (see `admin.rs`); in-process tests use
 //! [`Simulator`]'s methods directly. Every request is logged (action, AppId, RoomId, code) without secrets.
+//!
+//! Modules, one concern each:
+//! - `gateway`: public parameters and the signature, parameter placement, the QPS window;
+//! - `rooms`, `actions` and `attributes`: the room model, and the six actions with their codes;
+//! - `faults`: [`Fault`], [`FaultPlan`] and what each fault answers;
+//! - `log`: the request log and the in-memory record of received signatures;
+//! - `memory`: [`InMemoryZim`], the ZIM operations on this state without HTTP;
+//! - `state`: the parts together, and the path of one request through them;
+//! - [`server`] and `admin`: the HTTP surface.
 
+mod actions;
+mod admin;
+mod attributes;
+mod faults;
+mod gateway;
+mod log;
+mod memory;
+mod rooms;
 pub mod server;
-pub mod state;
+mod state;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use state::{Fault, FaultPlan, LogEntry, RoomView, SimConfig};
+pub use faults::{Fault, FaultPlan, PRESETS as FAULT_PRESETS};
+pub use gateway::SIGNATURE_WINDOW_SECS;
+pub use log::LogEntry;
+pub use memory::InMemoryZim;
+pub use rooms::RoomView;
 
 use crate::zim::sign::ServerSecret;
 
@@ -28,6 +49,25 @@ use crate::zim::sign::ServerSecret;
 pub const DEMO_APP_ID: u32 = 1_000_001;
 /// The server secret of the built-in demo credentials; it only works against the simulator.
 pub const DEMO_SERVER_SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+/// The simulator's configuration.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Applications: AppId and server secret.
+    pub apps: Vec<(u32, ServerSecret)>,
+    /// Calls per second per (AppId, Action); 0 disables the limit.
+    pub qps: u32,
+    /// Live rooms allowed per app.
+    pub room_quota: usize,
+    /// Faults to inject.
+    pub faults: FaultPlan,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self { apps: Vec::new(), qps: 20, room_quota: 100_000, faults: FaultPlan::default() }
+    }
+}
 
 /// A handle on a simulator's state; cheap to clone.
 #[derive(Clone)]
@@ -54,9 +94,16 @@ impl Simulator {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The ZIM operations ([`crate::zim::ZimApi`]) on this simulator's state, without HTTP: see [`InMemoryZim`].
+    pub fn in_memory(&self) -> InMemoryZim {
+        InMemoryZim::new(self.clone())
+    }
+
     /// Advances the room clock by `seconds`.
     pub fn advance_clock(&self, seconds: f64) {
-        self.lock().advance_clock(seconds);
+        let mut s = self.lock();
+        s.rooms.advance_clock(seconds);
+        s.settle();
     }
 
     /// Replaces the fault plan.
@@ -71,7 +118,7 @@ impl Simulator {
 
     /// The request log after entry `since`.
     pub fn log_since(&self, since: u64) -> Vec<LogEntry> {
-        self.lock().log_since(since)
+        self.lock().log.since(since)
     }
 
     /// The whole request log.
@@ -81,7 +128,7 @@ impl Simulator {
 
     /// Every request signature received (in memory only), for tests that prove signatures never leak.
     pub fn signatures(&self) -> Vec<String> {
-        self.lock().signatures()
+        self.lock().log.signatures()
     }
 
     /// Creates a room as if another party had created it.
@@ -93,27 +140,35 @@ impl Simulator {
         delay: u32,
         attributes: &[(String, String)],
     ) {
-        self.lock().seed_room(app_id, room_id, name, delay, attributes);
+        let mut s = self.lock();
+        s.rooms.seed_room(app_id, room_id, name, delay, attributes);
+        s.settle();
     }
 
     /// Destroys a room directly; returns whether it existed.
     pub fn remove_room(&self, app_id: u32, room_id: &str) -> bool {
-        self.lock().remove_room(app_id, room_id)
+        let mut s = self.lock();
+        let removed = s.rooms.remove_room(app_id, room_id);
+        s.settle();
+        removed
     }
 
     /// Sets the users in a room.
     pub fn set_room_users(&self, app_id: u32, room_id: &str, users: BTreeSet<String>) -> bool {
-        self.lock().set_room_users(app_id, room_id, users)
+        let mut s = self.lock();
+        let set = s.rooms.set_room_users(app_id, room_id, users);
+        s.settle();
+        set
     }
 
     /// A live room.
     pub fn room(&self, app_id: u32, room_id: &str) -> Option<RoomView> {
-        self.lock().room(app_id, room_id)
+        self.lock().rooms.room(app_id, room_id)
     }
 
     /// All live rooms of an app.
     pub fn rooms(&self, app_id: u32) -> Vec<RoomView> {
-        self.lock().rooms(app_id)
+        self.lock().rooms.rooms(app_id)
     }
 
     /// Serves the API and the admin API on `addr` until `shutdown` completes. Returns the bound address.

@@ -1,0 +1,118 @@
+//! The simulator's admin API for tests, under `/_sim/` (JSON):
+//!
+//! - `POST /_sim/clock/advance` `{"seconds": N}` — advance the room clock;
+//! - `PUT /_sim/faults` (a [`FaultPlan`]) / `DELETE /_sim/faults` — set or clear fault injection;
+//! - `PUT /_sim/limits` `{"qps": N, "room_quota": N}` — change limits;
+//! - `GET /_sim/log?since=N` — request log entries after `N`;
+//! - `GET /_sim/rooms/{app_id}` — live rooms; `PUT /_sim/rooms/{app_id}/{room_id}` `{"room_name", "destroy_delay_time",
+//!   "attributes": {k: v}}` — create a room as another party would; `DELETE` — destroy it; `GET` — one room;
+//!   `PUT /_sim/rooms/{app_id}/{room_id}/users` `["u1", …]` — set the room's users.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::{FaultPlan, Simulator};
+
+/// Adds the admin routes to `router`.
+pub(crate) fn routes(router: Router<Simulator>) -> Router<Simulator> {
+    router
+        .route("/_sim/clock/advance", post(advance))
+        .route("/_sim/faults", put(set_faults))
+        .route("/_sim/faults", delete(clear_faults))
+        .route("/_sim/limits", put(set_limits))
+        .route("/_sim/log", get(log))
+        .route("/_sim/rooms/{app_id}", get(rooms))
+        .route("/_sim/rooms/{app_id}/{room_id}", put(seed_room).delete(remove_room).get(room))
+        .route("/_sim/rooms/{app_id}/{room_id}/users", put(set_users))
+}
+
+#[derive(Deserialize)]
+struct Advance {
+    seconds: f64,
+}
+
+async fn advance(State(sim): State<Simulator>, Json(a): Json<Advance>) -> StatusCode {
+    sim.advance_clock(a.seconds);
+    StatusCode::NO_CONTENT
+}
+
+async fn set_faults(State(sim): State<Simulator>, Json(plan): Json<FaultPlan>) -> StatusCode {
+    sim.set_faults(plan);
+    StatusCode::NO_CONTENT
+}
+
+async fn clear_faults(State(sim): State<Simulator>) -> StatusCode {
+    sim.set_faults(FaultPlan::default());
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct Limits {
+    qps: Option<u32>,
+    room_quota: Option<usize>,
+}
+
+async fn set_limits(State(sim): State<Simulator>, Json(l): Json<Limits>) -> StatusCode {
+    sim.set_limits(l.qps, l.room_quota);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct Since {
+    #[serde(default)]
+    since: u64,
+}
+
+async fn log(State(sim): State<Simulator>, Query(q): Query<Since>) -> Response {
+    Json(sim.log_since(q.since)).into_response()
+}
+
+async fn rooms(State(sim): State<Simulator>, Path(app_id): Path<u32>) -> Response {
+    Json(sim.rooms(app_id)).into_response()
+}
+
+async fn room(State(sim): State<Simulator>, Path((app_id, room_id)): Path<(u32, String)>) -> Response {
+    match sim.room(app_id, &room_id) {
+        Some(r) => Json(r).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Seed {
+    room_name: String,
+    destroy_delay_time: u32,
+    attributes: BTreeMap<String, String>,
+}
+
+async fn seed_room(
+    State(sim): State<Simulator>,
+    Path((app_id, room_id)): Path<(u32, String)>,
+    Json(seed): Json<Seed>,
+) -> StatusCode {
+    let attrs: Vec<(String, String)> = seed.attributes.into_iter().collect();
+    sim.seed_room(app_id, &room_id, &seed.room_name, seed.destroy_delay_time, &attrs);
+    StatusCode::NO_CONTENT
+}
+
+async fn remove_room(
+    State(sim): State<Simulator>,
+    Path((app_id, room_id)): Path<(u32, String)>,
+) -> StatusCode {
+    if sim.remove_room(app_id, &room_id) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }
+}
+
+async fn set_users(
+    State(sim): State<Simulator>,
+    Path((app_id, room_id)): Path<(u32, String)>,
+    Json(users): Json<BTreeSet<String>>,
+) -> StatusCode {
+    if sim.set_room_users(app_id, &room_id, users) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }
+}

@@ -1,0 +1,233 @@
+//! The room model and the six actions, with the codes ZEGO documents for each (`ZIM-API.md` §2–§4).
+//!
+//! [`Rooms`] holds every app's registered users and rooms and the room clock. An empty room lives until its
+//! `DestroyDelayTime` has passed on the room clock (wall time plus whatever tests advanced it by); every removal
+//! of an expired room, whichever path notices it first, is reported once as an [`Effect::Destroyed`] with no
+//! operator, so automatic destruction can be announced by a callback. The actions themselves are in
+//! `actions.rs`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// A room as the simulator holds it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RoomView {
+    /// Room ID.
+    pub room_id: String,
+    /// Room name.
+    pub room_name: String,
+    /// DestroyDelayTime, seconds.
+    pub destroy_delay_time: u32,
+    /// Attribute values by key.
+    pub attributes: BTreeMap<String, String>,
+    /// AttributeSeq.
+    pub attribute_seq: i64,
+    /// Users in the room.
+    pub users: BTreeSet<String>,
+}
+
+/// Something an action (or the room clock) did that ZEGO announces by a server callback.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Effect {
+    /// CreateRoom succeeded.
+    Created {
+        /// The app.
+        app_id: u32,
+        /// The room.
+        room_id: String,
+        /// FromUserId.
+        operator: String,
+        /// RoomName ("" when not given).
+        name: String,
+        /// The initial attributes: key, value, AutoDelete.
+        attributes: Vec<(String, String, u8)>,
+    },
+    /// A room was destroyed: by DestroyRoom, or automatically (empty `operator` and `user_ids`).
+    Destroyed {
+        /// The app.
+        app_id: u32,
+        /// The room.
+        room_id: String,
+        /// FromUserId of DestroyRoom; empty for automatic destruction or a DestroyRoom without it.
+        operator: String,
+        /// The room's users at destruction.
+        user_ids: Vec<String>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Attr {
+    pub value: String,
+    pub seq: i64,
+    pub auto_delete: u8,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Room {
+    pub name: String,
+    pub delay: u32,
+    pub empty_since: f64,
+    pub attributes: BTreeMap<String, Attr>,
+    pub seq: i64,
+    pub users: BTreeSet<String>,
+}
+
+impl Room {
+    pub(crate) fn new(name: &str, delay: u32, now: f64, attributes: Vec<(String, String, u8)>) -> Self {
+        let mut room = Room {
+            name: name.to_owned(),
+            delay,
+            empty_since: now,
+            attributes: BTreeMap::new(),
+            seq: 0,
+            users: BTreeSet::new(),
+        };
+        for (key, value, auto_delete) in attributes {
+            room.seq += 1;
+            room.attributes.insert(key, Attr { value, seq: room.seq, auto_delete });
+        }
+        room
+    }
+
+    fn live(&self, now: f64) -> bool {
+        !self.users.is_empty() || now < self.empty_since + f64::from(self.delay)
+    }
+
+    fn view(&self, room_id: &str) -> RoomView {
+        RoomView {
+            room_id: room_id.to_owned(),
+            room_name: self.name.clone(),
+            destroy_delay_time: self.delay,
+            attributes: self.attributes.iter().map(|(k, a)| (k.clone(), a.value.clone())).collect(),
+            attribute_seq: self.seq,
+            users: self.users.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct App {
+    pub users: HashSet<String>,
+    pub rooms: HashMap<String, Room>,
+}
+
+fn wall_seconds() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
+}
+
+/// Every app's users and rooms, the room quota and the room clock.
+pub(crate) struct Rooms {
+    pub(crate) apps: HashMap<u32, App>,
+    pub(crate) room_quota: usize,
+    clock_offset: f64,
+    pub(crate) effects: Vec<Effect>,
+}
+
+impl Rooms {
+    /// No apps yet; `room_quota` live rooms allowed per app.
+    pub(crate) fn new(room_quota: usize) -> Self {
+        Self { apps: HashMap::new(), room_quota, clock_offset: 0.0, effects: Vec::new() }
+    }
+
+    /// The room clock: wall time plus everything tests advanced it by.
+    pub(crate) fn now(&self) -> f64 {
+        wall_seconds() + self.clock_offset
+    }
+
+    /// Moves the room clock forward (signatures keep using the wall clock).
+    pub(crate) fn advance_clock(&mut self, seconds: f64) {
+        self.clock_offset += seconds.max(0.0);
+    }
+
+    /// The effects since the last call, in order.
+    pub(crate) fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// Removes `app_id`'s expired rooms, reporting each as automatically destroyed.
+    pub(crate) fn expire_app(&mut self, app_id: u32, now: f64) {
+        let Some(app) = self.apps.get_mut(&app_id) else { return };
+        let mut gone: Vec<String> =
+            app.rooms.iter().filter(|(_, r)| !r.live(now)).map(|(id, _)| id.clone()).collect();
+        gone.sort();
+        for room_id in gone {
+            app.rooms.remove(&room_id);
+            self.effects.push(auto_destroyed(app_id, room_id));
+        }
+    }
+
+    /// The live room `room_id` of `app_id`; an expired one is removed (and reported) on the way.
+    pub(crate) fn live_room_mut(&mut self, app_id: u32, room_id: &str, now: f64) -> Option<&mut Room> {
+        let app = self.apps.get_mut(&app_id)?;
+        if app.rooms.get(room_id).is_some_and(|r| !r.live(now)) {
+            app.rooms.remove(room_id);
+            self.effects.push(auto_destroyed(app_id, room_id.to_owned()));
+            return None;
+        }
+        app.rooms.get_mut(room_id)
+    }
+
+    /// Creates a room directly, as if someone else had created it (no effect is reported).
+    pub(crate) fn seed_room(
+        &mut self,
+        app_id: u32,
+        room_id: &str,
+        name: &str,
+        delay: u32,
+        attributes: &[(String, String)],
+    ) {
+        let now = self.now();
+        let attrs = attributes.iter().map(|(k, v)| (k.clone(), v.clone(), 0)).collect();
+        self.apps
+            .entry(app_id)
+            .or_default()
+            .rooms
+            .insert(room_id.to_owned(), Room::new(name, delay, now, attrs));
+    }
+
+    /// Destroys a room directly, without a callback (a destruction whose callback was lost); returns whether it
+    /// was live.
+    pub(crate) fn remove_room(&mut self, app_id: u32, room_id: &str) -> bool {
+        let now = self.now();
+        if self.live_room_mut(app_id, room_id, now).is_none() {
+            return false;
+        }
+        self.apps.get_mut(&app_id).is_some_and(|app| app.rooms.remove(room_id).is_some())
+    }
+
+    /// Sets the users in a room (users joining and leaving). A room that becomes empty starts its delay now.
+    pub(crate) fn set_room_users(&mut self, app_id: u32, room_id: &str, users: BTreeSet<String>) -> bool {
+        let now = self.now();
+        let Some(room) = self.live_room_mut(app_id, room_id, now) else { return false };
+        if users.is_empty() && !room.users.is_empty() {
+            room.empty_since = now;
+        }
+        room.users = users;
+        true
+    }
+
+    /// A live room's view.
+    pub(crate) fn room(&self, app_id: u32, room_id: &str) -> Option<RoomView> {
+        let now = self.now();
+        let room = self.apps.get(&app_id)?.rooms.get(room_id)?;
+        room.live(now).then(|| room.view(room_id))
+    }
+
+    /// Every live room of an app, by RoomId.
+    pub(crate) fn rooms(&self, app_id: u32) -> Vec<RoomView> {
+        let now = self.now();
+        let mut rooms: Vec<RoomView> = self
+            .apps
+            .get(&app_id)
+            .map(|a| a.rooms.iter().filter(|(_, r)| r.live(now)).map(|(id, r)| r.view(id)).collect())
+            .unwrap_or_default();
+        rooms.sort_by(|a, b| a.room_id.cmp(&b.room_id));
+        rooms
+    }
+}
+
+fn auto_destroyed(app_id: u32, room_id: String) -> Effect {
+    Effect::Destroyed { app_id, room_id, operator: String::new(), user_ids: Vec::new() }
+}
