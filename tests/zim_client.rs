@@ -214,15 +214,15 @@ async fn unknown_app_id_is_rejected() {
     assert_eq!(err.code(), Some(100000010));
 }
 
-/// CreateRoom by an unregistered FromUserId is 660000002, invalid parameters.
+/// CreateRoom by an unregistered FromUserId is 660500002 (the return-code table's "operator not registered"),
+/// retried after registering again, not a refusal of the parameters.
 #[tokio::test]
-async fn unregistered_from_user_is_invalid_params() {
+async fn unregistered_from_user_is_retried_after_registering() {
     let sim = sim_with(0, 100).await;
     let c = client(&sim, 0);
-    assert_eq!(
-        class_of(c.create_room(&creds(), &room("r1")).await),
-        Class::Terminal(Terminal::InvalidParams)
-    );
+    let err = c.create_room(&creds(), &room("r1")).await.unwrap_err();
+    assert_eq!(err.code(), Some(660500002));
+    assert_eq!(err.class(), Class::Transient);
 }
 
 /// Each documented parameter check (ID length and charset, name bytes, delay, attribute count) answers 660000002

@@ -8,13 +8,13 @@
 //!   100000005, as over HTTP;
 //! - the fault plan is drawn, the (AppId, Action) QPS window applies, the same room rules and codes answer,
 //!   and the call is one entry in the simulator's request log, so tests count calls exactly as with HTTP;
-//! - the answer is decoded with the same response types and checked the way the HTTP client's `send` does:
-//!   a non-zero `Code` is [`ZimError::Api`]; UserRegister's "already registered" counts as success as in
+//! - the answer is decoded by the HTTP client's own `decode_answer` (a body without `Code` is not a ZIM answer;
+//!   a non-zero `Code` is [`ZimError::Api`]); UserRegister's "already registered" counts as success as in
 //!   `HttpClient::user_register`.
 //!
 //! Faults become what the HTTP client would make of them: an HTTP status → [`ZimError::HttpStatus`], a broken
 //! connection → [`ZimError::Transport`], a body that is not JSON → [`ZimError::Decode`], a well-formed answer
-//! (`Code`, `HugeMessage`, and `EmptyJson`, which decodes like any other body) → what decoding it gives. "After"
+//! (`Code`, `HugeMessage`, and `EmptyJson`, which has no `Code` and so is not a ZIM answer) → what decoding it gives. "After"
 //! faults (`DropAfter`, `StatusAfter`, `DelayReply`) perform the action first. A redirect is answered as
 //! [`ZimError::HttpStatus`] with the redirect status: there is nothing to follow in memory (the HTTP client
 //! follows redirects, so over HTTP the outcome depends on the `Location`). Delays are real (tokio) sleeps, and
@@ -163,18 +163,7 @@ where
             });
         }
     };
-    let decoded: R = serde_json::from_slice(&bytes)
-        .map_err(|e| ZimError::Decode { action, detail: format!("{e} (body of {} bytes)", bytes.len()) })?;
-    let envelope = decoded.envelope();
-    if envelope.code != codes::OK {
-        return Err(ZimError::Api {
-            action,
-            code: envelope.code,
-            message: envelope.message.clone(),
-            request_id: envelope.request_id.clone(),
-        });
-    }
-    Ok(decoded)
+    crate::zim::client::decode_answer(action, &bytes)
 }
 
 impl ZimApi for InMemoryZim {

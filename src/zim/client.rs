@@ -255,32 +255,7 @@ impl HttpClient {
         if !status.is_success() {
             return Err(ZimError::HttpStatus { action, status: status.as_u16() });
         }
-        // A ZIM answer is a JSON object with a `Code`; anything else (a proxy's `{}`, an HTML page) is not one,
-        // and must never read as success.
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| ZimError::Decode {
-            action,
-            detail: format!("{e} (body of {} bytes)", bytes.len()),
-        })?;
-        if value.get("Code").is_none_or(|c| !(c.is_i64() || c.is_u64() || c.is_string())) {
-            return Err(ZimError::Decode {
-                action,
-                detail: format!("no Code field (body of {} bytes)", bytes.len()),
-            });
-        }
-        let decoded: R = serde_json::from_value(value).map_err(|e| ZimError::Decode {
-            action,
-            detail: format!("{e} (body of {} bytes)", bytes.len()),
-        })?;
-        let envelope = decoded.envelope();
-        if envelope.code != codes::OK {
-            return Err(ZimError::Api {
-                action,
-                code: envelope.code,
-                message: envelope.message.clone(),
-                request_id: envelope.request_id.clone(),
-            });
-        }
-        Ok(decoded)
+        decode_answer(action, &bytes)
     }
 
     fn transport_error(&self, action: Action, e: reqwest::Error) -> ZimError {
@@ -298,6 +273,34 @@ impl HttpClient {
         }
         ZimError::Transport { action, detail }
     }
+}
+
+/// Decodes an HTTP 200 body as the answer to `action`: a JSON object with a `Code` (anything else — a proxy's
+/// `{}`, an HTML page — is not a ZIM answer and never reads as success), and a non-zero `Code` is
+/// [`ZimError::Api`]. Shared by the HTTP client and the simulator's in-memory backend.
+pub fn decode_answer<R>(action: Action, bytes: &[u8]) -> Result<R, ZimError>
+where
+    R: DeserializeOwned + HasEnvelope,
+{
+    let undecodable = |detail: String| ZimError::Decode {
+        action,
+        detail: format!("{detail} (body of {} bytes)", bytes.len()),
+    };
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| undecodable(e.to_string()))?;
+    if value.get("Code").is_none_or(|c| !(c.is_i64() || c.is_u64() || c.is_string())) {
+        return Err(undecodable("no Code field".into()));
+    }
+    let decoded: R = serde_json::from_value(value).map_err(|e| undecodable(e.to_string()))?;
+    let envelope = decoded.envelope();
+    if envelope.code != codes::OK {
+        return Err(ZimError::Api {
+            action,
+            code: envelope.code,
+            message: envelope.message.clone(),
+            request_id: envelope.request_id.clone(),
+        });
+    }
+    Ok(decoded)
 }
 
 impl ZimApi for HttpClient {

@@ -7,6 +7,7 @@
 #[path = "../common/builder.rs"]
 mod builder;
 mod harness;
+mod ownership;
 mod reliability;
 
 use std::time::Duration;
