@@ -52,7 +52,9 @@ async fn r1_zim_faults_500_rooms() {
     let op = w.operator(&["--zim-timeout", "1s", "--zim-qps", "50", "--concurrency", "32"]).await;
     let start = std::time::Instant::now();
     w.apply_rooms((0..500).map(|i| topic_room(&format!("room-{i}")).build()).collect()).await;
-    eventually("all 500 rooms Ready despite 30 % faults", Duration::from_secs(300), || async {
+    // Each first creation is an existence probe then CreateRoom, so an attempt meets a fault about half the time
+    // (1 - 0.7²): the slowest of 500 rooms fails 7-9 attempts in a row and waits out the backoff (1 s doubling).
+    eventually("all 500 rooms Ready despite 30 % faults", Duration::from_secs(480), || async {
         let rooms = w.list().await;
         (rooms.len() == 500 && rooms.iter().all(is_ready)).then_some(())
     })
@@ -85,10 +87,11 @@ async fn r1_zim_faults_500_rooms() {
     );
     assert_eq!(per_room.len(), 500);
     assert!(faults as f64 >= 0.2 * log.len() as f64, "the fault plan was in force");
-    // The bound: a room needs 1-3 calls (CreateRoom; after a lost reply also QueryRoomAttribute); each failure adds
-    // one retry. With 30 % failures the chance of 12 failures in a row is 0.3^12 ≈ 5e-7 per room.
-    assert!(max <= 15, "a room took {max} calls");
-    assert!((total as f64 / 500.0) < 3.0, "mean calls per room");
+    // The bound: a room needs 2-4 calls (the ownership probe and CreateRoom; after a lost reply also
+    // QueryRoomAttribute); each failure adds one retry. With 30 % failures the chance of 12 failures in a row is
+    // 0.3^12 ≈ 5e-7 per room.
+    assert!(max <= 16, "a room took {max} calls");
+    assert!((total as f64 / 500.0) < 4.0, "mean calls per room");
     assert!(
         min_gap_after_failure >= 750,
         "a room was retried {min_gap_after_failure} ms after a failure (backoff ≥ 0.8 s)"
