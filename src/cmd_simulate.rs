@@ -75,7 +75,10 @@ pub enum SimulateError {
         source: std::io::Error,
     },
     /// An unknown fault name.
-    #[error("unknown fault kind {0:?} ({presets}, http_<status>, or a ZIM code)", presets = FAULT_PRESETS.join(", "))]
+    #[error(
+        "unknown fault kind {0:?} ({presets}, http_<status>, or a ZIM code)",
+        presets = FAULT_PRESETS.join(", ")
+    )]
     FaultKind(String),
     /// A callback URL without a callback secret.
     #[error(
@@ -169,7 +172,8 @@ pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
         .serve(args.listen, crate::shutdown_signal())
         .await
         .map_err(|source| SimulateError::Serve { addr: args.listen, source })?;
-    tracing::info!(%addr, app_id = args.app_id, qps = args.qps, callbacks = args.callback_url.is_some(), "ZIM simulator listening");
+    let sends_callbacks = args.callback_url.is_some();
+    tracing::info!(%addr, app_id = args.app_id, qps = args.qps, sends_callbacks, "ZIM simulator listening");
     // Also on stdout, so scripts can wait for it.
     println!("zim simulator listening on http://{addr}");
     handle

@@ -210,7 +210,13 @@ impl Callbacks {
         let (event, room_id, body) = event_body(effect, now_unix, &nonce(), &target.secret);
         if self.queue.len() + self.in_flight >= self.config.queue_limit {
             self.dropped += 1;
-            tracing::warn!(target: "zim_sim", event, room_id, dropped = self.dropped, "callback queue full; event dropped");
+            tracing::warn!(
+                target: "zim_sim",
+                event,
+                room_id,
+                dropped = self.dropped,
+                "callback queue full; event dropped"
+            );
             return;
         }
         self.queue.push_back(Outgoing {
@@ -246,7 +252,15 @@ impl Callbacks {
         status: Option<u16>,
         error: Option<String>,
     ) {
-        tracing::info!(target: "zim_sim", event = out.event, room_id = %out.room_id, attempt, ?status, ?error, "callback");
+        tracing::info!(
+            target: "zim_sim",
+            event = out.event,
+            room_id = %out.room_id,
+            attempt,
+            ?status,
+            ?error,
+            "callback"
+        );
         if self.deliveries.len() < MAX_DELIVERIES {
             let seq = self.deliveries.len() as u64 + 1;
             let (event, room_id) = (out.event.to_owned(), out.room_id.clone());
@@ -279,7 +293,13 @@ fn event_body<'a>(
 ) -> (&'static str, &'a str, Value) {
     let common = |app_id: u32, event: &str| {
         let signature = signature(secret.expose(), &timestamp.to_string(), nonce);
-        json!({"appid": app_id.to_string(), "event": event, "timestamp": timestamp, "nonce": nonce, "signature": signature})
+        json!({
+            "appid": app_id.to_string(),
+            "event": event,
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "signature": signature,
+        })
     };
     let (event, room_id, mut body, fields) = match effect {
         Effect::Created { app_id, room_id, operator, name, attributes } => {
@@ -287,7 +307,12 @@ fn event_body<'a>(
                 .iter()
                 .map(|(key, value, auto_delete)| json!({"key": key, "value": value, "auto_delete": auto_delete}))
                 .collect();
-            let fields = json!({"room_id": room_id, "operator_account": operator, "room_name": name, "attributes": attributes});
+            let fields = json!({
+                "room_id": room_id,
+                "operator_account": operator,
+                "room_name": name,
+                "attributes": attributes,
+            });
             ("room_create", room_id, common(*app_id, "room_create"), fields)
         }
         Effect::Destroyed { app_id, room_id, operator, user_ids } => {

@@ -1,9 +1,10 @@
 //! The simulator's whole mutable state, and the path of one request through it.
 //!
 //! [`SimState`] ties the parts together: the [`Gateway`] (secrets, signature, QPS windows), the [`Rooms`], the
-//! [`FaultPlan`], the [`RequestLog`] and the [`Callbacks`]. A request over HTTP and a call of the in-memory backend take the same path
-//! after their own front door: draw a fault ([`SimState::begin`]), then the rate window, the action, and one log
-//! entry ([`SimState::perform`]).
+//! [`FaultPlan`], the [`RequestLog`] and the [`Callbacks`]. A request over HTTP and a call of the in-memory
+//! backend take the same path: draw a fault ([`SimState::begin`]) and let it act ([`SimState::before_action`]),
+//! pass their own front door (the signature, or the credentials), then the rate window, the action and one log
+//! entry ([`SimState::perform`]); what the rooms did becomes callbacks ([`SimState::settle`]).
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -44,7 +45,7 @@ pub(crate) struct SimState {
 }
 
 /// A response: Code, Message, RequestId, and `extra`'s fields.
-pub(crate) fn reply(code: i64, message: &str, request_id: &str, extra: Value) -> Value {
+fn reply(code: i64, message: &str, request_id: &str, extra: Value) -> Value {
     let mut v = json!({"Code": code, "Message": message, "RequestId": request_id});
     if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
         obj.extend(more);
