@@ -3,7 +3,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::sim::{FAULT_PRESETS, Fault, FaultPlan, SimConfig, Simulator};
+use std::time::Duration;
+
+use crate::sim::{
+    CallbackConfig, CallbackSecret, CallbackTarget, FAULT_PRESETS, Fault, FaultPlan, SimConfig, Simulator,
+};
 use crate::zim::sign::ServerSecret;
 
 /// Options of `simulate`.
@@ -40,7 +44,21 @@ pub struct SimulateArgs {
     /// Latency added to every request, milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Send ZEGO's room server callbacks (room_create, room_destroy) to this http(s) URL, signed with the
+    /// callback secret from `ZEGO_CALLBACK_SECRET` or `--callback-secret-file`.
+    #[arg(long, env = "ZIM_SIM_CALLBACK_URL")]
+    pub callback_url: Option<String>,
+    /// Read the callback secret from this file instead of `ZEGO_CALLBACK_SECRET`.
+    #[arg(long)]
+    pub callback_secret_file: Option<PathBuf>,
+    /// Waits before each callback retry, milliseconds, counted from the previous attempt (ZEGO's schedule by
+    /// default); after the last one the event is dropped.
+    #[arg(long, value_delimiter = ',', default_value = "2000,4000,8000,16000,32000")]
+    pub callback_retry_ms: Vec<u64>,
 }
+
+/// The environment variable holding the callback secret (never a command-line value).
+pub const CALLBACK_SECRET_ENV: &str = "ZEGO_CALLBACK_SECRET";
 
 /// Errors of `simulate`.
 #[derive(Debug, thiserror::Error)]
@@ -57,8 +75,27 @@ pub enum SimulateError {
         source: std::io::Error,
     },
     /// An unknown fault name.
-    #[error("unknown fault kind {0:?} ({presets}, http_<status>, or a ZIM code)", presets = FAULT_PRESETS.join(", "))]
+    #[error(
+        "unknown fault kind {0:?} ({presets}, http_<status>, or a ZIM code)",
+        presets = FAULT_PRESETS.join(", ")
+    )]
     FaultKind(String),
+    /// A callback URL without a callback secret.
+    #[error(
+        "--callback-url needs a callback secret: set ZEGO_CALLBACK_SECRET or pass --callback-secret-file"
+    )]
+    NoCallbackSecret,
+    /// The callback secret file could not be read.
+    #[error("cannot read --callback-secret-file {path}: {source}")]
+    CallbackSecretFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The callback URL is not usable.
+    #[error("--callback-url: {0}")]
+    CallbackUrl(String),
     /// The listener failed.
     #[error("cannot serve on {addr}: {source}")]
     Serve {
@@ -79,6 +116,25 @@ pub fn read_secret(file: Option<&PathBuf>, env: Option<&str>) -> Result<Option<S
     Ok(env.filter(|s| !s.trim().is_empty()).map(ServerSecret::new))
 }
 
+/// The callback target of `--callback-url`, with the secret from `file` or else the environment value `env`.
+pub fn callback_target(
+    url: Option<&str>,
+    file: Option<&PathBuf>,
+    env: Option<&str>,
+) -> Result<Option<CallbackTarget>, SimulateError> {
+    let Some(url) = url else { return Ok(None) };
+    let secret = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|source| SimulateError::CallbackSecretFile { path: path.clone(), source })?,
+        None => env.unwrap_or_default().to_owned(),
+    };
+    let secret = CallbackSecret::new(secret);
+    if secret.expose().is_empty() {
+        return Err(SimulateError::NoCallbackSecret);
+    }
+    CallbackTarget::new(url, secret).map(Some).map_err(SimulateError::CallbackUrl)
+}
+
 /// Runs the simulator until SIGINT/SIGTERM.
 pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
     let secret = read_secret(args.server_secret_file.as_ref(), args.server_secret.as_deref())?
@@ -88,6 +144,17 @@ pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
         .iter()
         .map(|k| Fault::preset(k).ok_or_else(|| SimulateError::FaultKind(k.clone())))
         .collect::<Result<Vec<_>, _>>()?;
+    let env_secret = std::env::var(CALLBACK_SECRET_ENV).ok();
+    let target = callback_target(
+        args.callback_url.as_deref(),
+        args.callback_secret_file.as_ref(),
+        env_secret.as_deref(),
+    )?;
+    let callbacks = CallbackConfig {
+        target,
+        retry_after: args.callback_retry_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+        ..Default::default()
+    };
     let sim = Simulator::new(SimConfig {
         apps: vec![(args.app_id, secret)],
         qps: args.qps,
@@ -99,12 +166,14 @@ pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
             seed: args.fault_seed,
             ..Default::default()
         },
+        callbacks,
     });
     let (addr, handle) = sim
         .serve(args.listen, crate::shutdown_signal())
         .await
         .map_err(|source| SimulateError::Serve { addr: args.listen, source })?;
-    tracing::info!(%addr, app_id = args.app_id, qps = args.qps, "ZIM simulator listening");
+    let sends_callbacks = args.callback_url.is_some();
+    tracing::info!(%addr, app_id = args.app_id, qps = args.qps, sends_callbacks, "ZIM simulator listening");
     // Also on stdout, so scripts can wait for it.
     println!("zim simulator listening on http://{addr}");
     handle

@@ -516,3 +516,378 @@ impl ZimApi for Backend {
         both!(self, z => z.query_room_user_list(c, room, next, limit))
     }
 }
+
+// ---- Server callbacks ----------------------------------------------------------------------------------------
+
+const CB_SECRET: &str = "callback-secret-for-tests";
+
+/// One callback as the test receiver saw it.
+#[derive(Clone, Debug)]
+struct Received {
+    at: std::time::Instant,
+    content_type: String,
+    body: serde_json::Value,
+    signature_ok: bool,
+}
+
+/// A callback receiver on 127.0.0.1 that checks every signature with the documented formula (computed here,
+/// not with the simulator's code) and answers 500 to the first `failures` requests, then 200.
+struct Receiver {
+    url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Receiver {
+    async fn start(failures: usize) -> Self {
+        use axum::http::{HeaderMap, StatusCode};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let left = std::sync::Arc::new(AtomicUsize::new(failures));
+        let (log, left2) = (received.clone(), left.clone());
+        let handler = move |headers: HeaderMap, body: axum::body::Bytes| {
+            let (log, left) = (log.clone(), left2.clone());
+            async move {
+                let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let content_type =
+                    headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                let signature_ok = verify(&body);
+                log.lock().unwrap().push(Received {
+                    at: std::time::Instant::now(),
+                    content_type,
+                    body,
+                    signature_ok,
+                });
+                let fail =
+                    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+                if fail { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
+            }
+        };
+        let app = axum::Router::new().route("/zego/callback", axum::routing::post(handler));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Self { url: format!("http://{addr}/zego/callback"), received, _stop: tx }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits (up to `deadline`) until a callback of `event` for `room_id` arrived.
+    async fn wait_for(&self, event: &str, room_id: &str, deadline: Duration) -> Received {
+        eventually(&format!("{event} for {room_id}"), deadline, || {
+            self.received().into_iter().find(|r| r.body["event"] == event && r.body["room_id"] == room_id)
+        })
+        .await
+    }
+}
+
+/// The documented check: sha1 of [callbacksecret, timestamp, nonce] sorted as strings and concatenated, in
+/// lowercase hex, equals `signature`.
+fn verify(body: &serde_json::Value) -> bool {
+    use sha1::{Digest, Sha1};
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut parts = [CB_SECRET.to_owned(), text(&body["timestamp"]), text(&body["nonce"])];
+    parts.sort();
+    let digest = Sha1::digest(parts.concat().as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    body["signature"].as_str() == Some(hex.as_str())
+}
+
+/// Polls `f` every 20 ms until it gives a value; fails after `deadline`.
+async fn eventually<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn target(url: &str) -> zim_operator::sim::CallbackTarget {
+    zim_operator::sim::CallbackTarget::new(url, zim_operator::sim::CallbackSecret::new(CB_SECRET)).unwrap()
+}
+
+/// A simulator sending callbacks to `url` with retries after `retry_ms`.
+fn simulator_with_callbacks(url: &str, retry_ms: &[u64]) -> Simulator {
+    Simulator::new(SimConfig {
+        apps: vec![(APP, ServerSecret::new(SECRET))],
+        qps: 0,
+        callbacks: zim_operator::sim::CallbackConfig {
+            target: Some(target(url)),
+            retry_after: retry_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// CreateRoom over HTTP sends a signed room_create with the documented fields; DestroyRoom sends room_destroy
+/// with the destroyer and the members at destruction. The delivery log names event, room, attempt and status,
+/// and no secret.
+#[tokio::test]
+async fn create_and_destroy_send_signed_callbacks() {
+    let receiver = Receiver::start(0).await;
+    let running = simulator_with_callbacks(&receiver.url, &[200]).start_local().await.unwrap();
+    let client = http_client(running.endpoint());
+    client.user_register(&creds(), &operator()).await.unwrap();
+    client.create_room(&creds(), &create("cb-room")).await.unwrap();
+    let created = receiver.wait_for("room_create", "cb-room", Duration::from_secs(5)).await;
+    assert!(created.signature_ok, "{}", created.body);
+    assert!(created.content_type.starts_with("application/json"), "{}", created.content_type);
+    let b = &created.body;
+    assert_eq!(b["appid"], APP.to_string());
+    assert!((b["timestamp"].as_i64().unwrap() - now_unix()).abs() <= 5, "seconds: {}", b["timestamp"]);
+    assert!(b["nonce"].as_str().unwrap().bytes().all(|c| c.is_ascii_digit()), "{}", b["nonce"]);
+    assert_eq!(b["operator_account"], OPERATOR);
+    assert_eq!(b["room_name"], "Lobby");
+    assert_eq!(b["attributes"], serde_json::json!([{"key": "topic", "value": "general", "auto_delete": 0}]));
+
+    running.sim.set_room_users(APP, "cb-room", ["a".to_string(), "b".to_string()].into());
+    client.destroy_room(&creds(), "cb-room", Some(OPERATOR)).await.unwrap();
+    let destroyed = receiver.wait_for("room_destroy", "cb-room", Duration::from_secs(5)).await;
+    assert!(destroyed.signature_ok, "{}", destroyed.body);
+    assert_eq!(destroyed.body["operator_account"], OPERATOR);
+    assert_eq!(destroyed.body["user_ids"], serde_json::json!(["a", "b"]));
+    // A failed call sends nothing.
+    assert!(client.destroy_room(&creds(), "cb-room", None).await.is_err());
+    assert!(client.create_room(&creds(), &create("a/b")).await.is_err());
+
+    let report = eventually("two deliveries", Duration::from_secs(5), || {
+        Some(running.sim.callback_report(0)).filter(|r| r.deliveries.len() == 2 && r.pending == 0)
+    })
+    .await;
+    let summary: Vec<_> = report
+        .deliveries
+        .iter()
+        .map(|d| (d.event.as_str(), d.room_id.as_str(), d.attempt, d.status))
+        .collect();
+    assert_eq!(
+        summary,
+        [("room_create", "cb-room", 1, Some(200)), ("room_destroy", "cb-room", 1, Some(200))]
+    );
+    assert_eq!(receiver.received().len(), 2);
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(!text.contains(CB_SECRET) && !text.contains("signature"), "{text}");
+}
+
+/// An empty room is destroyed, and announced with no operator and no users, within a second of its delay
+/// passing: at once when the room clock is advanced, and by the background sweep when real time passes.
+#[tokio::test]
+async fn empty_room_past_its_delay_sends_room_destroy() {
+    let receiver = Receiver::start(0).await;
+    let sim = simulator_with_callbacks(&receiver.url, &[200]);
+    let z = sim.in_memory();
+    z.user_register(&creds(), &operator()).await.unwrap();
+    z.create_room(&creds(), &create("idle")).await.unwrap();
+    receiver.wait_for("room_create", "idle", Duration::from_secs(5)).await;
+    // Advancing sweeps at once, so a room that expired would already be gone and its event queued.
+    sim.advance_clock(59.0);
+    assert!(sim.room(APP, "idle").is_some(), "destroyed too early");
+    assert!(sim.callback_report(1).deliveries.is_empty() && sim.callback_report(0).pending == 0);
+    sim.advance_clock(2.0);
+    let gone = receiver.wait_for("room_destroy", "idle", Duration::from_secs(1)).await;
+    assert!(gone.signature_ok);
+    assert_eq!(
+        (&gone.body["operator_account"], &gone.body["user_ids"]),
+        (&serde_json::json!(""), &serde_json::json!([]))
+    );
+    assert!(sim.room(APP, "idle").is_none());
+
+    // Real time: a one-second delay, no advancing and no request; the sweep finds it.
+    let short = CreateRoomRequest { destroy_delay_time: Some(1), ..create("brief") };
+    z.create_room(&creds(), &short).await.unwrap();
+    let created_at = receiver.wait_for("room_create", "brief", Duration::from_secs(5)).await.at;
+    let gone = receiver.wait_for("room_destroy", "brief", Duration::from_secs(3)).await;
+    let after = gone.at.duration_since(created_at);
+    assert!(
+        after >= Duration::from_millis(900) && after < Duration::from_secs(2),
+        "announced after {after:?}"
+    );
+    // Exactly one room_destroy per room: events are queued when they happen, so once nothing is pending every
+    // event so far was delivered.
+    eventually("no pending events", Duration::from_secs(2), || {
+        (sim.callback_report(0).pending == 0).then_some(())
+    })
+    .await;
+    let destroys = receiver.received().iter().filter(|r| r.body["event"] == "room_destroy").count();
+    assert_eq!(destroys, 2);
+}
+
+/// A receiver answering 500 twice gets the third attempt on the schedule: each retry at least its wait after
+/// the previous attempt (and not much later), with the same body and signature.
+#[tokio::test]
+async fn failed_callback_is_retried_on_the_schedule() {
+    let receiver = Receiver::start(2).await;
+    let sim = simulator_with_callbacks(&receiver.url, &[300, 600, 5000]);
+    let z = sim.in_memory();
+    z.user_register(&creds(), &operator()).await.unwrap();
+    z.create_room(&creds(), &create("flaky")).await.unwrap();
+    let got = eventually("three attempts", Duration::from_secs(5), || {
+        Some(receiver.received()).filter(|r| r.len() >= 3)
+    })
+    .await;
+    let gaps = [got[1].at.duration_since(got[0].at), got[2].at.duration_since(got[1].at)];
+    for (gap, wait) in gaps.iter().zip([300, 600]) {
+        let wait = Duration::from_millis(wait);
+        assert!(*gap >= wait && *gap < wait + Duration::from_millis(700), "gaps {gaps:?}");
+    }
+    assert!(got.iter().all(|r| r.signature_ok && r.body == got[0].body));
+    let report = eventually("the delivery", Duration::from_secs(2), || {
+        Some(sim.callback_report(0)).filter(|r| r.pending == 0)
+    })
+    .await;
+    let attempts: Vec<_> = report.deliveries.iter().map(|d| (d.attempt, d.status)).collect();
+    assert_eq!(attempts, [(1, Some(500)), (2, Some(500)), (3, Some(200))]);
+}
+
+/// After the last retry the event is lost; a receiver that is not there is recorded as an error.
+#[tokio::test]
+async fn callback_is_dropped_after_the_last_retry() {
+    let receiver = Receiver::start(usize::MAX).await;
+    let sim = simulator_with_callbacks(&receiver.url, &[100]);
+    let z = sim.in_memory();
+    z.user_register(&creds(), &operator()).await.unwrap();
+    z.create_room(&creds(), &create("doomed")).await.unwrap();
+    let report = eventually("the event to be given up", Duration::from_secs(5), || {
+        Some(sim.callback_report(0)).filter(|r| r.pending == 0 && !r.deliveries.is_empty())
+    })
+    .await;
+    // Nothing pending: the delivery ended after its second attempt.
+    assert_eq!(report.deliveries.iter().map(|d| d.status).collect::<Vec<_>>(), [Some(500), Some(500)]);
+    assert_eq!(receiver.received().len(), 2);
+
+    // Nobody listening: each attempt records an error instead of a status.
+    let nobody = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/cb", l.local_addr().unwrap())
+    };
+    sim.set_callback_target(Some(target(&nobody)));
+    sim.set_callback_retry(Vec::new());
+    z.create_room(&creds(), &create("unheard")).await.unwrap();
+    let report = eventually("an error", Duration::from_secs(5), || {
+        Some(sim.callback_report(2)).filter(|r| r.pending == 0 && !r.deliveries.is_empty())
+    })
+    .await;
+    let d = &report.deliveries[0];
+    assert_eq!((d.room_id.as_str(), d.status), ("unheard", None));
+    assert!(d.error.is_some());
+}
+
+/// Past the queue bound events are dropped and counted.
+#[tokio::test]
+async fn full_callback_queue_drops_and_counts() {
+    let receiver = Receiver::start(usize::MAX).await;
+    let sim = Simulator::new(SimConfig {
+        apps: vec![(APP, ServerSecret::new(SECRET))],
+        qps: 0,
+        callbacks: zim_operator::sim::CallbackConfig {
+            target: Some(target(&receiver.url)),
+            retry_after: vec![Duration::from_secs(60)],
+            queue_limit: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let z = sim.in_memory();
+    z.user_register(&creds(), &operator()).await.unwrap();
+    for id in ["q1", "q2", "q3"] {
+        z.create_room(&creds(), &create(id)).await.unwrap();
+    }
+    let report = sim.callback_report(0);
+    assert_eq!((report.pending, report.dropped), (1, 2));
+    receiver.wait_for("room_create", "q1", Duration::from_secs(5)).await;
+}
+
+/// The admin API sets and clears the target at runtime and lists deliveries; without a target nothing is sent.
+#[tokio::test]
+async fn admin_api_sets_and_clears_the_callback_target() {
+    let receiver = Receiver::start(0).await;
+    let running = simulator(0).start_local().await.unwrap();
+    let client = http_client(running.endpoint());
+    let admin = reqwest::Client::new();
+    let url = format!("{}/_sim/callbacks/target", running.endpoint());
+    client.user_register(&creds(), &operator()).await.unwrap();
+    client.create_room(&creds(), &create("before")).await.unwrap();
+
+    let bad = admin
+        .put(&url)
+        .json(&serde_json::json!({"url": "ftp://x", "secret": CB_SECRET}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let set = serde_json::json!({"url": receiver.url, "secret": CB_SECRET, "retry_after_ms": [100]});
+    assert_eq!(admin.put(&url).json(&set).send().await.unwrap().status(), 204);
+    client.create_room(&creds(), &create("during")).await.unwrap();
+    receiver.wait_for("room_create", "during", Duration::from_secs(5)).await;
+    let report: serde_json::Value = admin
+        .get(format!("{}/_sim/callbacks/deliveries?since=0", running.endpoint()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["deliveries"][0]["event"], "room_create");
+    assert_eq!(report["deliveries"][0]["room_id"], "during");
+    assert_eq!(report["deliveries"][0]["attempt"], 1);
+    assert_eq!(report["deliveries"][0]["status"], 200);
+    assert!(!report.to_string().contains(CB_SECRET));
+
+    assert_eq!(admin.delete(&url).send().await.unwrap().status(), 204);
+    client.create_room(&creds(), &create("after")).await.unwrap();
+    client.destroy_room(&creds(), "during", None).await.unwrap();
+    // Events are queued when they happen; without a target none was.
+    let report = running.sim.callback_report(0);
+    assert_eq!((report.deliveries.len(), report.pending, report.dropped), (1, 0, 0));
+    let rooms: Vec<_> =
+        receiver.received().iter().map(|r| r.body["room_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(rooms, ["during"]);
+}
+
+/// `simulate --callback-url` takes the secret from a file or the environment, never from the command line.
+#[test]
+fn simulate_reads_the_callback_secret_from_a_file_or_the_environment() {
+    use zim_operator::cmd_simulate::{SimulateError, callback_target};
+    let url = Some("http://127.0.0.1:9000/cb");
+    assert!(callback_target(None, None, Some("x")).unwrap().is_none());
+    assert!(matches!(callback_target(url, None, None), Err(SimulateError::NoCallbackSecret)));
+    assert!(matches!(callback_target(url, None, Some("  ")), Err(SimulateError::NoCallbackSecret)));
+    assert_eq!(
+        callback_target(url, None, Some(CB_SECRET)).unwrap(),
+        Some(target("http://127.0.0.1:9000/cb"))
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cb-secret");
+    std::fs::write(&file, format!("{CB_SECRET}\n")).unwrap();
+    assert_eq!(
+        callback_target(url, Some(&file), Some("ignored")).unwrap(),
+        Some(target("http://127.0.0.1:9000/cb"))
+    );
+    assert!(matches!(
+        callback_target(url, Some(&dir.path().join("missing")), None),
+        Err(SimulateError::CallbackSecretFile { .. })
+    ));
+    assert!(matches!(
+        callback_target(Some("not a url"), None, Some("s")),
+        Err(SimulateError::CallbackUrl(_))
+    ));
+}

@@ -6,9 +6,14 @@
 //! - `GET /_sim/log?since=N` — request log entries after `N`;
 //! - `GET /_sim/rooms/{app_id}` — live rooms; `PUT /_sim/rooms/{app_id}/{room_id}` `{"room_name", "destroy_delay_time",
 //!   "attributes": {k: v}}` — create a room as another party would; `DELETE` — destroy it; `GET` — one room;
-//!   `PUT /_sim/rooms/{app_id}/{room_id}/users` `["u1", …]` — set the room's users.
+//!   `PUT /_sim/rooms/{app_id}/{room_id}/users` `["u1", …]` — set the room's users;
+//! - `PUT /_sim/callbacks/target` `{"url": "http://…", "secret": "…", "retry_after_ms": [2000, …]}` (the schedule
+//!   optional) / `DELETE /_sim/callbacks/target` — set or clear where server callbacks go;
+//! - `GET /_sim/callbacks/deliveries?since=N` — the delivery attempts after `N` (event, room, attempt, HTTP
+//!   status or error), with the numbers of pending and dropped events. Never a secret or a signature.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -17,7 +22,7 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::{FaultPlan, Simulator};
+use super::{CallbackSecret, CallbackTarget, FaultPlan, Simulator};
 
 /// Adds the admin routes to `router`.
 pub(crate) fn routes(router: Router<Simulator>) -> Router<Simulator> {
@@ -30,6 +35,8 @@ pub(crate) fn routes(router: Router<Simulator>) -> Router<Simulator> {
         .route("/_sim/rooms/{app_id}", get(rooms))
         .route("/_sim/rooms/{app_id}/{room_id}", put(seed_room).delete(remove_room).get(room))
         .route("/_sim/rooms/{app_id}/{room_id}/users", put(set_users))
+        .route("/_sim/callbacks/target", put(set_callback_target).delete(clear_callback_target))
+        .route("/_sim/callbacks/deliveries", get(callback_deliveries))
 }
 
 #[derive(Deserialize)]
@@ -115,4 +122,32 @@ async fn set_users(
     Json(users): Json<BTreeSet<String>>,
 ) -> StatusCode {
     if sim.set_room_users(app_id, &room_id, users) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }
+}
+
+#[derive(Deserialize)]
+struct Target {
+    url: String,
+    secret: String,
+    retry_after_ms: Option<Vec<u64>>,
+}
+
+async fn set_callback_target(State(sim): State<Simulator>, Json(t): Json<Target>) -> Response {
+    let target = match CallbackTarget::new(&t.url, CallbackSecret::new(t.secret)) {
+        Ok(target) => target,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    if let Some(ms) = t.retry_after_ms {
+        sim.set_callback_retry(ms.into_iter().map(Duration::from_millis).collect());
+    }
+    sim.set_callback_target(Some(target));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn clear_callback_target(State(sim): State<Simulator>) -> StatusCode {
+    sim.set_callback_target(None);
+    StatusCode::NO_CONTENT
+}
+
+async fn callback_deliveries(State(sim): State<Simulator>, Query(q): Query<Since>) -> Response {
+    Json(sim.callback_report(q.since)).into_response()
 }

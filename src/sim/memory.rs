@@ -118,7 +118,7 @@ impl InMemoryZim {
             Before::Proceed => {}
         }
         let params = Params { query, body };
-        let (response, _code) = self.sim.lock().handle_in_memory(credentials, action, &params, &begun);
+        let (response, _code) = self.sim.with(|s| s.handle_in_memory(credentials, action, &params, &begun));
         match &begun.fault {
             Some(fault) => {
                 let (wait_ms, answer) = fault.after(response);

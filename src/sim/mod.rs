@@ -5,7 +5,7 @@
 //! CreateRoom, DestroyRoom, ModifyRoomAttribute, QueryRoomAttribute and QueryRoomUserList with their documented
 //! codes, enforces per-(AppId, Action) QPS limits (strictest reading: never more than the limit in any one-second
 //! window, counting accepted calls) and a room quota, destroys empty rooms after their `DestroyDelayTime` on a
-//! room clock that tests can advance, and injects faults.
+//! room clock that tests can advance, injects faults, and sends ZEGO's room server callbacks to a configured URL.
 //!
 //! Two clocks: signatures are checked against the wall clock, room expiry uses the room clock (wall clock plus
 //! whatever was advanced), so advancing time never invalidates a client's signatures.
@@ -18,6 +18,7 @@
 //! - `rooms`, `actions` and `attributes`: the room model, and the six actions with their codes;
 //! - `faults`: [`Fault`], [`FaultPlan`] and what each fault answers;
 //! - `log`: the request log and the in-memory record of received signatures;
+//! - [`callbacks`]: the ZEGO server callbacks it sends (`room_create`, `room_destroy`), signed and retried;
 //! - `memory`: [`InMemoryZim`], the ZIM operations on this state without HTTP;
 //! - `state`: the parts together, and the path of one request through them;
 //! - [`server`] and `admin`: the HTTP surface.
@@ -25,6 +26,7 @@
 mod actions;
 mod admin;
 mod attributes;
+pub mod callbacks;
 mod faults;
 mod gateway;
 mod log;
@@ -35,8 +37,13 @@ mod state;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
+use tokio::sync::Notify;
+
+pub use callbacks::{CallbackConfig, CallbackDelivery, CallbackReport, CallbackSecret, CallbackTarget};
 pub use faults::{Fault, FaultPlan, PRESETS as FAULT_PRESETS};
 pub use gateway::SIGNATURE_WINDOW_SECS;
 pub use log::LogEntry;
@@ -61,24 +68,62 @@ pub struct SimConfig {
     pub room_quota: usize,
     /// Faults to inject.
     pub faults: FaultPlan,
+    /// Server callbacks: target (none by default), retry schedule, attempt timeout, queue bound.
+    pub callbacks: CallbackConfig,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
-        Self { apps: Vec::new(), qps: 20, room_quota: 100_000, faults: FaultPlan::default() }
+        Self {
+            apps: Vec::new(),
+            qps: 20,
+            room_quota: 100_000,
+            faults: FaultPlan::default(),
+            callbacks: CallbackConfig::default(),
+        }
+    }
+}
+
+/// What every handle on one simulator shares: the state, and the callback worker's wake-up.
+pub(crate) struct Shared {
+    state: Mutex<state::SimState>,
+    wake: Arc<Notify>,
+    worker_started: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, state::SimState> {
+        // A panic while holding the lock cannot leave the state half-updated in a way that matters to tests.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The callback worker holds only a weak reference; wake it so it sees that the simulator is gone.
+        self.wake.notify_one();
     }
 }
 
 /// A handle on a simulator's state; cheap to clone.
 #[derive(Clone)]
 pub struct Simulator {
-    state: Arc<Mutex<state::SimState>>,
+    shared: Arc<Shared>,
 }
 
 impl Simulator {
-    /// A simulator for `config`.
+    /// A simulator for `config`. With a callback target, call it inside a tokio runtime (or serve it), so the
+    /// callback worker can start.
     pub fn new(config: SimConfig) -> Self {
-        Self { state: Arc::new(Mutex::new(state::SimState::new(config))) }
+        let sim = Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(state::SimState::new(config)),
+                wake: Arc::new(Notify::new()),
+                worker_started: AtomicBool::new(false),
+            }),
+        };
+        sim.start_callbacks_if_targeted();
+        sim
     }
 
     /// A simulator that knows the demo app and has default limits.
@@ -90,8 +135,41 @@ impl Simulator {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, state::SimState> {
-        // A panic while holding the lock cannot leave the state half-updated in a way that matters to tests.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.lock()
+    }
+
+    /// Runs `f` on the state, then deals with what the rooms did (callbacks), and wakes the callback worker
+    /// when events are waiting. Every change of rooms goes through here.
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut state::SimState) -> T) -> T {
+        let (out, queued) = {
+            let mut s = self.lock();
+            let out = f(&mut s);
+            s.settle();
+            (out, s.callbacks.has_queued())
+        };
+        if queued {
+            self.wake_callbacks();
+        }
+        out
+    }
+
+    /// Starts the callback worker if needed (inside a tokio runtime), and wakes it.
+    fn wake_callbacks(&self) {
+        if !self.shared.worker_started.swap(true, Ordering::SeqCst) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(callbacks::worker(Arc::downgrade(&self.shared), self.shared.wake.clone()));
+                }
+                Err(_) => self.shared.worker_started.store(false, Ordering::SeqCst),
+            }
+        }
+        self.shared.wake.notify_one();
+    }
+
+    fn start_callbacks_if_targeted(&self) {
+        if self.lock().callbacks.target().is_some() {
+            self.wake_callbacks();
+        }
     }
 
     /// The ZIM operations ([`crate::zim::ZimApi`]) on this simulator's state, without HTTP: see [`InMemoryZim`].
@@ -99,11 +177,15 @@ impl Simulator {
         InMemoryZim::new(self.clone())
     }
 
-    /// Advances the room clock by `seconds`.
+    /// Advances the room clock by `seconds`. With a callback target, rooms that expire are destroyed (and
+    /// announced) at once.
     pub fn advance_clock(&self, seconds: f64) {
-        let mut s = self.lock();
-        s.rooms.advance_clock(seconds);
-        s.settle();
+        self.with(|s| {
+            s.rooms.advance_clock(seconds);
+            if s.callbacks.target().is_some() {
+                s.rooms.sweep();
+            }
+        });
     }
 
     /// Replaces the fault plan.
@@ -114,6 +196,27 @@ impl Simulator {
     /// Sets the QPS limit per (AppId, Action) and/or the room quota.
     pub fn set_limits(&self, qps: Option<u32>, room_quota: Option<usize>) {
         self.lock().set_limits(qps, room_quota);
+    }
+
+    /// Sets (or with `None` clears) where server callbacks go. Rooms that expired before are destroyed without
+    /// a callback; later events go to the new target. Call it inside a tokio runtime.
+    pub fn set_callback_target(&self, target: Option<CallbackTarget>) {
+        self.with(|s| {
+            s.rooms.sweep();
+            s.settle();
+            s.callbacks.set_target(target);
+        });
+        self.start_callbacks_if_targeted();
+    }
+
+    /// Sets the waits before each callback retry (ZEGO's: 2, 4, 8, 16, 32 s), for events from now on.
+    pub fn set_callback_retry(&self, retry_after: Vec<Duration>) {
+        self.lock().callbacks.set_retry_after(retry_after);
+    }
+
+    /// The callback delivery attempts after `since`, and how many events are pending or were dropped.
+    pub fn callback_report(&self, since: u64) -> CallbackReport {
+        self.lock().callbacks.report(since)
     }
 
     /// The request log after entry `since`.
@@ -131,7 +234,7 @@ impl Simulator {
         self.lock().log.signatures()
     }
 
-    /// Creates a room as if another party had created it.
+    /// Creates a room as if another party had created it (no callback).
     pub fn seed_room(
         &self,
         app_id: u32,
@@ -140,25 +243,17 @@ impl Simulator {
         delay: u32,
         attributes: &[(String, String)],
     ) {
-        let mut s = self.lock();
-        s.rooms.seed_room(app_id, room_id, name, delay, attributes);
-        s.settle();
+        self.with(|s| s.rooms.seed_room(app_id, room_id, name, delay, attributes));
     }
 
-    /// Destroys a room directly; returns whether it existed.
+    /// Destroys a room directly, as another party whose callback is lost would; returns whether it existed.
     pub fn remove_room(&self, app_id: u32, room_id: &str) -> bool {
-        let mut s = self.lock();
-        let removed = s.rooms.remove_room(app_id, room_id);
-        s.settle();
-        removed
+        self.with(|s| s.rooms.remove_room(app_id, room_id))
     }
 
     /// Sets the users in a room.
     pub fn set_room_users(&self, app_id: u32, room_id: &str, users: BTreeSet<String>) -> bool {
-        let mut s = self.lock();
-        let set = s.rooms.set_room_users(app_id, room_id, users);
-        s.settle();
-        set
+        self.with(|s| s.rooms.set_room_users(app_id, room_id, users))
     }
 
     /// A live room.
@@ -180,6 +275,7 @@ impl Simulator {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let app = server::router(self.clone());
+        self.start_callbacks_if_targeted();
         let handle =
             tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await });
         Ok((local, handle))

@@ -146,6 +146,15 @@ impl Rooms {
         std::mem::take(&mut self.effects)
     }
 
+    /// Removes every expired room now, reporting each as automatically destroyed.
+    pub(crate) fn sweep(&mut self) {
+        let now = self.now();
+        let app_ids: Vec<u32> = self.apps.keys().copied().collect();
+        for app_id in app_ids {
+            self.expire_app(app_id, now);
+        }
+    }
+
     /// Removes `app_id`'s expired rooms, reporting each as automatically destroyed.
     pub(crate) fn expire_app(&mut self, app_id: u32, now: f64) {
         let Some(app) = self.apps.get_mut(&app_id) else { return };

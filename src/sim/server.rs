@@ -56,7 +56,7 @@ async fn api(
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let req = HttpRequest { query: &query, body: &body, is_post: method == Method::POST, content_type };
-    let (response, _code) = sim.lock().handle_http(&req, &begun);
+    let (response, _code) = sim.with(|s| s.handle_http(&req, &begun));
     let answer = match &begun.fault {
         Some(fault) => {
             let (wait_ms, answer) = fault.after(response);

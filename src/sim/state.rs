@@ -1,9 +1,10 @@
 //! The simulator's whole mutable state, and the path of one request through it.
 //!
 //! [`SimState`] ties the parts together: the [`Gateway`] (secrets, signature, QPS windows), the [`Rooms`], the
-//! [`FaultPlan`], the [`RequestLog`]. A request over HTTP and a call of the in-memory backend take the same path
-//! after their own front door: draw a fault ([`SimState::begin`]), then the rate window, the action, and one log
-//! entry ([`SimState::perform`]).
+//! [`FaultPlan`], the [`RequestLog`] and the [`Callbacks`]. A request over HTTP and a call of the in-memory
+//! backend take the same path: draw a fault ([`SimState::begin`]) and let it act ([`SimState::before_action`]),
+//! pass their own front door (the signature, or the credentials), then the rate window, the action and one log
+//! entry ([`SimState::perform`]); what the rooms did becomes callbacks ([`SimState::settle`]).
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::SimConfig;
 use super::actions::Params;
+use super::callbacks::Callbacks;
 use super::faults::{Before, Fault, FaultPlan};
 use super::gateway::{Gateway, HttpRequest, Refusal, query_value};
 use super::log::RequestLog;
@@ -37,12 +39,13 @@ pub(crate) struct SimState {
     pub(crate) rooms: Rooms,
     pub(crate) faults: FaultPlan,
     pub(crate) log: RequestLog,
+    pub(crate) callbacks: Callbacks,
     /// Draws faults and request ids; seeded from the fault plan for repeatable runs.
     rng: StdRng,
 }
 
 /// A response: Code, Message, RequestId, and `extra`'s fields.
-pub(crate) fn reply(code: i64, message: &str, request_id: &str, extra: Value) -> Value {
+fn reply(code: i64, message: &str, request_id: &str, extra: Value) -> Value {
     let mut v = json!({"Code": code, "Message": message, "RequestId": request_id});
     if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
         obj.extend(more);
@@ -71,6 +74,7 @@ impl SimState {
             rooms: Rooms::new(config.room_quota),
             faults: config.faults,
             log: RequestLog::new(),
+            callbacks: Callbacks::new(config.callbacks),
             rng: StdRng::seed_from_u64(seed),
         }
     }
@@ -176,14 +180,20 @@ impl SimState {
             Err(f) => (reply(f.code, &f.message, rid, f.extra), f.code),
         };
         self.log.record(begun.arrived_ms, action.as_str(), app_id, &room_id, code, begun.fault.as_ref());
-        self.settle();
         (response, code)
     }
 
-    /// Deals with what the rooms did since the last call (created and destroyed rooms).
+    /// Deals with what the rooms did since the last call: each created or destroyed room becomes a callback
+    /// when a target is set.
     pub(crate) fn settle(&mut self) {
-        // Nothing consumes them yet.
-        self.rooms.take_effects();
+        let effects = self.rooms.take_effects();
+        if effects.is_empty() || self.callbacks.target().is_none() {
+            return;
+        }
+        let now = wall_unix();
+        for effect in &effects {
+            self.callbacks.enqueue(effect, now);
+        }
     }
 
     fn refused(
