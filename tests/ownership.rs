@@ -214,3 +214,28 @@ fn apply_gives_a_room_to_the_first_manifest() {
     assert!(stderr.contains("team-b/lobby: not Ready (Conflict)"), "{stderr}");
     assert!(stderr.contains("owned by ZimRoom team-a/lobby"), "{stderr}");
 }
+
+/// An operator user ZIM no longer knows (660500002) on an action other than CreateRoom is registered again on the
+/// next attempt, which then succeeds.
+#[tokio::test]
+async fn unregistered_operator_is_registered_again_on_any_action() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut r = lobby();
+    run(&rec, &mut r).await;
+    assert!(sim.sim.unregister_user(APP, "zim-operator"));
+    // An attribute edit: QueryRoomAttribute as the forgotten user.
+    let mut edited = room("lobby").namespace("chat").destroy_delay(600).attribute("topic", "news").build();
+    edited.status = r.status.clone();
+    edited.metadata.generation = Some(2);
+    let before = last_seq(&sim);
+    run(&rec, &mut edited).await;
+    assert_eq!(edited.condition("Synced").unwrap().status, "False");
+    assert!(edited.condition("Synced").unwrap().message.contains("660500002"));
+    run(&rec, &mut edited).await;
+    assert_eq!(edited.condition("Synced").unwrap().status, "True");
+    assert_eq!(
+        actions_since(&sim, before),
+        ["QueryRoomAttribute", "UserRegister", "QueryRoomAttribute", "ModifyRoomAttribute"]
+    );
+}

@@ -251,6 +251,11 @@ impl Simulator {
         self.with(|s| s.rooms.remove_room(app_id, room_id))
     }
 
+    /// Forgets that `user` is registered in `app_id` (as if ZEGO had lost the registration); returns whether it was.
+    pub fn unregister_user(&self, app_id: u32, user: &str) -> bool {
+        self.with(|s| s.rooms.apps.get_mut(&app_id).is_some_and(|a| a.users.remove(user)))
+    }
+
     /// Sets the users in a room.
     pub fn set_room_users(&self, app_id: u32, room_id: &str, users: BTreeSet<String>) -> bool {
         self.with(|s| s.rooms.set_room_users(app_id, room_id, users))
