@@ -26,6 +26,10 @@ pub mod condition {
     pub const READY: &str = "Ready";
     /// The last reconcile of the current spec succeeded.
     pub const SYNCED: &str = "Synced";
+    /// kstatus: the operator is still working toward the current generation and expects to get there.
+    pub const RECONCILING: &str = "Reconciling";
+    /// kstatus: progress needs a person; the reason says why.
+    pub const STALLED: &str = "Stalled";
 }
 
 /// Condition reasons.
@@ -56,6 +60,12 @@ pub mod reason {
     pub const CONFLICT: &str = "Conflict";
     /// Ready: the credentials now resolve to another AppId than the one the room lives in.
     pub const APP_ID_CHANGED: &str = "AppIdChanged";
+    /// Reconciling: the room exists and an attribute change is not applied yet.
+    pub const ATTRIBUTES_PENDING: &str = "AttributesPending";
+    /// Stalled: ZIM refuses declared attributes for good (the room exists).
+    pub const ATTRIBUTES_REFUSED: &str = "AttributesRefused";
+    /// Reconciling/Stalled: the current generation is applied (both False).
+    pub const CONVERGED: &str = "Converged";
     /// Synced: everything declared is in place.
     pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
     /// Synced: the last reconcile failed.
@@ -101,13 +111,24 @@ pub mod reason {
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
         description = "Reason of the Ready condition"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
-)]
-#[x_kube(
-    validation = Rule::new("!has(oldSelf.roomId) || (has(self.roomId) && self.roomId == oldSelf.roomId)")
-        .message("roomId is immutable once set: delete and recreate the ZimRoom to use another room"),
-    validation = Rule::new("!has(oldSelf.roomName) || (has(self.roomName) && self.roomName == oldSelf.roomName)")
-        .message("roomName is immutable once set: ZIM cannot rename a room"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    // Immutable once the room exists (the status records what was applied, or a creation that may have
+    // happened): before that, a bad value can still be corrected. At the root, where a rule can read the status.
+    validation = Rule::new(concat!(
+        "!(has(oldSelf.status) && (has(oldSelf.status.applied) || (has(oldSelf.status.pendingCreation) && oldSelf.status.pendingCreation)))",
+        " || (has(self.spec.roomId) ? (has(oldSelf.spec.roomId) && self.spec.roomId == oldSelf.spec.roomId) : !has(oldSelf.spec.roomId))"
+    ))
+    .message("spec.roomId cannot change once the room exists: to use another room, create a new ZimRoom for it and delete this one (set spec.deletionPolicy: Orphan first to keep the old room)"),
+    validation = Rule::new(concat!(
+        "!(has(oldSelf.status) && (has(oldSelf.status.applied) || (has(oldSelf.status.pendingCreation) && oldSelf.status.pendingCreation)))",
+        " || !has(self.spec.roomName) || (has(oldSelf.spec.roomName) && self.spec.roomName == oldSelf.spec.roomName)"
+    ))
+    .message("spec.roomName cannot be set or changed once the room exists: ZIM has no API to rename a room. Keep the old value (or remove the field), or delete and recreate the ZimRoom to recreate the room with the new name"),
+    validation = Rule::new(concat!(
+        "!(has(oldSelf.status) && (has(oldSelf.status.applied) || (has(oldSelf.status.pendingCreation) && oldSelf.status.pendingCreation)))",
+        " || self.spec.destroyDelayTime == oldSelf.spec.destroyDelayTime"
+    ))
+    .message("spec.destroyDelayTime cannot change once the room exists: ZIM has no API for it. Keep the old value, or delete and recreate the ZimRoom to recreate the room with the new delay")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ZimRoomSpec {
@@ -121,14 +142,14 @@ pub struct ZimRoomSpec {
     /// no API to rename a room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = limits::MAX_ROOM_NAME_BYTES))]
+    #[x_kube(validation = Rule::new("bytes(self).size() <= 64").message("roomName must be at most 64 bytes of UTF-8; characters outside ASCII take 2 to 4 bytes each"))]
     pub room_name: Option<String>,
 
     /// Seconds the room survives once it has no users, 0 to 10800. Defaults to the maximum, 10800: ZEGO destroys
     /// an empty room at once when no delay is set, and a declared room nobody has joined yet would otherwise
     /// vanish and be recreated at every resync. Immutable: ZIM cannot change it after creation.
     #[serde(default = "default_destroy_delay_time")]
-    #[schemars(range(min = 0, max = limits::MAX_DESTROY_DELAY_SECS))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("destroyDelayTime is immutable: ZIM cannot change it after creation"))]
+    #[schemars(range(min = 0, max = limits::MAX_DESTROY_DELAY_SECS), extend("format" = "int64"))]
     pub destroy_delay_time: u32,
 
     /// Room attributes, kept in sync after creation. At most 20, keys unique. The operator owns only the keys
@@ -164,9 +185,11 @@ fn default_destroy_delay_time() -> u32 {
 pub struct RoomAttribute {
     /// Attribute key, 1 to 16 bytes, unique within the room.
     #[schemars(length(min = 1, max = limits::MAX_ATTRIBUTE_KEY_BYTES))]
+    #[x_kube(validation = Rule::new("bytes(self).size() <= 16").message("an attribute key must be at most 16 bytes of UTF-8"))]
     pub key: String,
     /// Attribute value, at most 1024 bytes (all values of a room together at most 5120 bytes).
     #[schemars(length(max = limits::MAX_ATTRIBUTE_VALUE_BYTES))]
+    #[x_kube(validation = Rule::new("bytes(self).size() <= 1024").message("an attribute value must be at most 1024 bytes of UTF-8"))]
     pub value: String,
     /// ZIM's AutoDelete: delete the attribute when the user who set it leaves the room. The operator's user never
     /// joins the room, so this rarely matters; defaults to false.
@@ -191,9 +214,11 @@ pub enum DeletionPolicy {
     Orphan,
 }
 
-/// The observed state of a ZimRoom.
+/// The observed state of a ZimRoom. A new object gets `observedGeneration: 0` from the schema's default, so
+/// kstatus reads an object the operator has not handled yet as InProgress (without a status it reads Current).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": 0}))]
 pub struct ZimRoomStatus {
     /// The ZIM room ID this object manages; recorded before the first CreateRoom.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,6 +226,7 @@ pub struct ZimRoomStatus {
     /// The AppId of the ZEGO app the room lives in; recorded with the room ID and fixed once the object holds a
     /// room (deletion acts in this app).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int64"))]
     pub app_id: Option<u32>,
     /// True while a CreateRoom of this object may have created the room without the answer being known (a
     /// timeout, a broken connection, a crash): a later "room already exists" then means the room is its own.
@@ -239,6 +265,7 @@ pub struct AppliedState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_name: Option<String>,
     /// The DestroyDelayTime it was created with.
+    #[schemars(extend("format" = "int64"))]
     pub destroy_delay_time: u32,
     /// Fingerprint of the attributes last applied in full; absent while attributes still need applying.
     #[serde(default, skip_serializing_if = "Option::is_none")]

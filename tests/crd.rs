@@ -62,45 +62,122 @@ fn every_field_has_a_description() {
     }
 }
 
-/// The object the CEL update tests start from: roomId a, roomName A, destroyDelayTime 60.
-fn old_room() -> ZimRoom {
-    room(&format!("{BASE}spec: {{roomId: a, roomName: A, destroyDelayTime: 60}}"))
+/// The object the CEL update tests start from: roomId a, roomName A, destroyDelayTime 60, and a status saying
+/// whether its room exists (`applied` recorded) or not yet.
+fn old_room(exists: bool) -> ZimRoom {
+    let status = if exists {
+        "status: {roomId: a, applied: {roomId: a, roomName: A, destroyDelayTime: 60}}\n"
+    } else {
+        "status: {observedGeneration: 0}\n"
+    };
+    room(&format!("{BASE}spec: {{roomId: a, roomName: A, destroyDelayTime: 60}}\n{status}"))
 }
 
-/// CEL: roomId, roomName and destroyDelayTime cannot change (or be removed) once set, with messages that say so.
+fn edit(spec: &str, old: &ZimRoom) -> ZimRoom {
+    let mut new = room(&format!("{BASE}{spec}"));
+    new.status = old.status.clone();
+    new
+}
+
+/// CEL: once the room exists, roomId, roomName and destroyDelayTime cannot change (nor roomId be removed, nor
+/// roomName be added), with messages that say what to do.
 #[test]
-fn cel_rules_make_fields_immutable() {
-    let old = old_room();
+fn cel_rules_fix_fields_once_the_room_exists() {
+    let old = old_room(true);
     assert!(old.validate_cel().is_ok());
     assert!(old.validate_cel_update(&old).is_ok());
     let cases = [
-        ("spec: {roomId: b, roomName: A, destroyDelayTime: 60}", "roomId is immutable"),
-        ("spec: {roomName: A, destroyDelayTime: 60}", "roomId is immutable"),
-        ("spec: {roomId: a, roomName: B, destroyDelayTime: 60}", "roomName is immutable"),
-        ("spec: {roomId: a, destroyDelayTime: 60}", "roomName is immutable"),
-        ("spec: {roomId: a, roomName: A, destroyDelayTime: 61}", "destroyDelayTime is immutable"),
+        ("spec: {roomId: b, roomName: A, destroyDelayTime: 60}", "spec.roomId cannot change"),
+        ("spec: {roomName: A, destroyDelayTime: 60}", "spec.roomId cannot change"),
+        ("spec: {roomId: a, roomName: B, destroyDelayTime: 60}", "spec.roomName cannot be set or changed"),
+        ("spec: {roomId: a, roomName: A, destroyDelayTime: 61}", "spec.destroyDelayTime cannot change"),
     ];
     for (spec, message) in cases {
-        let new = room(&format!("{BASE}{spec}"));
-        let errors = new.validate_cel_update(&old).expect_err(spec);
+        let errors = edit(spec, &old).validate_cel_update(&old).expect_err(spec);
         assert!(errors.as_slice().iter().any(|e| e.message.contains(message)), "{spec}: {errors:?}");
+        assert!(
+            errors
+                .as_slice()
+                .iter()
+                .any(|e| e.message.contains("delete and recreate")
+                    || e.message.contains("create a new ZimRoom")),
+            "{spec}: the message says what to do"
+        );
     }
 }
 
-/// CEL: the mutable fields (attributes, deletionPolicy) may change.
+/// CEL: adding a roomName once the room exists is refused (ZIM cannot rename it); removing it is allowed.
+#[test]
+fn cel_rules_refuse_adding_a_room_name_once_the_room_exists() {
+    let mut unnamed = room(&format!(
+        "{BASE}spec: {{roomId: a, destroyDelayTime: 60}}\nstatus: {{roomId: a, applied: {{roomId: a, destroyDelayTime: 60}}}}\n"
+    ));
+    let named = edit("spec: {roomId: a, roomName: A, destroyDelayTime: 60}", &unnamed);
+    assert!(named.validate_cel_update(&unnamed).is_err());
+    unnamed.status = old_room(true).status;
+    assert!(unnamed.validate_cel_update(&old_room(true)).is_ok(), "removing roomName is allowed");
+}
+
+/// CEL: before any room exists, every field may still be corrected (e.g. a bad destroyDelayTime).
+#[test]
+fn cel_rules_allow_corrections_before_the_room_exists() {
+    let old = old_room(false);
+    for spec in [
+        "spec: {roomId: b, roomName: A, destroyDelayTime: 60}",
+        "spec: {roomId: a, roomName: B, destroyDelayTime: 60}",
+        "spec: {roomId: a, roomName: A, destroyDelayTime: 600}",
+    ] {
+        assert!(edit(spec, &old).validate_cel_update(&old).is_ok(), "{spec}");
+    }
+}
+
+/// CEL: a pending creation counts as an existing room.
+#[test]
+fn cel_rules_treat_a_pending_creation_as_existing() {
+    let old = room(&format!(
+        "{BASE}spec: {{roomId: a, destroyDelayTime: 60}}\nstatus: {{roomId: a, pendingCreation: true}}\n"
+    ));
+    let moved = edit("spec: {roomId: b, destroyDelayTime: 60}", &old);
+    assert!(moved.validate_cel_update(&old).is_err());
+}
+
+/// CEL: the mutable fields (attributes, deletionPolicy) may change once the room exists.
 #[test]
 fn cel_rules_allow_mutable_edits() {
-    let old = old_room();
-    let edited = room(&format!(
-        "{BASE}spec: {{roomId: a, roomName: A, destroyDelayTime: 60, attributes: [{{key: k, value: v}}], deletionPolicy: Orphan}}"
-    ));
+    let old = old_room(true);
+    let edited = edit(
+        "spec: {roomId: a, roomName: A, destroyDelayTime: 60, attributes: [{key: k, value: v}], deletionPolicy: Orphan}",
+        &old,
+    );
     assert!(edited.validate_cel_update(&old).is_ok());
 }
 
-/// CEL: an immutable field unset before may be set.
+/// CEL: byte lengths the schema's maxLength (characters) cannot state: 40 CJK characters are 120 bytes.
 #[test]
-fn cel_rules_allow_setting_an_unset_field() {
-    let unnamed = room(&format!("{BASE}spec: {{roomId: a, destroyDelayTime: 60}}"));
-    let named = room(&format!("{BASE}spec: {{roomId: a, roomName: A, destroyDelayTime: 60}}"));
-    assert!(named.validate_cel_update(&unnamed).is_ok());
+fn cel_rules_count_bytes() {
+    let cjk = "\u{623f}".repeat(40);
+    let r = room(&format!("{BASE}spec: {{roomName: \"{cjk}\", destroyDelayTime: 60}}"));
+    let errors = r.validate_cel().expect_err("120 bytes of roomName");
+    assert!(errors.as_slice().iter().any(|e| e.message.contains("64 bytes")), "{errors:?}");
+    let ok = room(&format!("{BASE}spec: {{roomName: \"{}\", destroyDelayTime: 60}}", "\u{623f}".repeat(21)));
+    assert!(ok.validate_cel().is_ok());
+    let key = room(&format!(
+        "{BASE}spec: {{destroyDelayTime: 60, attributes: [{{key: \"{}\", value: v}}]}}",
+        "\u{e9}".repeat(9)
+    ));
+    assert!(key.validate_cel().is_err(), "an 18-byte key");
+}
+
+/// The schema declares no format a current API server warns about (uint32).
+#[test]
+fn no_unrecognized_integer_formats() {
+    assert!(!crd_yaml().contains("uint32"));
+}
+
+/// A new object's status defaults to observedGeneration 0, so kstatus reads it InProgress until handled.
+#[test]
+fn status_defaults_to_observed_generation_zero() {
+    let crd = serde_json::to_value(ZimRoom::crd()).unwrap();
+    let status = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+    assert_eq!(status["default"], serde_json::json!({"observedGeneration": 0}));
 }

@@ -75,6 +75,7 @@ impl<Z: ZimApi> Reconciler<Z> {
             planned.to_items().len(),
             list.join(", ")
         );
+        run.attributes_refused = refused;
         let requeue = if refused {
             message.push_str(
                 "; ZIM refuses them (a room holds at most 20 attributes, clients' keys included, and 5120 bytes of values): change spec.attributes or free keys in the room",

@@ -14,9 +14,11 @@
 //!   whose outcome is unknown leaves a pending creation that makes a later "already exists" the object's own.
 //! - [`on_delete`]: what deleting the object does to the room.
 //!
+//! The status contract: [`progress`] derives `Reconciling` and `Stalled` (kstatus) from the outcome.
+//!
 //! (Over 400 lines: about half of the file is the table tests that show each rule in one place.)
 
-use crate::crd::{ZimRoom, ZimRoomStatus};
+use crate::crd::{ZimRoom, ZimRoomStatus, reason};
 
 use super::validate::{self, FieldError};
 
@@ -264,6 +266,66 @@ pub fn on_delete(room: &ZimRoom, other: Option<&str>) -> OnDelete {
     }
 }
 
+/// Ready reasons that need a person: the object is Stalled (kstatus Failed) while one of them holds.
+pub const STALLED_REASONS: [&str; 7] = [
+    reason::INVALID_SPEC,
+    reason::IMMUTABLE_FIELD_CHANGED,
+    reason::CREDENTIALS_INVALID,
+    reason::AUTH_FAILED,
+    reason::QUOTA_EXCEEDED,
+    reason::CONFLICT,
+    reason::APP_ID_CHANGED,
+];
+
+/// Where a reconcile leaves the object, for the kstatus conditions `Reconciling` and `Stalled`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// The current generation is fully applied and the room is there (or reconciliation is paused): both False.
+    Done,
+    /// Still working toward the current generation and expecting to get there: Reconciling=True.
+    Working {
+        /// The reason (a Ready reason, or `AttributesPending`).
+        reason: String,
+    },
+    /// Progress needs a person: Stalled=True.
+    Stuck {
+        /// The reason (a Ready reason, or `AttributesRefused`).
+        reason: String,
+    },
+}
+
+/// Derives the progress from the status a reconcile produced. `declared_hash`: the fingerprint of the declared
+/// attributes; `attributes_refused`: ZIM refused some declared attributes for good in this reconcile.
+pub fn progress(
+    status: &ZimRoomStatus,
+    declared_hash: &str,
+    attributes_refused: bool,
+    paused: bool,
+) -> Progress {
+    let find = |t: &str| status.conditions.iter().find(|c| c.type_ == t);
+    if paused {
+        return Progress::Done;
+    }
+    let Some(ready) = find(crate::crd::condition::READY) else {
+        return Progress::Working { reason: reason::CREATING.into() };
+    };
+    if ready.status != "True" {
+        let stuck = STALLED_REASONS.contains(&ready.reason.as_str());
+        return if stuck {
+            Progress::Stuck { reason: ready.reason.clone() }
+        } else {
+            Progress::Working { reason: ready.reason.clone() }
+        };
+    }
+    if attributes_refused {
+        return Progress::Stuck { reason: reason::ATTRIBUTES_REFUSED.into() };
+    }
+    // The room exists. The generation is applied when the declared attributes were applied in full; a failed
+    // re-check of a converged room does not undo that.
+    let applied = status.applied.as_ref().and_then(|a| a.attributes_hash.as_deref()) == Some(declared_hash);
+    if applied { Progress::Done } else { Progress::Working { reason: reason::ATTRIBUTES_PENDING.into() } }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,5 +505,45 @@ mod tests {
             OnDelete::Nothing
         );
         assert_eq!(on_delete(&deleting(ZimRoomStatus::default(), None, None), None), OnDelete::Nothing);
+    }
+
+    fn with_ready(ok: bool, ready_reason: &str, hash: Option<&str>) -> ZimRoomStatus {
+        let mut status =
+            ZimRoomStatus { applied: hash.map(|h| applied_state(Some(h))), ..Default::default() };
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH);
+        crate::reconcile::conditions::set(
+            &mut status.conditions,
+            "Ready",
+            ok,
+            ready_reason,
+            "m",
+            Some(1),
+            &now,
+        );
+        status
+    }
+
+    /// Every Ready reason and attribute state → Reconciling / Stalled / neither.
+    #[test]
+    fn progress_table() {
+        let working = |r: &str| Progress::Working { reason: r.into() };
+        let stuck = |r: &str| Progress::Stuck { reason: r.into() };
+        for r in STALLED_REASONS {
+            assert_eq!(progress(&with_ready(false, r, None), "h", false, false), stuck(r), "{r}");
+        }
+        for r in [reason::CREATING, reason::THROTTLED, reason::API_UNAVAILABLE, reason::CREDENTIALS_NOT_FOUND]
+        {
+            assert_eq!(progress(&with_ready(false, r, None), "h", false, false), working(r), "{r}");
+        }
+        let available = |hash| with_ready(true, reason::AVAILABLE, hash);
+        assert_eq!(progress(&available(Some("h")), "h", false, false), Progress::Done);
+        assert_eq!(progress(&available(Some("old")), "h", false, false), working(reason::ATTRIBUTES_PENDING));
+        assert_eq!(progress(&available(None), "h", false, false), working(reason::ATTRIBUTES_PENDING));
+        assert_eq!(progress(&available(Some("old")), "h", true, false), stuck(reason::ATTRIBUTES_REFUSED));
+        assert_eq!(progress(&ZimRoomStatus::default(), "h", false, false), working(reason::CREATING));
+        assert_eq!(
+            progress(&with_ready(false, reason::QUOTA_EXCEEDED, None), "h", false, true),
+            Progress::Done
+        );
     }
 }

@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::crd::{ZimRoom, ZimRoomStatus, condition, reason};
 use crate::zim::ZimError;
 
+use super::decide::{self, Progress};
 use super::failure::{self, ErrorCategory, FailureMapping};
 use super::{Note, Outcome, Requeue, conditions, plan};
 
@@ -17,6 +18,8 @@ pub(super) struct Run<'a> {
     now: Time,
     was_ready: bool,
     previous_ready_reason: Option<String>,
+    /// ZIM refused declared attributes for good in this run (Stalled while the room stays Ready).
+    pub(super) attributes_refused: bool,
 }
 
 impl<'a> Run<'a> {
@@ -25,7 +28,15 @@ impl<'a> Run<'a> {
         let was_ready = conditions::is_true(&status.conditions, condition::READY);
         let previous_ready_reason =
             status.conditions.iter().find(|c| c.type_ == condition::READY).map(|c| c.reason.clone());
-        Self { room, status, notes: Vec::new(), now, was_ready, previous_ready_reason }
+        Self {
+            room,
+            status,
+            notes: Vec::new(),
+            now,
+            was_ready,
+            previous_ready_reason,
+            attributes_refused: false,
+        }
     }
 
     /// The Ready reason the object had before this run.
@@ -42,9 +53,49 @@ impl<'a> Run<'a> {
         self.notes.push(Note { warning, reason: reason.to_owned(), message });
     }
 
-    /// The outcome of the run; the status and events move out of it.
+    /// The outcome of the run; the status and events move out of it. The kstatus conditions are derived here
+    /// (see [`decide::progress`]), and every condition is marked as describing the generation just handled.
     pub(super) fn finish(&mut self, requeue: Requeue, error_category: Option<ErrorCategory>) -> Outcome {
-        self.status.observed_generation = self.room.metadata.generation;
+        let generation = self.room.metadata.generation;
+        let declared_hash = plan::attributes_hash(&self.room.spec.attributes);
+        let progress =
+            decide::progress(&self.status, &declared_hash, self.attributes_refused, self.room.is_paused());
+        let synced_message = self
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == condition::SYNCED)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        let (reconciling, stalled) = match &progress {
+            Progress::Done => (None, None),
+            Progress::Working { reason } => (Some(reason.clone()), None),
+            Progress::Stuck { reason } => (None, Some(reason.clone())),
+        };
+        let done_reason = if self.room.is_paused() { reason::RECONCILE_PAUSED } else { reason::CONVERGED };
+        let explain = |r: &Option<String>, what: &str| match r {
+            Some(_) if !synced_message.is_empty() => synced_message.clone(),
+            Some(r) => format!("{what}: {r}"),
+            None => "no".into(),
+        };
+        let reconciling_message = explain(&reconciling, "working toward the current generation");
+        let stalled_message = explain(&stalled, "waiting for a person");
+        self.set(
+            condition::RECONCILING,
+            reconciling.is_some(),
+            reconciling.as_deref().or(stalled.as_deref()).unwrap_or(done_reason),
+            if reconciling.is_some() { reconciling_message } else { "not reconciling".into() },
+        );
+        self.set(
+            condition::STALLED,
+            stalled.is_some(),
+            stalled.as_deref().or(reconciling.as_deref()).unwrap_or(done_reason),
+            if stalled.is_some() { stalled_message } else { "not stalled".into() },
+        );
+        for c in &mut self.status.conditions {
+            c.observed_generation = generation;
+        }
+        self.status.observed_generation = generation;
         Outcome {
             status: std::mem::take(&mut self.status),
             notes: std::mem::take(&mut self.notes),

@@ -123,7 +123,22 @@ pub fn validate_spec(name: &str, spec: &ZimRoomSpec) -> Vec<FieldError> {
 
 /// Compares the immutable fields with what was applied to ZIM (from the status). Returns the changed fields.
 pub fn immutable_changes(room: &ZimRoom) -> Vec<FieldError> {
-    let Some(applied) = room.status.as_ref().and_then(|s| s.applied.as_ref()) else { return Vec::new() };
+    let status = room.status.as_ref();
+    let Some(applied) = status.and_then(|s| s.applied.as_ref()) else {
+        // A creation that may have happened: its room ID is fixed too (the room would otherwise be left behind).
+        if let Some(s) = status.filter(|s| s.pending_creation)
+            && let Some(pending) = s.room_id.as_deref()
+            && pending != room.room_id()
+        {
+            return vec![err(
+                "spec.roomId",
+                format!(
+                    "cannot change while a CreateRoom for {pending:?} may have created that room; set it back, or delete and recreate the ZimRoom"
+                ),
+            )];
+        }
+        return Vec::new();
+    };
     let mut errors = Vec::new();
     let room_id = room.room_id();
     if room_id != applied.room_id {

@@ -1,11 +1,13 @@
--- Argo CD health check for zim.zego.im/ZimRoom.
---   Healthy      Ready=True for the current generation
---   Degraded     Ready=False with a reason that will not heal by itself (InvalidSpec, ImmutableFieldChanged,
---                CredentialsNotFound, CredentialsInvalid, AuthFailed, QuotaExceeded, Conflict, AppIdChanged)
+-- Argo CD health check for zim.zego.im/ZimRoom. It reads the same conditions as kstatus (Flux, Helm 4 --wait) and
+-- `kubectl wait --for=condition=Ready`:
+--   Progressing  being deleted; not handled yet or a stale observedGeneration; Reconciling=True (creating,
+--                retrying a transient failure, an attribute change not applied yet)
 --   Suspended    paused by the zim.zego.im/paused annotation
---   Progressing  everything else: not yet reconciled, a stale observedGeneration, Creating, Throttled,
---                ApiUnavailable, and deletion in progress
--- Every condition is read before deciding, and the script returns once, at the end.
+--   Degraded     Stalled=True: progress needs a person (InvalidSpec, ImmutableFieldChanged, CredentialsInvalid,
+--                AuthFailed, QuotaExceeded, Conflict, AppIdChanged, attributes ZIM refuses)
+--   Healthy      Ready=True for the current generation, neither Reconciling nor Stalled
+-- Objects written by versions without Reconciling/Stalled fall back to the Ready reason (a terminal reason is
+-- Degraded, any other Ready=False Progressing). Every condition is read before deciding; the script returns once.
 local hs = { status = "Progressing", message = "Waiting for zim-operator to reconcile the room" }
 
 local terminal = {
@@ -26,6 +28,8 @@ local paused = metadata.annotations ~= nil and metadata.annotations["zim.zego.im
 
 local ready = nil
 local synced = nil
+local reconciling = nil
+local stalled = nil
 local observed = nil
 if obj.status ~= nil then
   observed = obj.status.observedGeneration
@@ -35,6 +39,10 @@ if obj.status ~= nil then
         ready = c
       elseif c.type == "Synced" then
         synced = c
+      elseif c.type == "Reconciling" then
+        reconciling = c
+      elseif c.type == "Stalled" then
+        stalled = c
       end
     end
   end
@@ -52,11 +60,23 @@ local function current(c)
   return seen ~= nil and seen >= generation
 end
 
+local function isTrue(c)
+  return c ~= nil and c.status == "True" and current(c)
+end
+
 local function describe(c)
   if c.message ~= nil and c.message ~= "" then
     return c.reason .. ": " .. c.message
   end
   return c.reason or ""
+end
+
+-- The condition that explains a problem: Ready when it is False, else Synced (the room exists).
+local function problem()
+  if ready.status ~= "True" or synced == nil then
+    return describe(ready)
+  end
+  return describe(ready) .. " (" .. describe(synced) .. ")"
 end
 
 if deleting then
@@ -71,16 +91,22 @@ elseif paused or (synced ~= nil and synced.reason == "ReconcilePaused") then
   hs.message = "Reconciliation is paused by the zim.zego.im/paused annotation"
 elseif ready == nil then
   hs.status = "Progressing"
-elseif not current(ready) then
+elseif not current(ready) or (observed ~= nil and generation ~= nil and observed < generation) then
   hs.status = "Progressing"
   hs.message = "Waiting for zim-operator to observe generation " .. tostring(generation)
+elseif isTrue(stalled) then
+  hs.status = "Degraded"
+  hs.message = problem()
+elseif isTrue(reconciling) then
+  hs.status = "Progressing"
+  hs.message = problem()
 elseif ready.status == "True" then
   hs.status = "Healthy"
   hs.message = describe(ready)
   if synced ~= nil and synced.status == "False" and current(synced) then
     hs.message = hs.message .. " (last reconcile: " .. describe(synced) .. ")"
   end
-elseif terminal[ready.reason] then
+elseif stalled == nil and terminal[ready.reason] then
   hs.status = "Degraded"
   hs.message = describe(ready)
 else
