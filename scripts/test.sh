@@ -16,6 +16,10 @@ command -v etcd >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server
 }
 scripts/kube-apiserver-build.sh
+# helm 3 and 4, kubectl, Lua 5.1 + dkjson and a Python venv (cached outside the checkout): the chart checks, the
+# Argo CD cases and the end-to-end status-contract tests (kubectl wait, helm 4 --wait, health.lua) use them.
+eval "$(scripts/tools.sh)"
+export HELM3 HELM4 KUBECTL LUA TOOLS_PY
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -7,8 +7,11 @@
 #[path = "../common/builder.rs"]
 mod builder;
 mod harness;
+#[path = "../common/kstatus.rs"]
+mod kstatus;
 mod ownership;
 mod reliability;
+mod status_contract;
 
 use std::time::Duration;
 

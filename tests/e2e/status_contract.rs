@@ -1,0 +1,318 @@
+//! The status contract on the real API server with the operator: for each situation, the object as the server
+//! returns it gives the kstatus status (Flux, Helm 4 `--wait`; port in tests/common/kstatus.rs) and the Argo CD
+//! health (our health.lua run by Lua 5.1 with dkjson, as Argo CD runs it) of one shared table. Real clients too:
+//! `kubectl wait --for=condition=Ready` and Helm 4's `install --wait`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use zim_operator::crd::ZimRoom;
+use zim_operator::sim::{Fault, FaultPlan};
+
+use crate::builder::room;
+use crate::harness::*;
+use crate::kstatus::{KStatus, compute};
+
+const T: Duration = Duration::from_secs(30);
+
+/// The shared table: each situation → kstatus status and Argo CD health status.
+const CASES: &[(&str, KStatus, &str)] = &[
+    ("not handled yet", KStatus::InProgress, "Progressing"),
+    ("converged", KStatus::Current, "Healthy"),
+    ("paused", KStatus::Current, "Suspended"),
+    ("invalid spec", KStatus::Failed, "Degraded"),
+    ("wrong secret", KStatus::Failed, "Degraded"),
+    ("quota used up", KStatus::Failed, "Degraded"),
+    ("refused parameters", KStatus::Failed, "Degraded"),
+    ("immutable change", KStatus::Failed, "Degraded"),
+    ("throttled", KStatus::InProgress, "Progressing"),
+    ("attribute edit failing transiently", KStatus::InProgress, "Progressing"),
+    ("attribute edit applied", KStatus::Current, "Healthy"),
+    ("edited while the operator is stopped", KStatus::InProgress, "Progressing"),
+    ("deleting", KStatus::Terminating, "Progressing"),
+];
+
+fn expected(situation: &str) -> (KStatus, &'static str) {
+    let (_, k, a) = CASES.iter().find(|(s, _, _)| *s == situation).expect("a situation of the table");
+    (*k, a)
+}
+
+/// Argo CD's health of `obj`, by our health.lua under Lua 5.1 + dkjson (installed by scripts/tools.sh).
+fn argo_health(obj: &serde_json::Value) -> String {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("argocd");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("obj.json");
+    std::fs::write(&file, serde_json::to_vec(obj).unwrap()).unwrap();
+    let lua = std::env::var("LUA").unwrap_or_else(|_| "lua5.1".into());
+    let out = std::process::Command::new(&lua)
+        .current_dir(&root)
+        .arg("run_health.lua")
+        .arg("resource_customizations/zim.zego.im/ZimRoom/health.lua")
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {lua} (install it with scripts/tools.sh): {e}"));
+    assert!(out.status.success(), "health.lua failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["status"].as_str().unwrap().to_owned()
+}
+
+/// Asserts that `r` reads as `situation` says, to kstatus and to Argo CD.
+fn assert_reads(r: &ZimRoom, situation: &str) {
+    let obj = serde_json::to_value(r).unwrap();
+    let (k, argo) = expected(situation);
+    let (got, message) = compute(&obj);
+    assert_eq!(got, k, "{situation}: kstatus ({message}); object: {obj}");
+    assert_eq!(argo_health(&obj), argo, "{situation}: Argo CD; object: {obj}");
+}
+
+async fn kstatus_of(w: &World, name: &str) -> Option<(KStatus, ZimRoom)> {
+    let r = w.get(name).await?;
+    Some((compute(&serde_json::to_value(&r).unwrap()).0, r))
+}
+
+/// Waits until kstatus reads `want` for `name`; returns the object and the time it took.
+async fn wait_kstatus(w: &World, name: &str, want: KStatus) -> (ZimRoom, Duration) {
+    let start = Instant::now();
+    let r = eventually(&format!("{name} to read {want:?}"), T, || async {
+        let (k, r) = kstatus_of(w, name).await?;
+        (k == want).then_some(r)
+    })
+    .await;
+    (r, start.elapsed())
+}
+
+/// An object no operator has handled reads InProgress (the schema defaults observedGeneration to 0), and so does
+/// one whose spec changed while the operator was stopped.
+#[tokio::test]
+async fn unhandled_objects_read_in_progress() {
+    let w = World::new("e2e-contract-unhandled").await;
+    w.create_secret("zego").await;
+    w.apply_room(room("fresh").destroy_delay(600)).await;
+    let fresh = w.get("fresh").await.unwrap();
+    assert_eq!(fresh.status.as_ref().and_then(|s| s.observed_generation), Some(0), "the schema default");
+    assert_reads(&fresh, "not handled yet");
+
+    let mut op = w.operator(&[]).await;
+    wait_kstatus(&w, "fresh", KStatus::Current).await;
+    op.terminate().await;
+    w.apply_room(room("fresh").destroy_delay(600).attribute("topic", "edited")).await;
+    let stale = w.get("fresh").await.unwrap();
+    assert_eq!(stale.metadata.generation, Some(2));
+    assert_reads(&stale, "edited while the operator is stopped");
+}
+
+/// A converged room is Current/Healthy, and `kubectl wait --for=condition=Ready` returns for it; a paused one is
+/// Suspended in Argo CD.
+#[tokio::test]
+async fn converged_and_paused() {
+    let w = World::new("e2e-contract-ok").await;
+    w.create_secret("zego").await;
+    let _op = w.operator(&[]).await;
+    w.apply_room(room("ok").destroy_delay(600).attribute("topic", "general")).await;
+    let (r, _) = wait_kstatus(&w, "ok", KStatus::Current).await;
+    assert_eq!(r.condition("Ready").unwrap().status, "True");
+    assert_reads(&r, "converged");
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let out = tokio::process::Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .args(["wait", "--for=condition=Ready", "zimroom/ok", "-n", &w.ns, "--timeout=20s"])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {kubectl} (install it with scripts/tools.sh): {e}"));
+    assert!(out.status.success(), "kubectl wait: {}", String::from_utf8_lossy(&out.stderr));
+
+    w.apply_room(room("held").destroy_delay(600).paused()).await;
+    let r = eventually("the paused object to be handled", T, || async {
+        let r = w.get("held").await?;
+        (r.condition("Synced")?.reason == "ReconcilePaused").then_some(r)
+    })
+    .await;
+    assert_reads(&r, "paused");
+}
+
+/// Rooms ZIM or the operator refuse for good read Failed within seconds (kstatus) and Degraded (Argo CD).
+#[tokio::test]
+async fn refused_for_good_fails_within_seconds() {
+    let w = World::new("e2e-contract-failed").await;
+    w.create_secret("zego").await;
+    let secrets: Api<Secret> = Api::namespaced(w.client.clone(), &w.ns);
+    let wrong: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "wrong"},
+        "stringData": {"appId": APP.to_string(), "serverSecret": "ffffffffffffffffffffffffffffffff"},
+    }))
+    .unwrap();
+    secrets.create(&PostParams::default(), &wrong).await.unwrap();
+    let _op = w.operator(&[]).await;
+
+    // Kubernetes 1.20 has no CEL: the byte length is the operator's to refuse.
+    w.apply_room(room("invalid").room_name(&"\u{623f}".repeat(40))).await;
+    let (r, took) = wait_kstatus(&w, "invalid", KStatus::Failed).await;
+    assert_eq!(r.condition("Ready").unwrap().reason, "InvalidSpec");
+    assert_reads(&r, "invalid spec");
+    println!("status contract: invalid spec Failed after {:.1} s", took.as_secs_f64());
+
+    w.apply_room(room("auth").secret_ref("wrong").destroy_delay(600)).await;
+    let (r, took) = wait_kstatus(&w, "auth", KStatus::Failed).await;
+    assert_eq!(r.condition("Ready").unwrap().reason, "AuthFailed");
+    assert_reads(&r, "wrong secret");
+    println!("status contract: wrong secret Failed after {:.1} s", took.as_secs_f64());
+
+    w.apply_room(room("lobby").destroy_delay(600)).await;
+    w.wait_reason("lobby", "Available", T).await;
+    w.apply_room(room("lobby").destroy_delay(60)).await;
+    let (r, _) = wait_kstatus(&w, "lobby", KStatus::Failed).await;
+    assert_eq!(r.condition("Ready").unwrap().reason, "ImmutableFieldChanged");
+    assert_reads(&r, "immutable change");
+
+    w.sim.sim.set_faults(FaultPlan {
+        next: [Fault::Code { code: 660000002 }].into(),
+        actions: vec!["CreateRoom".into()],
+        ..Default::default()
+    });
+    w.apply_room(room("refused").destroy_delay(600)).await;
+    let (r, took) = wait_kstatus(&w, "refused", KStatus::Failed).await;
+    assert_eq!(r.condition("Ready").unwrap().reason, "InvalidSpec");
+    assert_reads(&r, "refused parameters");
+    println!("status contract: refused parameters Failed after {:.1} s", took.as_secs_f64());
+
+    w.sim.sim.set_limits(None, Some(w.sim.sim.rooms(APP).len()));
+    w.apply_room(room("over").destroy_delay(600)).await;
+    let (r, took) = wait_kstatus(&w, "over", KStatus::Failed).await;
+    assert_eq!(r.condition("Ready").unwrap().reason, "QuotaExceeded");
+    assert_reads(&r, "quota used up");
+    println!("status contract: quota Failed after {:.1} s", took.as_secs_f64());
+}
+
+/// Throttling and a failing attribute edit read InProgress, never Failed, until they clear; then Current.
+#[tokio::test]
+async fn transient_trouble_stays_in_progress() {
+    let w = World::new("e2e-contract-transient").await;
+    w.create_secret("zego").await;
+    let _op = w.operator(&[]).await;
+    w.apply_room(room("edited").destroy_delay(600).attribute("topic", "a")).await;
+    wait_kstatus(&w, "edited", KStatus::Current).await;
+
+    let throttled = Fault::Code { code: 660300005 };
+    w.sim.sim.set_faults(FaultPlan {
+        next: std::iter::repeat_n(throttled, 4).collect(),
+        actions: vec!["CreateRoom".into()],
+        ..Default::default()
+    });
+    w.apply_room(room("busy").destroy_delay(600)).await;
+    let (r, _) = wait_kstatus(&w, "busy", KStatus::InProgress).await;
+    let r = if r.condition("Ready").is_none() { w.wait_reason("busy", "Throttled", T).await } else { r };
+    assert_reads(&r, "throttled");
+    let start = Instant::now();
+    loop {
+        let (k, r) = kstatus_of(&w, "busy").await.unwrap();
+        assert_ne!(k, KStatus::Failed, "throttling must never read Failed: {r:?}");
+        if k == KStatus::Current {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the throttled room never converged");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    w.sim.sim.set_faults(FaultPlan {
+        next: std::iter::repeat_n(Fault::Code { code: 1 }, 3).collect(),
+        actions: vec!["ModifyRoomAttribute".into()],
+        ..Default::default()
+    });
+    w.apply_room(room("edited").destroy_delay(600).attribute("topic", "b")).await;
+    let r = eventually("the failing attribute edit to show", T, || async {
+        let r = w.get("edited").await?;
+        (r.condition("Synced")?.status == "False" && r.status.as_ref()?.observed_generation == Some(2))
+            .then_some(r)
+    })
+    .await;
+    assert_eq!(r.condition("Ready").unwrap().observed_generation, Some(2), "Ready kept is current");
+    assert_reads(&r, "attribute edit failing transiently");
+    let (r, _) = wait_kstatus(&w, "edited", KStatus::Current).await;
+    assert_eq!(r.condition("Synced").unwrap().status, "True");
+    assert_reads(&r, "attribute edit applied");
+}
+
+/// An object being deleted reads Terminating (kstatus) and Progressing (Argo CD).
+#[tokio::test]
+async fn deleting_reads_terminating() {
+    let w = World::new("e2e-contract-deleting").await;
+    w.create_secret("zego").await;
+    let _op = w.operator(&[]).await;
+    w.apply_room(room("going").destroy_delay(600)).await;
+    w.wait_reason("going", "Available", T).await;
+    // Another controller's finalizer holds the object in deletion.
+    let hold = serde_json::json!({"metadata": {"finalizers": ["zim.zego.im/destroy-room", "e2e.test/hold"]}});
+    w.rooms().patch("going", &PatchParams::default(), &Patch::Merge(&hold)).await.unwrap();
+    w.rooms().delete("going", &DeleteParams::default()).await.unwrap();
+    let r = eventually("the deletion to start", T, || async {
+        let r = w.get("going").await?;
+        r.metadata.deletion_timestamp.is_some().then_some(r)
+    })
+    .await;
+    assert_reads(&r, "deleting");
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    w.rooms().patch("going", &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
+    w.wait_gone("going", T).await;
+}
+
+/// Helm 4's `install --wait` (its kstatus watcher) succeeds once a release's ZimRoom is Ready, and fails before
+/// its timeout when ZIM refuses the room for good.
+#[tokio::test]
+async fn helm4_wait_follows_the_room() {
+    let Ok(helm) = std::env::var("HELM4") else {
+        panic!("HELM4 is not set: run the tests through scripts/test.sh (scripts/tools.sh installs helm 4)");
+    };
+    let w = World::new("e2e-contract-helm").await;
+    w.create_secret("zego").await;
+    let _op = w.operator(&[]).await;
+    let chart = |name: &str, delay: u32, room_name: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("templates")).unwrap();
+        std::fs::write(
+            dir.path().join("Chart.yaml"),
+            format!("apiVersion: v2\nname: {name}\nversion: 0.1.0\n"),
+        )
+        .unwrap();
+        let r = room(name).destroy_delay(delay).room_name(room_name).yaml();
+        std::fs::write(dir.path().join("templates/room.yaml"), r).unwrap();
+        dir
+    };
+    // Asynchronously: the simulator serves from this test's runtime while helm waits.
+    let install = |release: &str, dir: &std::path::Path| {
+        let mut cmd = tokio::process::Command::new(&helm);
+        cmd.arg("--kubeconfig").arg(kubeconfig()).args(["install", release]).arg(dir).args([
+            "-n",
+            &w.ns,
+            "--wait",
+            "--timeout",
+            "60s",
+        ]);
+        async move {
+            let start = Instant::now();
+            let out = cmd.output().await.unwrap();
+            (out, start.elapsed())
+        }
+    };
+    let good = chart("good-room", 600, "Good");
+    let (out, took) = install("good", good.path()).await;
+    assert!(out.status.success(), "helm install --wait: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(w.get("good-room").await.unwrap().condition("Ready").unwrap().status, "True");
+    println!(
+        "status contract: helm 4 install --wait of a good room returned after {:.1} s",
+        took.as_secs_f64()
+    );
+
+    w.sim.sim.set_limits(None, Some(w.sim.sim.rooms(APP).len()));
+    let bad = chart("bad-room", 600, "Bad");
+    let (out, took) = install("bad", bad.path()).await;
+    assert!(!out.status.success(), "a room ZIM refuses must fail the release");
+    assert!(took < Duration::from_secs(50), "failed only at the timeout: {took:?}");
+    println!(
+        "status contract: helm 4 install --wait of a room over quota failed after {:.1} s (timeout 60 s)",
+        took.as_secs_f64()
+    );
+}
