@@ -1,7 +1,6 @@
 //! The CRD: the committed YAML matches the code, and the CEL rules (evaluated client-side with kube's `cel`
 //! feature) refuse edits of immutable fields with messages that say so.
 
-use kube::CustomResourceExt;
 use zim_operator::crd::{ZimRoom, crd_yaml};
 
 fn room(yaml: &str) -> ZimRoom {
@@ -28,7 +27,7 @@ fn committed_crd_matches_the_code() {
 /// Names, short name, scope, status subresource, printer columns and list-map keys are as designed.
 #[test]
 fn crd_shape() {
-    let crd = ZimRoom::crd();
+    let crd = zim_operator::crd::crd();
     assert_eq!(crd.metadata.name.as_deref(), Some("zimrooms.zim.zego.im"));
     assert_eq!(crd.spec.scope, "Namespaced");
     assert_eq!(crd.spec.names.short_names, Some(vec!["zr".to_string()]));
@@ -50,7 +49,7 @@ fn crd_shape() {
 /// Every spec and status field documents itself (kubectl explain).
 #[test]
 fn every_field_has_a_description() {
-    let crd = ZimRoom::crd();
+    let crd = zim_operator::crd::crd();
     let json = serde_json::to_value(crd.spec.versions[0].schema.as_ref().unwrap()).unwrap();
     for part in ["spec", "status"] {
         for (name, field) in json["openAPIV3Schema"]["properties"][part]["properties"].as_object().unwrap() {
@@ -177,7 +176,7 @@ fn no_unrecognized_integer_formats() {
 /// A new object's status defaults to observedGeneration 0, so kstatus reads it InProgress until handled.
 #[test]
 fn status_defaults_to_observed_generation_zero() {
-    let crd = serde_json::to_value(ZimRoom::crd()).unwrap();
+    let crd = serde_json::to_value(zim_operator::crd::crd()).unwrap();
     let status = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
     assert_eq!(status["default"], serde_json::json!({"observedGeneration": 0}));
 }

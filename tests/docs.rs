@@ -2,9 +2,6 @@
 //! uses, and its argocd-cm snippet is exactly the tested health check. (The metrics table is checked against a
 //! live /metrics in tests/e2e.)
 
-use kube::CustomResourceExt;
-use zim_operator::crd::ZimRoom;
-
 fn readme() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
 }
@@ -13,7 +10,7 @@ fn readme() -> String {
 #[test]
 fn reference_covers_every_crd_field() {
     let readme = readme();
-    let crd = serde_json::to_value(ZimRoom::crd()).unwrap();
+    let crd = serde_json::to_value(zim_operator::crd::crd()).unwrap();
     let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
     for part in ["spec", "status"] {
         for field in schema[part]["properties"].as_object().unwrap().keys() {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::Error as FinalizerError;
@@ -101,6 +102,9 @@ impl Error {
     }
 }
 
+/// The ZimRoom CRD's name.
+pub(super) const CRD_NAME: &str = "zimrooms.zim.zego.im";
+
 /// Shared state of every reconcile.
 pub struct Context {
     pub(super) client: Client,
@@ -115,6 +119,8 @@ pub struct Context {
     stores: Mutex<Vec<Store<ZimRoom>>>,
     /// Where to queue an object for a reconcile, per scope (a namespace, or `None` for all).
     triggers: Mutex<Triggers>,
+    /// Whether the ZimRoom CRD is being deleted, and when that was last read.
+    crd_deleting: Mutex<Option<(std::time::Instant, bool)>>,
 }
 
 impl Context {
@@ -139,7 +145,30 @@ impl Context {
             failures: Mutex::default(),
             stores: Mutex::default(),
             triggers: Mutex::default(),
+            crd_deleting: Mutex::default(),
         }
+    }
+
+    /// Whether the ZimRoom CRD itself is being deleted (an uninstall: the API server then deletes every ZimRoom).
+    /// Read at most every 2 s, so a mass deletion costs few API calls. An unreadable CRD counts as not deleted
+    /// (and is logged): deletions then follow each object's deletionPolicy, as before.
+    pub(super) async fn crd_deleting(&self) -> bool {
+        if let Some((at, deleting)) = *lock(&self.crd_deleting)
+            && at.elapsed() < Duration::from_secs(2)
+        {
+            return deleting;
+        }
+        let api: kube::Api<CustomResourceDefinition> = kube::Api::all(self.client.clone());
+        let deleting = match api.get_opt(CRD_NAME).await {
+            Ok(Some(crd)) => crd.metadata.deletion_timestamp.is_some(),
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the ZimRoom CRD; deletions follow each object's deletionPolicy");
+                false
+            }
+        };
+        *lock(&self.crd_deleting) = Some((std::time::Instant::now(), deleting));
+        deleting
     }
 
     /// Records the watch caches and the reconcile queues of the running controllers.

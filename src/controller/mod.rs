@@ -123,6 +123,16 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
 
 async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {
     let room_id = room.status.as_ref().and_then(|s| s.room_id.clone()).unwrap_or_else(|| room.room_id());
+    if ctx.crd_deleting().await {
+        // An uninstall must never wipe the rooms users rely on: every object is released.
+        let msg = format!(
+            "left ZIM room {room_id} in place: the ZimRoom CRD is being deleted (an uninstall), so no room is destroyed; to destroy rooms, delete the ZimRooms and wait for them to go before deleting the CRD"
+        );
+        ctx.note(room, false, "Orphaned", msg).await;
+        ctx.metrics.set_ready(&object_key(room), None);
+        ctx.reset_backoff(room);
+        return Ok(Action::await_change());
+    }
     let credentials = ctx.credentials.for_deletion(room).await;
     let app_id = room
         .status
@@ -234,7 +244,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             .inspect(move |event| match event {
                 Ok(e) => wh.event(i, true, matches!(e, watcher::Event::InitDone)),
                 Err(e) => {
-                    warn!(error = %e, "ZimRoom watch failed; retrying");
+                    match missing_crd_hint(e) {
+                        Some(hint) => warn!(error = %e, "ZimRoom watch failed; retrying. {hint}"),
+                        None => warn!(error = %e, "ZimRoom watch failed; retrying"),
+                    }
                     wh.event(i, false, false);
                 }
             })
@@ -323,6 +336,20 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let _ = heartbeat.await;
 }
 
+/// A hint when the API server does not know ZimRooms (404 on the list or watch): the CRD is not installed.
+fn missing_crd_hint(e: &watcher::Error) -> Option<&'static str> {
+    let status = match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code,
+        watcher::Error::WatchError(s) => s.code,
+        _ => return None,
+    };
+    (status == 404).then_some(
+        "The API server does not know zimrooms.zim.zego.im: the ZimRoom CRD is not installed. Install it (see the README's \"Install on a cluster\"; `zim-operator crd | kubectl create -f -`), and the operator picks it up",
+    )
+}
+
 fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
@@ -331,6 +358,23 @@ fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl futur
 mod tests {
     use super::*;
     use crate::crd::ZimRoomStatus;
+
+    #[test]
+    fn a_missing_crd_gets_a_hint() {
+        let not_found = kube::Error::Api(
+            kube::core::Status::failure("the server could not find the requested resource", "NotFound")
+                .with_code(404)
+                .boxed(),
+        );
+        assert!(
+            missing_crd_hint(&watcher::Error::InitialListFailed(not_found))
+                .unwrap()
+                .contains("CRD is not installed")
+        );
+        let forbidden =
+            kube::Error::Api(kube::core::Status::failure("no", "Forbidden").with_code(403).boxed());
+        assert!(missing_crd_hint(&watcher::Error::InitialListFailed(forbidden)).is_none());
+    }
 
     #[test]
     fn status_only_changes_are_not_relevant() {

@@ -114,8 +114,7 @@ pub fn check_zimroom(doc: &Document) -> Result<ZimRoom, Vec<FieldError>> {
 }
 
 fn crd_schema() -> Value {
-    use kube::CustomResourceExt;
-    let crd = ZimRoom::crd();
+    let crd = crate::crd::crd();
     let schema = crd.spec.versions[0].schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref());
     serde_json::to_value(schema).unwrap_or(Value::Null)
 }

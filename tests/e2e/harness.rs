@@ -14,7 +14,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, CustomResourceExt};
+use kube::{Api, Client};
 use zim_operator::crd::ZimRoom;
 use zim_operator::sim::{LogEntry, RunningSim, SimConfig, Simulator};
 use zim_operator::zim::ServerSecret;
@@ -114,7 +114,7 @@ pub async fn ensure_crd(client: &Client) {
     // Kubernetes 1.20 does not know x-kubernetes-validations (CEL) and its server-side apply refuses them; they
     // are stripped here, as the server itself would drop them on a plain create. The operator checks immutability
     // itself.
-    let mut crd = serde_json::to_value(ZimRoom::crd()).unwrap();
+    let mut crd = serde_json::to_value(zim_operator::crd::crd()).unwrap();
     strip_cel(&mut crd);
     let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
     match crds.create(&PostParams::default(), &crd).await {
