@@ -1,0 +1,199 @@
+//! A broken or hostile ZIM endpoint cannot hurt the operator: bodies are capped, ZIM's texts bounded, metric
+//! labels bucketed, redirects never followed, and clear-text HTTP refused off loopback. Driven through the
+//! simulator's hostile faults and small canned servers over real HTTP on 127.0.0.1.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zim_operator::sim::{Fault, FaultPlan, RunningSim, SimConfig, Simulator};
+use zim_operator::zim::error::MAX_MESSAGE_BYTES;
+use zim_operator::zim::types::*;
+use zim_operator::zim::{
+    Action, CallObserver, Class, ClientConfig, Credentials, ServerSecret, ZimApi, ZimClient, ZimError,
+};
+
+const APP: u32 = 616161;
+const SECRET: &str = "e10adc3949ba59abbe56e057f20f883e";
+
+fn creds() -> Credentials {
+    Credentials::new(APP, SECRET)
+}
+
+fn client(endpoint: String) -> ZimClient {
+    ZimClient::new(&ClientConfig {
+        endpoint,
+        calls_per_second: 0,
+        timeout: Duration::from_secs(20),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn create(id: &str) -> CreateRoomRequest {
+    CreateRoomRequest {
+        from_user_id: "zim-operator".into(),
+        room_id: id.into(),
+        room_name: None,
+        destroy_delay_time: Some(60),
+        attributes: vec![],
+    }
+}
+
+async fn sim_with(fault: Fault) -> RunningSim {
+    let sim = Simulator::new(SimConfig {
+        apps: vec![(APP, ServerSecret::new(SECRET))],
+        qps: 0,
+        ..Default::default()
+    })
+    .start_local()
+    .await
+    .unwrap();
+    let c = client(sim.endpoint());
+    c.user_register(&creds(), &[UserInfo { user_id: "zim-operator".into(), ..Default::default() }])
+        .await
+        .unwrap();
+    sim.sim.set_faults(FaultPlan { next: [fault].into(), ..Default::default() });
+    sim
+}
+
+/// This process's peak resident set so far (VmHWM), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// A 1 GiB answer body is a transport failure after at most 1 MiB read: the peak RSS stays flat and the call
+/// ends in well under the time it takes to stream 1 GiB.
+#[tokio::test]
+async fn a_1_gib_body_is_refused_without_buffering_it() {
+    let sim = sim_with(Fault::HugeBody { bytes: 1 << 30 }).await;
+    let c = client(sim.endpoint());
+    let before = peak_rss();
+    let start = Instant::now();
+    let err = c.create_room(&creds(), &create("big")).await.unwrap_err();
+    let took = start.elapsed();
+    let grown = peak_rss().saturating_sub(before);
+    eprintln!("1 GiB body: refused after {took:?}, peak RSS grew by {} KiB", grown / 1024);
+    assert!(matches!(err, ZimError::Transport { .. }), "{err:?}");
+    assert_eq!(err.class(), Class::Transient);
+    assert!(!err.outcome_known());
+    assert!(err.to_string().contains("more than the 1048576 bytes"), "{err}");
+    assert!(grown < 64 << 20, "peak RSS grew by {grown} bytes");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+/// An 8 MiB `Message` cannot reach a condition: the body is over the cap, so the call is a transport failure
+/// whose text is short.
+#[tokio::test]
+async fn an_8_mib_message_is_refused() {
+    let sim = sim_with(Fault::HugeMessage { bytes: 8 << 20 }).await;
+    let err = client(sim.endpoint()).create_room(&creds(), &create("chatty")).await.unwrap_err();
+    assert!(matches!(err, ZimError::Transport { .. }), "{err:?}");
+    assert!(err.to_string().len() < 1024, "{} bytes", err.to_string().len());
+}
+
+/// A long `Message` under the body cap is kept as a ZIM answer, cut to MAX_MESSAGE_BYTES at a character
+/// boundary, and the error's text stays short.
+#[tokio::test]
+async fn a_long_message_is_cut() {
+    let sim = sim_with(Fault::HugeMessage { bytes: 200_000 }).await;
+    let err = client(sim.endpoint()).create_room(&creds(), &create("chatty")).await.unwrap_err();
+    match &err {
+        ZimError::Api { code, message, .. } => {
+            assert_eq!(*code, 660000001);
+            assert!(message.len() <= MAX_MESSAGE_BYTES, "{}", message.len());
+            assert!(message.ends_with("bytes]"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().len() < 1024);
+}
+
+/// A server that answers every connection with `response` and counts the requests it got.
+async fn canned(response: String) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let response = response.clone();
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_owned();
+                log.lock().unwrap().push(head);
+                let _ = sock.write_all(response.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+fn json_response(body: &str) -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A 307 to another host is not followed: the signed POST is not re-sent there, and that host's `Code: 0`
+/// does not count as success.
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    let (elsewhere, hits) = canned(json_response(r#"{"Code":0,"Message":"success","RequestId":"1"}"#)).await;
+    let sim = sim_with(Fault::Redirect { status: 307, location: format!("{elsewhere}/") }).await;
+    let err = client(sim.endpoint()).create_room(&creds(), &create("moved")).await.unwrap_err();
+    assert!(matches!(err, ZimError::HttpStatus { status: 307, .. }), "{err:?}");
+    assert_eq!(err.class(), Class::Transient);
+    assert!(err.to_string().contains("never follows redirects"), "{err}");
+    assert!(hits.lock().unwrap().is_empty(), "the redirect was followed: {:?}", hits.lock().unwrap());
+    assert!(sim.sim.room(APP, "moved").is_none());
+}
+
+/// Records every call's label.
+#[derive(Default)]
+struct Labels(Mutex<Vec<String>>);
+
+impl CallObserver for Labels {
+    fn observe(&self, _action: Action, result: &str, _latency: Duration) {
+        self.0.lock().unwrap().push(result.to_owned());
+    }
+    fn waited(&self, _action: Action, _wait: Duration) {}
+}
+
+/// Codes the table does not know, and unregistered HTTP statuses, are bucketed in the metric label; known
+/// codes stay verbatim.
+#[tokio::test]
+async fn unknown_codes_are_bucketed_in_labels() {
+    let labels = Arc::new(Labels::default());
+    let mut seen = Vec::new();
+    for (response, expected) in [
+        (json_response(r#"{"Code":987654321,"Message":"x","RequestId":"1"}"#), "other"),
+        (json_response(r#"{"Code":"-42","Message":"x","RequestId":"1"}"#), "other"),
+        (json_response(r#"{"Code":660300015,"Message":"quota","RequestId":"1"}"#), "660300015"),
+        (json_response(r#"{"Code":0,"Message":"ok","RequestId":"1"}"#), "0"),
+        ("HTTP/1.1 599 Whatever\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(), "http_other"),
+        ("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(), "http_502"),
+    ] {
+        let (endpoint, _) = canned(response).await;
+        let c = client(endpoint).with_observer(labels.clone());
+        let _ = c.destroy_room(&creds(), "r", None).await;
+        seen.push(expected);
+    }
+    assert_eq!(*labels.0.lock().unwrap(), seen);
+}
+
+/// Clear-text HTTP to a host that is not loopback is refused when the client is built, saying why.
+#[test]
+fn plain_http_off_loopback_is_refused() {
+    let built =
+        ZimClient::new(&ClientConfig { endpoint: "http://zim-api.zego.im".into(), ..Default::default() });
+    let Err(err) = built else { panic!("a clear-text endpoint off loopback was accepted") };
+    let err = err.to_string();
+    assert!(err.contains("only allowed for a loopback host"), "{err}");
+}
