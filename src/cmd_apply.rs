@@ -18,7 +18,7 @@ use crate::manifest::{self, Document};
 use crate::now;
 use crate::reconcile::{self, Claim, CredentialsError, NoSink, Reconciler, Requeue, ResolvedCredentials};
 use crate::sim::{DEMO_APP_ID, DEMO_SERVER_SECRET, Simulator};
-use crate::zim::{ClientConfig, Credentials, DEFAULT_ENDPOINT, ZimClient};
+use crate::zim::{ClientConfig, Credentials, DEFAULT_ENDPOINT, TlsRoots, ZimClient};
 
 /// The longest wait between two attempts of one room.
 const APPLY_MAX_WAIT: Duration = Duration::from_secs(5);
@@ -63,6 +63,12 @@ pub struct ApplyArgs {
     /// ZIM calls per second per action.
     #[arg(long, env = "ZIM_QPS", default_value_t = 20)]
     pub qps: u32,
+    /// Root certificates trusted for the ZIM endpoint: `webpki` (compiled in) or `system`.
+    #[arg(long, env = "ZIM_TLS_ROOTS", value_enum, default_value_t)]
+    pub tls_roots: TlsRoots,
+    /// A PEM bundle of extra root certificates for the ZIM endpoint, trusted besides --tls-roots.
+    #[arg(long, env = "ZIM_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Attempts per room for retryable failures.
     #[arg(long, default_value_t = 5)]
     pub attempts: u32,
@@ -153,14 +159,20 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
     } else {
         args.endpoint.clone()
     };
-    let client =
-        match ZimClient::new(&ClientConfig { endpoint, calls_per_second: args.qps, ..Default::default() }) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let config = ClientConfig {
+        endpoint,
+        calls_per_second: args.qps,
+        roots: args.tls_roots,
+        ca_file: args.ca_file.clone(),
+        ..Default::default()
+    };
+    let client = match ZimClient::new(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let reconciler = Reconciler::new(client, args.from_user_id.clone());
     let creds = credentials(&args);
 

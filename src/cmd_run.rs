@@ -15,7 +15,7 @@ use crate::admin::{self, Health};
 use crate::controller::{self, Context};
 use crate::metrics::Metrics;
 use crate::reconcile::{DEFAULT_FROM_USER_ID, Reconciler};
-use crate::zim::{ClientConfig, DEFAULT_ENDPOINT, ZimClient};
+use crate::zim::{ClientConfig, DEFAULT_ENDPOINT, TlsRoots, ZimClient};
 
 /// Options of `run`. Every flag has an environment variable.
 #[derive(Debug, clap::Args)]
@@ -46,6 +46,14 @@ pub struct RunArgs {
     /// ZIM calls per second per (AppId, Action), spaced evenly; ZEGO's published limit is 20.
     #[arg(long, env = "ZIM_QPS", default_value_t = 20)]
     pub zim_qps: u32,
+    /// Root certificates trusted for the ZIM endpoint: `webpki` (compiled in) or `system` (SSL_CERT_FILE,
+    /// SSL_CERT_DIR, else the distribution's bundle).
+    #[arg(long, env = "ZIM_TLS_ROOTS", value_enum, default_value_t)]
+    pub tls_roots: TlsRoots,
+    /// A PEM bundle of extra root certificates for the ZIM endpoint (a corporate CA or TLS-inspecting proxy),
+    /// trusted besides --tls-roots.
+    #[arg(long, env = "ZIM_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Timeout of one ZIM call, e.g. 10s.
     #[arg(long, env = "ZIM_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub zim_timeout: Duration,
@@ -108,18 +116,9 @@ pub async fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
-    let kube_config = match &args.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                .await
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
-        }
-        None => {
-            kube::Config::infer().await.map_err(|e| format!("cannot configure the Kubernetes client: {e}"))?
-        }
-    };
+    let (kube_config, source) = crate::kube_config::load(args.kubeconfig.as_deref()).await?;
+    // The proxy URL may carry credentials: only whether there is one is logged.
+    info!(source = ?source, proxied = kube_config.proxy_url.is_some(), "Kubernetes client configured");
     let client = kube::Client::try_from(kube_config)
         .map_err(|e| format!("cannot build the Kubernetes client: {e}"))?;
     let own_namespace = args
@@ -143,6 +142,8 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         endpoint: args.endpoint.clone(),
         calls_per_second: args.zim_qps,
         timeout: args.zim_timeout,
+        roots: args.tls_roots,
+        ca_file: args.ca_file.clone(),
         ..Default::default()
     })
     .map_err(|e| e.to_string())?

@@ -1,6 +1,12 @@
 //! A broken or hostile ZIM endpoint cannot hurt the operator: bodies are capped, ZIM's texts bounded, metric
 //! labels bucketed, redirects never followed, and clear-text HTTP refused off loopback. Driven through the
 //! simulator's hostile faults and small canned servers over real HTTP on 127.0.0.1.
+//!
+//! Enterprise egress: a corporate CA (`--ca-file`, or the system roots), and `HTTPS_PROXY` / `NO_PROXY`, through
+//! the binary (`apply`) against the simulator behind a TLS front and a CONNECT proxy on 127.0.0.1.
+
+#[path = "support/net.rs"]
+mod net;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -196,4 +202,134 @@ fn plain_http_off_loopback_is_refused() {
     let Err(err) = built else { panic!("a clear-text endpoint off loopback was accepted") };
     let err = err.to_string();
     assert!(err.contains("only allowed for a loopback host"), "{err}");
+}
+
+/// The simulator behind a TLS front with a certificate from a fresh test CA; returns the running simulator, the
+/// front's port, the PKI and its directory.
+async fn tls_sim() -> (RunningSim, u16, net::Pki, tempfile::TempDir) {
+    let sim = Simulator::new(SimConfig {
+        apps: vec![(APP, ServerSecret::new(SECRET))],
+        qps: 0,
+        ..Default::default()
+    })
+    .start_local()
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = net::pki(dir.path(), "corp");
+    let front = net::tls_front(&pki, sim.addr).await;
+    (sim, front.port(), pki, dir)
+}
+
+/// Runs `zim-operator apply --attempts 1 -f <one room>` against `endpoint` with `args` and `env` (no proxy
+/// variables besides those given); returns the exit code, stdout and stderr.
+async fn apply(
+    dir: &std::path::Path,
+    endpoint: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let manifest = dir.join("room.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: egress, namespace: chat}\nspec: {}\n",
+    )
+    .unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_zim-operator"));
+    cmd.arg("apply")
+        .arg("--attempts")
+        .arg("1")
+        .arg("--endpoint")
+        .arg(endpoint)
+        .arg("-f")
+        .arg(&manifest)
+        .args(args);
+    for var in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("ZEGO_APP_ID", APP.to_string()).env("ZEGO_SERVER_SECRET", SECRET).envs(env.iter().copied());
+    let out =
+        tokio::time::timeout(Duration::from_secs(60), cmd.output()).await.expect("apply finishes").unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A corporate CA is not trusted by default: the TLS handshake fails with UnknownIssuer and no room is made.
+#[tokio::test]
+async fn a_corporate_ca_is_not_trusted_by_default() {
+    let (sim, port, _pki, dir) = tls_sim().await;
+    let (code, _, stderr) = apply(dir.path(), &format!("https://localhost:{port}"), &[], &[]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+    assert!(sim.sim.room(APP, "egress").is_none());
+}
+
+/// `--ca-file` adds the corporate CA to the compiled-in roots: the room is made over TLS.
+#[tokio::test]
+async fn ca_file_trusts_a_corporate_ca() {
+    let (sim, port, pki, dir) = tls_sim().await;
+    let ca = pki.ca.to_str().unwrap();
+    let (code, _, stderr) =
+        apply(dir.path(), &format!("https://localhost:{port}"), &["--ca-file", ca], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(sim.sim.room(APP, "egress").is_some());
+    // The same through the environment variable.
+    let (code, _, stderr) =
+        apply(dir.path(), &format!("https://127.0.0.1:{port}"), &[], &[("ZIM_CA_FILE", ca)]).await;
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// `--tls-roots system` trusts the system's store, here SSL_CERT_FILE holding the corporate CA.
+#[tokio::test]
+async fn system_roots_come_from_ssl_cert_file() {
+    let (sim, port, pki, dir) = tls_sim().await;
+    let ca = pki.ca.to_str().unwrap();
+    let endpoint = format!("https://localhost:{port}");
+    let (code, _, stderr) = apply(
+        dir.path(),
+        &endpoint,
+        &["--tls-roots", "system"],
+        &[("SSL_CERT_FILE", ca), ("SSL_CERT_DIR", "/nonexistent")],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(sim.sim.room(APP, "egress").is_some());
+}
+
+/// HTTPS_PROXY carries the ZIM calls through a CONNECT proxy; NO_PROXY naming the endpoint's host bypasses it.
+#[tokio::test]
+async fn https_proxy_and_no_proxy_are_honoured() {
+    let (sim, port, pki, dir) = tls_sim().await;
+    let (proxy, tunnels) = net::connect_proxy().await;
+    let proxy_url = format!("http://{proxy}");
+    let endpoint = format!("https://localhost:{port}");
+    let ca = pki.ca.to_str().unwrap();
+    let (code, _, stderr) =
+        apply(dir.path(), &endpoint, &["--ca-file", ca], &[("HTTPS_PROXY", proxy_url.as_str())]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(sim.sim.room(APP, "egress").is_some());
+    let through: Vec<String> = tunnels.lock().unwrap().drain(..).collect();
+    assert!(!through.is_empty() && through.iter().all(|t| *t == format!("localhost:{port}")), "{through:?}");
+
+    let (code, _, stderr) = apply(
+        dir.path(),
+        &endpoint,
+        &["--ca-file", ca],
+        &[("HTTPS_PROXY", proxy_url.as_str()), ("NO_PROXY", "example.com,localhost")],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(tunnels.lock().unwrap().is_empty(), "{:?}", tunnels.lock().unwrap());
 }

@@ -6,6 +6,7 @@
 
 #[path = "../common/builder.rs"]
 mod builder;
+mod egress;
 mod harness;
 mod reliability;
 
