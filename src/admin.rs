@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 pub struct Health {
     heartbeat_ms: AtomicU64,
     watching: AtomicBool,
+    ever_watched: AtomicBool,
     standby: AtomicBool,
 }
 
@@ -38,6 +39,15 @@ impl Health {
     /// Sets whether the watches are synced and healthy.
     pub fn set_watching(&self, ok: bool) {
         self.watching.store(ok, Ordering::Relaxed);
+        if ok {
+            self.ever_watched.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the watches have ever been synced. Until then kube-runtime starts no reconcile, so nothing can be
+    /// in flight.
+    pub fn ever_watched(&self) -> bool {
+        self.ever_watched.load(Ordering::Relaxed)
     }
 
     /// Sets whether this replica is a standby (not the leader).

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::admin::{self, Health};
 use crate::controller::{self, Context};
@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// Identity in the Lease and in events (default: POD_NAME, else host name and process id).
     #[arg(long, env = "ZIM_IDENTITY")]
     pub identity: Option<String>,
+    /// After SIGTERM, how long in-flight reconciles may take to finish before the process exits anyway (the
+    /// lease is then released, at most 5 s more). Keep it below the pod's terminationGracePeriodSeconds.
+    #[arg(long, env = "ZIM_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
     /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the in-cluster service account).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
@@ -185,17 +189,24 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         identity.clone(),
     ));
     let mut code = ExitCode::SUCCESS;
+    let grace = args.shutdown_grace;
     if args.leader_election {
-        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+        let build = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
             .with_namespace(&own_namespace)
             .with_identity(&identity)
             .with_duration(args.lease_duration)
             .with_grace(args.lease_duration.div_ceil(3).max(1))
-            .build()
-            .await
-            .map_err(|e| {
+            .build();
+        // Setting up the Lease talks to the API server, which may not answer: SIGTERM must not wait for it.
+        let manager = tokio::select! {
+            built = build => built.map_err(|e| {
                 format!("cannot set up leader election (Lease {own_namespace}/{}): {e}", args.lease_name)
-            })?;
+            })?,
+            _ = shutdown.cancelled() => {
+                info!("stopped before leader election was set up");
+                return Ok(code);
+            }
+        };
         let (mut leader, lease_task) = manager.watch().await;
         health.set_standby(true);
         info!(lease = %args.lease_name, "waiting for the leader lease");
@@ -212,7 +223,7 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
             info!("acquired the leader lease; reconciling");
             health.set_standby(false);
             metrics.leader.set(1);
-            let run = controller::run(ctx, shutdown.clone());
+            let run = finish_within(controller::run(ctx, shutdown.clone()), &shutdown, &health, grace);
             let lost = async {
                 loop {
                     if leader.changed().await.is_err() || !*leader.borrow() {
@@ -238,12 +249,47 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
             _ => error!("the lease task did not finish"),
         }
     } else {
-        controller::run(ctx, shutdown.clone()).await;
+        finish_within(controller::run(ctx, shutdown.clone()), &shutdown, &health, grace).await;
     }
     shutdown.cancel();
-    let _ = admin.await;
+    if tokio::time::timeout(Duration::from_secs(2), admin).await.is_err() {
+        warn!("the admin server did not stop within 2 s");
+    }
     info!("zim-operator stopped");
     Ok(code)
+}
+
+/// Runs `work` (the controllers, which stop by themselves once `shutdown` is cancelled and their in-flight
+/// reconciles are done) and, once `shutdown` is cancelled, waits for it at most `grace` — or not at all while the
+/// watches have never synced: kube-runtime starts no reconcile before its first listing, so nothing is in
+/// flight, and its graceful shutdown would wait for that listing forever (kube-runtime 5's Runner returns
+/// Pending until its store is ready, even after its queue ended). Returns whether `work` finished.
+async fn finish_within(
+    work: impl std::future::Future<Output = ()>,
+    shutdown: &CancellationToken,
+    health: &Health,
+    grace: Duration,
+) -> bool {
+    tokio::pin!(work);
+    tokio::select! {
+        _ = &mut work => return true,
+        _ = shutdown.cancelled() => {}
+    }
+    let grace = if health.ever_watched() { grace } else { Duration::ZERO };
+    match tokio::time::timeout(grace, work).await {
+        Ok(()) => true,
+        Err(_) if grace.is_zero() => {
+            info!("the watches never synced, so no reconcile is in flight; stopping now");
+            false
+        }
+        Err(_) => {
+            warn!(
+                grace_seconds = grace.as_secs_f64(),
+                "in-flight reconciles did not finish in time; stopping anyway"
+            );
+            false
+        }
+    }
 }
 
 #[cfg(test)]
