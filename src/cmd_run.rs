@@ -11,7 +11,8 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::admin::{self, Health};
+use crate::admin::auth::{KubeReviewer, MetricsAuth};
+use crate::admin::{self, AdminConfig, Health};
 use crate::controller::{self, Context};
 use crate::metrics::Metrics;
 use crate::reconcile::{DEFAULT_FROM_USER_ID, Reconciler};
@@ -60,9 +61,16 @@ pub struct RunArgs {
     /// Retry period after a terminal failure (auth, quota, refused parameters), e.g. 1h.
     #[arg(long, env = "ZIM_SLOW_RETRY", default_value = "1h", value_parser = parse_duration)]
     pub slow_retry: Duration,
-    /// Address of the admin server (/healthz, /readyz, /metrics).
+    /// Address of the admin server (/healthz, /readyz, and /metrics unless --metrics-addr is set).
     #[arg(long, env = "ZIM_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
     pub admin_addr: SocketAddr,
+    /// Serve /metrics on this address instead of the admin address (probes stay on --admin-addr).
+    #[arg(long, env = "ZIM_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Protection of /metrics: `none`, or `kubernetes` (a bearer token checked with a TokenReview, its user with
+    /// a SubjectAccessReview for `get` on the non-resource URL /metrics, as kube-rbac-proxy does).
+    #[arg(long, env = "ZIM_METRICS_AUTH", value_enum, default_value_t)]
+    pub metrics_auth: MetricsAuthMode,
     /// Elect a leader with a coordination.k8s.io Lease so that only one replica reconciles.
     #[arg(long, env = "ZIM_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -86,6 +94,16 @@ pub struct RunArgs {
     /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the in-cluster service account).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+}
+
+/// How `/metrics` is protected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsAuthMode {
+    /// Anyone who can connect may read it (restrict with a NetworkPolicy, or bind to 127.0.0.1 behind a proxy).
+    #[default]
+    None,
+    /// TokenReview + SubjectAccessReview through the API server.
+    Kubernetes,
 }
 
 /// Parses `90`, `90s`, `15m`, `2h`, `500ms`.
@@ -172,13 +190,20 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
             shutdown.cancel();
         });
     }
-    let (admin_addr, admin) = admin::serve(args.admin_addr, health.clone(), metrics.clone(), {
-        let s = shutdown.clone();
-        async move { s.cancelled().await }
-    })
-    .await
-    .map_err(|e| format!("cannot serve the admin endpoints on {}: {e}", args.admin_addr))?;
-    info!(%admin_addr, endpoint = %args.endpoint, identity, "zim-operator starting");
+    let metrics_auth = match args.metrics_auth {
+        MetricsAuthMode::None => None,
+        MetricsAuthMode::Kubernetes => {
+            Some(Arc::new(MetricsAuth::new(Arc::new(KubeReviewer::new(client.clone())))))
+        }
+    };
+    let admin_config = AdminConfig { addr: args.admin_addr, metrics_addr: args.metrics_addr, metrics_auth };
+    let serving =
+        admin::serve(admin_config, health.clone(), metrics.clone(), shutdown.clone()).await.map_err(|e| {
+            let metrics = args.metrics_addr.map(|m| format!(" / {m}")).unwrap_or_default();
+            format!("cannot serve the admin endpoints on {}{metrics}: {e}", args.admin_addr)
+        })?;
+    let (admin_addr, metrics_addr, admin) = (serving.addr, serving.metrics_addr, serving.task);
+    info!(%admin_addr, %metrics_addr, metrics_auth = ?args.metrics_auth, endpoint = %args.endpoint, identity, "zim-operator starting");
 
     let ctx = Arc::new(Context::new(
         client.clone(),

@@ -8,6 +8,7 @@
 mod builder;
 mod egress;
 mod harness;
+mod metrics_auth;
 mod reliability;
 
 use std::time::Duration;
