@@ -54,10 +54,9 @@ pub struct ApplyArgs {
     /// AppId (not needed with --simulate).
     #[arg(long, env = "ZEGO_APP_ID")]
     pub app_id: Option<u32>,
-    /// The server secret, from the environment.
-    #[arg(long = "server-secret-env", env = "ZEGO_SERVER_SECRET", hide_env_values = true, hide = true)]
-    pub server_secret: Option<String>,
-    /// Read the server secret from this file instead of `ZEGO_SERVER_SECRET`.
+    // The server secret is never an argument (argv is world-readable in /proc): it comes from the environment
+    // variable ZEGO_SERVER_SECRET, read in `credentials`, or from --server-secret-file.
+    /// Read the server secret from this file instead of the environment variable `ZEGO_SERVER_SECRET`.
     #[arg(long)]
     pub server_secret_file: Option<PathBuf>,
     /// ZIM calls per second per action.
@@ -126,10 +125,10 @@ fn credentials(args: &ApplyArgs) -> Result<ResolvedCredentials, CredentialsError
     let source = "from ZEGO_APP_ID and ZEGO_SERVER_SECRET / --server-secret-file".to_string();
     let app_id =
         args.app_id.ok_or_else(|| CredentialsError::NotFound(format!("{source} (ZEGO_APP_ID is unset)")))?;
-    let secret =
-        crate::cmd_simulate::read_secret(args.server_secret_file.as_ref(), args.server_secret.as_deref())
-            .map_err(|e| CredentialsError::Invalid { source_name: source.clone(), reason: e.to_string() })?
-            .ok_or_else(|| CredentialsError::NotFound(format!("{source} (no server secret)")))?;
+    let from_env = std::env::var("ZEGO_SERVER_SECRET").ok();
+    let secret = crate::cmd_simulate::read_secret(args.server_secret_file.as_ref(), from_env.as_deref())
+        .map_err(|e| CredentialsError::Invalid { source_name: source.clone(), reason: e.to_string() })?
+        .ok_or_else(|| CredentialsError::NotFound(format!("{source} (no server secret)")))?;
     Ok(ResolvedCredentials { credentials: Credentials { app_id, secret }, from_user_id: None })
 }
 

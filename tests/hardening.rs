@@ -333,3 +333,26 @@ async fn https_proxy_and_no_proxy_are_honoured() {
     assert_eq!(code, 0, "{stderr}");
     assert!(tunnels.lock().unwrap().is_empty(), "{:?}", tunnels.lock().unwrap());
 }
+
+/// The server secret is not a command-line argument (argv is readable by every process on the node): the old
+/// hidden `--server-secret-env VALUE` is refused, without echoing the value; the environment variable works.
+#[tokio::test]
+async fn the_server_secret_is_not_an_argument() {
+    let sim = Simulator::new(SimConfig {
+        apps: vec![(APP, ServerSecret::new(SECRET))],
+        qps: 0,
+        ..Default::default()
+    })
+    .start_local()
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) =
+        apply(dir.path(), &sim.endpoint(), &["--server-secret-env", "0ddba11c0ffee0ddba11c0ffee0ddba1"], &[])
+            .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--server-secret-env"), "{stderr}");
+    assert!(!stderr.contains("0ddba11c0ffee"), "the refused value is echoed: {stderr}");
+    let (code, _, stderr) = apply(dir.path(), &sim.endpoint(), &[], &[]).await;
+    assert_eq!(code, 0, "ZEGO_SERVER_SECRET from the environment: {stderr}");
+}
