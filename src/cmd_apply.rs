@@ -18,7 +18,7 @@ use crate::manifest::{self, Document};
 use crate::now;
 use crate::reconcile::{self, Claim, CredentialsError, NoSink, Reconciler, Requeue, ResolvedCredentials};
 use crate::sim::{DEMO_APP_ID, DEMO_SERVER_SECRET, Simulator};
-use crate::zim::{ClientConfig, Credentials, DEFAULT_ENDPOINT, ZimClient};
+use crate::zim::{ClientConfig, Credentials, DEFAULT_ENDPOINT, TlsRoots, ZimClient};
 
 /// The longest wait between two attempts of one room.
 const APPLY_MAX_WAIT: Duration = Duration::from_secs(5);
@@ -54,15 +54,20 @@ pub struct ApplyArgs {
     /// AppId (not needed with --simulate).
     #[arg(long, env = "ZEGO_APP_ID")]
     pub app_id: Option<u32>,
-    /// The server secret, from the environment.
-    #[arg(long = "server-secret-env", env = "ZEGO_SERVER_SECRET", hide_env_values = true, hide = true)]
-    pub server_secret: Option<String>,
-    /// Read the server secret from this file instead of `ZEGO_SERVER_SECRET`.
+    // The server secret is never an argument (argv is world-readable in /proc): it comes from the environment
+    // variable ZEGO_SERVER_SECRET, read in `credentials`, or from --server-secret-file.
+    /// Read the server secret from this file instead of the environment variable `ZEGO_SERVER_SECRET`.
     #[arg(long)]
     pub server_secret_file: Option<PathBuf>,
     /// ZIM calls per second per action.
     #[arg(long, env = "ZIM_QPS", default_value_t = 20)]
     pub qps: u32,
+    /// Root certificates trusted for the ZIM endpoint: `webpki` (compiled in) or `system`.
+    #[arg(long, env = "ZIM_TLS_ROOTS", value_enum, default_value_t)]
+    pub tls_roots: TlsRoots,
+    /// A PEM bundle of extra root certificates for the ZIM endpoint, trusted besides --tls-roots.
+    #[arg(long, env = "ZIM_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Attempts per room for retryable failures.
     #[arg(long, default_value_t = 5)]
     pub attempts: u32,
@@ -120,10 +125,10 @@ fn credentials(args: &ApplyArgs) -> Result<ResolvedCredentials, CredentialsError
     let source = "from ZEGO_APP_ID and ZEGO_SERVER_SECRET / --server-secret-file".to_string();
     let app_id =
         args.app_id.ok_or_else(|| CredentialsError::NotFound(format!("{source} (ZEGO_APP_ID is unset)")))?;
-    let secret =
-        crate::cmd_simulate::read_secret(args.server_secret_file.as_ref(), args.server_secret.as_deref())
-            .map_err(|e| CredentialsError::Invalid { source_name: source.clone(), reason: e.to_string() })?
-            .ok_or_else(|| CredentialsError::NotFound(format!("{source} (no server secret)")))?;
+    let from_env = std::env::var("ZEGO_SERVER_SECRET").ok();
+    let secret = crate::cmd_simulate::read_secret(args.server_secret_file.as_ref(), from_env.as_deref())
+        .map_err(|e| CredentialsError::Invalid { source_name: source.clone(), reason: e.to_string() })?
+        .ok_or_else(|| CredentialsError::NotFound(format!("{source} (no server secret)")))?;
     Ok(ResolvedCredentials { credentials: Credentials { app_id, secret }, from_user_id: None })
 }
 
@@ -153,14 +158,20 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
     } else {
         args.endpoint.clone()
     };
-    let client =
-        match ZimClient::new(&ClientConfig { endpoint, calls_per_second: args.qps, ..Default::default() }) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let config = ClientConfig {
+        endpoint,
+        calls_per_second: args.qps,
+        roots: args.tls_roots,
+        ca_file: args.ca_file.clone(),
+        ..Default::default()
+    };
+    let client = match ZimClient::new(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let reconciler = Reconciler::new(client, args.from_user_id.clone());
     let creds = credentials(&args);
 

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-use crate::admin::{self, Health};
+use crate::admin::auth::{KubeReviewer, MetricsAuth};
+use crate::admin::{self, AdminConfig, Health};
 use crate::controller::{self, Context};
 use crate::metrics::Metrics;
 use crate::reconcile::{DEFAULT_FROM_USER_ID, Reconciler};
-use crate::zim::{ClientConfig, DEFAULT_ENDPOINT, ZimClient};
+use crate::zim::{ClientConfig, DEFAULT_ENDPOINT, TlsRoots, ZimClient};
 
 /// Options of `run`. Every flag has an environment variable.
 #[derive(Debug, clap::Args)]
@@ -46,15 +47,30 @@ pub struct RunArgs {
     /// ZIM calls per second per (AppId, Action), spaced evenly; ZEGO's published limit is 20.
     #[arg(long, env = "ZIM_QPS", default_value_t = 20)]
     pub zim_qps: u32,
+    /// Root certificates trusted for the ZIM endpoint: `webpki` (compiled in) or `system` (SSL_CERT_FILE,
+    /// SSL_CERT_DIR, else the distribution's bundle).
+    #[arg(long, env = "ZIM_TLS_ROOTS", value_enum, default_value_t)]
+    pub tls_roots: TlsRoots,
+    /// A PEM bundle of extra root certificates for the ZIM endpoint (a corporate CA or TLS-inspecting proxy),
+    /// trusted besides --tls-roots.
+    #[arg(long, env = "ZIM_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Timeout of one ZIM call, e.g. 10s.
     #[arg(long, env = "ZIM_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub zim_timeout: Duration,
     /// Retry period after a terminal failure (auth, quota, refused parameters), e.g. 1h.
     #[arg(long, env = "ZIM_SLOW_RETRY", default_value = "1h", value_parser = parse_duration)]
     pub slow_retry: Duration,
-    /// Address of the admin server (/healthz, /readyz, /metrics).
+    /// Address of the admin server (/healthz, /readyz, and /metrics unless --metrics-addr is set).
     #[arg(long, env = "ZIM_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
     pub admin_addr: SocketAddr,
+    /// Serve /metrics on this address instead of the admin address (probes stay on --admin-addr).
+    #[arg(long, env = "ZIM_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Protection of /metrics: `none`, or `kubernetes` (a bearer token checked with a TokenReview, its user with
+    /// a SubjectAccessReview for `get` on the non-resource URL /metrics, as kube-rbac-proxy does).
+    #[arg(long, env = "ZIM_METRICS_AUTH", value_enum, default_value_t)]
+    pub metrics_auth: MetricsAuthMode,
     /// Elect a leader with a coordination.k8s.io Lease so that only one replica reconciles.
     #[arg(long, env = "ZIM_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -71,9 +87,23 @@ pub struct RunArgs {
     /// Identity in the Lease and in events (default: POD_NAME, else host name and process id).
     #[arg(long, env = "ZIM_IDENTITY")]
     pub identity: Option<String>,
+    /// After SIGTERM, how long in-flight reconciles may take to finish before the process exits anyway (the
+    /// lease is then released, at most 5 s more). Keep it below the pod's terminationGracePeriodSeconds.
+    #[arg(long, env = "ZIM_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
     /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the in-cluster service account).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+}
+
+/// How `/metrics` is protected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsAuthMode {
+    /// Anyone who can connect may read it (restrict with a NetworkPolicy, or bind to 127.0.0.1 behind a proxy).
+    #[default]
+    None,
+    /// TokenReview + SubjectAccessReview through the API server.
+    Kubernetes,
 }
 
 /// Parses `90`, `90s`, `15m`, `2h`, `500ms`.
@@ -108,18 +138,9 @@ pub async fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
-    let kube_config = match &args.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                .await
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
-        }
-        None => {
-            kube::Config::infer().await.map_err(|e| format!("cannot configure the Kubernetes client: {e}"))?
-        }
-    };
+    let (kube_config, source) = crate::kube_config::load(args.kubeconfig.as_deref()).await?;
+    // The proxy URL may carry credentials: only whether there is one is logged.
+    info!(source = ?source, proxied = kube_config.proxy_url.is_some(), "Kubernetes client configured");
     let client = kube::Client::try_from(kube_config)
         .map_err(|e| format!("cannot build the Kubernetes client: {e}"))?;
     let own_namespace = args
@@ -143,6 +164,8 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         endpoint: args.endpoint.clone(),
         calls_per_second: args.zim_qps,
         timeout: args.zim_timeout,
+        roots: args.tls_roots,
+        ca_file: args.ca_file.clone(),
         ..Default::default()
     })
     .map_err(|e| e.to_string())?
@@ -167,13 +190,20 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
             shutdown.cancel();
         });
     }
-    let (admin_addr, admin) = admin::serve(args.admin_addr, health.clone(), metrics.clone(), {
-        let s = shutdown.clone();
-        async move { s.cancelled().await }
-    })
-    .await
-    .map_err(|e| format!("cannot serve the admin endpoints on {}: {e}", args.admin_addr))?;
-    info!(%admin_addr, endpoint = %args.endpoint, identity, "zim-operator starting");
+    let metrics_auth = match args.metrics_auth {
+        MetricsAuthMode::None => None,
+        MetricsAuthMode::Kubernetes => {
+            Some(Arc::new(MetricsAuth::new(Arc::new(KubeReviewer::new(client.clone())))))
+        }
+    };
+    let admin_config = AdminConfig { addr: args.admin_addr, metrics_addr: args.metrics_addr, metrics_auth };
+    let serving =
+        admin::serve(admin_config, health.clone(), metrics.clone(), shutdown.clone()).await.map_err(|e| {
+            let metrics = args.metrics_addr.map(|m| format!(" / {m}")).unwrap_or_default();
+            format!("cannot serve the admin endpoints on {}{metrics}: {e}", args.admin_addr)
+        })?;
+    let (admin_addr, metrics_addr, admin) = (serving.addr, serving.metrics_addr, serving.task);
+    info!(%admin_addr, %metrics_addr, metrics_auth = ?args.metrics_auth, endpoint = %args.endpoint, identity, "zim-operator starting");
 
     let ctx = Arc::new(Context::new(
         client.clone(),
@@ -184,17 +214,24 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         identity.clone(),
     ));
     let mut code = ExitCode::SUCCESS;
+    let grace = args.shutdown_grace;
     if args.leader_election {
-        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+        let build = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
             .with_namespace(&own_namespace)
             .with_identity(&identity)
             .with_duration(args.lease_duration)
             .with_grace(args.lease_duration.div_ceil(3).max(1))
-            .build()
-            .await
-            .map_err(|e| {
+            .build();
+        // Setting up the Lease talks to the API server, which may not answer: SIGTERM must not wait for it.
+        let manager = tokio::select! {
+            built = build => built.map_err(|e| {
                 format!("cannot set up leader election (Lease {own_namespace}/{}): {e}", args.lease_name)
-            })?;
+            })?,
+            _ = shutdown.cancelled() => {
+                info!("stopped before leader election was set up");
+                return Ok(code);
+            }
+        };
         let (mut leader, lease_task) = manager.watch().await;
         health.set_standby(true);
         info!(lease = %args.lease_name, "waiting for the leader lease");
@@ -211,7 +248,7 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
             info!("acquired the leader lease; reconciling");
             health.set_standby(false);
             metrics.leader.set(1);
-            let run = controller::run(ctx, shutdown.clone());
+            let run = finish_within(controller::run(ctx, shutdown.clone()), &shutdown, &health, grace);
             let lost = async {
                 loop {
                     if leader.changed().await.is_err() || !*leader.borrow() {
@@ -237,12 +274,47 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
             _ => error!("the lease task did not finish"),
         }
     } else {
-        controller::run(ctx, shutdown.clone()).await;
+        finish_within(controller::run(ctx, shutdown.clone()), &shutdown, &health, grace).await;
     }
     shutdown.cancel();
-    let _ = admin.await;
+    if tokio::time::timeout(Duration::from_secs(2), admin).await.is_err() {
+        warn!("the admin server did not stop within 2 s");
+    }
     info!("zim-operator stopped");
     Ok(code)
+}
+
+/// Runs `work` (the controllers, which stop by themselves once `shutdown` is cancelled and their in-flight
+/// reconciles are done) and, once `shutdown` is cancelled, waits for it at most `grace` — or not at all while the
+/// watches have never synced: kube-runtime starts no reconcile before its first listing, so nothing is in
+/// flight, and its graceful shutdown would wait for that listing forever (kube-runtime 5's Runner returns
+/// Pending until its store is ready, even after its queue ended). Returns whether `work` finished.
+async fn finish_within(
+    work: impl std::future::Future<Output = ()>,
+    shutdown: &CancellationToken,
+    health: &Health,
+    grace: Duration,
+) -> bool {
+    tokio::pin!(work);
+    tokio::select! {
+        _ = &mut work => return true,
+        _ = shutdown.cancelled() => {}
+    }
+    let grace = if health.ever_watched() { grace } else { Duration::ZERO };
+    match tokio::time::timeout(grace, work).await {
+        Ok(()) => true,
+        Err(_) if grace.is_zero() => {
+            info!("the watches never synced, so no reconcile is in flight; stopping now");
+            false
+        }
+        Err(_) => {
+            warn!(
+                grace_seconds = grace.as_secs_f64(),
+                "in-flight reconciles did not finish in time; stopping anyway"
+            );
+            false
+        }
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ pub mod cmd_apply;
 pub mod cmd_run;
 pub(crate) mod controller;
 pub mod crd;
+pub(crate) mod kube_config;
 pub mod manifest;
 pub(crate) mod metrics;
 pub mod reconcile;

@@ -342,8 +342,10 @@ async fn huge_message_is_a_zim_error_with_an_n_byte_message() {
         next: [Fault::HugeMessage { bytes: N as u64 }].into(),
         ..Default::default()
     });
+    // The project's client reads at most MAX_BODY_BYTES (1 MiB) of an answer: this one is longer, so it is a
+    // transport failure rather than a ZIM answer (tests/hardening.rs covers the client's bounds).
     match client.create_room(&creds(), &create("chatty")).await.unwrap_err() {
-        ZimError::Api { code, message, .. } => assert_eq!((code, message.len()), (660000001, N)),
+        ZimError::Transport { .. } => {}
         other => panic!("{other:?}"),
     }
     assert!(running.sim.room(APP, "chatty").is_none());

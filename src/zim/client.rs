@@ -5,11 +5,24 @@
 //! One `reqwest` client (rustls, connection reuse, timeouts) serves every call. URLs are never logged or put in an
 //! error, because they carry the signature.
 //!
+//! The endpoint is not trusted to behave: a body is read up to [`MAX_BODY_BYTES`] and a longer one is a transport
+//! failure (it is never buffered whole); redirects are never followed (a 3xx is a transport failure, so a signed
+//! request is never re-sent elsewhere); plain `http://` is refused unless the host is loopback (the simulator,
+//! tests); ZIM's texts are cut to a bounded length in [`ZimError`], and the metric label of each call comes from a
+//! fixed set.
+//!
+//! TLS: rustls with the `ring` provider. The trusted roots are the compiled-in webpki roots (the default) or the
+//! system's ([`TlsRoots`]), plus an optional PEM bundle ([`ClientConfig::ca_file`]) for a corporate CA or a
+//! TLS-inspecting proxy. Proxies come from `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY`, as curl reads
+//! them.
+//!
 //! [`HttpClient`] is the wire implementation of [`ZimApi`]; [`ZimClient`] is what the operator uses: the HTTP
 //! client behind the rate-limiting decorator ([`RateLimited`]).
 //!
 //! (Over 400 lines: request building, signing placement and answer checking belong together; a third is tests.)
 
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +40,20 @@ use super::types::*;
 
 /// ZEGO's unified, region-independent endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://zim-api.zego.im";
+
+/// The longest response body read from the endpoint. ZIM's largest answers (a page of 500 users, 20 attributes)
+/// are tens of kilobytes; a longer body is a transport failure, and is not read past this.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Which root certificates the client trusts (besides [`ClientConfig::ca_file`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsRoots {
+    /// The Mozilla roots compiled into the binary (webpki-roots): no CA bundle needed in the image.
+    #[default]
+    Webpki,
+    /// The system's roots: `SSL_CERT_FILE` / `SSL_CERT_DIR`, else the distribution's bundle.
+    System,
+}
 
 /// The wall clock, in Unix seconds; injected so tests can sign at chosen times.
 pub trait Clock: Send + Sync {
@@ -66,6 +93,10 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// The root certificates trusted.
+    pub roots: TlsRoots,
+    /// A PEM bundle of extra root certificates trusted besides `roots` (a corporate CA, a TLS-inspecting proxy).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -75,6 +106,8 @@ impl Default for ClientConfig {
             calls_per_second: 20,
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            roots: TlsRoots::Webpki,
+            ca_file: None,
         }
     }
 }
@@ -90,9 +123,47 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The CA bundle could not be read or holds no certificate.
+    #[error("CA bundle {path} (--ca-file, ZIM_CA_FILE): {reason}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `--tls-roots system` found no usable root certificate.
+    #[error(
+        "no system root certificates found ({0}); mount a CA bundle and set SSL_CERT_FILE, or use --tls-roots webpki"
+    )]
+    SystemRoots(String),
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
+}
+
+/// Whether `host` is a loopback host: `localhost`, 127.0.0.0/8 or ::1.
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
+        url::Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
+    }
+}
+
+/// Reads the PEM certificates of `path`.
+fn read_ca_file(path: &PathBuf) -> Result<Vec<reqwest::Certificate>, ConfigError> {
+    let fail = |reason: String| ConfigError::CaFile { path: path.clone(), reason };
+    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    // A bundle of every public root is about 200 KB.
+    if meta.len() > 16 << 20 {
+        return Err(fail(format!("{} bytes; at most 16 MiB is read", meta.len())));
+    }
+    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(fail("no PEM certificate (-----BEGIN CERTIFICATE-----) in the file".into()));
+    }
+    Ok(certs)
 }
 
 /// The ZIM client the operator uses: HTTP behind the per-(AppId, Action) rate limiter. Cheap to clone; clones
@@ -158,13 +229,37 @@ impl HttpClient {
                 reason: "must not carry a query string".into(),
             });
         }
-        let http = reqwest::Client::builder()
+        // Requests carry the signature in the URL: never in clear text over a network.
+        if endpoint.scheme() == "http" && !endpoint.host().as_ref().is_some_and(is_loopback) {
+            return Err(ConfigError::Endpoint {
+                endpoint: config.endpoint.clone(),
+                reason: "plain http:// is only allowed for a loopback host (127.0.0.0/8, ::1, localhost), such as \
+                         the simulator; use https://"
+                    .into(),
+            });
+        }
+        let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("zim-operator/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::Http(e.without_url().to_string()))?;
+            .tls_built_in_webpki_certs(config.roots == TlsRoots::Webpki)
+            .tls_built_in_native_certs(config.roots == TlsRoots::System);
+        if config.roots == TlsRoots::System {
+            // reqwest silently trusts nothing when the system has no roots; say so instead.
+            let found = rustls_native_certs::load_native_certs();
+            if found.certs.is_empty() {
+                let why = found.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                return Err(ConfigError::SystemRoots(if why.is_empty() { "none found".into() } else { why }));
+            }
+        }
+        if let Some(path) = &config.ca_file {
+            for cert in read_ca_file(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| ConfigError::Http(e.without_url().to_string()))?;
         Ok(Self { http, endpoint, timeout: config.timeout, clock: Arc::new(SystemClock), observer: None })
     }
 
@@ -220,7 +315,7 @@ impl HttpClient {
         let result: Result<R, ZimError> = self.send(credentials, action, query, body).await;
         let latency = start.elapsed();
         let label = match &result {
-            Ok(r) => r.envelope().code.to_string(),
+            Ok(r) => codes::code_label(r.envelope().code).into_owned(),
             Err(e) => e.result_label(),
         };
         debug!(action = %action, result = %label, latency_ms = latency.as_millis() as u64, "zim call");
@@ -245,19 +340,43 @@ impl HttpClient {
         // calling in).
         let url = self.signed_url(credentials, action, query);
         let request = if action.is_post() {
-            let bytes =
-                serde_json::to_vec(&body).map_err(|e| ZimError::Decode { action, detail: e.to_string() })?;
+            let bytes = serde_json::to_vec(&body).map_err(|e| ZimError::decode(action, &e.to_string()))?;
             self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(bytes)
         } else {
             self.http.get(url)
         };
         let response = request.send().await.map_err(|e| self.transport_error(action, e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| self.transport_error(action, e))?;
         if !status.is_success() {
+            // Not a ZIM answer (a redirect is not followed either): its body is not read.
             return Err(ZimError::HttpStatus { action, status: status.as_u16() });
         }
+        let bytes = self.read_body(action, response).await?;
         decode_answer(action, &bytes)
+    }
+
+    /// Reads the body, at most [`MAX_BODY_BYTES`]: a declared or actual longer body is a transport failure, and
+    /// the connection is dropped rather than drained.
+    async fn read_body(&self, action: Action, mut response: reqwest::Response) -> Result<Vec<u8>, ZimError> {
+        let too_long = |what: String| {
+            ZimError::transport(
+                action,
+                &format!(
+                    "the answer's body is {what}, more than the {MAX_BODY_BYTES} bytes a ZIM answer may have"
+                ),
+            )
+        };
+        if let Some(length) = response.content_length().filter(|l| *l > MAX_BODY_BYTES as u64) {
+            return Err(too_long(format!("{length} bytes (Content-Length)")));
+        }
+        let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(action, e))? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_long(format!("over {} bytes", body.len() + chunk.len())));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     fn transport_error(&self, action: Action, e: reqwest::Error) -> ZimError {
@@ -273,7 +392,7 @@ impl HttpClient {
             detail.push_str(&s.to_string());
             source = s.source();
         }
-        ZimError::Transport { action, detail }
+        ZimError::transport(action, &detail)
     }
 }
 
@@ -284,10 +403,8 @@ pub fn decode_answer<R>(action: Action, bytes: &[u8]) -> Result<R, ZimError>
 where
     R: DeserializeOwned + HasEnvelope,
 {
-    let undecodable = |detail: String| ZimError::Decode {
-        action,
-        detail: format!("{detail} (body of {} bytes)", bytes.len()),
-    };
+    let undecodable =
+        |detail: String| ZimError::decode(action, &format!("{detail} (body of {} bytes)", bytes.len()));
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| undecodable(e.to_string()))?;
     if value.get("Code").is_none_or(|c| !(c.is_i64() || c.is_u64() || c.is_string())) {
         return Err(undecodable("no Code field".into()));
@@ -295,12 +412,7 @@ where
     let decoded: R = serde_json::from_value(value).map_err(|e| undecodable(e.to_string()))?;
     let envelope = decoded.envelope();
     if envelope.code != codes::OK {
-        return Err(ZimError::Api {
-            action,
-            code: envelope.code,
-            message: envelope.message.clone(),
-            request_id: envelope.request_id.clone(),
-        });
+        return Err(ZimError::api(action, envelope.code, &envelope.message, &envelope.request_id));
     }
     Ok(decoded)
 }
@@ -434,6 +546,49 @@ mod tests {
                 ZimClient::new(&ClientConfig { endpoint: bad.into(), ..Default::default() }).is_err(),
                 "{bad}"
             );
+        }
+    }
+
+    /// Plain http:// is refused for any host but loopback, with a message that says why.
+    #[test]
+    fn plain_http_only_for_loopback() {
+        let build = |endpoint: &str| {
+            ZimClient::new(&ClientConfig { endpoint: endpoint.into(), ..Default::default() })
+        };
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://127.9.8.7",
+            "http://[::1]:80/",
+            "http://localhost:1",
+            "http://LOCALHOST",
+        ] {
+            assert!(build(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://zim-api.zego.im",
+            "http://10.0.0.1:8080",
+            "http://[::2]/",
+            "http://localhost.evil.example",
+            "http://0.0.0.0:80",
+        ] {
+            let err = build(bad).err().unwrap_or_else(|| panic!("{bad} accepted")).to_string();
+            assert!(err.contains("only allowed for a loopback host"), "{bad}: {err}");
+        }
+        assert!(build("https://zim-api.zego.im").is_ok());
+    }
+
+    /// A CA file that is missing or holds no certificate is refused at construction, naming the file.
+    #[test]
+    fn ca_file_problems_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        for path in [dir.path().join("missing.pem"), empty] {
+            let err = ZimClient::new(&ClientConfig { ca_file: Some(path.clone()), ..Default::default() })
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains(&path.display().to_string()) && err.contains("--ca-file"), "{err}");
         }
     }
 }

@@ -120,6 +120,25 @@ pub fn classify(code: i64) -> Class {
     }
 }
 
+/// The metric label of a ZIM `Code`: the code itself when the table above knows it, else `other`, so an
+/// endpoint that answers arbitrary codes cannot create new label values.
+pub fn code_label(code: i64) -> std::borrow::Cow<'static, str> {
+    if code == OK || classify(code) != Class::Unknown {
+        std::borrow::Cow::Owned(code.to_string())
+    } else {
+        std::borrow::Cow::Borrowed("other")
+    }
+}
+
+/// The metric label of a non-success HTTP status: `http_NNN` for a status registered with IANA (a fixed set of
+/// about sixty), else `http_other`.
+pub fn http_status_label(status: u16) -> std::borrow::Cow<'static, str> {
+    match reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()) {
+        Some(_) => std::borrow::Cow::Owned(format!("http_{status}")),
+        None => std::borrow::Cow::Borrowed("http_other"),
+    }
+}
+
 /// Classifies a non-success HTTP status. ZIM documents only HTTP 200 with a `Code`; any other status came from
 /// something in between (a proxy, a gateway, a wrong endpoint path), so it says nothing about the request's
 /// parameters or credentials: it is a transport failure, retried with backoff (429 slows down like a ZIM rate

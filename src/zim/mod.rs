@@ -18,7 +18,10 @@ pub mod sign;
 pub mod types;
 
 pub use api::ZimApi;
-pub use client::{CallObserver, ClientConfig, Clock, DEFAULT_ENDPOINT, HttpClient, SystemClock, ZimClient};
+pub use client::{
+    CallObserver, ClientConfig, Clock, DEFAULT_ENDPOINT, HttpClient, MAX_BODY_BYTES, SystemClock, TlsRoots,
+    ZimClient,
+};
 pub use codes::{Class, Terminal, classify};
 pub use error::ZimError;
 pub use limiter::RateLimited;

@@ -6,9 +6,11 @@
 
 #[path = "../common/builder.rs"]
 mod builder;
+mod egress;
 mod harness;
 #[path = "../common/kstatus.rs"]
 mod kstatus;
+mod metrics_auth;
 mod ownership;
 mod reliability;
 mod status_contract;
