@@ -62,6 +62,8 @@ pub(crate) struct CredentialCache {
     entries: Mutex<HashMap<SecretKey, Result<ResolvedCredentials, CredentialsError>>>,
     last_good: Mutex<HashMap<SecretKey, ResolvedCredentials>>,
     last_good_by_app: Mutex<HashMap<u32, ResolvedCredentials>>,
+    /// Secrets seen deleted whose last good credentials are still held.
+    deleted: Mutex<std::collections::HashSet<SecretKey>>,
 }
 
 impl CredentialCache {
@@ -72,6 +74,7 @@ impl CredentialCache {
             entries: Mutex::default(),
             last_good: Mutex::default(),
             last_good_by_app: Mutex::default(),
+            deleted: Mutex::default(),
         }
     }
 
@@ -156,6 +159,42 @@ impl CredentialCache {
     pub(crate) fn invalidate(&self, key: &SecretKey) {
         lock(&self.entries).remove(key);
     }
+
+    /// Notes that `key`'s Secret was deleted: its last good credentials are kept only while an object still uses
+    /// them (see [`CredentialCache::evict_unused`]).
+    pub(crate) fn deleted(&self, key: &SecretKey) {
+        lock(&self.entries).remove(key);
+        lock(&self.deleted).insert(key.clone());
+    }
+
+    /// Evicts the last good credentials of deleted Secrets that no object refers to any more (`used`: the Secrets
+    /// the cached objects refer to), and those of apps no object's status records (`apps`). Returns how many
+    /// were evicted.
+    pub(crate) fn evict_unused(
+        &self,
+        used: &std::collections::HashSet<SecretKey>,
+        apps: &std::collections::HashSet<u32>,
+    ) -> usize {
+        let mut evicted = 0;
+        let mut deleted = lock(&self.deleted);
+        let mut last_good = lock(&self.last_good);
+        deleted.retain(|key| {
+            if used.contains(key) {
+                return true;
+            }
+            evicted += usize::from(last_good.remove(key).is_some());
+            false
+        });
+        drop(last_good);
+        let live_apps: std::collections::HashSet<u32> =
+            lock(&self.last_good).values().map(|c| c.credentials.app_id).collect();
+        lock(&self.last_good_by_app).retain(|app, _| {
+            let keep = apps.contains(app) || live_apps.contains(app);
+            evicted += usize::from(!keep);
+            keep
+        });
+        evicted
+    }
 }
 
 /// The Secret of a watch event.
@@ -176,7 +215,11 @@ pub(crate) fn secret_changes(
         .default_backoff()
         .filter_map(move |event| {
             let out = match event {
-                Ok(watcher::Event::Apply(s) | watcher::Event::Delete(s)) => Some(Ok(s)),
+                Ok(watcher::Event::Apply(s)) => Some(Ok(s)),
+                Ok(watcher::Event::Delete(s)) => {
+                    cache.deleted(&key_of(&s));
+                    Some(Ok(s))
+                }
                 Ok(watcher::Event::InitApply(s)) => {
                     cache.invalidate(&key_of(&s));
                     None
@@ -214,6 +257,28 @@ mod tests {
         assert!(err.to_string().contains("serverSecret is missing"));
         let err = parse_secret("ns/s", &secret(&[("appId", b"1"), ("serverSecret", b"\xff")])).unwrap_err();
         assert!(!err.to_string().contains("topsecret"));
+    }
+
+    fn creds(app: u32) -> ResolvedCredentials {
+        ResolvedCredentials { credentials: Credentials::new(app, "s"), from_user_id: None }
+    }
+
+    #[tokio::test]
+    async fn last_good_credentials_go_when_their_deleted_secret_is_unused() {
+        let client = Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap())).unwrap();
+        let cache = CredentialCache::new(client, None);
+        let key = ("ns".to_string(), "zego".to_string());
+        lock(&cache.last_good).insert(key.clone(), creds(7));
+        lock(&cache.last_good_by_app).insert(7, creds(7));
+        cache.deleted(&key);
+        let mut used = std::collections::HashSet::new();
+        used.insert(key.clone());
+        // Still used by an object (e.g. one being deleted): kept.
+        assert_eq!(cache.evict_unused(&used, &Default::default()), 0);
+        assert!(lock(&cache.last_good).contains_key(&key));
+        // Unused and the app recorded by no object: both go.
+        assert_eq!(cache.evict_unused(&Default::default(), &Default::default()), 2);
+        assert!(lock(&cache.last_good).is_empty() && lock(&cache.last_good_by_app).is_empty());
     }
 
     #[test]

@@ -88,6 +88,14 @@ pub(crate) async fn probe_loop(
             });
         }
         due.retain(|k, _| seen.contains(k));
+        // Last good credentials of deleted Secrets stay only while an object still refers to them.
+        let objects: Vec<_> = stores.iter().flat_map(Store::state).collect();
+        let used = objects.iter().filter_map(|r| ctx.credentials.secret_key(r)).collect();
+        let apps = objects.iter().filter_map(|r| r.status.as_ref()?.app_id).collect();
+        let evicted = ctx.credentials.evict_unused(&used, &apps);
+        if evicted > 0 {
+            info!(evicted, "dropped the last good credentials of deleted Secrets that no ZimRoom uses");
+        }
     }
     while probes.join_next().await.is_some() {}
 }

@@ -3,6 +3,23 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+/// The longest condition message: a hostile or broken endpoint's text must not bloat the status (kubectl, Argo CD
+/// and every watcher read it). Longer messages are cut at a character boundary, marked with "…".
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `message` cut to [`MAX_MESSAGE_BYTES`] at a character boundary.
+pub fn bounded(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut cut = MAX_MESSAGE_BYTES - '…'.len_utf8();
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
 /// Sets condition `type_` in `conditions`. The transition time is `now` only when the status changed.
 pub fn set(
     conditions: &mut Vec<Condition>,
@@ -14,7 +31,7 @@ pub fn set(
     now: &Time,
 ) {
     let status = if status { "True" } else { "False" };
-    let mut message = message.into();
+    let mut message = bounded(message.into());
     if message.is_empty() {
         message = reason.to_owned();
     }
@@ -51,6 +68,15 @@ mod tests {
 
     fn t(s: i64) -> Time {
         Time(jiff::Timestamp::from_second(s).unwrap())
+    }
+
+    #[test]
+    fn messages_are_bounded_at_a_character_boundary() {
+        let mut c = Vec::new();
+        set(&mut c, "Ready", false, "ApiUnavailable", "é".repeat(5000), Some(1), &t(1));
+        assert!(c[0].message.len() <= MAX_MESSAGE_BYTES);
+        assert!(c[0].message.ends_with('…'));
+        assert_eq!(bounded("short".into()), "short");
     }
 
     #[test]
