@@ -112,7 +112,14 @@ import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") in ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "Secret")]
 yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
 PY
-grep -q 'kind: ClusterRole' "$work/ns-rbac.yaml" && fail "namespaced mode renders cluster-wide RBAC"
+# The one cluster-scoped grant in namespaced mode: get on the ZimRoom CRD itself (an uninstall releases rooms).
+"$TOOLS_PY" - "$work/ns-rbac.yaml" <<'PY' || fail "namespaced mode renders cluster-wide RBAC beyond reading the ZimRoom CRD"
+import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d["kind"] == "ClusterRole":
+        assert d["rules"] == [{"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
+                               "resourceNames": ["zimrooms.zim.zego.im"], "verbs": ["get"]}], d["rules"]
+PY
 k apply -f "$work/ns-rbac.yaml" >/dev/null
 as=system:serviceaccount:zim-system:ns-zim-operator
 for ns in team-a team-b; do
@@ -120,6 +127,8 @@ for ns in team-a team-b; do
 done
 can no list zimrooms.zim.zego.im -n chat; can no get secrets -n chat; can no list zimrooms.zim.zego.im --all-namespaces
 can yes get secrets -n zim-system; can yes create leases.coordination.k8s.io -n zim-system
+can yes get customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
+can no list customresourcedefinitions.apiextensions.k8s.io; can no delete customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
 ok "namespaced RBAC is limited to the listed namespaces (checked by impersonation)"
 
 # 5. The operator under the ServiceAccount's token reconciles a room.

@@ -175,21 +175,7 @@ impl ZimApi for InMemoryZim {
         let body = UserRegisterRequest { user_info: users.to_vec() };
         let result: Result<UserRegisterResponse, ZimError> =
             self.call(credentials, Action::UserRegister, &[], Some(&body)).await;
-        // The same rule as `HttpClient::user_register`: a user that already exists counts as registered.
-        match result {
-            Ok(mut resp) => {
-                resp.error_list.retain(|e| e.sub_code != codes::USER_EXISTS);
-                Ok(resp)
-            }
-            // Every user failed, and all of them because they already exist.
-            Err(ZimError::Api { code: codes::USER_EXISTS, message, request_id, .. }) => {
-                Ok(UserRegisterResponse {
-                    envelope: Envelope { code: codes::USER_EXISTS, message, request_id },
-                    error_list: Vec::new(),
-                })
-            }
-            Err(e) => Err(e),
-        }
+        crate::zim::api::registered(result)
     }
 
     async fn create_room(

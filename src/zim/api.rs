@@ -77,6 +77,24 @@ pub trait ZimApi: Send + Sync {
     }
 }
 
+/// Reads a UserRegister outcome: a user that is already registered (660700002) counts as registered, whether
+/// some users (`ErrorList`) or all of them (the call's code) already existed.
+pub fn registered(result: Result<UserRegisterResponse, ZimError>) -> Result<UserRegisterResponse, ZimError> {
+    match result {
+        Ok(mut resp) => {
+            resp.error_list.retain(|e| e.sub_code != codes::USER_EXISTS);
+            Ok(resp)
+        }
+        Err(ZimError::Api { code: codes::USER_EXISTS, message, request_id, .. }) => {
+            Ok(UserRegisterResponse {
+                envelope: super::types::Envelope { code: codes::USER_EXISTS, message, request_id },
+                error_list: Vec::new(),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads a QueryRoomUserList outcome as an existence answer.
 pub fn existence<T>(result: Result<T, ZimError>) -> Result<bool, ZimError> {
     match result {
