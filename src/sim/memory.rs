@@ -32,7 +32,6 @@ use super::actions::Params;
 use super::faults::{Answer, Before, PAD_BYTE, status_text};
 use super::state::logged_room_id;
 use crate::zim::api::ZimApi;
-use crate::zim::codes;
 use crate::zim::error::ZimError;
 use crate::zim::sign::Credentials;
 use crate::zim::types::*;
