@@ -2,7 +2,9 @@
 #   docker build -t zim-operator:0.1.0 .
 # The binary is linked statically against musl, so the final image needs no libc; TLS is rustls with webpki
 # roots compiled in, so it needs no CA bundle either. It runs as an unprivileged user and writes nothing.
-FROM rust:1.95-bookworm AS build
+# The build image is pinned by digest (the tag is kept for readers); refresh both together, see
+# docs/SUPPLY-CHAIN.md. The final stage is `scratch`, which is not an image and has nothing to pin.
+FROM rust:1.95-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1 AS build
 RUN rustup target add x86_64-unknown-linux-musl && apt-get update && apt-get install -y --no-install-recommends musl-tools
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./

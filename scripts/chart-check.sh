@@ -5,7 +5,9 @@
 #  3. the rendered manifests pass a server-side dry-run on a real kube-apiserver (scripts/kube-env.sh);
 #  4. RBAC: bound to its ServiceAccount, the chart's roles allow what the operator needs and nothing it does not
 #     (kubectl auth can-i --as=system:serviceaccount:…), cluster-wide and per namespace;
-#  5. the operator, run with that ServiceAccount's token, reconciles a ZimRoom: the RBAC is sufficient.
+#  5. the operator, run with that ServiceAccount's token, reconciles a ZimRoom: the RBAC is sufficient;
+#  6. the hardening values (ci/hardened-values.yaml): Secrets limited by name, /metrics protection RBAC, and a
+#     NetworkPolicy whose every egress rule has a destination.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/tools.sh)"
@@ -22,10 +24,10 @@ passed=0
 ok() { passed=$((passed + 1)); echo "ok: $*"; }
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
-# 1. lint and template, both helms, three value sets.
+# 1. lint and template, both helms, four value sets.
 for helm in "$HELM3" "$HELM4"; do
   v=$("$helm" version --short)
-  for values in default ci/namespaced-values.yaml ci/cluster-values.yaml; do
+  for values in default ci/namespaced-values.yaml ci/cluster-values.yaml ci/hardened-values.yaml; do
     args=(); [[ $values != default ]] && args=(-f "$chart/$values")
     "$helm" lint --strict "$chart" "${args[@]}" >"$work/lint.log" 2>&1 || { cat "$work/lint.log"; fail "helm $v lint --strict ($values)"; }
     out="$work/$(basename "$values" .yaml)-$(echo "$v" | cut -c2).yaml"
@@ -33,7 +35,7 @@ for helm in "$HELM3" "$HELM4"; do
     ok "helm $v lint --strict and template ($values)"
   done
 done
-for values in default namespaced-values cluster-values; do
+for values in default namespaced-values cluster-values hardened-values; do
   cmp -s "$work/$values-3.yaml" "$work/$values-4.yaml" || fail "helm 3 and helm 4 render $values differently"
 done
 ok "helm 3 and helm 4 render identical manifests"
@@ -47,7 +49,7 @@ yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
 print(len(docs))
 PY
 }
-for values in default namespaced-values cluster-values; do
+for values in default namespaced-values cluster-values hardened-values; do
   n=$(split_builtin "$work/$values-4.yaml" "$work/$values-builtin.yaml")
   "$TOOLS_PY" -m kubernetes_validate --strict -k 1.33.0 "$work/$values-builtin.yaml" >"$work/kv.log" 2>&1 \
     || { cat "$work/kv.log"; fail "kubernetes-validate --strict ($values)"; }
@@ -73,7 +75,7 @@ PY
 k apply -f "$work/crd-1.20.yaml" >/dev/null
 k wait --for condition=established crd/zimrooms.zim.zego.im --timeout=30s >/dev/null
 for ns in zim-system team-a team-b chat; do k create namespace "$ns" >/dev/null; done
-for values in default namespaced-values cluster-values; do
+for values in default namespaced-values cluster-values hardened-values; do
   "$TOOLS_PY" - "$work/$values-4.yaml" "$work/$values-dry.yaml" <<'PY'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") not in ("ServiceMonitor", "PodDisruptionBudget")]
@@ -165,5 +167,71 @@ fi
 grep -q 'Forbidden\|forbidden' "$work/op.log" && { grep -i forbidden "$work/op.log" | head -5 >&2; fail "the operator hit a forbidden request"; }
 k -n chat delete zimroom rbac-check --timeout=60s >/dev/null || fail "deleting the room under the chart's RBAC"
 ok "the operator under the chart's ServiceAccount token reconciles and deletes a ZimRoom"
+
+# 6. The hardening values.
+"$TOOLS_PY" - "$work/default-4.yaml" "$work/hardened-values-4.yaml" "$work/namespaced-values-4.yaml" <<'PY' || fail "rendered hardening options"
+import sys, yaml
+def docs(path):
+    return [d for d in yaml.safe_load_all(open(path)) if d]
+def one(ds, kind):
+    found = [d for d in ds if d["kind"] == kind]
+    assert len(found) == 1, f"{len(found)} {kind}"
+    return found[0]
+default, hardened, namespaced = (docs(p) for p in sys.argv[1:4])
+# Defaults unchanged for existing users: /metrics on the admin port, no authentication, compiled-in roots.
+c = one(default, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+env = {e["name"]: e.get("value") for e in c["env"]}
+assert "ZIM_METRICS_ADDR" not in env and env["ZIM_METRICS_AUTH"] == "none" and env["ZIM_TLS_ROOTS"] == "webpki", env
+assert [p["name"] for p in one(default, "Service")["spec"]["ports"]] == ["admin"]
+# Hardened: metrics apart and authenticated, the CA bundle mounted and passed, extra env and volumes.
+d = one(hardened, "Deployment")["spec"]["template"]["spec"]
+c = d["containers"][0]
+env = {e["name"]: e.get("value") for e in c["env"]}
+assert env["ZIM_METRICS_ADDR"] == "0.0.0.0:8080" and env["ZIM_METRICS_AUTH"] == "kubernetes", env
+assert env["ZIM_CA_FILE"] == "/etc/zim-operator/ca/bundle.pem" and env["HTTPS_PROXY"], env
+assert {m["mountPath"] for m in c["volumeMounts"]} == {"/etc/zim-operator/ca", "/etc/ssl/corp"}
+assert {v["name"] for v in d["volumes"]} == {"zim-ca", "corp-roots"}
+assert [p["name"] for p in one(hardened, "Service")["spec"]["ports"]] == ["metrics"]
+assert one(hardened, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
+ns_env = {e["name"]: e.get("value") for e in one(namespaced, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+assert ns_env["ZIM_CA_FILE"] == "/etc/zim-operator/ca/ca.crt", ns_env
+# NetworkPolicy: every egress rule names its destinations (DNS included); IPv6 beside IPv4; probes and metrics.
+for ds, name in ((hardened, "hardened"), (namespaced, "namespaced")):
+    np = one(ds, "NetworkPolicy")["spec"]
+    for rule in np["egress"]:
+        assert rule.get("to"), f"{name}: an egress rule without a destination: {rule}"
+    dns = np["egress"][0]
+    assert dns["to"][0]["namespaceSelector"] and dns["to"][0]["podSelector"], dns
+    cidrs = [b["ipBlock"]["cidr"] for r in np["egress"] for b in r["to"] if "ipBlock" in b]
+    assert any(":" in c for c in cidrs) and any("." in c for c in cidrs), cidrs
+np = one(hardened, "NetworkPolicy")["spec"]
+assert sorted(p["port"] for r in np["ingress"] for p in r["ports"]) == [8080, 8081], np["ingress"]
+assert np["egress"][-1]["ports"][0]["port"] == 3128
+PY
+ok "hardening values render as documented (metrics port and auth, CA bundle, extra env and volumes, NetworkPolicy destinations and IPv6; defaults unchanged)"
+
+"$HELM4" template hard "$chart" -n zim-system -f "$chart/ci/hardened-values.yaml" >"$work/hard.yaml"
+"$TOOLS_PY" - "$work/hard.yaml" "$work/hard-rbac.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") in ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")]
+yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
+PY
+k apply -f "$work/hard-rbac.yaml" >/dev/null
+as=system:serviceaccount:zim-system:hard-zim-operator
+for ns in chat team-a; do
+  can yes get secrets/zego-app -n "$ns"; can yes get secrets/zego-team -n "$ns"; can no get secrets/other -n "$ns"
+  can no list secrets -n "$ns"; can no watch secrets -n "$ns"; can yes list zimrooms.zim.zego.im -n "$ns"
+done
+can yes get secrets/zego-default -n zim-system; can no get secrets/other -n zim-system; can no list secrets -n zim-system
+# A list or watch naming one of the Secrets (a metadata.name field selector) is allowed, an unfiltered one is not.
+k -n chat get secrets --as="$as" --field-selector metadata.name=zego-app -o name >/dev/null \
+  || fail "a list of secrets naming zego-app is refused under rbac.secretNames"
+k -n chat get secrets --as="$as" -o name >/dev/null 2>&1 && fail "an unfiltered list of secrets is allowed under rbac.secretNames"
+can yes create tokenreviews.authentication.k8s.io; can yes create subjectaccessreviews.authorization.k8s.io
+as=system:serviceaccount:monitoring:prometheus-k8s
+can yes get /metrics; can no get secrets -n chat
+as=system:serviceaccount:zim-system:zim-zim-operator
+can no create tokenreviews.authentication.k8s.io
+ok "rbac.secretNames limits Secrets to the named ones; metrics.auth=kubernetes grants reviews and a metrics reader (checked by impersonation)"
 
 echo "chart checks: $passed passed, 0 failed"

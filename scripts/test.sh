@@ -39,6 +39,11 @@ scripts/chart-check.sh | tee -a "$log"
 echo "== Argo CD health check tests (Lua 5.1)"
 argocd/test.sh | tee -a "$log"
 
-# One closing line for the whole run.
-awk '/^test result:/ { p += $4; f += $6 } /^(chart checks|argocd health):/ { p += $(NF-3); f += $(NF-1) }
-     END { printf "%d passed, %d failed\n", p, f }' "$log"
+echo "== supply chain (cargo deny: licences, bans, sources, advisories; deny.toml)"
+scripts/supply-chain.sh | tee -a "$log"
+
+# One closing line for the whole run (", N skipped" when a check could not run here, e.g. advisories offline).
+awk '/^test result:/ { p += $4; f += $6 }
+     /^(chart checks|argocd health|supply chain):/ { p += $(NF-3); f += $(NF-1) }
+     /^supply chain skipped:/ { s += $NF }
+     END { printf "%d passed, %d failed", p, f; if (s) printf ", %d skipped", s; printf "\n" }' "$log"

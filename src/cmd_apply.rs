@@ -255,7 +255,7 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
     match args.output {
         Output::Yaml => {
             for o in &objects {
-                print!("---\n{}", serde_yaml::to_string(o).unwrap_or_default());
+                print!("---\n{}", manifest::to_yaml(o).unwrap_or_default());
             }
         }
         Output::Json => {

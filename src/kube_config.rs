@@ -24,12 +24,18 @@ pub enum Source {
 /// Loads the configuration from `path`, or (without one) from `KUBECONFIG` / `~/.kube/config`, else the pod's
 /// service account; then decides its proxy (see the module documentation).
 pub async fn load(path: Option<&Path>) -> Result<(kube::Config, Source), String> {
-    let kubeconfig = match path {
-        Some(path) => Some(
-            kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?,
+    let (kubeconfig, unread) = match path {
+        Some(path) => (
+            Some(
+                kube::config::Kubeconfig::read_from(path)
+                    .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?,
+            ),
+            None,
         ),
-        None => kube::config::Kubeconfig::read().ok(),
+        None => match kube::config::Kubeconfig::read() {
+            Ok(kc) => (Some(kc), None),
+            Err(e) => (None, Some(e)),
+        },
     };
     let where_ =
         || path.map_or_else(|| "the kubeconfig".to_owned(), |p| format!("kubeconfig {}", p.display()));
@@ -40,15 +46,19 @@ pub async fn load(path: Option<&Path>) -> Result<(kube::Config, Source), String>
                 .await
                 .map_err(|e| format!("{}: {e}", where_()))?;
             config.proxy_url = match explicit {
-                Some(url) => Some(url.parse().map_err(|e| format!("{}: proxy-url {url:?}: {e}", where_()))?),
+                // The URL may carry credentials: never echoed.
+                Some(url) => {
+                    Some(url.parse().map_err(|e| format!("{}: proxy-url is not a URL: {e}", where_()))?)
+                }
                 None => env_proxy_for(&config.cluster_url, |k| std::env::var(k).ok())
-                    .map(|url| url.parse().map_err(|e| format!("HTTPS_PROXY {url:?}: {e}")))
+                    .map(|url| url.parse().map_err(|e| format!("HTTPS_PROXY is not a URL: {e}")))
                     .transpose()?,
             };
             Ok((config, Source::Kubeconfig))
         }
         None => kube::Config::incluster().map(|c| (c, Source::InCluster)).map_err(|e| {
-            format!("cannot configure the Kubernetes client: no kubeconfig, and in-cluster: {e}")
+            let kubeconfig = unread.map_or_else(|| "none".to_owned(), |e| e.to_string());
+            format!("cannot configure the Kubernetes client: in-cluster: {e}; kubeconfig: {kubeconfig}")
         }),
     }
 }

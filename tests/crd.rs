@@ -4,7 +4,7 @@
 use zim_operator::crd::{ZimRoom, crd_yaml};
 
 fn room(yaml: &str) -> ZimRoom {
-    serde_yaml::from_str(yaml).unwrap()
+    serde_saphyr::from_str(yaml).unwrap()
 }
 
 const BASE: &str =

@@ -163,7 +163,8 @@ async fn edit_attributes(sim: &RunningSim, rec: &Reconciler, r: &mut ZimRoom) ->
     run(rec, r).await;
     sim.sim.set_room_users(APP, "lobby", ["alice".to_string()].into());
     let first_request = r.status.as_ref().unwrap().request_id.clone();
-    r.spec.attributes = serde_yaml::from_str("[{key: mode, value: quiet}, {key: lang, value: en}]").unwrap();
+    r.spec.attributes =
+        serde_saphyr::from_str("[{key: mode, value: quiet}, {key: lang, value: en}]").unwrap();
     r.metadata.generation = Some(2);
     first_request
 }

@@ -8,7 +8,7 @@ mod schema;
 
 use serde_json::Value;
 
-pub use self::load::{Document, LoadError, load, parse_documents};
+pub use self::load::{Document, LoadError, MAX_FILE_BYTES, MAX_TOTAL_BYTES, load, parse_documents, to_yaml};
 pub use self::schema::check_schema;
 use crate::crd::ZimRoom;
 use crate::reconcile::validate::{FieldError, validate_spec};

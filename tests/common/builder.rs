@@ -115,7 +115,7 @@ impl RoomBuilder {
 
     /// The object as a user writes it, as a YAML document.
     pub fn yaml(&self) -> String {
-        serde_yaml::to_string(&self.room).expect("a ZimRoom serializes")
+        zim_operator::manifest::to_yaml(&self.room).expect("a ZimRoom serializes")
     }
 }
 

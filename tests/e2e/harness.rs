@@ -187,7 +187,7 @@ impl World {
 
     /// Applies a ZimRoom manifest given as YAML in this world's namespace.
     pub async fn apply(&self, yaml: &str) -> ZimRoom {
-        let room: ZimRoom = serde_yaml::from_str(yaml).expect("manifest");
+        let room: ZimRoom = serde_saphyr::from_str(yaml).expect("manifest");
         self.apply_room(room).await
     }
 

@@ -54,7 +54,44 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+{{ include "zim-operator.secretRule" (dict "root" . "names" .Values.rbac.secretNames) }}
+{{- end -}}
+
+{{/* The rule on Secrets: every Secret, or only `names` (plus the default credentials Secret) when
+rbac.secretNames is set; `list` and `watch` are then allowed only for requests naming one of them (a
+metadata.name field selector), never for the whole namespace. */}}
+{{- define "zim-operator.secretRule" -}}
 - apiGroups: [""]
   resources: [secrets]
+{{- if .root.Values.rbac.secretNames }}
+{{- $names := .names }}
+{{- with include "zim-operator.credentialsSecret" .root }}
+{{- $names = append $names . }}
+{{- end }}
+  resourceNames: {{ $names | uniq | toJson }}
   verbs: [get, list, watch]
+{{- else }}
+  verbs: [get, list, watch]
+{{- end }}
+{{- end -}}
+
+{{/* The metrics port: metrics.port, or the admin port when it is 0. */}}
+{{- define "zim-operator.metricsPort" -}}
+{{- if .Values.metrics.port -}}
+{{- .Values.metrics.port -}}
+{{- else -}}
+{{- .Values.admin.port -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The name of the metrics port in the pod and the Service. */}}
+{{- define "zim-operator.metricsPortName" -}}
+{{- if .Values.metrics.port -}}metrics{{- else -}}admin{{- end -}}
+{{- end -}}
+
+{{/* The mounted CA bundle's path, if any. */}}
+{{- define "zim-operator.caFile" -}}
+{{- if or .Values.zim.caBundle.configMap .Values.zim.caBundle.secret -}}
+/etc/zim-operator/ca/{{ .Values.zim.caBundle.key }}
+{{- end -}}
 {{- end -}}
