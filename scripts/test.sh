@@ -36,9 +36,12 @@ cargo test --lib --bins --tests --locked -- --nocapture 2>&1 | tee "$log"
 echo "== chart checks (helm 3 and 4, kubernetes-validate, dry-run, RBAC, operator under the chart's ServiceAccount)"
 scripts/chart-check.sh | tee -a "$log"
 
+echo "== README install, upgrade and uninstall as written (helm 3 and 4, kube-apiserver 1.20, the simulator)"
+scripts/readme-check.sh | tee -a "$log"
+
 echo "== Argo CD health check tests (Lua 5.1)"
 argocd/test.sh | tee -a "$log"
 
 # One closing line for the whole run.
-awk '/^test result:/ { p += $4; f += $6 } /^(chart checks|argocd health):/ { p += $(NF-3); f += $(NF-1) }
+awk '/^test result:/ { p += $4; f += $6 } /^(chart checks|readme checks|argocd health):/ { p += $(NF-3); f += $(NF-1) }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
