@@ -36,6 +36,9 @@ cargo test --lib --bins --tests --locked -- --nocapture 2>&1 | tee "$log"
 echo "== chart checks (helm 3 and 4, kubernetes-validate, dry-run, RBAC, operator under the chart's ServiceAccount)"
 scripts/chart-check.sh | tee -a "$log"
 
+echo "== README install, upgrade and uninstall as written (helm 3 and 4, kube-apiserver 1.20, the simulator)"
+scripts/readme-check.sh | tee -a "$log"
+
 echo "== Argo CD health check tests (Lua 5.1)"
 argocd/test.sh | tee -a "$log"
 
@@ -44,6 +47,6 @@ scripts/supply-chain.sh | tee -a "$log"
 
 # One closing line for the whole run (", N skipped" when a check could not run here, e.g. advisories offline).
 awk '/^test result:/ { p += $4; f += $6 }
-     /^(chart checks|argocd health|supply chain):/ { p += $(NF-3); f += $(NF-1) }
+     /^(chart checks|readme checks|argocd health|supply chain):/ { p += $(NF-3); f += $(NF-1) }
      /^supply chain skipped:/ { s += $NF }
      END { printf "%d passed, %d failed", p, f; if (s) printf ", %d skipped", s; printf "\n" }' "$log"

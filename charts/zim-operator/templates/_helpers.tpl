@@ -1,7 +1,11 @@
-{{/* Full name of the release's objects. */}}
+{{/* Full name of the release's objects: the release name when it contains the chart's name (zim-operator,
+zim-operator-prod), the chart's name when the release name is its first word (zim: never zim-zim-operator), else
+RELEASE-zim-operator. */}}
 {{- define "zim-operator.fullname" -}}
 {{- if contains .Chart.Name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else if hasPrefix (printf "%s-" .Release.Name) .Chart.Name -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
 {{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -14,6 +18,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* The operator's image: image.repository and image.tag, the chart's appVersion when the tag is empty. */}}
+{{- define "zim-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) -}}
 {{- end -}}
 
 {{/* Selector labels. */}}

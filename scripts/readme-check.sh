@@ -1,0 +1,413 @@
+#!/usr/bin/env bash
+# Runs the README's install, upgrade and uninstall commands as written (run by scripts/test.sh).
+#
+# The commands are not copied here: every fenced block in README.md that follows a line
+# `<!-- readme-check: NAME -->` is read from the README and run with bash (-e, pipefail), from the checkout's
+# root, with `helm` and `kubectl` first on PATH. Only these placeholders are substituted (and a block that still
+# holds a `<…>` placeholder fails):
+#   <your registry>                        registry.invalid (nothing pulls the image: see below)
+#   <tag>, <new tag>                       0.1.0, 0.1.1
+#   <server secret from the ZEGO console>  the simulator's secret (AppId 123456789 is used as written)
+#
+# For Helm 3 and for Helm 4, on a fresh kube-apiserver 1.20 + etcd (scripts/kube-env.sh) with the ZIM simulator
+# (`zim-operator simulate`) as the ZIM endpoint:
+#   install (namespaces, credentials, helm install, a room Ready), the install notes pasted into a shell, the
+#   upgrade with a changed CRD, uninstall keeping the CRD and the rooms, reinstall, removing the CRD with the
+#   operator running (no room destroyed), the CRD with kubectl (per cluster age) handed over to the chart, rooms
+#   destroyed on purpose, and the CRD deleted after the operator is gone.
+# No kubelet runs, so the chart's Deployment never starts a pod: the operator runs as a local process with the
+# environment of the chart's Deployment and the token of the chart's ServiceAccount (so the chart's RBAC is what
+# it gets), and stops when `helm uninstall` would have removed it.
+#
+# Prints `ok:`/`FAILED:` per check and ends with `readme checks: N passed, M failed`; exits 1 if any failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+eval "$(scripts/tools.sh)"
+work="$(mktemp -d)"
+passed=0
+failed=0
+op_pid=""
+sim_pid=""
+kube=""
+finished=""
+cleanup() {
+  if [[ -z "$finished" ]]; then # an unexpected error stopped the script: say so in the closing line
+    echo "FAILED: [$pass] unexpected error (see above)"
+    echo "readme checks: $passed passed, $((failed + 1)) failed"
+  fi
+  [[ -n "$op_pid" ]] && kill "$op_pid" 2>/dev/null
+  [[ -n "$sim_pid" ]] && kill "$sim_pid" 2>/dev/null
+  [[ -n "$kube" ]] && scripts/kube-env.sh stop "$kube" >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ok() { passed=$((passed + 1)); echo "ok: [$pass] $*"; }
+bad() { failed=$((failed + 1)); echo "FAILED: [$pass] $*"; }
+finish() {
+  finished=1
+  echo "readme checks: $passed passed, $failed failed"
+  ((failed == 0)) || exit 1
+  exit 0
+}
+fatal() { bad "$* (cannot go on)"; finish; }
+check() { # description command...: ok when the command succeeds (its output is shown only if it fails)
+  local what="$1"; shift
+  if "$@" >"$work/check.log" 2>&1; then ok "$what"; else sed 's/^/  > /' "$work/check.log" >&2; bad "$what"; fi
+}
+pass=setup
+
+app=123456789
+secret=$(openssl rand -hex 16)
+declare -A placeholder=(
+  ["<your registry>"]=registry.invalid
+  ["<tag>"]=0.1.0
+  ["<new tag>"]=0.1.1
+  ["<server secret from the ZEGO console>"]="$secret"
+)
+ns=zim-system
+release=zim-operator
+crd=zimrooms.zim.zego.im
+
+# --- The README's blocks ------------------------------------------------------------------------------------------
+# readme_block NAME: the block's text, placeholders substituted; fails if the marker or its block is missing.
+readme_block() {
+  local subs=() key
+  for key in "${!placeholder[@]}"; do subs+=("$key" "${placeholder[$key]}"); done
+  python3 - "$root/README.md" "$1" "${subs[@]}" <<'PY'
+import re, sys
+path, name, subs = sys.argv[1], sys.argv[2], sys.argv[3:]
+lines = open(path, encoding="utf-8").read().split("\n")
+marker = f"<!-- readme-check: {name} -->"
+hits = [i for i, l in enumerate(lines) if l.strip() == marker]
+if len(hits) != 1:
+    sys.exit(f"README.md has {len(hits)} markers {marker!r}, expected exactly one")
+i = hits[0] + 1
+while i < len(lines) and not lines[i].strip():
+    i += 1
+fence = lines[i] if i < len(lines) else ""
+if not fence.strip().startswith("```"):
+    sys.exit(f"the marker {marker!r} is not followed by a fenced block")
+pad = len(fence) - len(fence.lstrip())
+body = []
+for l in lines[i + 1:]:
+    if l.strip() == "```":
+        break
+    body.append(l[pad:] if l[:pad].strip() == "" else l)
+else:
+    sys.exit(f"the block after {marker!r} is not closed")
+text = "\n".join(body) + "\n"
+for key, value in zip(subs[::2], subs[1::2]):
+    text = text.replace(key, value)
+left = re.findall(r"<[A-Za-z][^<>\n]*>", text)
+if left:
+    sys.exit(f"block {name!r} still holds placeholders {left}: add them to readme-check.sh's list")
+sys.stdout.write(text)
+PY
+}
+
+# run_block NAME [DIR] [SECONDS]: runs the README's block NAME with bash in DIR (default: the checkout), within
+# SECONDS (default 300); its output goes to $work/NAME.log and, when it fails, to stderr (unless $expect_failure).
+# Returns the block's exit status.
+expect_failure=""
+run_block() {
+  local name="$1" dir="${2:-$root}" limit="${3:-300}"
+  readme_block "$name" >"$work/$name.sh" || return 1
+  local rc=0
+  (cd "$dir" && timeout "$limit" bash -euo pipefail "$work/$name.sh") >"$work/$name.log" 2>&1 || rc=$?
+  if ((rc != 0)) && [[ -z "$expect_failure" ]]; then
+    echo "--- README block $name exited $rc; its commands and output:" >&2
+    sed 's/^/  | /' "$work/$name.sh" >&2
+    tail -n 20 "$work/$name.log" | sed 's/^/  > /' >&2
+  fi
+  return $rc
+}
+
+# --- Helpers ------------------------------------------------------------------------------------------------------
+k() { "$KUBECTL" "$@"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# until SECONDS command...: polls the command every 0.2 s until it succeeds, or fails after SECONDS.
+until_ok() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+sim() { curl -sf "http://127.0.0.1:$sim_port/_sim/$1"; }
+sim_room() { sim "rooms/$app/$1" >/dev/null; }
+no_sim_room() { ! sim_room "$1"; }
+destroys() { sim "log?since=0" | python3 -c 'import json,sys; print(sum(e["action"] == "DestroyRoom" for e in json.load(sys.stdin)))'; }
+crd_exists() { k get crd "$crd" >/dev/null 2>&1; }
+crd_gone() { ! crd_exists; }
+ready() { # namespace name: the ZimRoom's Ready condition is True
+  [[ $(k -n "$1" get zimroom "$2" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
+}
+crd_annotation() { k get crd "$crd" -o jsonpath="{.metadata.annotations['$1']}" 2>/dev/null; }
+no_cel() { ! k get crd "$crd" -o json | grep -q x-kubernetes-validations; }
+deployment() { # the release's Deployment as JSON
+  k -n "$ns" get deployment -l "app.kubernetes.io/instance=$release" -o json | python3 -c '
+import json, sys
+items = json.load(sys.stdin)["items"]
+assert len(items) == 1, f"{len(items)} Deployments of the release"
+json.dump(items[0], sys.stdout)'
+}
+
+# start_operator: the operator binary as a local process with the environment of the release's Deployment
+# (ZIM_ENDPOINT and ZIM_ADMIN_ADDR replaced) and the token of its ServiceAccount.
+start_operator() {
+  deployment >"$work/deploy.json" || return 1
+  local sa token server
+  sa=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["spec"]["template"]["spec"]["serviceAccountName"])' "$work/deploy.json")
+  token=$(k create token "$sa" -n "$ns" --duration=1h) || return 1
+  server=$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+  rm -f "$work/sa.kubeconfig"
+  {
+    k config --kubeconfig="$work/sa.kubeconfig" set-cluster c --server="$server" \
+      --certificate-authority="$kube/ca.crt" --embed-certs=true
+    k config --kubeconfig="$work/sa.kubeconfig" set-credentials sa --token="$token"
+    k config --kubeconfig="$work/sa.kubeconfig" set-context c --cluster=c --user=sa
+    k config --kubeconfig="$work/sa.kubeconfig" use-context c
+  } >/dev/null || return 1
+  local env=()
+  mapfile -d '' env < <(python3 -c '
+import json, sys
+for e in json.load(open(sys.argv[1]))["spec"]["template"]["spec"]["containers"][0]["env"]:
+    if "value" in e:
+        sys.stdout.write(e["name"] + "=" + e["value"] + chr(0))' "$work/deploy.json")
+  admin_port=$(free_port)
+  env -i PATH="$PATH" HOME="$HOME" "${env[@]}" POD_NAME=zim-operator-local POD_NAMESPACE="$ns" \
+    ZIM_ENDPOINT="http://127.0.0.1:$sim_port" ZIM_ADMIN_ADDR="127.0.0.1:$admin_port" \
+    "$bin" run --kubeconfig "$work/sa.kubeconfig" >>"$work/operator-$pass.log" 2>&1 &
+  op_pid=$!
+  until_ok 30 curl -sf "http://127.0.0.1:$admin_port/readyz" || { tail -n 20 "$work/operator-$pass.log" >&2; return 1; }
+}
+stop_operator() {
+  [[ -n "$op_pid" ]] || return 0
+  kill -TERM "$op_pid" 2>/dev/null || true
+  wait "$op_pid" 2>/dev/null || true
+  op_pid=""
+}
+
+# The next version of the checkout for the upgrade: the chart and crds/ with a changed CRD (a field description)
+# made by the project's own generator, chart version 0.1.1.
+make_next_version() {
+  local next="$work/next"
+  mkdir -p "$next/crds" "$next/charts"
+  cp -r "$root/charts/zim-operator" "$next/charts/"
+  "$TOOLS_PY" - "$root/crds/zimroom.yaml" "$next/crds/zimroom.yaml" <<'PY'
+import sys, yaml
+crd = yaml.safe_load(open(sys.argv[1]))
+field = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["deletionPolicy"]
+field["description"] += " (changed by the upgrade check)"
+out = open(sys.argv[2], "w")
+out.write("# Generated by `zim-operator crd`; do not edit.\n")
+yaml.safe_dump(crd, out, sort_keys=False, width=1 << 20, allow_unicode=True)
+PY
+  python3 "$root/scripts/chart-crd.py" <"$next/crds/zimroom.yaml" >"$next/charts/zim-operator/templates/crd.yaml"
+  sed -i 's/^version: .*/version: 0.1.1/; s/^appVersion: .*/appVersion: "0.1.1"/' "$next/charts/zim-operator/Chart.yaml"
+}
+
+# --- Static: what the chart renders for old and current clusters ---------------------------------------------------
+bin="$root/target/debug/zim-operator"
+[[ -x $bin ]] || cargo build --quiet --locked
+"$TOOLS_PY" - "$root/crds/zimroom.yaml" "$work/crd-cel.json" "$work/crd-nocel.json" <<'PY'
+import json, sys, yaml
+crd = yaml.safe_load(open(sys.argv[1]))
+json.dump(crd, open(sys.argv[2], "w"))
+def strip(v):
+    if isinstance(v, dict):
+        return {k: strip(x) for k, x in v.items() if k != "x-kubernetes-validations"}
+    return [strip(x) for x in v] if isinstance(v, list) else v
+json.dump(strip(crd), open(sys.argv[3], "w"))
+PY
+same_crd() { # rendered.yaml expected.json: the CRD rendered by the chart is the expected one, with the chart's metadata
+  "$TOOLS_PY" - "$1" "$2" <<'PY'
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") == "CustomResourceDefinition"]
+want = json.load(open(sys.argv[2]))
+if len(docs) != 1:
+    sys.exit(f"{len(docs)} CRDs rendered")
+got = docs[0]
+meta = got.pop("metadata")
+want.pop("metadata")
+if got != want:
+    sys.exit("the rendered CRD differs from crds/zimroom.yaml")
+if meta.get("annotations", {}).get("helm.sh/resource-policy") != "keep" or meta["name"] != "zimrooms.zim.zego.im":
+    sys.exit(f"unexpected metadata {meta}")
+PY
+}
+for helm in "$HELM3" "$HELM4"; do
+  v=$("$helm" version --template '{{.Version}}')
+  "$helm" template "$release" charts/zim-operator -n "$ns" --kube-version 1.20.0 >"$work/t-1.20.yaml"
+  "$helm" template "$release" charts/zim-operator -n "$ns" --kube-version 1.25.0 >"$work/t-1.25.yaml"
+  "$helm" template "$release" charts/zim-operator -n "$ns" >"$work/t-default.yaml"
+  "$helm" template "$release" charts/zim-operator -n "$ns" --set crds.enabled=false >"$work/t-nocrd.yaml"
+  check "helm $v: the chart's CRD for Kubernetes 1.20 is crds/zimroom.yaml without its CEL rules" same_crd "$work/t-1.20.yaml" "$work/crd-nocel.json"
+  check "helm $v: the chart's CRD for Kubernetes 1.25 is crds/zimroom.yaml with its CEL rules" same_crd "$work/t-1.25.yaml" "$work/crd-cel.json"
+  check "helm $v: helm template without a cluster renders the CEL rules" same_crd "$work/t-default.yaml" "$work/crd-cel.json"
+  check "helm $v: crds.enabled=false renders no CRD" bash -c "! grep -q 'kind: CustomResourceDefinition' '$work/t-nocrd.yaml'"
+done
+check "the chart has no crds/ directory (Helm would install the CRD twice)" test ! -e charts/zim-operator/crds
+
+# --- One pass per Helm major version -------------------------------------------------------------------------------
+mkdir -p "$work/bin"
+ln -sf "$KUBECTL" "$work/bin/kubectl"
+export PATH="$work/bin:$PATH"
+
+run_pass() {
+  local helm="$1"
+  ln -sf "$helm" "$work/bin/helm"
+  pass="helm $("$helm" version --template '{{.Version}}')"
+  local t0=$SECONDS
+  kube="$work/kube-${pass// /}"
+  KUBECONFIG=$(scripts/kube-env.sh start "$kube" $$) || fatal "cannot start kube-apiserver and etcd"
+  export KUBECONFIG
+  sim_port=$(free_port)
+  ZEGO_SERVER_SECRET="$secret" "$bin" simulate --listen "127.0.0.1:$sim_port" --app-id "$app" >"$work/sim-$pass.log" 2>&1 &
+  sim_pid=$!
+  until_ok 20 sim "rooms/$app" || fatal "the simulator did not start"
+
+  # Install, steps 1-3.
+  run_block install-namespaces && run_block install-credentials && run_block install-helm \
+    || fatal "the README's install steps 1-3"
+  ok "install steps 1-3 run as written (namespaces, credentials Secret, helm install)"
+  check "the CRD is established" k wait --for condition=established "crd/$crd" --timeout=30s
+  check "the CRD belongs to the release and is kept on uninstall" \
+    test "$(crd_annotation meta\\.helm\\.sh/release-name)/$(crd_annotation helm\\.sh/resource-policy)" = "$release/keep"
+  check "the CRD is served without CEL rules on Kubernetes 1.20" no_cel
+  deployment >"$work/deploy.json" || fatal "the release has no Deployment"
+  check "the release's objects are named zim-operator, image registry.invalid/zim-operator:0.1.0" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d["spec"]["template"]["spec"]["containers"][0]
+got = (d["metadata"]["name"], c["image"])
+sys.exit(0 if got == ("zim-operator", "registry.invalid/zim-operator:0.1.0") else str(got))' "$work/deploy.json"
+
+  # Step 4 with the operator running.
+  start_operator || fatal "the operator did not start under the chart's ServiceAccount"
+  run_block install-room || fatal "the README's install step 4 (a room Ready)"
+  check "install step 4: game-room is Ready and its room exists in ZIM" sim_room game-42
+
+  # The install notes, pasted into a shell.
+  helm get notes "$release" -n "$ns" >"$work/notes.txt" || bad "helm get notes"
+  if grep -q WARNING "$work/notes.txt"; then bad "the notes warn although image.tag is set"; else ok "the notes print no warning with image.tag set"; fi
+  sed -n '/^# create a room$/,/^# end$/p' "$work/notes.txt" >"$work/notes.sh"
+  echo 'echo pasted-to-the-end' >>"$work/notes.sh"
+  if [[ $(grep -c . "$work/notes.sh") -lt 5 ]]; then
+    bad "the notes hold no '# create a room' ... '# end' block"
+  elif bash "$work/notes.sh" >"$work/notes.log" 2>&1 && grep -qx pasted-to-the-end "$work/notes.log" \
+      && ! grep -qi 'here-document' "$work/notes.log"; then
+    ok "the notes' commands, pasted into a shell, run to the end and make a room Ready"
+  else
+    sed 's/^/  | /' "$work/notes.sh" >&2; sed 's/^/  > /' "$work/notes.log" >&2
+    bad "the notes' commands, pasted into a shell"
+  fi
+
+  # kubectl explain (the CRD's descriptions).
+  k explain zimroom.spec.deletionPolicy >"$work/explain.txt" 2>&1 || true
+  if grep -qw Delete "$work/explain.txt" && grep -qw Orphan "$work/explain.txt"; then
+    ok "kubectl explain zimroom.spec.deletionPolicy names Delete and Orphan"
+  else
+    sed 's/^/  > /' "$work/explain.txt" >&2
+    bad "kubectl explain zimroom.spec.deletionPolicy names Delete and Orphan"
+  fi
+
+  # Upgrade to a version whose CRD changed.
+  make_next_version
+  if run_block upgrade-helm "$work/next"; then
+    ok "the README's upgrade runs as written"
+    check "helm upgrade upgraded the CRD" bash -c "$KUBECTL get crd $crd -o json | grep -q 'changed by the upgrade check'"
+    deployment >"$work/deploy.json"
+    check "the upgrade set the new image tag and kept the credentials value" python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1]))["spec"]["template"]["spec"]["containers"][0]
+env = {e["name"]: e.get("value") for e in c["env"]}
+got = (c["image"], env.get("ZIM_CREDENTIALS_SECRET"))
+sys.exit(0 if got == ("registry.invalid/zim-operator:0.1.1", "zim-system/zego-app") else str(got))' "$work/deploy.json"
+  else
+    bad "the README's upgrade"
+  fi
+  check "rooms are still Ready after the upgrade" ready chat game-room
+
+  # Uninstall, keeping the CRD and the rooms.
+  run_block uninstall && ok "the README's uninstall runs as written" || bad "the README's uninstall"
+  stop_operator # the chart's operator is gone with the release
+  check "after uninstall the CRD stays" crd_exists
+  check "after uninstall the ZimRooms stay" k -n chat get zimroom game-room
+  check "after uninstall the rooms stay in ZIM" sim_room game-42
+  check "no room was destroyed so far" test "$(destroys)" = 0
+
+  # Installing again picks everything up; removing the CRD with the operator running destroys no room.
+  run_block install-helm || fatal "installing again over the kept CRD"
+  ok "installing again takes the kept CRD back"
+  start_operator || fatal "the operator did not start again"
+  check "the room is Ready with the operator back" until_ok 30 ready chat game-room
+  if run_block uninstall-all "$root" 120; then
+    ok "the README's removal of the CRD and the chart completes with the operator running"
+  else
+    bad "the README's removal of the CRD and the chart (kubectl delete crd with the operator running)"
+  fi
+  stop_operator
+  check "deleting the CRD destroyed no room (no DestroyRoom)" test "$(destroys)" = 0
+  check "the rooms are still in ZIM" sim_room game-42
+  check "the notes' room is still in ZIM" sim_room hello
+  until_ok 60 crd_gone || fatal "the CRD is still there"
+
+  # The CRD with kubectl, per cluster age, handed over to the chart.
+  expect_failure=1
+  if run_block crd-kubectl-current; then
+    bad "the README says server-side apply of crds/zimroom.yaml fails on 1.20, but it worked"
+  elif grep -q x-kubernetes-validations "$work/crd-kubectl-current.log"; then
+    ok "as the README says, server-side apply of the CRD fails on 1.20 (x-kubernetes-validations)"
+  else
+    sed 's/^/  > /' "$work/crd-kubectl-current.log" >&2
+    bad "server-side apply failed on 1.20 for another reason than the README gives"
+  fi
+  expect_failure=""
+  run_block crd-kubectl-old && run_block crd-kubectl-old && k wait --for condition=established "crd/$crd" --timeout=30s >/dev/null \
+    && ok "the README's CRD command for Kubernetes 1.20-1.24 installs it and runs again (upgrade)" \
+    || fatal "the README's CRD command for Kubernetes 1.20-1.24"
+  expect_failure=1
+  if run_block install-helm; then
+    expect_failure=""
+    bad "the README says helm install refuses a CRD created by kubectl, but it worked"
+  else
+    expect_failure=""
+    check "helm install refuses the kubectl-made CRD, as the README says" grep -q 'invalid ownership metadata' "$work/install-helm.log"
+    run_block adopt-crd && run_block install-helm || fatal "handing the CRD over to the chart as the README says"
+    ok "after the README's hand-over, helm install takes the kubectl-made CRD"
+  fi
+  start_operator || fatal "the operator did not start"
+  run_block install-room || fatal "install step 4 again"
+  local before; before=$(destroys)
+  if run_block destroy-rooms; then
+    ok "the README's deletion of every ZimRoom runs as written"
+    check "deleting the ZimRooms on purpose destroyed their rooms" test "$(destroys)" -gt "$before"
+    check "game-room's room is gone from ZIM" no_sim_room game-42
+  else
+    bad "the README's deletion of every ZimRoom"
+  fi
+
+  # The CRD deleted after the operator is gone.
+  run_block install-room || fatal "install step 4 again"
+  run_block uninstall || fatal "uninstall"
+  stop_operator
+  before=$(destroys)
+  if run_block delete-crd-without-operator "$root" 120; then
+    ok "the README's deletion of the CRD without the operator completes"
+  else
+    bad "the README's deletion of the CRD without the operator"
+  fi
+  check "the CRD is gone" crd_gone
+  check "no room was destroyed by it" test "$(destroys)" = "$before"
+  check "the room stays in ZIM" sim_room game-42
+
+  kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null || true; sim_pid=""
+  scripts/kube-env.sh stop "$kube" >/dev/null 2>&1; kube=""
+  echo "[$pass] done in $((SECONDS - t0)) s"
+}
+
+run_pass "$HELM3"
+run_pass "$HELM4"
+finish
