@@ -36,7 +36,7 @@ cargo test --lib --bins --tests --locked -- --nocapture 2>&1 | tee "$log"
 echo "== chart checks (helm 3 and 4, kubernetes-validate, dry-run, RBAC, operator under the chart's ServiceAccount)"
 scripts/chart-check.sh | tee -a "$log"
 
-echo "== Argo CD health check tests (Lua 5.1)"
+echo "== Argo CD health check tests (Lua 5.1, and gopher-lua built from Debian by scripts/gopher-lua-build.sh)"
 argocd/test.sh | tee -a "$log"
 
 # One closing line for the whole run.
