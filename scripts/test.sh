@@ -39,7 +39,7 @@ scripts/chart-check.sh | tee -a "$log"
 echo "== README install, upgrade and uninstall as written (helm 3 and 4, kube-apiserver 1.20, the simulator)"
 scripts/readme-check.sh | tee -a "$log"
 
-echo "== Argo CD health check tests (Lua 5.1)"
+echo "== Argo CD health check tests (Lua 5.1, and gopher-lua built from Debian by scripts/gopher-lua-build.sh)"
 argocd/test.sh | tee -a "$log"
 
 echo "== supply chain (cargo deny: licences, bans, sources, advisories; deny.toml)"
