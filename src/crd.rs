@@ -173,9 +173,6 @@ pub struct ZimRoomSpec {
     /// What deletion of this object does to the room: `Delete` destroys it with DestroyRoom, `Orphan` leaves it.
     /// Defaults to `Delete` for rooms the operator created and `Orphan` for rooms that existed before (adopted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        description = "What deleting this object does to its ZIM room. Values: `Delete` (destroy the room with DestroyRoom) or `Orphan` (leave it in ZIM). Default: `Delete` for a room the operator created, `Orphan` for a room that existed before (adopted). A room another ZimRoom still declares, or a room this object does not own, is never destroyed."
-    )]
     pub deletion_policy: Option<DeletionPolicy>,
 }
 
@@ -209,7 +206,10 @@ pub struct SecretRef {
     pub name: String,
 }
 
-/// What deleting a ZimRoom does to its ZIM room.
+/// What deleting this ZimRoom does to its ZIM room. Values: `Delete` (destroy the room with DestroyRoom) or
+/// `Orphan` (leave it in ZIM). Default: `Delete` for a room the operator created, `Orphan` for a room that existed
+/// before (adopted). A room another ZimRoom still declares, or a room this object does not own, is never
+/// destroyed; nor is any room while the ZimRoom CRD itself is being deleted.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
 pub enum DeletionPolicy {
     /// Destroy the room with DestroyRoom.
