@@ -19,9 +19,8 @@ pub struct SimulateArgs {
     /// The AppId the simulator accepts.
     #[arg(long, env = "ZEGO_APP_ID")]
     pub app_id: u32,
-    /// The server secret, from the environment.
-    #[arg(long = "server-secret-env", env = "ZEGO_SERVER_SECRET", hide_env_values = true, hide = true)]
-    pub server_secret: Option<String>,
+    // The server secret is never an argument (argv is visible to every process): it is read from the
+    // environment variable ZEGO_SERVER_SECRET when the command runs, or from --server-secret-file.
     /// Read the server secret from this file instead of `ZEGO_SERVER_SECRET`.
     #[arg(long)]
     pub server_secret_file: Option<PathBuf>,
@@ -137,7 +136,8 @@ pub fn callback_target(
 
 /// Runs the simulator until SIGINT/SIGTERM.
 pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
-    let secret = read_secret(args.server_secret_file.as_ref(), args.server_secret.as_deref())?
+    let from_env = std::env::var("ZEGO_SERVER_SECRET").ok();
+    let secret = read_secret(args.server_secret_file.as_ref(), from_env.as_deref())?
         .ok_or(SimulateError::NoSecret)?;
     let kinds = args
         .fault_kinds

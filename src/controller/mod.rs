@@ -378,9 +378,10 @@ mod tests {
 
     #[test]
     fn status_only_changes_are_not_relevant() {
-        let mut room: ZimRoom = serde_yaml::from_str(
-            "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: a, namespace: b, generation: 1}\nspec: {}\n",
-        )
+        let mut room: ZimRoom = serde_json::from_value(serde_json::json!({
+            "apiVersion": "zim.zego.im/v1alpha1", "kind": "ZimRoom",
+            "metadata": {"name": "a", "namespace": "b", "generation": 1}, "spec": {},
+        }))
         .unwrap();
         let before = relevant_fields(&room);
         room.status = Some(ZimRoomStatus { request_id: Some("1".into()), ..Default::default() });
