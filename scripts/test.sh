@@ -42,11 +42,14 @@ scripts/readme-check.sh | tee -a "$log"
 echo "== Argo CD health check tests (Lua 5.1, and gopher-lua built from Debian by scripts/gopher-lua-build.sh)"
 argocd/test.sh | tee -a "$log"
 
+echo "== CEL checks on a Kubernetes 1.36 CRD server (built from Debian sid by scripts/crd-server-build.sh, cached)"
+scripts/cel-check.sh | tee -a "$log"
+
 echo "== supply chain (cargo deny: licences, bans, sources, advisories; deny.toml)"
 scripts/supply-chain.sh | tee -a "$log"
 
 # One closing line for the whole run (", N skipped" when a check could not run here, e.g. advisories offline).
 awk '/^test result:/ { p += $4; f += $6 }
-     /^(chart checks|readme checks|argocd health|supply chain):/ { p += $(NF-3); f += $(NF-1) }
+     /^(chart checks|readme checks|argocd health|cel checks|supply chain):/ { p += $(NF-3); f += $(NF-1) }
      /^supply chain skipped:/ { s += $NF }
      END { printf "%d passed, %d failed", p, f; if (s) printf ", %d skipped", s; printf "\n" }' "$log"

@@ -137,8 +137,8 @@ pub fn callback_target(
 /// Runs the simulator until SIGINT/SIGTERM.
 pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
     let from_env = std::env::var("ZEGO_SERVER_SECRET").ok();
-    let secret = read_secret(args.server_secret_file.as_ref(), from_env.as_deref())?
-        .ok_or(SimulateError::NoSecret)?;
+    let secret =
+        read_secret(args.server_secret_file.as_ref(), from_env.as_deref())?.ok_or(SimulateError::NoSecret)?;
     let kinds = args
         .fault_kinds
         .iter()
