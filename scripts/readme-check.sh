@@ -249,6 +249,11 @@ for helm in "$HELM3" "$HELM4"; do
   check "helm $v: crds.enabled=false renders no CRD" bash -c "! grep -q 'kind: CustomResourceDefinition' '$work/t-nocrd.yaml'"
 done
 check "the chart has no crds/ directory (Helm would install the CRD twice)" test ! -e charts/zim-operator/crds
+"$HELM4" install --dry-run=client zim charts/zim-operator -n "$ns" >"$work/dry-zim.txt"
+check "the release zim names its objects zim-operator, not zim-zim-operator" \
+  bash -c "grep -q '^  name: zim-operator$' '$work/dry-zim.txt' && ! grep -q 'zim-zim' '$work/dry-zim.txt'"
+check "without image.tag the notes warn that the image is tagged with the chart's appVersion" \
+  grep -q "^WARNING: image.tag is not set, so the image is tagged with the chart's appVersion" "$work/dry-zim.txt"
 
 # --- One pass per Helm major version -------------------------------------------------------------------------------
 mkdir -p "$work/bin"
