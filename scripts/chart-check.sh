@@ -98,6 +98,8 @@ for ns in chat team-a; do
 done
 can yes create leases.coordination.k8s.io -n zim-system; can yes update leases.coordination.k8s.io -n zim-system
 can no create leases.coordination.k8s.io -n chat; can no create clusterroles.rbac.authorization.k8s.io
+can yes get customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
+can no get customresourcedefinitions.apiextensions.k8s.io/other.example.com; can no delete customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
 ok "cluster-wide RBAC allows exactly what the operator uses (checked by impersonation)"
 
 "$HELM4" template ns "$chart" -n zim-system -f "$chart/ci/namespaced-values.yaml" >"$work/ns.yaml"

@@ -23,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
-eval "$(scripts/tools.sh)"
+pass=setup
 work="$(mktemp -d)"
 passed=0
 failed=0
@@ -42,6 +42,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+eval "$(scripts/tools.sh)"
 ok() { passed=$((passed + 1)); echo "ok: [$pass] $*"; }
 bad() { failed=$((failed + 1)); echo "FAILED: [$pass] $*"; }
 finish() {
@@ -55,7 +56,6 @@ check() { # description command...: ok when the command succeeds (its output is 
   local what="$1"; shift
   if "$@" >"$work/check.log" 2>&1; then ok "$what"; else sed 's/^/  > /' "$work/check.log" >&2; bad "$what"; fi
 }
-pass=setup
 
 app=123456789
 secret=$(openssl rand -hex 16)
@@ -193,6 +193,7 @@ stop_operator() {
 # made by the project's own generator, chart version 0.1.1.
 make_next_version() {
   local next="$work/next"
+  rm -rf "$next"
   mkdir -p "$next/crds" "$next/charts"
   cp -r "$root/charts/zim-operator" "$next/charts/"
   "$TOOLS_PY" - "$root/crds/zimroom.yaml" "$next/crds/zimroom.yaml" <<'PY'
@@ -249,6 +250,11 @@ for helm in "$HELM3" "$HELM4"; do
   check "helm $v: crds.enabled=false renders no CRD" bash -c "! grep -q 'kind: CustomResourceDefinition' '$work/t-nocrd.yaml'"
 done
 check "the chart has no crds/ directory (Helm would install the CRD twice)" test ! -e charts/zim-operator/crds
+"$HELM4" install --dry-run=client zim charts/zim-operator -n "$ns" >"$work/dry-zim.txt"
+check "the release zim names its objects zim-operator, not zim-zim-operator" \
+  bash -c "grep -q '^  name: zim-operator$' '$work/dry-zim.txt' && ! grep -q 'zim-zim' '$work/dry-zim.txt'"
+check "without image.tag the notes warn that the image is tagged with the chart's appVersion" \
+  grep -q "^WARNING: image.tag is not set, so the image is tagged with the chart's appVersion" "$work/dry-zim.txt"
 
 # --- One pass per Helm major version -------------------------------------------------------------------------------
 mkdir -p "$work/bin"
