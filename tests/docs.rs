@@ -57,3 +57,47 @@ fn argocd_snippet_is_the_tested_script() {
     let end = start + readme[start..].find("```").unwrap();
     assert_eq!(&readme[start..end], indented, "README's argocd-cm snippet differs from health.lua");
 }
+
+/// The README's field table agrees with the CRD's schema and descriptions: each row's type is the field's type,
+/// every enum value and every default the schema declares is named in the row, and so are the byte and count
+/// limits the description states.
+#[test]
+fn reference_rows_agree_with_the_crd() {
+    let readme = readme();
+    let crd = serde_json::to_value(zim_operator::crd::crd()).unwrap();
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+    for part in ["spec", "status"] {
+        for (field, prop) in schema[part]["properties"].as_object().unwrap() {
+            let prefix = format!("| `{part}.{field}` | ");
+            let row = readme.lines().find(|l| l.starts_with(&prefix)).expect("a row (see the test above)");
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let want = match prop["type"].as_str().unwrap_or_default() {
+                "array" => "list",
+                other => other,
+            };
+            assert_eq!(cells[1], want, "README type of {part}.{field}");
+            for value in prop["enum"].as_array().into_iter().flatten() {
+                let v = value.as_str().unwrap();
+                assert!(row.contains(&format!("`{v}`")), "README row of {part}.{field} lacks the value {v}");
+            }
+            if let Some(default) = prop.get("default").filter(|d| d.is_number()) {
+                assert!(
+                    row.contains(&default.to_string()),
+                    "README row of {part}.{field} lacks its default {default}"
+                );
+            }
+            for limit in ["maxLength", "maxItems", "maximum"] {
+                if let Some(n) = prop[limit].as_f64() {
+                    let n = n as u64;
+                    let description = prop["description"].as_str().unwrap_or_default();
+                    if description.contains(&n.to_string()) {
+                        assert!(
+                            row.contains(&n.to_string()),
+                            "README row of {part}.{field} lacks the limit {n}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
