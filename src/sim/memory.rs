@@ -31,7 +31,7 @@ use super::Simulator;
 use super::actions::Params;
 use super::faults::{Answer, Before, PAD_BYTE, status_text};
 use super::state::logged_room_id;
-use crate::zim::api::ZimApi;
+use crate::zim::api::Transport;
 use crate::zim::error::ZimError;
 use crate::zim::sign::Credentials;
 use crate::zim::types::*;
@@ -67,15 +67,16 @@ impl InMemoryZim {
         &self.sim
     }
 
-    async fn call<R>(
+    async fn call_in_memory<B, R>(
         &self,
         credentials: &Credentials,
         action: Action,
         query: &[(&str, String)],
-        body: Option<&impl Serialize>,
+        body: Option<&B>,
     ) -> Result<R, ZimError>
     where
-        R: DeserializeOwned + HasEnvelope,
+        B: Serialize + Sync + ?Sized,
+        R: DeserializeOwned + HasEnvelope + Send,
     {
         // The body exactly as the HTTP client serializes it.
         let body = match body {
@@ -165,72 +166,19 @@ where
     crate::zim::client::decode_answer(action, &bytes)
 }
 
-impl ZimApi for InMemoryZim {
-    async fn user_register(
+/// The same requests as the HTTP client's (one place builds them: `impl ZimApi for T: Transport`).
+impl Transport for InMemoryZim {
+    async fn call<B, R>(
         &self,
         credentials: &Credentials,
-        users: &[UserInfo],
-    ) -> Result<UserRegisterResponse, ZimError> {
-        let body = UserRegisterRequest { user_info: users.to_vec() };
-        let result: Result<UserRegisterResponse, ZimError> =
-            self.call(credentials, Action::UserRegister, &[], Some(&body)).await;
-        crate::zim::api::registered(result)
-    }
-
-    async fn create_room(
-        &self,
-        credentials: &Credentials,
-        request: &CreateRoomRequest,
-    ) -> Result<RoomResponse, ZimError> {
-        self.call(credentials, Action::CreateRoom, &[], Some(request)).await
-    }
-
-    async fn destroy_room(
-        &self,
-        credentials: &Credentials,
-        room_id: &str,
-        from_user_id: Option<&str>,
-    ) -> Result<RoomResponse, ZimError> {
-        let mut query = vec![("RoomId", room_id.to_owned())];
-        if let Some(from) = from_user_id {
-            query.push(("FromUserId", from.to_owned()));
-        }
-        self.call(credentials, Action::DestroyRoom, &query, None::<&()>).await
-    }
-
-    async fn modify_room_attribute(
-        &self,
-        credentials: &Credentials,
-        request: &ModifyRoomAttributeRequest,
-    ) -> Result<ModifyRoomAttributeResponse, ZimError> {
-        self.call(credentials, Action::ModifyRoomAttribute, &[], Some(request)).await
-    }
-
-    async fn query_room_attribute(
-        &self,
-        credentials: &Credentials,
-        room_id: &str,
-        from_user_id: &str,
-    ) -> Result<QueryRoomAttributeResponse, ZimError> {
-        let body =
-            QueryRoomAttributeRequest { from_user_id: from_user_id.to_owned(), room_id: room_id.to_owned() };
-        self.call(credentials, Action::QueryRoomAttribute, &[], Some(&body)).await
-    }
-
-    async fn query_room_user_list(
-        &self,
-        credentials: &Credentials,
-        room_id: &str,
-        next_flag: &str,
-        limit: u32,
-    ) -> Result<QueryRoomUserListResponse, ZimError> {
-        // The query the HTTP client builds.
-        let query = [
-            ("RoomId", room_id.to_owned()),
-            ("Mode", "0".to_owned()),
-            ("NextFlag", next_flag.to_owned()),
-            ("Limit", limit.min(500).to_string()),
-        ];
-        self.call(credentials, Action::QueryRoomUserList, &query, None::<&()>).await
+        action: Action,
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<R, ZimError>
+    where
+        B: Serialize + Sync + ?Sized,
+        R: DeserializeOwned + HasEnvelope + Send,
+    {
+        self.call_in_memory(credentials, action, query, body).await
     }
 }

@@ -7,12 +7,17 @@
 
 use std::future::Future;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::instrument;
+
 use super::codes::{self, Class};
 use super::error::ZimError;
 use super::sign::Credentials;
 use super::types::{
-    CreateRoomRequest, ModifyRoomAttributeRequest, QueryRoomAttributeResponse, QueryRoomUserListResponse,
-    RoomResponse, UserInfo, UserRegisterResponse,
+    Action, CreateRoomRequest, HasEnvelope, ModifyRoomAttributeRequest, ModifyRoomAttributeResponse,
+    QueryRoomAttributeRequest, QueryRoomAttributeResponse, QueryRoomUserListResponse, RoomResponse, UserInfo,
+    UserRegisterRequest, UserRegisterResponse,
 };
 
 /// The ZIM room operations, with ZEGO's documented request and response types.
@@ -47,7 +52,7 @@ pub trait ZimApi: Send + Sync {
         &self,
         credentials: &Credentials,
         request: &ModifyRoomAttributeRequest,
-    ) -> impl Future<Output = Result<super::types::ModifyRoomAttributeResponse, ZimError>> + Send;
+    ) -> impl Future<Output = Result<ModifyRoomAttributeResponse, ZimError>> + Send;
 
     /// Reads a room's attributes.
     fn query_room_attribute(
@@ -74,6 +79,99 @@ pub trait ZimApi: Send + Sync {
         room_id: &str,
     ) -> impl Future<Output = Result<bool, ZimError>> + Send {
         async move { existence(self.query_room_user_list(credentials, room_id, "", 1).await) }
+    }
+}
+
+/// How a request reaches a ZIM implementation: one call of `action` with the query pairs of a GET and the JSON
+/// body of a POST. The HTTP client signs and sends it; the in-memory backend hands it to the simulator's rules.
+pub trait Transport: Send + Sync {
+    /// Makes one call and decodes its answer (a non-zero `Code` is [`ZimError::Api`]).
+    fn call<B, R>(
+        &self,
+        credentials: &Credentials,
+        action: Action,
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> impl Future<Output = Result<R, ZimError>> + Send
+    where
+        B: Serialize + Sync + ?Sized,
+        R: DeserializeOwned + HasEnvelope + Send;
+}
+
+/// Every [`Transport`] is a [`ZimApi`]: each operation is one request, built here once — the action, the query
+/// pairs of a GET, the JSON body of a POST — so the HTTP client and the simulator's in-memory backend send the same.
+impl<T: Transport> ZimApi for T {
+    #[instrument(skip_all, fields(app_id = credentials.app_id, users = users.len()))]
+    async fn user_register(
+        &self,
+        credentials: &Credentials,
+        users: &[UserInfo],
+    ) -> Result<UserRegisterResponse, ZimError> {
+        let body = UserRegisterRequest { user_info: users.to_vec() };
+        let result: Result<UserRegisterResponse, ZimError> =
+            self.call(credentials, Action::UserRegister, &[], Some(&body)).await;
+        registered(result)
+    }
+
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %request.room_id))]
+    async fn create_room(
+        &self,
+        credentials: &Credentials,
+        request: &CreateRoomRequest,
+    ) -> Result<RoomResponse, ZimError> {
+        self.call(credentials, Action::CreateRoom, &[], Some(request)).await
+    }
+
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
+    async fn destroy_room(
+        &self,
+        credentials: &Credentials,
+        room_id: &str,
+        from_user_id: Option<&str>,
+    ) -> Result<RoomResponse, ZimError> {
+        let mut query = vec![("RoomId", room_id.to_owned())];
+        if let Some(from) = from_user_id {
+            query.push(("FromUserId", from.to_owned()));
+        }
+        self.call(credentials, Action::DestroyRoom, &query, None::<&()>).await
+    }
+
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %request.room_id, changes = request.attributes.len()))]
+    async fn modify_room_attribute(
+        &self,
+        credentials: &Credentials,
+        request: &ModifyRoomAttributeRequest,
+    ) -> Result<ModifyRoomAttributeResponse, ZimError> {
+        self.call(credentials, Action::ModifyRoomAttribute, &[], Some(request)).await
+    }
+
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
+    async fn query_room_attribute(
+        &self,
+        credentials: &Credentials,
+        room_id: &str,
+        from_user_id: &str,
+    ) -> Result<QueryRoomAttributeResponse, ZimError> {
+        let body =
+            QueryRoomAttributeRequest { from_user_id: from_user_id.to_owned(), room_id: room_id.to_owned() };
+        self.call(credentials, Action::QueryRoomAttribute, &[], Some(&body)).await
+    }
+
+    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
+    async fn query_room_user_list(
+        &self,
+        credentials: &Credentials,
+        room_id: &str,
+        next_flag: &str,
+        limit: u32,
+    ) -> Result<QueryRoomUserListResponse, ZimError> {
+        let query = [
+            ("RoomId", room_id.to_owned()),
+            ("Mode", "0".to_owned()),
+            ("NextFlag", next_flag.to_owned()),
+            ("Limit", limit.min(500).to_string()),
+        ];
+        self.call(credentials, Action::QueryRoomUserList, &query, None::<&()>).await
     }
 }
 

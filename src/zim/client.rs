@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::{debug, instrument};
+use tracing::debug;
 use url::Url;
 
-use super::api::ZimApi;
+use super::api::Transport;
 use super::codes;
 use super::error::ZimError;
 use super::limiter::{RateLimited, RateLimiter};
@@ -300,31 +300,6 @@ impl HttpClient {
         url
     }
 
-    async fn call<B, R>(
-        &self,
-        credentials: &Credentials,
-        action: Action,
-        query: &[(&str, String)],
-        body: Option<&B>,
-    ) -> Result<R, ZimError>
-    where
-        B: Serialize + ?Sized,
-        R: DeserializeOwned + HasEnvelope,
-    {
-        let start = Instant::now();
-        let result: Result<R, ZimError> = self.send(credentials, action, query, body).await;
-        let latency = start.elapsed();
-        let label = match &result {
-            Ok(r) => codes::code_label(r.envelope().code).into_owned(),
-            Err(e) => e.result_label(),
-        };
-        debug!(action = %action, result = %label, latency_ms = latency.as_millis() as u64, "zim call");
-        if let Some(observer) = &self.observer {
-            observer.observe(action, &label, latency);
-        }
-        result
-    }
-
     async fn send<B, R>(
         &self,
         credentials: &Credentials,
@@ -333,8 +308,8 @@ impl HttpClient {
         body: Option<&B>,
     ) -> Result<R, ZimError>
     where
-        B: Serialize + ?Sized,
-        R: DeserializeOwned + HasEnvelope,
+        B: Serialize + Sync + ?Sized,
+        R: DeserializeOwned + HasEnvelope + Send,
     {
         // The signature is made as late as possible, after any wait for the limiter (the decorator waits before
         // calling in).
@@ -417,78 +392,30 @@ where
     Ok(decoded)
 }
 
-impl ZimApi for HttpClient {
-    #[instrument(skip_all, fields(app_id = credentials.app_id, users = users.len()))]
-    async fn user_register(
+impl Transport for HttpClient {
+    async fn call<B, R>(
         &self,
         credentials: &Credentials,
-        users: &[UserInfo],
-    ) -> Result<UserRegisterResponse, ZimError> {
-        let body = UserRegisterRequest { user_info: users.to_vec() };
-        let result: Result<UserRegisterResponse, ZimError> =
-            self.call(credentials, Action::UserRegister, &[], Some(&body)).await;
-        crate::zim::api::registered(result)
-    }
-
-    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %request.room_id))]
-    async fn create_room(
-        &self,
-        credentials: &Credentials,
-        request: &CreateRoomRequest,
-    ) -> Result<RoomResponse, ZimError> {
-        self.call(credentials, Action::CreateRoom, &[], Some(request)).await
-    }
-
-    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
-    async fn destroy_room(
-        &self,
-        credentials: &Credentials,
-        room_id: &str,
-        from_user_id: Option<&str>,
-    ) -> Result<RoomResponse, ZimError> {
-        let mut query = vec![("RoomId", room_id.to_owned())];
-        if let Some(from) = from_user_id {
-            query.push(("FromUserId", from.to_owned()));
+        action: Action,
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<R, ZimError>
+    where
+        B: Serialize + Sync + ?Sized,
+        R: DeserializeOwned + HasEnvelope + Send,
+    {
+        let start = Instant::now();
+        let result: Result<R, ZimError> = self.send(credentials, action, query, body).await;
+        let latency = start.elapsed();
+        let label = match &result {
+            Ok(r) => codes::code_label(r.envelope().code).into_owned(),
+            Err(e) => e.result_label(),
+        };
+        debug!(action = %action, result = %label, latency_ms = latency.as_millis() as u64, "zim call");
+        if let Some(observer) = &self.observer {
+            observer.observe(action, &label, latency);
         }
-        self.call(credentials, Action::DestroyRoom, &query, None::<&()>).await
-    }
-
-    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %request.room_id, changes = request.attributes.len()))]
-    async fn modify_room_attribute(
-        &self,
-        credentials: &Credentials,
-        request: &ModifyRoomAttributeRequest,
-    ) -> Result<ModifyRoomAttributeResponse, ZimError> {
-        self.call(credentials, Action::ModifyRoomAttribute, &[], Some(request)).await
-    }
-
-    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
-    async fn query_room_attribute(
-        &self,
-        credentials: &Credentials,
-        room_id: &str,
-        from_user_id: &str,
-    ) -> Result<QueryRoomAttributeResponse, ZimError> {
-        let body =
-            QueryRoomAttributeRequest { from_user_id: from_user_id.to_owned(), room_id: room_id.to_owned() };
-        self.call(credentials, Action::QueryRoomAttribute, &[], Some(&body)).await
-    }
-
-    #[instrument(skip_all, fields(app_id = credentials.app_id, room_id = %room_id))]
-    async fn query_room_user_list(
-        &self,
-        credentials: &Credentials,
-        room_id: &str,
-        next_flag: &str,
-        limit: u32,
-    ) -> Result<QueryRoomUserListResponse, ZimError> {
-        let query = [
-            ("RoomId", room_id.to_owned()),
-            ("Mode", "0".to_owned()),
-            ("NextFlag", next_flag.to_owned()),
-            ("Limit", limit.min(500).to_string()),
-        ];
-        self.call(credentials, Action::QueryRoomUserList, &query, None::<&()>).await
+        result
     }
 }
 
