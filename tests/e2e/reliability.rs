@@ -53,8 +53,9 @@ async fn r1_zim_faults_500_rooms() {
     let start = std::time::Instant::now();
     w.apply_rooms((0..500).map(|i| topic_room(&format!("room-{i}")).build()).collect()).await;
     // Each first creation is an existence probe then CreateRoom, so an attempt meets a fault about half the time
-    // (1 - 0.7²): the slowest of 500 rooms fails 7-9 attempts in a row and waits out the backoff (1 s doubling).
-    eventually("all 500 rooms Ready despite 30 % faults", Duration::from_secs(480), || async {
+    // (1 - 0.7²): the slowest of 500 rooms fails 7-9 attempts in a row and waits out the backoff (1 s doubling,
+    // up to 5 min). Measured: 295 s on an idle machine, over 480 s beside a compiler; the deadline leaves room.
+    eventually("all 500 rooms Ready despite 30 % faults", Duration::from_secs(900), || async {
         let rooms = w.list().await;
         (rooms.len() == 500 && rooms.iter().all(is_ready)).then_some(())
     })
