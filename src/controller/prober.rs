@@ -61,7 +61,13 @@ pub(crate) async fn probe_loop(
         while probes.try_join_next().is_some() {}
         let now = Instant::now();
         let mut seen = HashSet::new();
+        // One pass over the caches: the Secrets and apps objects refer to (for evicting unused last good
+        // credentials), and the probes that are due.
+        let mut used = HashSet::new();
+        let mut apps = HashSet::new();
         for room in stores.iter().flat_map(Store::state) {
+            used.extend(ctx.credentials.secret_key(&room));
+            apps.extend(room.status.as_ref().and_then(|s| s.app_id));
             if !is_converged(&room) {
                 continue;
             }
@@ -89,9 +95,6 @@ pub(crate) async fn probe_loop(
         }
         due.retain(|k, _| seen.contains(k));
         // Last good credentials of deleted Secrets stay only while an object still refers to them.
-        let objects: Vec<_> = stores.iter().flat_map(Store::state).collect();
-        let used = objects.iter().filter_map(|r| ctx.credentials.secret_key(r)).collect();
-        let apps = objects.iter().filter_map(|r| r.status.as_ref()?.app_id).collect();
         let evicted = ctx.credentials.evict_unused(&used, &apps);
         if evicted > 0 {
             info!(evicted, "dropped the last good credentials of deleted Secrets that no ZimRoom uses");

@@ -147,7 +147,13 @@ impl<Z: ZimApi> Reconciler<Z> {
                 if let Some(id) = e.request_id() {
                     run.status.request_id = Some(id.to_owned());
                 }
-                run.status.adopted.get_or_insert(false);
+                // Gone at the probe, there now: somebody else created it in between. It is theirs.
+                run.status.adopted = Some(true);
+                run.note(
+                    false,
+                    "Adopted",
+                    format!("ZIM room {room_id} was created by someone else after it vanished; adopted it (deletionPolicy defaults to Orphan)"),
+                );
                 self.converge_existing(run, room, creds, from).await
             }
             Err(e) => run.zim_failure(&self.failed(creds, from, e)),

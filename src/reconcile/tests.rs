@@ -152,3 +152,25 @@ async fn gates_make_no_call() {
     assert!(calls.is_empty());
     assert_eq!(reason_of(&out, "Ready"), "ImmutableFieldChanged");
 }
+
+/// A vanished room that somebody else creates before the operator's CreateRoom (660300014) is theirs: adopted,
+/// and so never destroyed by default.
+#[tokio::test]
+async fn room_recreated_by_someone_else_is_adopted() {
+    let (sim, rec) = setup();
+    let mut r = lobby(&[]);
+    step(&sim, &rec, &mut r).await;
+    assert_eq!(r.status.as_ref().unwrap().adopted, Some(false));
+    sim.remove_room(DEMO_APP_ID, "lobby");
+    // Stands for their CreateRoom landing between our probe and ours.
+    sim.set_faults(FaultPlan {
+        next: [Fault::Code { code: 660300014 }].into(),
+        actions: vec!["CreateRoom".into()],
+        ..Default::default()
+    });
+    let (out, calls) = step(&sim, &rec, &mut r).await;
+    assert_eq!(&calls[..2], ["QueryRoomUserList", "CreateRoom"]);
+    assert_eq!(out.status.adopted, Some(true));
+    assert!(out.notes.iter().any(|n| n.reason == "Adopted"));
+    assert!(matches!(rec.cleanup(&r, Ok(&creds())).await.unwrap(), Cleanup::Orphaned { .. }));
+}

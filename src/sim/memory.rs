@@ -67,36 +67,6 @@ impl InMemoryZim {
         &self.sim
     }
 
-    async fn call_in_memory<B, R>(
-        &self,
-        credentials: &Credentials,
-        action: Action,
-        query: &[(&str, String)],
-        body: Option<&B>,
-    ) -> Result<R, ZimError>
-    where
-        B: Serialize + Sync + ?Sized,
-        R: DeserializeOwned + HasEnvelope + Send,
-    {
-        // The body exactly as the HTTP client serializes it.
-        let body = match body {
-            Some(b) => {
-                serde_json::to_value(b).map_err(|e| ZimError::Decode { action, detail: e.to_string() })?
-            }
-            None => Value::Null,
-        };
-        let mut pairs = vec![("Action".to_owned(), action.as_str().to_owned())];
-        pairs.extend(query.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-        let answer = self.exchange(credentials, action, &pairs, &body);
-        let answer = match self.timeout {
-            Some(t) => tokio::time::timeout(t, answer)
-                .await
-                .map_err(|_| ZimError::Timeout { action, timeout_ms: t.as_millis() as u64 })?,
-            None => answer.await,
-        };
-        receive(action, answer)
-    }
-
     /// One request through the simulator: fault, gateway, rate window, action, log. Returns what would go back
     /// on the wire.
     async fn exchange(
@@ -179,6 +149,22 @@ impl Transport for InMemoryZim {
         B: Serialize + Sync + ?Sized,
         R: DeserializeOwned + HasEnvelope + Send,
     {
-        self.call_in_memory(credentials, action, query, body).await
+        // The body exactly as the HTTP client serializes it.
+        let body = match body {
+            Some(b) => {
+                serde_json::to_value(b).map_err(|e| ZimError::Decode { action, detail: e.to_string() })?
+            }
+            None => Value::Null,
+        };
+        let mut pairs = vec![("Action".to_owned(), action.as_str().to_owned())];
+        pairs.extend(query.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        let answer = self.exchange(credentials, action, &pairs, &body);
+        let answer = match self.timeout {
+            Some(t) => tokio::time::timeout(t, answer)
+                .await
+                .map_err(|_| ZimError::Timeout { action, timeout_ms: t.as_millis() as u64 })?,
+            None => answer.await,
+        };
+        receive(action, answer)
     }
 }
