@@ -100,6 +100,7 @@ can yes create leases.coordination.k8s.io -n zim-system; can yes update leases.c
 can no create leases.coordination.k8s.io -n chat; can no create clusterroles.rbac.authorization.k8s.io
 can yes get customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
 can no get customresourcedefinitions.apiextensions.k8s.io/other.example.com; can no delete customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
+can yes list namespaces; can yes watch namespaces; can no patch namespaces; can no delete namespaces
 ok "cluster-wide RBAC allows exactly what the operator uses (checked by impersonation)"
 
 "$HELM4" template ns "$chart" -n zim-system -f "$chart/ci/namespaced-values.yaml" >"$work/ns.yaml"
@@ -108,13 +109,22 @@ import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") in ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "Secret")]
 yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
 PY
-# The one cluster-scoped grant in namespaced mode: get on the ZimRoom CRD itself (an uninstall releases rooms).
-"$TOOLS_PY" - "$work/ns-rbac.yaml" <<'PY' || fail "namespaced mode renders cluster-wide RBAC beyond reading the ZimRoom CRD"
+# The cluster-scoped grants in namespaced mode: get on the ZimRoom CRD itself (an uninstall releases rooms), and
+# reading the listed Namespaces (their policy annotations) — nothing else.
+"$TOOLS_PY" - "$work/ns-rbac.yaml" <<'PY' || fail "namespaced mode renders cluster-wide RBAC beyond reading the ZimRoom CRD and the listed Namespaces"
 import sys, yaml
+allowed = [
+    [{"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
+      "resourceNames": ["zimrooms.zim.zego.im"], "verbs": ["get"]}],
+    [{"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["team-a", "team-b"],
+      "verbs": ["get", "list", "watch"]}],
+]
+seen = []
 for d in yaml.safe_load_all(open(sys.argv[1])):
     if d and d["kind"] == "ClusterRole":
-        assert d["rules"] == [{"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
-                               "resourceNames": ["zimrooms.zim.zego.im"], "verbs": ["get"]}], d["rules"]
+        assert d["rules"] in allowed, d["rules"]
+        seen.append(d["rules"])
+assert len(seen) == 2, seen
 PY
 k apply -f "$work/ns-rbac.yaml" >/dev/null
 as=system:serviceaccount:zim-system:ns-zim-operator
@@ -125,6 +135,10 @@ can no list zimrooms.zim.zego.im -n chat; can no get secrets -n chat; can no lis
 can yes get secrets -n zim-system; can yes create leases.coordination.k8s.io -n zim-system
 can yes get customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
 can no list customresourcedefinitions.apiextensions.k8s.io; can no delete customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
+can yes get namespaces/team-a; can no get namespaces/chat; can no patch namespaces/team-a
+k get namespaces --as="$as" --field-selector metadata.name=team-b -o name >/dev/null \
+  || fail "a list of namespaces naming team-b is refused in namespaced mode"
+k get namespaces --as="$as" -o name >/dev/null 2>&1 && fail "an unfiltered list of namespaces is allowed in namespaced mode"
 ok "namespaced RBAC is limited to the listed namespaces (checked by impersonation)"
 
 # 5. The operator under the ServiceAccount's token reconciles a room.

@@ -16,7 +16,9 @@ use crate::backoff;
 use crate::crd::{ZimRoom, condition};
 use crate::manifest::{self, Document};
 use crate::now;
-use crate::reconcile::{self, Claim, CredentialsError, NoSink, Reconciler, Requeue, ResolvedCredentials};
+use crate::reconcile::{
+    self, Claim, CredentialsError, NoSink, Policy, Reconciler, Requeue, ResolvedCredentials,
+};
 use crate::sim::{DEMO_APP_ID, DEMO_SERVER_SECRET, Simulator};
 use crate::zim::{ClientConfig, Credentials, DEFAULT_ENDPOINT, TlsRoots, ZimClient};
 
@@ -297,7 +299,9 @@ async fn apply_one(
     attempts: u32,
 ) -> ZimRoom {
     for attempt in 1..=attempts {
-        let outcome = reconciler.reconcile_claimed(&room, creds.clone(), claim, &NoSink, now()).await;
+        let outcome = reconciler
+            .reconcile_claimed(&room, creds.clone(), claim, &Policy::unrestricted(), &NoSink, now())
+            .await;
         room.status = Some(outcome.status);
         match outcome.requeue {
             Requeue::Backoff { .. } if attempt < attempts => {

@@ -15,7 +15,7 @@ use crate::admin::auth::{KubeReviewer, MetricsAuth};
 use crate::admin::{self, AdminConfig, Health};
 use crate::controller::{self, Context};
 use crate::metrics::Metrics;
-use crate::reconcile::{DEFAULT_FROM_USER_ID, Reconciler};
+use crate::reconcile::{DEFAULT_FROM_USER_ID, DefaultCredentialsScope, Reconciler};
 use crate::zim::{ClientConfig, DEFAULT_ENDPOINT, TlsRoots, ZimClient};
 
 /// Options of `run`. Every flag has an environment variable.
@@ -29,6 +29,14 @@ pub struct RunArgs {
     /// the operator's namespace). Keys: appId, serverSecret, optional fromUserId.
     #[arg(long, env = "ZIM_CREDENTIALS_SECRET")]
     pub credentials_secret: Option<String>,
+    /// Which namespaces may use the default credentials Secret: `all` (unless a Namespace is annotated
+    /// zim.zego.im/default-credentials: deny) or `annotated` (only Namespaces annotated ... : allow).
+    #[arg(long, env = "ZIM_DEFAULT_CREDENTIALS_NAMESPACES", value_enum, default_value_t)]
+    pub default_credentials_namespaces: DefaultCredentialsScope,
+    /// The only Secret names the operator may read (the chart's rbac.secretNames), comma-separated: Secrets are
+    /// then watched one name at a time (RBAC resourceNames) instead of namespace-wide.
+    #[arg(long, env = "ZIM_SECRET_NAMES", value_delimiter = ',')]
+    pub secret_names: Vec<String>,
     /// ZIM user the operator acts as when neither the ZimRoom nor its Secret names one.
     #[arg(long, env = "ZIM_FROM_USER_ID", default_value = DEFAULT_FROM_USER_ID)]
     pub from_user_id: String,
@@ -177,6 +185,8 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         concurrency: args.concurrency.max(1),
         resync: args.resync_period,
         default_secret,
+        default_credentials_scope: args.default_credentials_namespaces,
+        secret_names: args.secret_names.iter().filter(|n| !n.is_empty()).cloned().collect(),
         slow_retry: args.slow_retry,
         ..Default::default()
     };

@@ -60,6 +60,9 @@ pub mod reason {
     pub const CONFLICT: &str = "Conflict";
     /// Ready: the credentials now resolve to another AppId than the one the room lives in.
     pub const APP_ID_CHANGED: &str = "AppIdChanged";
+    /// Ready: the namespace's admin policy (annotations on the Namespace) does not allow what the object asks
+    /// (its roomId, the default credentials, its fromUserId, adopting an existing room); no ZIM call is made.
+    pub const FORBIDDEN_BY_POLICY: &str = "ForbiddenByPolicy";
     /// Reconciling: the room exists and an attribute change is not applied yet.
     pub const ATTRIBUTES_PENDING: &str = "AttributesPending";
     /// Stalled: ZIM refuses declared attributes for good (the room exists).

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use zim_operator::crd::ZimRoom;
-use zim_operator::reconcile::{Claim, Cleanup, NoSink, Outcome, Reconciler, Requeue};
+use zim_operator::reconcile::{Claim, Cleanup, NoSink, Outcome, Policy, Reconciler, Requeue};
 use zim_operator::sim::{Fault, FaultPlan, RunningSim};
 
 fn lobby() -> ZimRoom {
@@ -135,7 +135,7 @@ async fn conflicting_claimant_makes_no_call() {
     let rec = reconciler(&sim);
     let r = room("lobby").namespace("team-b").build();
     let claim = Claim::Conflict { owner: "team-a/lobby".into() };
-    let out = rec.reconcile_claimed(&r, Ok(creds()), &claim, &NoSink, now()).await;
+    let out = rec.reconcile_claimed(&r, Ok(creds()), &claim, &Policy::unrestricted(), &NoSink, now()).await;
     let c = out.status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!(c.reason, "Conflict");
     assert!(c.message.contains("team-a/lobby"), "{}", c.message);
@@ -152,7 +152,8 @@ async fn deleting_owner_with_a_claimant_leaves_the_room() {
     let mut r = lobby();
     run(&rec, &mut r).await;
     let before = last_seq(&sim);
-    let cleanup = rec.cleanup_claimed(&r, Ok(&creds()), Some("team-b/lobby")).await.unwrap();
+    let cleanup =
+        rec.cleanup_claimed(&r, Ok(&creds()), Some("team-b/lobby"), &Policy::unrestricted()).await.unwrap();
     assert!(matches!(&cleanup, Cleanup::Orphaned { why } if why.contains("team-b/lobby")), "{cleanup:?}");
     assert!(actions_since(&sim, before).is_empty());
     assert!(sim.sim.room(APP, "lobby").is_some());

@@ -4,8 +4,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
+use kube::api::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::Error as FinalizerError;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -15,7 +17,7 @@ use crate::backoff;
 use crate::crd::ZimRoom;
 use crate::lock;
 use crate::metrics::Metrics;
-use crate::reconcile::{CleanupError, ErrorCategory, Note, Reconciler};
+use crate::reconcile::{CleanupError, DefaultCredentialsScope, ErrorCategory, Note, Policy, Reconciler};
 
 use super::credentials::CredentialCache;
 use super::prober::Triggers;
@@ -34,6 +36,10 @@ pub struct Config {
     pub resync: Duration,
     /// The default credentials Secret (namespace, name).
     pub default_secret: Option<(String, String)>,
+    /// Which namespaces may use the default Secret when not annotated.
+    pub default_credentials_scope: DefaultCredentialsScope,
+    /// When set, the only Secret names the operator may read: watched one name at a time.
+    pub secret_names: Vec<String>,
     /// Retry period after a terminal failure.
     pub slow_retry: Duration,
     /// Bound on each status write.
@@ -48,6 +54,8 @@ impl Default for Config {
             concurrency: 16,
             resync: Duration::from_secs(600),
             default_secret: None,
+            default_credentials_scope: DefaultCredentialsScope::All,
+            secret_names: Vec::new(),
             slow_retry: Duration::from_secs(3600),
             write_timeout: Duration::from_secs(10),
         }
@@ -75,6 +83,11 @@ pub enum Error {
     /// The finalizer name is not a valid one (a programming error, never a user's).
     #[error("invalid finalizer name")]
     InvalidFinalizer,
+    /// The object's Namespace is not in the operator's cache (yet): its policy is unknown, so nothing is done.
+    #[error(
+        "the policy of namespace {0} is unknown (its Namespace is not in the operator's cache; check the operator's RBAC for namespaces)"
+    )]
+    PolicyUnknown(String),
 }
 
 impl Error {
@@ -86,9 +99,10 @@ impl Error {
                 crate::reconcile::failure::zim_failure(source.class(), source.code(), false).category
             }
             Error::MissingNamespace | Error::MissingName => ErrorCategory::InvalidSpec,
-            Error::WriteStatus(_) | Error::Finalizer(_) | Error::InvalidFinalizer => {
-                ErrorCategory::Kubernetes
-            }
+            Error::WriteStatus(_)
+            | Error::Finalizer(_)
+            | Error::InvalidFinalizer
+            | Error::PolicyUnknown(_) => ErrorCategory::Kubernetes,
         }
     }
 
@@ -117,6 +131,8 @@ pub struct Context {
     failures: Mutex<HashMap<ObjectRef<ZimRoom>, u32>>,
     /// The watch caches, once the controllers run (claims are decided from them).
     stores: Mutex<Vec<Store<ZimRoom>>>,
+    /// The Namespace caches (metadata only), for each namespace's policy.
+    namespaces: Mutex<Vec<Store<PartialObjectMeta<Namespace>>>>,
     /// Where to queue an object for a reconcile, per scope (a namespace, or `None` for all).
     triggers: Mutex<Triggers>,
     /// Whether the ZimRoom CRD is being deleted, and when that was last read.
@@ -144,6 +160,7 @@ impl Context {
             config,
             failures: Mutex::default(),
             stores: Mutex::default(),
+            namespaces: Mutex::default(),
             triggers: Mutex::default(),
             crd_deleting: Mutex::default(),
         }
@@ -175,6 +192,29 @@ impl Context {
     pub(super) fn wire(&self, stores: Vec<Store<ZimRoom>>, triggers: Triggers) {
         *lock(&self.stores) = stores;
         *lock(&self.triggers) = triggers;
+    }
+
+    /// Records the Namespace caches.
+    pub(super) fn wire_namespaces(&self, stores: Vec<Store<PartialObjectMeta<Namespace>>>) {
+        *lock(&self.namespaces) = stores;
+    }
+
+    /// The policy of namespace `ns`, from its annotations in the cache. Waits a few seconds for the caches'
+    /// first listing; a namespace that is still unknown is an error (fail closed: nothing is done without it).
+    pub(super) async fn policy(&self, ns: &str) -> Result<Policy, Error> {
+        let key = ObjectRef::<PartialObjectMeta<Namespace>>::new(ns);
+        let stores = lock(&self.namespaces).clone();
+        for attempt in 0..2 {
+            if let Some(found) = stores.iter().find_map(|s| s.get(&key)) {
+                let annotations = found.metadata.annotations.as_ref();
+                return Ok(Policy::from_namespace(ns, annotations, self.config.default_credentials_scope));
+            }
+            if attempt == 0 {
+                let ready = futures::future::join_all(stores.iter().map(|s| s.wait_until_ready()));
+                let _ = tokio::time::timeout(Duration::from_secs(5), ready).await;
+            }
+        }
+        Err(Error::PolicyUnknown(ns.to_owned()))
     }
 
     /// The watch caches.

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -41,7 +41,9 @@ use tracing::{debug, info, warn};
 use crate::backoff::jitter;
 use crate::crd::{FINALIZER, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION, ZimRoom, condition, reason};
 use crate::now;
-use crate::reconcile::{Claim, Cleanup, CleanupError, Requeue, conditions};
+use crate::reconcile::decide::{self, OnDelete};
+use crate::reconcile::policy::annotation as policy_annotation;
+use crate::reconcile::{Claim, Cleanup, CleanupError, CredentialsError, Requeue, conditions};
 use crate::zim::Class;
 
 pub use context::{Config, Context, Error};
@@ -52,6 +54,16 @@ use status::{StatusSink, publish, write_if_changed};
 
 fn object_key(room: &ZimRoom) -> String {
     format!("{}/{}", room.namespace().unwrap_or_default(), room.name_any())
+}
+
+/// The policy annotations of a Namespace: a change to any of them re-queues its ZimRooms.
+fn policy_fingerprint(ns: &PartialObjectMeta<Namespace>) -> Option<u64> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let annotations = ns.metadata.annotations.as_ref();
+    for key in policy_annotation::ALL {
+        annotations.and_then(|a| a.get(key)).hash(&mut h);
+    }
+    Some(h.finish())
 }
 
 /// The parts of a ZimRoom whose change must trigger a reconcile; status writes change none of them.
@@ -89,7 +101,11 @@ async fn reconcile(room: Arc<ZimRoom>, ctx: Arc<Context>) -> Result<Action, Erro
 async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {
     let start = Instant::now();
     let name = room.name_any();
-    let credentials = ctx.credentials.for_room(room).await;
+    let policy = ctx.policy(&room.namespace().unwrap_or_default()).await?;
+    let credentials = match (&room.spec.credentials_secret_ref, &policy.default_credentials) {
+        (None, Err(why)) => Err(CredentialsError::Forbidden(why.clone())),
+        _ => ctx.credentials.for_room(room).await,
+    };
     let app_id = room
         .status
         .as_ref()
@@ -101,7 +117,7 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
     };
     let timeout = ctx.config.write_timeout;
     let sink = StatusSink { api, name: &name, timeout, metrics: &ctx.metrics };
-    let outcome = ctx.reconciler.reconcile_claimed(room, credentials, &claim, &sink, now()).await;
+    let outcome = ctx.reconciler.reconcile_claimed(room, credentials, &claim, &policy, &sink, now()).await;
     write_if_changed(api, room, &outcome.status, timeout, &ctx.metrics).await?;
     for note in &outcome.notes {
         publish(&ctx.recorder, room, note).await;
@@ -133,6 +149,20 @@ async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Ac
         ctx.reset_backoff(room);
         return Ok(Action::await_change());
     }
+    let policy = ctx.policy(&room.namespace().unwrap_or_default()).await?;
+    if room.spec.credentials_secret_ref.is_none()
+        && let Err(why) = &policy.default_credentials
+        && matches!(decide::on_delete(room, None, &policy), OnDelete::Destroy { .. })
+    {
+        // The namespace may not use the operator's credentials: no DestroyRoom with them; the room stays.
+        let msg = format!(
+            "left ZIM room {room_id} in place (the operator's default credentials are not available here: {why})"
+        );
+        ctx.note(room, false, "Orphaned", msg).await;
+        ctx.metrics.set_ready(&object_key(room), None);
+        ctx.reset_backoff(room);
+        return Ok(Action::await_change());
+    }
     let credentials = ctx.credentials.for_deletion(room).await;
     let app_id = room
         .status
@@ -146,7 +176,12 @@ async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Ac
     let successor = claims::successor(&rivals);
     match ctx
         .reconciler
-        .cleanup_claimed(room, credentials.as_ref().map_err(Clone::clone), successor.map(|r| r.key()))
+        .cleanup_claimed(
+            room,
+            credentials.as_ref().map_err(Clone::clone),
+            successor.map(|r| r.key()),
+            &policy,
+        )
         .await
     {
         Ok(done) => {
@@ -210,6 +245,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     };
     let watch_health = Arc::new(WatchHealth::new(ctx.health.clone(), scopes.len()));
     let mut stores = Vec::new();
+    let mut ns_stores = Vec::new();
     let mut triggers = HashMap::new();
     let mut controllers = Vec::new();
     for (i, scope) in scopes.iter().enumerate() {
@@ -258,15 +294,28 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         let (tx, rx) = mpsc::channel::<ObjectRef<ZimRoom>>(1024);
         triggers.insert(scope.clone(), tx);
 
-        // Secrets: a metadata-only watch (no secret data is held) of the scope, plus the default Secret.
+        // Secrets: a metadata-only watch (no secret data is held) of the scope, or of each permitted name when
+        // the operator may read only named Secrets; plus the default Secret.
         let secrets_api: Api<PartialObjectMeta<Secret>> = match scope {
             Some(ns) => Api::namespaced(ctx.client.clone(), ns),
             None => Api::all(ctx.client.clone()),
         };
-        let mut secret_streams =
-            vec![secret_changes(ctx.credentials.clone(), watcher(secrets_api, watcher::Config::default()))];
-        if let (Some((dns, dname)), Some(ns)) = (&ctx.config.default_secret, scope)
-            && dns != ns
+        let mut secret_streams = Vec::new();
+        if ctx.config.secret_names.is_empty() {
+            secret_streams.push(secret_changes(
+                ctx.credentials.clone(),
+                watcher(secrets_api, watcher::Config::default()),
+            ));
+        } else {
+            for name in &ctx.config.secret_names {
+                let wc = watcher::Config::default().fields(&format!("metadata.name={name}"));
+                secret_streams
+                    .push(secret_changes(ctx.credentials.clone(), watcher(secrets_api.clone(), wc)));
+            }
+        }
+        let names = &ctx.config.secret_names;
+        if let Some((dns, dname)) = &ctx.config.default_secret
+            && !(scope.as_ref().is_none_or(|ns| ns == dns) && (names.is_empty() || names.contains(dname)))
         {
             let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(ctx.client.clone(), dns);
             let wc = watcher::Config::default().fields(&format!("metadata.name={dname}"));
@@ -274,10 +323,45 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         }
         let secret_stream = futures::stream::select_all(secret_streams);
 
+        // The scope's Namespaces (metadata only): each namespace's policy, and a re-queue of its ZimRooms when a
+        // policy annotation changes.
+        let ns_api: Api<PartialObjectMeta<Namespace>> = Api::all(ctx.client.clone());
+        let ns_config = match scope {
+            Some(ns) => watcher::Config::default().fields(&format!("metadata.name={ns}")),
+            None => watcher::Config::default(),
+        };
+        let (ns_reader, ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+        ns_stores.push(ns_reader);
+        let ns_stream = watcher(ns_api, ns_config)
+            .default_backoff()
+            .reflect(ns_writer)
+            .applied_objects()
+            .filter_map(|r| {
+                futures::future::ready(match r {
+                    Ok(ns) => Some(ns),
+                    Err(e) => {
+                        warn!(error = %e, "Namespace watch failed (the namespaces' policies are unknown until it recovers); retrying");
+                        None
+                    }
+                })
+            })
+            .map(Ok::<_, watcher::Error>)
+            .predicate_filter(policy_fingerprint, Default::default());
+
         let controller = Controller::for_stream(stream, reader.clone());
         let store = controller.store();
         let mapper_ctx = ctx.clone();
+        let ns_store = controller.store();
         let controller = controller
+            .watches_stream(ns_stream, move |ns: PartialObjectMeta<Namespace>| {
+                let name = ns.name_any();
+                ns_store
+                    .state()
+                    .into_iter()
+                    .filter(|room| room.namespace().as_deref() == Some(name.as_str()))
+                    .map(|room| ObjectRef::from_obj(&*room))
+                    .collect::<Vec<_>>()
+            })
             .watches_stream(secret_stream, move |secret: PartialObjectMeta<Secret>| {
                 let key = key_of(&secret);
                 mapper_ctx.credentials.invalidate(&key);
@@ -308,6 +392,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         );
     }
     ctx.wire(stores.clone(), triggers.clone());
+    ctx.wire_namespaces(ns_stores);
     let prober = tokio::spawn(prober::probe_loop(ctx.clone(), stores, triggers, shutdown.clone()));
     let heartbeat = {
         let health = ctx.health.clone();

@@ -22,6 +22,7 @@ impl<Z: ZimApi> Reconciler<Z> {
         room: &ZimRoom,
         creds: &Credentials,
         from: &str,
+        adopt: &Result<(), String>,
         sink: &S,
     ) -> Outcome {
         let room_id = room.room_id();
@@ -35,6 +36,18 @@ impl<Z: ZimApi> Reconciler<Z> {
                 Err(e) => return run.zim_failure(&e),
             }
         };
+        if probed == Some(true)
+            && let Err(why) = adopt
+        {
+            return run.fail(
+                reason::FORBIDDEN_BY_POLICY,
+                &format!(
+                    "ZIM room {room_id} already exists and is not adopted: {why}. Nothing was changed in ZIM"
+                ),
+                Requeue::OnChange,
+                ErrorCategory::Policy,
+            );
+        }
         run.status.room_id = Some(room_id.clone());
         run.status.app_id = Some(creds.app_id);
         if probed == Some(true) {
@@ -67,6 +80,19 @@ impl<Z: ZimApi> Reconciler<Z> {
             Err(_) => CreateOutcome::Unknown,
         };
         let decision = decide::first_creation(probed, pending_before, outcome);
+        if decision.event == Some(CreationEvent::Adopted)
+            && let Err(why) = adopt
+        {
+            // Created by someone else between the probe and CreateRoom: not ours, and not adopted.
+            run.status.pending_creation = false;
+            run.status.adopted = None;
+            return run.fail(
+                reason::FORBIDDEN_BY_POLICY,
+                &format!("ZIM room {room_id} was created by someone else meanwhile and is not adopted: {why}. Nothing was changed in ZIM"),
+                Requeue::OnChange,
+                ErrorCategory::Policy,
+            );
+        }
         if let Some(adopted) = decision.adopted {
             run.status.adopted = Some(adopted);
         }
@@ -120,6 +146,7 @@ impl<Z: ZimApi> Reconciler<Z> {
         room: &ZimRoom,
         creds: &Credentials,
         from: &str,
+        adopt: &Result<(), String>,
     ) -> Outcome {
         let room_id = room.room_id();
         if let Err(e) = self.ensure_registered(creds, from).await {
@@ -149,6 +176,14 @@ impl<Z: ZimApi> Reconciler<Z> {
                 }
                 // Gone at the probe, there now: somebody else created it in between. It is theirs.
                 run.status.adopted = Some(true);
+                if let Err(why) = adopt {
+                    return run.fail(
+                        reason::FORBIDDEN_BY_POLICY,
+                        &format!("ZIM room {room_id} vanished and was created again by someone else; it is not adopted: {why}. Its attributes are left alone"),
+                        Requeue::OnChange,
+                        ErrorCategory::Policy,
+                    );
+                }
                 run.note(
                     false,
                     "Adopted",

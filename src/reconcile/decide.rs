@@ -20,6 +20,7 @@
 
 use crate::crd::{ZimRoom, ZimRoomStatus, reason};
 
+use super::policy::Policy;
 use super::validate::{self, FieldError};
 
 /// Why a reconcile stops before any ZIM call.
@@ -239,7 +240,7 @@ pub enum OnDelete {
 
 /// Decides deletion from the spec, the status and whether another object still claims the room (`other`).
 /// Only the room the spec names, and the status agrees with, is ever destroyed.
-pub fn on_delete(room: &ZimRoom, other: Option<&str>) -> OnDelete {
+pub fn on_delete(room: &ZimRoom, other: Option<&str>, policy: &Policy) -> OnDelete {
     let status = room.status.clone().unwrap_or_default();
     let spec_room = room.room_id();
     let Some(room_id) = status.room_id.clone() else { return OnDelete::Nothing };
@@ -253,21 +254,32 @@ pub fn on_delete(room: &ZimRoom, other: Option<&str>) -> OnDelete {
             ),
         };
     }
+    if let Err(why) = policy.check_room_id(&room_id) {
+        return OnDelete::Orphan { why: format!("the namespace may not manage it: {why}") };
+    }
     if let Some(other) = other {
         return OnDelete::Orphan { why: format!("{other} still declares it and takes it over") };
     }
     let adopted = status.adopted == Some(true);
-    match room.spec.deletion_policy {
-        Some(crate::crd::DeletionPolicy::Orphan) => OnDelete::Orphan { why: "deletionPolicy Orphan".into() },
-        None if adopted => {
+    match (room.spec.deletion_policy, adopted) {
+        (Some(crate::crd::DeletionPolicy::Orphan), _) => {
+            OnDelete::Orphan { why: "deletionPolicy Orphan".into() }
+        }
+        (None, true) => {
             OnDelete::Orphan { why: "deletionPolicy Orphan, the default for an adopted room".into() }
         }
+        (Some(crate::crd::DeletionPolicy::Delete), true) => match &policy.destroy_adopted {
+            Ok(()) => OnDelete::Destroy { room_id },
+            Err(why) => OnDelete::Orphan {
+                why: format!("the room was adopted, not created by this object, and {why}"),
+            },
+        },
         _ => OnDelete::Destroy { room_id },
     }
 }
 
 /// Ready reasons that need a person: the object is Stalled (kstatus Failed) while one of them holds.
-pub const STALLED_REASONS: [&str; 7] = [
+pub const STALLED_REASONS: [&str; 8] = [
     reason::INVALID_SPEC,
     reason::IMMUTABLE_FIELD_CHANGED,
     reason::CREDENTIALS_INVALID,
@@ -275,6 +287,7 @@ pub const STALLED_REASONS: [&str; 7] = [
     reason::QUOTA_EXCEEDED,
     reason::CONFLICT,
     reason::APP_ID_CHANGED,
+    reason::FORBIDDEN_BY_POLICY,
 ];
 
 /// Where a reconcile leaves the object, for the kstatus conditions `Reconciling` and `Stalled`.
@@ -485,26 +498,64 @@ mod tests {
         let ours = held(Some(1), true, false, Some(false));
         let adopted = held(Some(1), true, false, Some(true));
         let destroy = OnDelete::Destroy { room_id: "lobby".into() };
-        assert_eq!(on_delete(&deleting(ours.clone(), None, None), None), destroy);
-        assert_eq!(on_delete(&deleting(held(Some(1), false, true, None), None, None), None), destroy);
-        assert!(matches!(on_delete(&deleting(adopted.clone(), None, None), None), OnDelete::Orphan { .. }));
-        assert_eq!(on_delete(&deleting(adopted, Some(Delete), None), None), destroy);
+        let open = Policy::unrestricted();
+        assert_eq!(on_delete(&deleting(ours.clone(), None, None), None, &open), destroy);
+        assert_eq!(on_delete(&deleting(held(Some(1), false, true, None), None, None), None, &open), destroy);
         assert!(matches!(
-            on_delete(&deleting(ours.clone(), Some(Orphan), None), None),
+            on_delete(&deleting(adopted.clone(), None, None), None, &open),
+            OnDelete::Orphan { .. }
+        ));
+        assert_eq!(on_delete(&deleting(adopted, Some(Delete), None), None, &open), destroy);
+        assert!(matches!(
+            on_delete(&deleting(ours.clone(), Some(Orphan), None), None, &open),
             OnDelete::Orphan { .. }
         ));
         // Another object still declares the room: it stays, whatever the policy.
         assert!(
-            matches!(on_delete(&deleting(ours.clone(), Some(Delete), None), Some("b/x")), OnDelete::Orphan { why } if why.contains("b/x"))
+            matches!(on_delete(&deleting(ours.clone(), Some(Delete), None), Some("b/x"), &open), OnDelete::Orphan { why } if why.contains("b/x"))
         );
         // A status naming another room than the spec (a patched status) destroys nothing.
-        assert!(matches!(on_delete(&deleting(ours, None, Some("other")), None), OnDelete::Orphan { .. }));
+        assert!(matches!(
+            on_delete(&deleting(ours, None, Some("other")), None, &open),
+            OnDelete::Orphan { .. }
+        ));
         // A refused first CreateRoom left an intent only: nothing to destroy.
         assert_eq!(
-            on_delete(&deleting(held(Some(1), false, false, None), Some(Delete), None), None),
+            on_delete(&deleting(held(Some(1), false, false, None), Some(Delete), None), None, &open),
             OnDelete::Nothing
         );
-        assert_eq!(on_delete(&deleting(ZimRoomStatus::default(), None, None), None), OnDelete::Nothing);
+        assert_eq!(
+            on_delete(&deleting(ZimRoomStatus::default(), None, None), None, &open),
+            OnDelete::Nothing
+        );
+    }
+
+    #[test]
+    fn a_namespace_policy_keeps_adopted_and_foreign_rooms() {
+        use crate::crd::DeletionPolicy::*;
+        let ours = held(Some(1), true, false, Some(false));
+        let adopted = held(Some(1), true, false, Some(true));
+        // No annotations: an adopted room is not destroyed even with deletionPolicy Delete; an own room is.
+        let default = Policy::from_namespace("t", None, super::super::policy::DefaultCredentialsScope::All);
+        let kept = on_delete(&deleting(adopted.clone(), Some(Delete), None), None, &default);
+        assert!(
+            matches!(&kept, OnDelete::Orphan { why } if why.contains("destroy-adopted-rooms")),
+            "{kept:?}"
+        );
+        let destroy = OnDelete::Destroy { room_id: "lobby".into() };
+        assert_eq!(on_delete(&deleting(ours.clone(), Some(Delete), None), None, &default), destroy);
+        // Allowed by the namespace: destroyed.
+        let a = [(super::super::policy::annotation::DESTROY_ADOPTED.to_string(), "allow".to_string())].into();
+        let allows =
+            Policy::from_namespace("t", Some(&a), super::super::policy::DefaultCredentialsScope::All);
+        assert_eq!(on_delete(&deleting(adopted, Some(Delete), None), None, &allows), destroy);
+        // A room outside the namespace's prefixes is never destroyed.
+        let a =
+            [(super::super::policy::annotation::ROOM_ID_PREFIXES.to_string(), "team-a-".to_string())].into();
+        let prefixed =
+            Policy::from_namespace("t", Some(&a), super::super::policy::DefaultCredentialsScope::All);
+        let kept = on_delete(&deleting(ours, Some(Delete), None), None, &prefixed);
+        assert!(matches!(&kept, OnDelete::Orphan { why } if why.contains("outside")), "{kept:?}");
     }
 
     fn with_ready(ok: bool, ready_reason: &str, hash: Option<&str>) -> ZimRoomStatus {

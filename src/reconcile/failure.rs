@@ -35,6 +35,8 @@ pub enum ErrorCategory {
     Attributes,
     /// Another object owns the room.
     Conflict,
+    /// The namespace's admin policy does not allow what the object asks.
+    Policy,
     /// The creation intent could not be recorded on the status.
     Status,
     /// A Kubernetes API call (status write, finalizer, Secret read) failed.
@@ -56,13 +58,14 @@ impl ErrorCategory {
             ErrorCategory::Credentials => "credentials",
             ErrorCategory::Attributes => "attributes",
             ErrorCategory::Conflict => "conflict",
+            ErrorCategory::Policy => "policy",
             ErrorCategory::Status => "status",
             ErrorCategory::Kubernetes => "kubernetes",
         }
     }
 
     /// Every category, for pre-registering metric series.
-    pub const ALL: [ErrorCategory; 13] = [
+    pub const ALL: [ErrorCategory; 14] = [
         ErrorCategory::Transient,
         ErrorCategory::Unknown,
         ErrorCategory::Throttled,
@@ -74,6 +77,7 @@ impl ErrorCategory {
         ErrorCategory::Credentials,
         ErrorCategory::Attributes,
         ErrorCategory::Conflict,
+        ErrorCategory::Policy,
         ErrorCategory::Status,
         ErrorCategory::Kubernetes,
     ];
@@ -145,6 +149,8 @@ pub enum CredentialsProblem {
     Invalid,
     /// The Secret could not be read (forbidden, timeout, API server trouble).
     Unreadable,
+    /// The namespace's policy does not allow these credentials (the operator's default Secret).
+    Forbidden,
 }
 
 /// Maps a credentials problem. All are retried with backoff (a Secret change also re-queues the object).
@@ -154,14 +160,14 @@ pub fn credentials_failure(problem: CredentialsProblem) -> FailureMapping {
         CredentialsProblem::Invalid => (reason::CREDENTIALS_INVALID, ErrorCategory::Credentials),
         // Not the user's Secret that is wrong but reading it: the operator's RBAC or the API server.
         CredentialsProblem::Unreadable => (reason::CREDENTIALS_NOT_FOUND, ErrorCategory::Kubernetes),
+        // An admin's decision: retried when the Namespace's annotations (or the object) change.
+        CredentialsProblem::Forbidden => (reason::FORBIDDEN_BY_POLICY, ErrorCategory::Policy),
     };
-    FailureMapping {
-        ready_reason,
-        requeue: Requeue::Backoff { slow: false },
-        category,
-        hint: None,
-        keep_ready: false,
-    }
+    let requeue = match problem {
+        CredentialsProblem::Forbidden => Requeue::OnChange,
+        _ => Requeue::Backoff { slow: false },
+    };
+    FailureMapping { ready_reason, requeue, category, hint: None, keep_ready: false }
 }
 
 #[cfg(test)]
@@ -212,15 +218,21 @@ mod tests {
     #[test]
     fn credentials_problems_map_to_their_reason_and_category() {
         let table = [
-            (CredentialsProblem::NotFound, reason::CREDENTIALS_NOT_FOUND, ErrorCategory::Credentials),
-            (CredentialsProblem::Invalid, reason::CREDENTIALS_INVALID, ErrorCategory::Credentials),
-            (CredentialsProblem::Unreadable, reason::CREDENTIALS_NOT_FOUND, ErrorCategory::Kubernetes),
+            (CredentialsProblem::NotFound, reason::CREDENTIALS_NOT_FOUND, ErrorCategory::Credentials, FAST),
+            (CredentialsProblem::Invalid, reason::CREDENTIALS_INVALID, ErrorCategory::Credentials, FAST),
+            (CredentialsProblem::Unreadable, reason::CREDENTIALS_NOT_FOUND, ErrorCategory::Kubernetes, FAST),
+            (
+                CredentialsProblem::Forbidden,
+                reason::FORBIDDEN_BY_POLICY,
+                ErrorCategory::Policy,
+                Requeue::OnChange,
+            ),
         ];
-        for (problem, ready_reason, category) in table {
+        for (problem, ready_reason, category, requeue) in table {
             let m = credentials_failure(problem);
             assert_eq!(
                 (m.ready_reason, m.category, m.requeue, m.keep_ready),
-                (ready_reason, category, FAST, false)
+                (ready_reason, category, requeue, false)
             );
         }
     }

@@ -18,6 +18,7 @@ mod create;
 pub mod decide;
 pub mod failure;
 pub mod plan;
+pub mod policy;
 mod run;
 #[cfg(test)]
 mod tests;
@@ -38,6 +39,7 @@ use crate::zim::{Class, Credentials, ZimApi, ZimClient, ZimError};
 
 use decide::{AppCheck, Creation, Gate, Next, OnDelete, Step};
 pub use failure::{CredentialsProblem, ErrorCategory};
+pub use policy::{DefaultCredentialsScope, Policy};
 use run::Run;
 pub use types::{
     Claim, Cleanup, CleanupError, CredentialsError, IntentSink, NoSink, Note, Outcome, Requeue,
@@ -77,17 +79,19 @@ impl<Z: ZimApi> Reconciler<Z> {
         sink: &S,
         now: Time,
     ) -> Outcome {
-        self.reconcile_claimed(room, credentials, &Claim::Owner, sink, now).await
+        self.reconcile_claimed(room, credentials, &Claim::Owner, &Policy::unrestricted(), sink, now).await
     }
 
     /// Reconciles `room` once. `claim` says whether another object owns the same (AppId, roomId) (see
-    /// [`decide::winner`]); `now` stamps condition transitions.
+    /// [`decide::winner`]); `policy` is what the namespace's admin allows ([`policy`]); `now` stamps condition
+    /// transitions.
     #[instrument(skip_all, fields(room = %room.metadata.name.as_deref().unwrap_or(""), ns = %room.metadata.namespace.as_deref().unwrap_or("")))]
     pub async fn reconcile_claimed<S: IntentSink>(
         &self,
         room: &ZimRoom,
         credentials: Result<ResolvedCredentials, CredentialsError>,
         claim: &Claim,
+        policy: &Policy,
         sink: &S,
         now: Time,
     ) -> Outcome {
@@ -112,6 +116,9 @@ impl<Z: ZimApi> Reconciler<Z> {
             }
             None => {}
         }
+        if let Err(why) = policy.check_room_id(&room.room_id()) {
+            return run.fail(reason::FORBIDDEN_BY_POLICY, &why, Requeue::OnChange, ErrorCategory::Policy);
+        }
         let resolved = match credentials {
             Ok(c) => c,
             Err(e) => return run.mapped(failure::credentials_failure(e.problem()), &e.to_string()),
@@ -132,12 +139,16 @@ impl<Z: ZimApi> Reconciler<Z> {
             );
             return run.fail(reason::CONFLICT, &message, Requeue::OnChange, ErrorCategory::Conflict);
         }
-        let from = room
-            .spec
-            .from_user_id
-            .clone()
-            .or_else(|| resolved.from_user_id.clone())
-            .unwrap_or_else(|| self.default_from_user_id.clone());
+        let from = match policy.from_user_id(
+            room.spec.from_user_id.as_deref(),
+            resolved.from_user_id.as_deref(),
+            &self.default_from_user_id,
+        ) {
+            Ok(from) => from,
+            Err(why) => {
+                return run.fail(reason::FORBIDDEN_BY_POLICY, &why, Requeue::OnChange, ErrorCategory::Policy);
+            }
+        };
 
         let room_id = room.room_id();
         let declared_hash = plan::attributes_hash(&room.spec.attributes);
@@ -164,8 +175,12 @@ impl<Z: ZimApi> Reconciler<Z> {
         };
         match next {
             Next::Converged => run.succeed(),
-            Next::Create(Creation::First) => self.create_first(&mut run, room, creds, &from, sink).await,
-            Next::Create(Creation::Recreate) => self.recreate(&mut run, room, creds, &from).await,
+            Next::Create(Creation::First) => {
+                self.create_first(&mut run, room, creds, &from, &policy.adopt, sink).await
+            }
+            Next::Create(Creation::Recreate) => {
+                self.recreate(&mut run, room, creds, &from, &policy.adopt).await
+            }
             Next::SyncAttributes => self.sync_attributes(&mut run, room, creds, &from, &current).await,
         }
     }
@@ -217,21 +232,23 @@ impl<Z: ZimApi> Reconciler<Z> {
         room: &ZimRoom,
         credentials: Result<&ResolvedCredentials, String>,
     ) -> Result<Cleanup, CleanupError> {
-        self.cleanup_claimed(room, credentials, None).await
+        self.cleanup_claimed(room, credentials, None, &Policy::unrestricted()).await
     }
 
     /// Deletion: destroys the room the object owns and the spec names (deletionPolicy Delete, the default for a
     /// room it created) or leaves it (Orphan; the default for adopted rooms; always when `other`, another object,
-    /// still declares the room). "No such room" is success. `credentials` are those of the app the room lives in
-    /// (the caller may pass the last good ones it remembers).
+    /// still declares the room; when the namespace's `policy` does not allow the roomId, or does not allow
+    /// destroying an adopted room). "No such room" is success. `credentials` are those of the app the room lives
+    /// in (the caller may pass the last good ones it remembers).
     #[instrument(skip_all, fields(room = %room.metadata.name.as_deref().unwrap_or("")))]
     pub async fn cleanup_claimed(
         &self,
         room: &ZimRoom,
         credentials: Result<&ResolvedCredentials, String>,
         other: Option<&str>,
+        policy: &Policy,
     ) -> Result<Cleanup, CleanupError> {
-        let room_id = match decide::on_delete(room, other) {
+        let room_id = match decide::on_delete(room, other, policy) {
             OnDelete::Nothing => return Ok(Cleanup::NeverCreated),
             OnDelete::Orphan { why } => return Ok(Cleanup::Orphaned { why }),
             OnDelete::Destroy { room_id } => room_id,

@@ -39,6 +39,11 @@ pub enum CredentialsError {
         /// What happened.
         reason: String,
     },
+    /// The namespace's policy does not allow the credentials (the operator's default Secret).
+    #[error(
+        "the operator's default credentials are not available here: {0}. Set spec.credentialsSecretRef to a Secret in this namespace, or ask a cluster admin"
+    )]
+    Forbidden(String),
 }
 
 impl CredentialsError {
@@ -48,6 +53,7 @@ impl CredentialsError {
             CredentialsError::NotFound(_) => CredentialsProblem::NotFound,
             CredentialsError::Invalid { .. } => CredentialsProblem::Invalid,
             CredentialsError::Unreadable { .. } => CredentialsProblem::Unreadable,
+            CredentialsError::Forbidden(_) => CredentialsProblem::Forbidden,
         }
     }
 }

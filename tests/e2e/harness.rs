@@ -244,6 +244,74 @@ impl World {
         Operator::start(self, extra, &[]).await
     }
 
+    /// Renders the chart's RBAC (release named after this world's namespace, installed in it, with `sets` as
+    /// `--set` values) with helm 4, applies it, and returns a kubeconfig holding a token of the chart's
+    /// ServiceAccount: an operator started with it has exactly the rights the chart grants.
+    pub async fn chart_kubeconfig(&self, sets: &[&str]) -> PathBuf {
+        let helm = std::env::var("HELM4").unwrap_or_else(|_| {
+            panic!(
+                "HELM4 is not set: run the tests through scripts/test.sh (scripts/tools.sh installs helm 4)"
+            )
+        });
+        let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+        let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/zim-operator");
+        let mut cmd = tokio::process::Command::new(&helm);
+        cmd.args(["template", &self.ns, chart, "-n", &self.ns]);
+        for set in sets {
+            cmd.args(["--set", set]);
+        }
+        let out = cmd.output().await.expect("helm runs");
+        assert!(out.status.success(), "helm template: {}", String::from_utf8_lossy(&out.stderr));
+        let rendered = String::from_utf8(out.stdout).unwrap();
+        let kinds = ["ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"];
+        let rbac: Vec<String> = rendered
+            .split("\n---")
+            .filter(|doc| kinds.iter().any(|k| doc.contains(&format!("\nkind: {k}\n"))))
+            .map(str::to_owned)
+            .collect();
+        assert!(rbac.len() >= 5, "the chart renders its RBAC: {rendered}");
+        let mut apply = tokio::process::Command::new(&kubectl);
+        apply
+            .arg("--kubeconfig")
+            .arg(kubeconfig())
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = apply.spawn().expect("kubectl runs");
+        {
+            use tokio::io::AsyncWriteExt;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(rbac.join("\n---").as_bytes()).await.unwrap();
+        }
+        let out = child.wait_with_output().await.unwrap();
+        assert!(out.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
+
+        let sa = format!("{}-zim-operator", self.ns);
+        let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        let request: k8s_openapi::api::authentication::v1::TokenRequest =
+            serde_json::from_value(serde_json::json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
+                .unwrap();
+        let issued =
+            accounts.create_token_request(&sa, &PostParams::default(), &request).await.expect("token");
+        let token = issued.status.expect("token issued").token;
+        let mut kc = kube::config::Kubeconfig::read_from(kubeconfig()).expect("kubeconfig");
+        for user in &mut kc.auth_infos {
+            user.auth_info =
+                Some(kube::config::AuthInfo { token: Some(token.clone().into()), ..Default::default() });
+        }
+        let path =
+            std::env::temp_dir().join(format!("zim-e2e-{}-{}.kubeconfig", self.ns, std::process::id()));
+        std::fs::write(&path, serde_json::to_vec(&kc).unwrap()).unwrap();
+        path
+    }
+
+    /// Starts an operator that talks to the API server through `kubeconfig` (e.g. [`World::chart_kubeconfig`]).
+    pub async fn operator_as(&self, kubeconfig: &std::path::Path, extra: &[&str]) -> Operator {
+        Operator::start_with(self, Some(kubeconfig), extra, &[]).await
+    }
+
     /// Starts an operator with extra environment variables.
     pub async fn operator_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Operator {
         Operator::start(self, extra, env).await
@@ -285,6 +353,15 @@ fn free_port() -> u16 {
 
 impl Operator {
     pub async fn start(world: &World, extra: &[&str], env: &[(&str, &str)]) -> Operator {
+        Self::start_with(world, None, extra, env).await
+    }
+
+    pub async fn start_with(
+        world: &World,
+        kubeconfig_path: Option<&std::path::Path>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Operator {
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let logdir = tempfile::tempdir().unwrap();
         let log = logdir.path().join("operator.log");
@@ -292,7 +369,7 @@ impl Operator {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_zim-operator"));
         cmd.arg("run")
             .arg("--kubeconfig")
-            .arg(kubeconfig())
+            .arg(kubeconfig_path.map_or_else(kubeconfig, std::path::Path::to_path_buf))
             .arg("--endpoint")
             .arg(world.sim.endpoint())
             .arg("--namespaces")

@@ -14,6 +14,7 @@ mod metrics_auth;
 mod ownership;
 mod reliability;
 mod status_contract;
+mod tenancy;
 
 use std::time::Duration;
 
