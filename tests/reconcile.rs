@@ -387,3 +387,21 @@ async fn cleanup_of_a_room_already_gone_is_done() {
     rec.cleanup(&r, Ok(&creds())).await.unwrap();
     assert_eq!(rec.cleanup(&r, Ok(&creds())).await.unwrap(), zim_operator::reconcile::Cleanup::AlreadyGone);
 }
+
+/// UserRegister is single-flight per (AppId, user): 80 new rooms reconciled at once (64 at a time, the limiter
+/// off so they really overlap) register the operator user once.
+#[tokio::test]
+async fn concurrent_new_rooms_register_the_operator_once() {
+    use futures::StreamExt;
+    let sim = sim(0, 1000).await;
+    let rec = reconciler(&sim);
+    let rooms: Vec<ZimRoom> = (0..80).map(|i| lobby_like(&format!("r{i}")).build()).collect();
+    let outcomes: Vec<Outcome> = futures::stream::iter(rooms.iter())
+        .map(|r| rec.reconcile(r, Ok(creds()), &NoSink, now()))
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    assert!(outcomes.iter().all(|o| o.error_category.is_none()), "every room created");
+    let registers = actions_since(&sim, 0).iter().filter(|a| *a == "UserRegister").count();
+    assert_eq!(registers, 1, "one UserRegister for one (AppId, user)");
+}

@@ -30,7 +30,7 @@ pub struct Config {
     pub namespaces: Vec<String>,
     /// Only ZimRooms matching this label selector.
     pub label_selector: Option<String>,
-    /// Reconciles at once.
+    /// Reconciles at once, across all namespaces (a fair gate: namespaces take turns for free slots).
     pub concurrency: u16,
     /// How often a converged room's existence is re-checked (jittered ±10 %).
     pub resync: Duration,
@@ -128,6 +128,8 @@ pub struct Context {
     pub(super) health: Arc<Health>,
     pub(super) config: Config,
     pub(super) credentials: Arc<CredentialCache>,
+    /// Reconciles at once (`--concurrency`), shared fairly between namespaces.
+    pub(super) gate: super::fair::FairGate,
     failures: Mutex<HashMap<ObjectRef<ZimRoom>, u32>>,
     /// The watch caches, once the controllers run (claims are decided from them).
     stores: Mutex<Vec<Store<ZimRoom>>>,
@@ -153,6 +155,7 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             credentials: Arc::new(CredentialCache::new(client.clone(), config.default_secret.clone())),
+            gate: super::fair::FairGate::new(usize::from(config.concurrency)),
             client,
             reconciler,
             metrics,

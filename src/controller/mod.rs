@@ -17,6 +17,7 @@
 mod claims;
 mod context;
 mod credentials;
+mod fair;
 mod health;
 mod prober;
 mod status;
@@ -45,6 +46,7 @@ use crate::reconcile::decide::{self, OnDelete};
 use crate::reconcile::policy::annotation as policy_annotation;
 use crate::reconcile::{Claim, Cleanup, CleanupError, CredentialsError, Requeue, conditions};
 use crate::zim::Class;
+use crate::zim::limiter::{CallTag, Priority, tagged};
 
 pub use context::{Config, Context, Error};
 use credentials::{key_of, secret_changes};
@@ -79,9 +81,18 @@ fn relevant_fields(room: &ZimRoom) -> Option<u64> {
     Some(h.finish())
 }
 
+/// One reconcile: waits for a slot of the fair gate (round-robin between namespaces), then runs with its ZIM calls
+/// tagged by namespace at interactive priority (the ZIM limiter serves namespaces in turn as well).
 async fn reconcile(room: Arc<ZimRoom>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.health.beat();
     let ns = room.namespace().ok_or(Error::MissingNamespace)?;
+    let _slot = ctx.gate.enter(&ns).await;
+    let tag = CallTag { tenant: ns.as_str().into(), priority: Priority::Interactive };
+    // Boxed: a reconcile parked at the gate holds only its object, not the whole reconcile's state.
+    Box::pin(tagged(tag, reconcile_now(room, ctx, ns))).await
+}
+
+async fn reconcile_now(room: Arc<ZimRoom>, ctx: Arc<Context>, ns: String) -> Result<Action, Error> {
+    ctx.health.beat();
     let api: Api<ZimRoom> = Api::namespaced(ctx.client.clone(), &ns);
     let start = Instant::now();
     let result = finalizer(&api, FINALIZER, room.clone(), |event| async {
@@ -373,7 +384,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                     .collect::<Vec<_>>()
             })
             .reconcile_on(tokio_stream_from(rx))
-            .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency))
+            // No limit here: the fair gate in `reconcile` bounds reconciles at `--concurrency` across scopes.
+            .with_config(kube::runtime::controller::Config::default().concurrency(0))
             .graceful_shutdown_on({
                 let s = shutdown.clone();
                 async move { s.cancelled().await }

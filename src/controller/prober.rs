@@ -17,6 +17,7 @@ use crate::backoff::jitter;
 use crate::crd::{ZimRoom, condition};
 use crate::metrics::ResultLabel;
 use crate::reconcile::conditions;
+use crate::zim::limiter::{CallTag, Priority, tagged};
 
 use super::{Context, object_key};
 
@@ -84,14 +85,18 @@ pub(crate) async fn probe_loop(
             let trigger = triggers.get(&scope).cloned();
             let ctx = ctx.clone();
             let permits = permits.clone();
-            probes.spawn(async move {
+            let tag = CallTag {
+                tenant: room.namespace().unwrap_or_default().into(),
+                priority: Priority::Background,
+            };
+            probes.spawn(tagged(tag, async move {
                 let Ok(_permit) = permits.acquire_owned().await else { return };
                 if !probe_one(&ctx, &room).await
                     && let Some(t) = trigger
                 {
                     let _ = t.send(ObjectRef::from_obj(&*room)).await;
                 }
-            });
+            }));
         }
         due.retain(|k, _| seen.contains(k));
         // Last good credentials of deleted Secrets stay only while an object still refers to them.

@@ -26,7 +26,7 @@ mod types;
 pub mod validate;
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tracing::instrument;
@@ -54,6 +54,8 @@ pub struct Reconciler<Z = ZimClient> {
     zim: Z,
     default_from_user_id: String,
     registered: Mutex<HashSet<(u32, String)>>,
+    /// One UserRegister at a time per (AppId, user): the others wait for its outcome instead of calling too.
+    registering: Mutex<std::collections::HashMap<(u32, String), Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl<Z: ZimApi> Reconciler<Z> {
@@ -63,6 +65,7 @@ impl<Z: ZimApi> Reconciler<Z> {
             zim,
             default_from_user_id: default_from_user_id.into(),
             registered: Mutex::new(HashSet::new()),
+            registering: Mutex::default(),
         }
     }
 
@@ -203,6 +206,12 @@ impl<Z: ZimApi> Reconciler<Z> {
 
     pub(super) async fn ensure_registered(&self, creds: &Credentials, user: &str) -> Result<(), ZimError> {
         let key = (creds.app_id, user.to_owned());
+        if lock(&self.registered).contains(&key) {
+            return Ok(());
+        }
+        // Single flight: the first caller registers; the ones that queued meanwhile find it registered.
+        let flight = lock(&self.registering).entry(key.clone()).or_default().clone();
+        let _turn = flight.lock().await;
         if lock(&self.registered).contains(&key) {
             return Ok(());
         }
