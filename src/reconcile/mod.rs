@@ -46,6 +46,9 @@ pub use types::{
     ResolvedCredentials,
 };
 
+/// One registration in flight (see [`Reconciler::ensure_registered`]).
+type Flight = Arc<tokio::sync::Mutex<()>>;
+
 /// The default operator user when neither the spec nor the credentials name one.
 pub const DEFAULT_FROM_USER_ID: &str = "zim-operator";
 
@@ -55,7 +58,7 @@ pub struct Reconciler<Z = ZimClient> {
     default_from_user_id: String,
     registered: Mutex<HashSet<(u32, String)>>,
     /// One UserRegister at a time per (AppId, user): the others wait for its outcome instead of calling too.
-    registering: Mutex<std::collections::HashMap<(u32, String), Arc<tokio::sync::Mutex<()>>>>,
+    registering: Mutex<std::collections::HashMap<(u32, String), Flight>>,
 }
 
 impl<Z: ZimApi> Reconciler<Z> {
