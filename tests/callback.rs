@@ -127,7 +127,8 @@ fn http() -> reqwest::Client {
 #[tokio::test]
 async fn simulator_callbacks_queue_exactly_the_room_destroy() {
     let mut receiver = Receiver::start(64).await;
-    let target = CallbackTarget::new(&receiver.url(), zim_operator::sim::CallbackSecret::new(CB_SECRET)).unwrap();
+    let target =
+        CallbackTarget::new(&receiver.url(), zim_operator::sim::CallbackSecret::new(CB_SECRET)).unwrap();
     let sim = Simulator::new(SimConfig {
         apps: vec![(APP, ServerSecret::new(SECRET))],
         qps: 0,
@@ -163,9 +164,15 @@ async fn simulator_callbacks_queue_exactly_the_room_destroy() {
         Some(running.sim.callback_report(0)).filter(|r| r.deliveries.len() >= 2 && r.pending == 0)
     })
     .await;
-    let deliveries: Vec<_> =
-        report.deliveries.iter().map(|d| (d.event.as_str(), d.room_id.as_str(), d.attempt, d.status)).collect();
-    assert_eq!(deliveries, [("room_create", "cb-room", 1, Some(200)), ("room_destroy", "cb-room", 1, Some(200))]);
+    let deliveries: Vec<_> = report
+        .deliveries
+        .iter()
+        .map(|d| (d.event.as_str(), d.room_id.as_str(), d.attempt, d.status))
+        .collect();
+    assert_eq!(
+        deliveries,
+        [("room_create", "cb-room", 1, Some(200)), ("room_destroy", "cb-room", 1, Some(200))]
+    );
     let counts = &receiver.counts;
     assert_eq!(counts.get(Event::RoomCreate, Outcome::Ignored), 1);
     assert_eq!(counts.get(Event::RoomDestroy, Outcome::Accepted), 1);
