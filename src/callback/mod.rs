@@ -310,17 +310,17 @@ impl CallbackServer {
 
     fn decide(&self, body: &[u8]) -> Handled {
         let answer = |event, outcome, status| Handled { event, outcome, status, reason: None };
+        let malformed = |event, reason| Handled {
+            event,
+            outcome: Outcome::Malformed,
+            status: StatusCode::BAD_REQUEST,
+            reason: Some(reason),
+        };
         let callback = match body::parse(body) {
             Ok(c) => c,
             Err(m) => {
                 debug!(event = m.event.as_str(), reason = %m.reason, "zim callback: malformed");
-                let status = StatusCode::BAD_REQUEST;
-                return Handled {
-                    event: m.event,
-                    outcome: Outcome::Malformed,
-                    status,
-                    reason: Some(m.reason),
-                };
+                return malformed(m.event, m.reason);
             }
         };
         let event = callback.event;
@@ -343,8 +343,7 @@ impl CallbackServer {
             (Event::RoomDestroy, Some(room_id)) => self.enqueue(app_id, room_id),
             (Event::RoomDestroy, None) => {
                 debug!(event = event.as_str(), app_id, "zim callback: room_destroy without room_id");
-                let (status, reason) = (StatusCode::BAD_REQUEST, Some(body::Reason::Missing("room_id")));
-                return Handled { event, outcome: Outcome::Malformed, status, reason };
+                return malformed(event, body::Reason::Missing("room_id"));
             }
             _ => Outcome::Ignored,
         };
