@@ -6,9 +6,11 @@
 //!
 //! Data flows one way — manifest → validated spec → plan → ZIM calls → status — and each module owns one step:
 //! - [`zim`]: the ZIM server-API client (signing, codes, rate limiting); knows nothing of Kubernetes;
+//! - [`callback`]: the receiver of ZEGO's server callbacks, turning a verified `room_destroy` into a re-check;
 //! - [`sim`]: a ZIM simulator written to ZEGO's documentation, for tests and the quick start.
 
 pub(crate) mod backoff;
+pub mod callback;
 pub mod cmd_simulate;
 pub mod sim;
 pub mod telemetry;

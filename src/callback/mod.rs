@@ -1,0 +1,431 @@
+//! The receiver of ZEGO's server callbacks (`ZIM-API.md` "Callbacks"; `run --callback-addr`): an HTTP endpoint
+//! that verifies each callback's signature, answers at once, and hands every verified `room_destroy` to the
+//! controller as a [`RoomEvent`] on a bounded queue, so the room is re-checked now instead of at its next poll.
+//!
+//! - **Where:** `POST /zim/callback`, and `POST /` for a callback URL configured without a path. Any other
+//!   method there is answered 405, any other path 404.
+//! - **What is verified:** ZEGO's documented signature, lowercase hex sha1 of `[callbacksecret, timestamp,
+//!   nonce]` sorted as strings and concatenated ([`signature`]), compared in constant time with every secret
+//!   [`CallbackSecrets`] gives for the callback's AppId (several during a rotation; any one passes). An AppId
+//!   without a secret cannot be verified and is refused like a bad signature.
+//! - **Which body:** JSON, percent-encoded JSON or a form, whatever the content type says; `appid`, `nonce` and
+//!   `timestamp` as strings or integers, the timestamp in seconds or milliseconds (see `body.rs`).
+//! - **Answers:** 200 for every verified callback, whatever happens to it; 401 when the signature does not match
+//!   or the AppId has no secret; 400 when the body is not a callback (a field missing or of the wrong type);
+//!   413 above [`MAX_BODY_BYTES`]. Each answer is given before any work on the room is done: the work is the
+//!   controller's, after it takes the event from the queue. Every answer to a POST is reported to the
+//!   [`CallbackObserver`] as an (event, [`Outcome`]) pair from closed sets (metric labels).
+//! - **What is acted on:** only `room_destroy`. `room_create`, `room_enter`, `room_exit` and any other event are
+//!   answered 200 and ignored: ZEGO retries whatever is not answered 2xx, and the poll confirms rooms anyway.
+//! - **Coalescing:** while an event for an (AppId, room) waits in the queue, more callbacks for it are
+//!   `coalesced` into that one: the queued re-check will read the room's state after all of them. Once the
+//!   controller has taken the event ([`RoomEvents::recv`]), the next callback queues a new one.
+//! - **A full queue:** the event is dropped, counted as `overflow`, and still answered 200. Answering 5xx would
+//!   make ZEGO resend it up to five times over about a minute while the operator is already behind; the periodic
+//!   existence poll, which never depends on callbacks, finds the room gone at the latest one period later.
+//!
+//! A callback is only a trigger to re-read the room from ZIM, never a fact about it. The signature covers the
+//! timestamp and nonce but not the body, ZEGO resends the same nonce and signature on each retry for about a
+//! minute, and no freshness window is documented, so nothing here rejects a replay: a captured signature with a
+//! forged body can at most make the operator probe one room once more than it would have (the same
+//! QueryRoomUserList its poll makes), and coalescing bounds even that to one queued probe per room.
+//!
+//! Nothing here logs or echoes a secret, a signature or a body; the event, AppId, room and outcome are logged at
+//! debug level. The listener defends itself like the admin server's (header read timeout, connection cap,
+//! bounded head and connection lifetime: `admin::listener`).
+
+mod body;
+pub mod signature;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures::StreamExt;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::admin::listener::{self, Limits};
+
+/// The callback path (`/` is served too).
+pub const CALLBACK_PATH: &str = "/zim/callback";
+
+/// The largest body read; a larger one is answered 413 (ZEGO's room callbacks are well under 1 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Room events waiting for the controller at most, by default. Coalescing keeps at most one per room.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
+
+/// A callback secret (the console's CallbackSecret, which may equal the ServerSecret). Its `Debug` and
+/// `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CallbackSecret(String);
+
+impl CallbackSecret {
+    /// Wraps a secret; surrounding whitespace (a trailing newline from a file or Secret) is removed.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into().trim().to_owned())
+    }
+
+    /// The secret itself, for computing signatures only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CallbackSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CallbackSecret(<redacted>)")
+    }
+}
+
+impl fmt::Display for CallbackSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Where the receiver finds the callback secrets of an AppId. Asked once per callback, so it should answer from
+/// memory (e.g. the controller's credentials cache).
+pub trait CallbackSecrets: Send + Sync {
+    /// The secrets a callback for `app_id` may be signed with; empty when the AppId is unknown.
+    fn secrets(&self, app_id: u32) -> Vec<CallbackSecret>;
+}
+
+impl<F: Fn(u32) -> Vec<CallbackSecret> + Send + Sync> CallbackSecrets for F {
+    fn secrets(&self, app_id: u32) -> Vec<CallbackSecret> {
+        self(app_id)
+    }
+}
+
+impl CallbackSecrets for HashMap<u32, Vec<CallbackSecret>> {
+    fn secrets(&self, app_id: u32) -> Vec<CallbackSecret> {
+        self.get(&app_id).cloned().unwrap_or_default()
+    }
+}
+
+/// A callback's event, as a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// `room_create`.
+    RoomCreate,
+    /// `room_destroy`.
+    RoomDestroy,
+    /// Any other event, or a body whose event could not be read.
+    Other,
+}
+
+impl Event {
+    /// Every value.
+    pub const ALL: [Event; 3] = [Event::RoomCreate, Event::RoomDestroy, Event::Other];
+
+    /// The label: `room_create`, `room_destroy` or `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::RoomCreate => "room_create",
+            Event::RoomDestroy => "room_destroy",
+            Event::Other => "other",
+        }
+    }
+
+    /// The event named `name` in a callback body.
+    fn from_name(name: &str) -> Self {
+        match name {
+            "room_create" => Event::RoomCreate,
+            "room_destroy" => Event::RoomDestroy,
+            _ => Event::Other,
+        }
+    }
+}
+
+/// What became of one callback, as a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// A verified `room_destroy`, queued for the controller (200).
+    Accepted,
+    /// A verified `room_destroy` for a room whose event is still queued (200).
+    Coalesced,
+    /// A verified event the operator does not act on (200).
+    Ignored,
+    /// The signature did not match, or the AppId has no secret (401).
+    BadSignature,
+    /// Not a callback: unreadable, a field missing or invalid, or too large (400, 413).
+    Malformed,
+    /// A verified `room_destroy` dropped because the queue was full (200).
+    Overflow,
+}
+
+impl Outcome {
+    /// Every value.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Accepted,
+        Outcome::Coalesced,
+        Outcome::Ignored,
+        Outcome::BadSignature,
+        Outcome::Malformed,
+        Outcome::Overflow,
+    ];
+
+    /// The label: `accepted`, `coalesced`, `ignored`, `bad_signature`, `malformed` or `overflow`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Coalesced => "coalesced",
+            Outcome::Ignored => "ignored",
+            Outcome::BadSignature => "bad_signature",
+            Outcome::Malformed => "malformed",
+            Outcome::Overflow => "overflow",
+        }
+    }
+}
+
+/// Told the outcome of every callback (e.g. to count `zim_operator_callbacks_total{event,outcome}`).
+pub trait CallbackObserver: Send + Sync {
+    /// One callback of `event` (an [`Event::as_str`] label) ended as `outcome`.
+    fn observed(&self, event: &str, outcome: Outcome);
+}
+
+impl<F: Fn(&str, Outcome) + Send + Sync> CallbackObserver for F {
+    fn observed(&self, event: &str, outcome: Outcome) {
+        self(event, outcome)
+    }
+}
+
+/// A verified room event for the controller: re-check this room now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomEvent {
+    /// The AppId the room lives in.
+    pub app_id: u32,
+    /// The room.
+    pub room_id: String,
+    /// What ZEGO reported (today always [`Event::RoomDestroy`]).
+    pub event: Event,
+}
+
+/// The (AppId, room) pairs with an event in the queue.
+type Queued = Arc<Mutex<HashSet<(u32, String)>>>;
+
+/// The controller's end of the queue.
+pub struct RoomEvents {
+    rx: mpsc::Receiver<RoomEvent>,
+    queued: Queued,
+}
+
+impl RoomEvents {
+    /// The next event; `None` once the server is gone and the queue is empty. From this call on, a new
+    /// callback for the same room queues a new event.
+    pub async fn recv(&mut self) -> Option<RoomEvent> {
+        let event = self.rx.recv().await?;
+        Some(self.taken(event))
+    }
+
+    /// The next event if one is queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<RoomEvent> {
+        let event = self.rx.try_recv().ok()?;
+        Some(self.taken(event))
+    }
+
+    /// Events waiting.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Whether no event is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    fn taken(&self, event: RoomEvent) -> RoomEvent {
+        // The server inserts the key under this lock right after queueing, so it is there to remove.
+        crate::lock(&self.queued).remove(&(event.app_id, event.room_id.clone()));
+        event
+    }
+}
+
+/// How one callback was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handled {
+    /// The callback's event.
+    pub event: Event,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// The HTTP status answered.
+    pub status: StatusCode,
+    /// What was wrong with a malformed body (named in the answer).
+    reason: Option<body::Reason>,
+}
+
+/// The callback receiver: verifies, answers and queues. Cheap to clone (all clones share one queue).
+#[derive(Clone)]
+pub struct CallbackServer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    secrets: Arc<dyn CallbackSecrets>,
+    observer: Arc<dyn CallbackObserver>,
+    tx: mpsc::Sender<RoomEvent>,
+    queued: Queued,
+    /// Set by the first overflow after the queue had room, so a full queue is warned about once per episode.
+    overflowing: AtomicBool,
+}
+
+impl CallbackServer {
+    /// A receiver checking signatures with `secrets` and reporting to `observer`, and the end of its queue of at
+    /// most `capacity` (at least 1) room events.
+    pub fn new(
+        secrets: Arc<dyn CallbackSecrets>,
+        observer: Arc<dyn CallbackObserver>,
+        capacity: usize,
+    ) -> (Self, RoomEvents) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let queued = Queued::default();
+        let inner =
+            Inner { secrets, observer, tx, queued: queued.clone(), overflowing: AtomicBool::new(false) };
+        (Self { inner: Arc::new(inner) }, RoomEvents { rx, queued })
+    }
+
+    /// The HTTP routes: `POST /zim/callback` and `POST /`.
+    pub fn router(&self) -> Router {
+        Router::new().route(CALLBACK_PATH, post(receive)).route("/", post(receive)).with_state(self.clone())
+    }
+
+    /// Verifies and acts on one callback body (already read and within [`MAX_BODY_BYTES`]); reports the
+    /// outcome to the observer.
+    pub fn handle(&self, body: &[u8]) -> Handled {
+        let handled = self.decide(body);
+        self.inner.observer.observed(handled.event.as_str(), handled.outcome);
+        handled
+    }
+
+    fn decide(&self, body: &[u8]) -> Handled {
+        let answer = |event, outcome, status| Handled { event, outcome, status, reason: None };
+        let malformed = |event, reason| Handled {
+            event,
+            outcome: Outcome::Malformed,
+            status: StatusCode::BAD_REQUEST,
+            reason: Some(reason),
+        };
+        let callback = match body::parse(body) {
+            Ok(c) => c,
+            Err(m) => {
+                debug!(event = m.event.as_str(), reason = %m.reason, "zim callback: malformed");
+                return malformed(m.event, m.reason);
+            }
+        };
+        let event = callback.event;
+        let app_id = callback.app_id;
+        let room_id = callback.room_id.as_deref().unwrap_or("");
+        let secrets = self.inner.secrets.secrets(app_id);
+        if secrets.is_empty() {
+            debug!(
+                event = event.as_str(),
+                app_id, room_id, "zim callback: no callback secret for this AppId"
+            );
+            return answer(event, Outcome::BadSignature, StatusCode::UNAUTHORIZED);
+        }
+        if !signature::matches(&secrets, &callback.timestamp, &callback.nonce, &callback.signature) {
+            debug!(event = event.as_str(), app_id, room_id, "zim callback: signature does not match");
+            return answer(event, Outcome::BadSignature, StatusCode::UNAUTHORIZED);
+        }
+        let age_ms = now_ms() as i64 - callback.unix_ms as i64;
+        let outcome = match (event, &callback.room_id) {
+            (Event::RoomDestroy, Some(room_id)) => self.enqueue(app_id, room_id),
+            (Event::RoomDestroy, None) => {
+                debug!(event = event.as_str(), app_id, "zim callback: room_destroy without room_id");
+                return malformed(event, body::Reason::Missing("room_id"));
+            }
+            _ => Outcome::Ignored,
+        };
+        debug!(event = event.as_str(), app_id, room_id, age_ms, outcome = outcome.as_str(), "zim callback");
+        answer(event, outcome, StatusCode::OK)
+    }
+
+    /// Queues a re-check of (app_id, room_id) unless one is queued already.
+    fn enqueue(&self, app_id: u32, room_id: &str) -> Outcome {
+        let mut queued = crate::lock(&self.inner.queued);
+        let key = (app_id, room_id.to_owned());
+        if queued.contains(&key) {
+            return Outcome::Coalesced;
+        }
+        let event = RoomEvent { app_id, room_id: key.1.clone(), event: Event::RoomDestroy };
+        match self.inner.tx.try_send(event) {
+            Ok(()) => {
+                queued.insert(key);
+                self.inner.overflowing.store(false, Ordering::Relaxed);
+                Outcome::Accepted
+            }
+            Err(e) => {
+                if !self.inner.overflowing.swap(true, Ordering::Relaxed) {
+                    let why = match e {
+                        mpsc::error::TrySendError::Full(_) => "the room event queue is full",
+                        mpsc::error::TrySendError::Closed(_) => "nothing takes room events",
+                    };
+                    warn!(
+                        app_id,
+                        "zim callback: {why}; room_destroy events are dropped (counted as overflow) until it has \
+                         room, and the poll finds those rooms"
+                    );
+                }
+                Outcome::Overflow
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
+
+/// The POST handler: reads at most [`MAX_BODY_BYTES`], then [`CallbackServer::handle`]. The answer's text names
+/// what was wrong, never a value from the request.
+async fn receive(State(server): State<CallbackServer>, headers: HeaderMap, body: Body) -> Response {
+    let too_large = |server: &CallbackServer| {
+        server.inner.observer.observed(Event::Other.as_str(), Outcome::Malformed);
+        debug!("zim callback: body over {MAX_BODY_BYTES} bytes");
+        let text = format!("the body is larger than {MAX_BODY_BYTES} bytes\n");
+        (StatusCode::PAYLOAD_TOO_LARGE, [(header::CONNECTION, "close")], text).into_response()
+    };
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return too_large(&server);
+    }
+    let mut bytes = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            server.inner.observer.observed(Event::Other.as_str(), Outcome::Malformed);
+            return (StatusCode::BAD_REQUEST, "the body could not be read\n").into_response();
+        };
+        if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+            return too_large(&server);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let handled = server.handle(&bytes);
+    let text = match (handled.outcome, handled.reason) {
+        (Outcome::BadSignature, _) => "signature not verified\n".to_owned(),
+        (_, Some(reason)) => format!("not a callback: {reason}\n"),
+        _ => "ok\n".to_owned(),
+    };
+    (handled.status, text).into_response()
+}
+
+/// Serves the callback routes on `listener` until `shutdown` is cancelled, with the admin server's defences.
+pub async fn serve(listener: TcpListener, server: CallbackServer, shutdown: CancellationToken) {
+    listener::serve(listener, server.router(), Limits::default(), shutdown).await
+}
+
+#[cfg(test)]
+mod tests;
