@@ -52,6 +52,15 @@ pub struct RunArgs {
     /// How often a converged room's existence is re-checked (jittered ±10 %), e.g. 600s, 10m, 1h.
     #[arg(long, env = "ZIM_RESYNC_PERIOD", default_value = "10m", value_parser = parse_duration)]
     pub resync_period: Duration,
+    /// Serve ZEGO's server callbacks on this address (e.g. 0.0.0.0:8090; off when unset): a verified
+    /// room_destroy re-checks the room at once. The Secret's `callbackSecret` key verifies the signature.
+    #[arg(long, env = "ZIM_CALLBACK_ADDR")]
+    pub callback_addr: Option<SocketAddr>,
+    /// The share of QueryRoomUserList's rate (--zim-qps) the periodic re-check may use per app; past it the
+    /// effective period stretches (zim_operator_probe_effective_period_seconds). The rest is for probes a person
+    /// waits for (a new room's ownership probe, a callback's re-check), which go first anyway.
+    #[arg(long, env = "ZIM_PROBE_SHARE", default_value_t = 0.8, value_parser = parse_share)]
+    pub probe_share: f64,
     /// ZIM calls per second per (AppId, Action), spaced evenly; ZEGO's published limit is 20.
     #[arg(long, env = "ZIM_QPS", default_value_t = 20)]
     pub zim_qps: u32,
@@ -112,6 +121,14 @@ pub enum MetricsAuthMode {
     None,
     /// TokenReview + SubjectAccessReview through the API server.
     Kubernetes,
+}
+
+/// Parses a fraction in (0, 1].
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a fraction between 0 (excluded) and 1, e.g. 0.8")),
+    }
 }
 
 /// Parses `90`, `90s`, `15m`, `2h`, `500ms`.
@@ -186,6 +203,8 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         resync: args.resync_period,
         default_secret,
         default_credentials_scope: args.default_credentials_namespaces,
+        probe_budget: (args.zim_qps > 0)
+            .then(|| f64::from(args.zim_qps) / crate::zim::limiter::SPACING_MARGIN * args.probe_share),
         secret_names: args.secret_names.iter().filter(|n| !n.is_empty()).cloned().collect(),
         slow_retry: args.slow_retry,
         ..Default::default()
@@ -223,6 +242,26 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         config,
         identity.clone(),
     ));
+    let (leading, leading_rx) = tokio::sync::watch::channel(false);
+    let callbacks = match args.callback_addr {
+        None => None,
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot serve ZEGO callbacks on {addr}: {e}"))?;
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            let (server, events) = crate::callback::CallbackServer::new(
+                ctx.credentials_for_callbacks(),
+                Arc::new(controller::CallbackMetrics(metrics.clone())),
+                crate::callback::DEFAULT_QUEUE_CAPACITY,
+            );
+            info!(callback_addr = %bound, path = crate::callback::CALLBACK_PATH, "serving ZEGO callbacks");
+            let serving = tokio::spawn(crate::callback::serve(listener, server, shutdown.clone()));
+            let bridge =
+                tokio::spawn(controller::callback_bridge(ctx.clone(), events, leading_rx, shutdown.clone()));
+            Some((serving, bridge))
+        }
+    };
     let mut code = ExitCode::SUCCESS;
     let grace = args.shutdown_grace;
     if args.leader_election {
@@ -258,6 +297,7 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
             info!("acquired the leader lease; reconciling");
             health.set_standby(false);
             metrics.leader.set(1);
+            let _ = leading.send(true);
             let run = finish_within(controller::run(ctx, shutdown.clone()), &shutdown, &health, grace);
             let lost = async {
                 loop {
@@ -286,10 +326,18 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
     } else {
         // Without leader election this replica reconciles: it counts as the leader for zim_operator_leader.
         metrics.leader.set(1);
+        let _ = leading.send(true);
         finish_within(controller::run(ctx, shutdown.clone()), &shutdown, &health, grace).await;
         metrics.leader.set(0);
     }
     shutdown.cancel();
+    if let Some((serving, bridge)) = callbacks {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = serving.await;
+            let _ = bridge.await;
+        })
+        .await;
+    }
     if tokio::time::timeout(Duration::from_secs(2), admin).await.is_err() {
         warn!("the admin server did not stop within 2 s");
     }

@@ -36,6 +36,9 @@ pub struct Config {
     pub resync: Duration,
     /// The default credentials Secret (namespace, name).
     pub default_secret: Option<(String, String)>,
+    /// Existence probes per second per app the prober may use (its share of QueryRoomUserList's budget);
+    /// `None`: no limit (ZIM calls are not rate limited).
+    pub probe_budget: Option<f64>,
     /// Which namespaces may use the default Secret when not annotated.
     pub default_credentials_scope: DefaultCredentialsScope,
     /// When set, the only Secret names the operator may read: watched one name at a time.
@@ -54,6 +57,7 @@ impl Default for Config {
             concurrency: 16,
             resync: Duration::from_secs(600),
             default_secret: None,
+            probe_budget: None,
             default_credentials_scope: DefaultCredentialsScope::All,
             secret_names: Vec::new(),
             slow_retry: Duration::from_secs(3600),
@@ -137,6 +141,13 @@ pub struct Context {
     namespaces: Mutex<Vec<Store<PartialObjectMeta<Namespace>>>>,
     /// Where to queue an object for a reconcile, per scope (a namespace, or `None` for all).
     triggers: Mutex<Triggers>,
+    /// Objects this process has reconciled: a converged object seen for the first time (a start) is handed to
+    /// the prober instead of being probed by a worker.
+    seen: Mutex<std::collections::HashSet<ObjectRef<ZimRoom>>>,
+    /// Objects whose room the prober has just found gone (recreated without a second probe).
+    absent: Mutex<std::collections::HashSet<ObjectRef<ZimRoom>>>,
+    /// Objects to re-check now whatever their state (a callback's room_destroy).
+    recheck: Mutex<std::collections::HashSet<ObjectRef<ZimRoom>>>,
     /// Whether the ZimRoom CRD is being deleted, and when that was last read.
     crd_deleting: Mutex<Option<(std::time::Instant, bool)>>,
 }
@@ -164,6 +175,9 @@ impl Context {
             failures: Mutex::default(),
             stores: Mutex::default(),
             namespaces: Mutex::default(),
+            seen: Mutex::default(),
+            absent: Mutex::default(),
+            recheck: Mutex::default(),
             triggers: Mutex::default(),
             crd_deleting: Mutex::default(),
         }
@@ -221,18 +235,57 @@ impl Context {
     }
 
     /// The watch caches.
-    pub(super) fn stores(&self) -> Vec<Store<ZimRoom>> {
+    pub(crate) fn stores(&self) -> Vec<Store<ZimRoom>> {
         lock(&self.stores).clone()
     }
 
     /// Queues `object` for a reconcile (e.g. a claimant that takes a room over).
-    pub(super) fn trigger(&self, object: ObjectRef<ZimRoom>) {
+    pub(crate) fn trigger(&self, object: ObjectRef<ZimRoom>) {
         let scope = if self.config.namespaces.is_empty() { None } else { object.namespace.clone() };
         if let Some(tx) = lock(&self.triggers).get(&scope)
             && tx.try_send(object).is_err()
         {
             tracing::warn!("the reconcile queue is full; the object is picked up at its next event");
         }
+    }
+
+    /// The callback secrets of the apps in use (from the credentials Secrets' `callbackSecret` key).
+    pub fn credentials_for_callbacks(&self) -> Arc<dyn crate::callback::CallbackSecrets> {
+        self.credentials.clone()
+    }
+
+    /// Notes that `object` was reconciled; true the first time.
+    pub(super) fn first_sight(&self, object: &ObjectRef<ZimRoom>) -> bool {
+        lock(&self.seen).insert(object.clone())
+    }
+
+    /// Forgets `object` (deleted).
+    pub(super) fn forget(&self, object: &ObjectRef<ZimRoom>) {
+        lock(&self.seen).remove(object);
+        lock(&self.absent).remove(object);
+        lock(&self.recheck).remove(object);
+    }
+
+    /// The prober found `object`'s room gone: queue it; its reconcile skips the probe.
+    pub(super) fn hand_over_absent(&self, object: ObjectRef<ZimRoom>) {
+        lock(&self.absent).insert(object.clone());
+        self.trigger(object);
+    }
+
+    /// Whether the prober found `object`'s room gone since its last reconcile (and forgets it).
+    pub(super) fn take_absent(&self, object: &ObjectRef<ZimRoom>) -> bool {
+        lock(&self.absent).remove(object)
+    }
+
+    /// Queues `object` for a re-check now (a callback said its room was destroyed).
+    pub(crate) fn request_recheck(&self, object: ObjectRef<ZimRoom>) {
+        lock(&self.recheck).insert(object.clone());
+        self.trigger(object);
+    }
+
+    /// Whether a re-check of `object` was requested (and forgets it).
+    pub(super) fn take_recheck(&self, object: &ObjectRef<ZimRoom>) -> bool {
+        lock(&self.recheck).remove(object)
     }
 
     /// The next backoff delay for `room` (one more failure), on the fast or slow schedule.

@@ -1,6 +1,7 @@
-//! Credentials from Secrets: parsing (`appId`, `serverSecret`, optional `fromUserId`), a cache dropped when the
-//! Secret changes, the last good credentials of each Secret (so deletion can finish after the Secret is gone),
-//! and the metadata-only Secret watch that re-queues the ZimRooms using a Secret.
+//! Credentials from Secrets: parsing (`appId`, `serverSecret`, optional `fromUserId` and `callbackSecret`), a
+//! cache refreshed when the Secret changes, the last good credentials of each Secret (so deletion can finish
+//! after the Secret is gone), the callback secrets per AppId (for verifying ZEGO's callbacks), and the
+//! metadata-only Secret watch that re-queues the ZimRooms using a Secret — only when its data changed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tracing::warn;
 
+use crate::callback::{CallbackSecret, CallbackSecrets};
 use crate::crd::ZimRoom;
 use crate::lock;
 use crate::reconcile::{CredentialsError, ResolvedCredentials};
@@ -64,6 +66,10 @@ pub(crate) struct CredentialCache {
     last_good_by_app: Mutex<HashMap<u32, ResolvedCredentials>>,
     /// Secrets seen deleted whose last good credentials are still held.
     deleted: Mutex<std::collections::HashSet<SecretKey>>,
+    /// The `callbackSecret` of each Secret read, with the Secret's AppId.
+    callback: Mutex<HashMap<SecretKey, (u32, CallbackSecret)>>,
+    /// A fingerprint of each Secret's data as last read: a change that leaves it equal re-queues nothing.
+    fingerprints: Mutex<HashMap<SecretKey, u64>>,
 }
 
 impl CredentialCache {
@@ -75,6 +81,8 @@ impl CredentialCache {
             last_good: Mutex::default(),
             last_good_by_app: Mutex::default(),
             deleted: Mutex::default(),
+            callback: Mutex::default(),
+            fingerprints: Mutex::default(),
         }
     }
 
@@ -139,20 +147,74 @@ impl CredentialCache {
         if let Some(hit) = lock(&self.entries).get(key) {
             return hit.clone();
         }
+        self.read(key).await.map(|(c, _)| c)?
+    }
+
+    /// Reads `key`'s Secret from the API server into the cache; also returns whether its data differs from the
+    /// last read (true when there was none). `Err`: it could not be read (nothing cached).
+    async fn read(
+        &self,
+        key: &SecretKey,
+    ) -> Result<(Result<ResolvedCredentials, CredentialsError>, bool), CredentialsError> {
         let (ns, name) = key;
         let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-        let result = match api.get_opt(name).await {
-            Ok(Some(secret)) => parse_secret(&format!("{ns}/{name}"), &secret),
-            Ok(None) => Err(CredentialsError::NotFound(format!("Secret {ns}/{name}"))),
+        let (result, fingerprint) = match api.get_opt(name).await {
+            Ok(Some(secret)) => {
+                let parsed = parse_secret(&format!("{ns}/{name}"), &secret);
+                match (&parsed, callback_secret(&secret)) {
+                    (Ok(c), Some(cb)) => lock(&self.callback).insert(key.clone(), (c.credentials.app_id, cb)),
+                    _ => lock(&self.callback).remove(key),
+                };
+                (parsed, Some(data_fingerprint(&secret)))
+            }
+            Ok(None) => {
+                lock(&self.callback).remove(key);
+                (Err(CredentialsError::NotFound(format!("Secret {ns}/{name}"))), None)
+            }
             // Not cached: the next attempt asks again.
             Err(e) => return Err(read_error(ns, name, &e)),
+        };
+        let changed = {
+            let mut prints = lock(&self.fingerprints);
+            let before = match fingerprint {
+                Some(f) => prints.insert(key.clone(), f),
+                None => prints.remove(key),
+            };
+            before.is_none() || before != fingerprint
         };
         if let Ok(good) = &result {
             lock(&self.last_good).insert(key.clone(), good.clone());
             lock(&self.last_good_by_app).insert(good.credentials.app_id, good.clone());
         }
         lock(&self.entries).insert(key.clone(), result.clone());
-        result
+        Ok((result, changed))
+    }
+
+    /// Whether `key`'s Secret, reported changed by the watch, changed its data: read again when the operator
+    /// has read it before (a label or annotation change re-queues nothing), else assumed changed (an object may
+    /// be waiting for it to appear).
+    pub(crate) async fn data_changed(&self, key: &SecretKey) -> bool {
+        if !lock(&self.fingerprints).contains_key(key) {
+            self.invalidate(key);
+            return true;
+        }
+        match self.read(key).await {
+            Ok((_, changed)) => changed,
+            Err(_) => {
+                self.invalidate(key);
+                true
+            }
+        }
+    }
+
+    /// Reads the Secrets in `keys` not read yet (so the callback secrets of every app in use are known soon
+    /// after a start, before any room needs its credentials).
+    pub(crate) async fn warm(&self, keys: impl IntoIterator<Item = SecretKey>) {
+        for key in keys {
+            if !lock(&self.entries).contains_key(&key) {
+                let _ = self.get(&key).await;
+            }
+        }
     }
 
     /// Drops the cached credentials of `key` (its Secret changed).
@@ -164,6 +226,8 @@ impl CredentialCache {
     /// them (see [`CredentialCache::evict_unused`]).
     pub(crate) fn deleted(&self, key: &SecretKey) {
         lock(&self.entries).remove(key);
+        lock(&self.callback).remove(key);
+        lock(&self.fingerprints).remove(key);
         lock(&self.deleted).insert(key.clone());
     }
 
@@ -197,6 +261,33 @@ impl CredentialCache {
     }
 }
 
+impl CallbackSecrets for CredentialCache {
+    fn secrets(&self, app_id: u32) -> Vec<CallbackSecret> {
+        lock(&self.callback).values().filter(|(app, _)| *app == app_id).map(|(_, s)| s.clone()).collect()
+    }
+}
+
+/// The optional `callbackSecret` key (the console's CallbackSecret, for verifying ZEGO's callbacks).
+fn callback_secret(secret: &Secret) -> Option<CallbackSecret> {
+    let value = secret.data.as_ref()?.get("callbackSecret")?;
+    let text = String::from_utf8(value.0.clone()).ok()?;
+    let trimmed = text.trim();
+    (!trimmed.is_empty()).then(|| CallbackSecret::new(trimmed))
+}
+
+/// A fingerprint of a Secret's data (in memory only; never logged).
+fn data_fingerprint(secret: &Secret) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    if let Some(data) = &secret.data {
+        for (k, v) in data {
+            k.hash(&mut h);
+            v.0.hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
 /// The Secret of a watch event.
 pub(crate) fn key_of(secret: &PartialObjectMeta<Secret>) -> SecretKey {
     (secret.namespace().unwrap_or_default(), secret.name_any())
@@ -214,23 +305,27 @@ pub(crate) fn secret_changes(
     events
         .default_backoff()
         .filter_map(move |event| {
-            let out = match event {
-                Ok(watcher::Event::Apply(s)) => Some(Ok(s)),
-                Ok(watcher::Event::Delete(s)) => {
-                    cache.deleted(&key_of(&s));
-                    Some(Ok(s))
+            let cache = cache.clone();
+            async move {
+                match event {
+                    // Only a change of the data re-queues: a label, an annotation or another controller's
+                    // metadata write does not.
+                    Ok(watcher::Event::Apply(s)) => cache.data_changed(&key_of(&s)).await.then_some(Ok(s)),
+                    Ok(watcher::Event::Delete(s)) => {
+                        cache.deleted(&key_of(&s));
+                        Some(Ok(s))
+                    }
+                    Ok(watcher::Event::InitApply(s)) => {
+                        cache.invalidate(&key_of(&s));
+                        None
+                    }
+                    Ok(_) => None,
+                    Err(e) => {
+                        warn!(error = %e, "Secret watch failed; retrying");
+                        None
+                    }
                 }
-                Ok(watcher::Event::InitApply(s)) => {
-                    cache.invalidate(&key_of(&s));
-                    None
-                }
-                Ok(_) => None,
-                Err(e) => {
-                    warn!(error = %e, "Secret watch failed; retrying");
-                    None
-                }
-            };
-            futures::future::ready(out)
+            }
         })
         .boxed()
 }

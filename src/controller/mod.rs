@@ -14,6 +14,7 @@
 //!   30 s to 30 min), reset on success; terminal failures retry after about an hour, or at once on a spec or
 //!   Secret change.
 
+mod callbacks;
 mod claims;
 mod context;
 mod credentials;
@@ -49,6 +50,7 @@ use crate::reconcile::{Claim, Cleanup, CleanupError, CredentialsError, Requeue, 
 use crate::zim::Class;
 use crate::zim::limiter::{CallTag, Priority, tagged};
 
+pub(crate) use callbacks::{CallbackMetrics, bridge as callback_bridge};
 pub use context::{Config, Context, Error};
 use credentials::{key_of, secret_changes};
 use health::{WATCH_BACKOFF_MAX, WatchHealth};
@@ -113,6 +115,18 @@ async fn reconcile_now(room: Arc<ZimRoom>, ctx: Arc<Context>, ns: String) -> Res
 async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {
     let start = Instant::now();
     let name = room.name_any();
+    let object = ObjectRef::from_obj(room);
+    let first = ctx.first_sight(&object);
+    let recheck = ctx.take_recheck(&object);
+    let known_absent = ctx.take_absent(&object);
+    if first && !recheck && !known_absent && prober::is_converged(room) && prober::attributes_applied(room) {
+        // A start: a converged room is the prober's (its first probe is spread over one period), not a worker's.
+        let conditions = room.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+        ctx.metrics
+            .set_ready(&object_key(room), Some(Readiness::of_conditions(conditions, jiff::Timestamp::now())));
+        ctx.metrics.reconciled(start.elapsed(), None);
+        return Ok(Action::await_change());
+    }
     let policy = ctx.policy(&room.namespace().unwrap_or_default()).await?;
     let credentials = match (&room.spec.credentials_secret_ref, &policy.default_credentials) {
         (None, Err(why)) => Err(CredentialsError::Forbidden(why.clone())),
@@ -129,7 +143,8 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
     };
     let timeout = ctx.config.write_timeout;
     let sink = StatusSink { api, name: &name, timeout, metrics: &ctx.metrics };
-    let outcome = ctx.reconciler.reconcile_claimed(room, credentials, &claim, &policy, &sink, now()).await;
+    let outcome =
+        ctx.reconciler.reconcile_known(room, credentials, &claim, &policy, known_absent, &sink, now()).await;
     write_if_changed(api, room, &outcome.status, timeout, &ctx.metrics).await?;
     for note in &outcome.notes {
         publish(&ctx.recorder, room, note).await;
@@ -213,6 +228,7 @@ async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Ac
             }
             ctx.metrics.set_ready(&object_key(room), None);
             ctx.reset_backoff(room);
+            ctx.forget(&ObjectRef::from_obj(room));
             // The next claimant takes the room over once this object is gone.
             if let Some(next) = successor {
                 ctx.trigger(next.object.clone());
@@ -376,8 +392,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                     .collect::<Vec<_>>()
             })
             .watches_stream(secret_stream, move |secret: PartialObjectMeta<Secret>| {
+                // (The Secret stream has already refreshed or dropped the cached credentials.)
                 let key = key_of(&secret);
-                mapper_ctx.credentials.invalidate(&key);
                 store
                     .state()
                     .into_iter()

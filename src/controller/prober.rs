@@ -1,27 +1,41 @@
-//! The periodic existence prober: each converged room is re-checked once per (jittered) resync period through the
-//! reconcile core's probe (QueryRoomUserList, on that action's own rate budget), outside the Controller's
-//! concurrency slots, so re-checking thousands of rooms never delays a new manifest. A vanished room, or one
-//! whose credentials fail, is handed back to the Controller, which recreates it or reports the problem.
+//! The periodic existence prober — the safety net under ZEGO's callbacks: each converged room is re-checked about
+//! once per resync period through the reconcile core's probe (QueryRoomUserList), outside the reconcile slots
+//! and at background priority on the ZIM limiter, so re-checks never delay a new manifest or a callback's
+//! re-check. A vanished room, or one whose credentials fail, is handed back to the Controller (a vanished room
+//! is recreated without a second probe).
+//!
+//! **Within budget.** The prober may use `probe_budget` calls per second per app (its share of
+//! QueryRoomUserList's rate). Each app's probes are paced at that rate; when an app has more rooms than the
+//! budget covers in one period, its *effective* period stretches to rooms ÷ budget (said once in the log and
+//! exported as `zim_operator_probe_effective_period_seconds`, the longest over the apps) instead of falling
+//! behind without a sign.
+//!
+//! **After a start** converged rooms are not probed by the workers: the prober gives each a first probe at a
+//! uniformly random point of its first (effective) period, so a restart with 100 000 rooms costs one probe per
+//! room per period, spread evenly.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
+use futures::FutureExt;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
+use rand::Rng;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::backoff::jitter;
 use crate::crd::{ZimRoom, condition};
 use crate::metrics::ResultLabel;
-use crate::reconcile::conditions;
+use crate::reconcile::{conditions, plan};
 use crate::zim::limiter::{CallTag, Priority, tagged};
 
 use super::{Context, object_key};
 
-/// Probes at once, at most.
+/// Probes waiting or running at once, at most (they are paced before they start, so few ever wait).
 const MAX_IN_FLIGHT: usize = 32;
 
 /// Whether the prober owns this room: converged for its current generation, not paused, not deleting.
@@ -34,29 +48,50 @@ pub(crate) fn is_converged(room: &ZimRoom) -> bool {
         && conditions::is_true(&status.conditions, condition::SYNCED)
 }
 
+/// Whether the declared attributes are the ones last applied in full (nothing to converge but existence).
+pub(crate) fn attributes_applied(room: &ZimRoom) -> bool {
+    let applied = room.status.as_ref().and_then(|s| s.applied.as_ref());
+    applied.and_then(|a| a.attributes_hash.as_deref())
+        == Some(plan::attributes_hash(&room.spec.attributes).as_str())
+}
+
 /// Where to hand a room back: the Controller of its scope (a namespace, or `None` for all).
 pub(crate) type Triggers = HashMap<Option<String>, mpsc::Sender<ObjectRef<ZimRoom>>>;
 
-/// Re-checks each converged room's existence once per jittered resync period until `shutdown`.
+/// The period one app's rooms are probed at: the configured one, or longer when the budget does not cover them.
+pub(crate) fn effective_period(rooms: usize, period: Duration, budget: Option<f64>) -> Duration {
+    match budget {
+        Some(b) if b > 0.0 => period.max(Duration::from_secs_f64(rooms as f64 / b)),
+        _ => period,
+    }
+}
+
+/// One app's pacing: the earliest moment its next probe may start, and whether its period is stretched.
+struct Pace {
+    next: Instant,
+    stretched: bool,
+}
+
+/// Re-checks each converged room's existence about once per (effective) period until `shutdown`.
 pub(crate) async fn probe_loop(
     ctx: Arc<Context>,
     stores: Vec<Store<ZimRoom>>,
     triggers: Triggers,
     shutdown: CancellationToken,
 ) {
+    let _ = triggers; // Hand-overs go through the context, which knows every scope's queue.
     let mut due: HashMap<ObjectRef<ZimRoom>, Instant> = HashMap::new();
+    let mut paces: HashMap<u32, Pace> = HashMap::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
-    // A persistent interval: completions of in-flight probes must never starve the scheduling pass (a sleep
-    // recreated on every loop would be, stretching every room's period during a burst).
     let resync = ctx.config.resync;
-    let mut ticks = tokio::time::interval(
-        (resync / 20).clamp(std::time::Duration::from_millis(100), std::time::Duration::from_secs(5)),
-    );
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Every room is probed once per (jittered) period; the prober does not yet measure falling behind, so the
-    // achieved period is reported as the configured one.
+    let budget = ctx.config.probe_budget;
     ctx.metrics.set_probe_periods(resync, resync);
+    // A persistent interval: completions of in-flight probes must never starve the scheduling pass.
+    let mut ticks =
+        tokio::time::interval((resync / 50).clamp(Duration::from_millis(50), Duration::from_secs(1)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut probes = tokio::task::JoinSet::new();
+    let mut warmed = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -64,45 +99,84 @@ pub(crate) async fn probe_loop(
         }
         while probes.try_join_next().is_some() {}
         let now = Instant::now();
-        let mut seen = HashSet::new();
-        // One pass over the caches: the Secrets and apps objects refer to (for evicting unused last good
-        // credentials), and the probes that are due.
+        // One pass over the caches: the Secrets and apps objects refer to (for warming the credentials cache and
+        // evicting unused last good credentials), and each app's converged rooms.
         let mut used = HashSet::new();
         let mut apps = HashSet::new();
+        let mut by_app: HashMap<u32, Vec<Arc<ZimRoom>>> = HashMap::new();
         let mut present = HashSet::new();
         for room in stores.iter().flat_map(Store::state) {
             present.insert(object_key(&room));
             used.extend(ctx.credentials.secret_key(&room));
-            apps.extend(room.status.as_ref().and_then(|s| s.app_id));
-            if !is_converged(&room) {
-                continue;
+            let app = room.status.as_ref().and_then(|s| s.app_id);
+            apps.extend(app);
+            if is_converged(&room) {
+                by_app.entry(app.unwrap_or(0)).or_default().push(room);
             }
-            let key = ObjectRef::from_obj(&*room);
-            seen.insert(key.clone());
-            // A room's first probe is spread over half a period to one and a half, so that after a start-up (which
-            // probed every room once) the probes do not all fall due together; later ones are ±10 %.
-            let next = due.entry(key).or_insert_with(|| now + jitter(resync, 0.5));
-            if *next > now {
-                continue;
-            }
-            *next = now + jitter(resync, 0.1);
-            let scope = if ctx.config.namespaces.is_empty() { None } else { room.namespace() };
-            let trigger = triggers.get(&scope).cloned();
-            let ctx = ctx.clone();
-            let permits = permits.clone();
-            let tag = CallTag {
-                tenant: room.namespace().unwrap_or_default().into(),
-                priority: Priority::Background,
-            };
-            probes.spawn(tagged(tag, async move {
-                let Ok(_permit) = permits.acquire_owned().await else { return };
-                if !probe_one(&ctx, &room).await
-                    && let Some(t) = trigger
-                {
-                    let _ = t.send(ObjectRef::from_obj(&*room)).await;
-                }
-            }));
         }
+        if !warmed && stores.iter().all(|s| s.wait_until_ready().now_or_never().is_some()) {
+            // Once after a start: read every Secret in use, so the callback secrets of every app are known.
+            ctx.credentials.warm(used.iter().cloned()).await;
+            warmed = true;
+        }
+        let mut seen = HashSet::new();
+        let mut longest = resync;
+        for (app, rooms) in by_app {
+            let period = effective_period(rooms.len(), resync, budget);
+            longest = longest.max(period);
+            let pace = paces.entry(app).or_insert(Pace { next: now, stretched: false });
+            let stretched = period > resync;
+            if stretched != pace.stretched {
+                pace.stretched = stretched;
+                if stretched {
+                    warn!(
+                        app_id = app,
+                        rooms = rooms.len(),
+                        budget_per_second = budget.unwrap_or(0.0),
+                        period_seconds = resync.as_secs_f64(),
+                        effective_period_seconds = period.as_secs_f64(),
+                        "more rooms than the probe budget covers in one resync period: each room is re-checked about once per effective period instead (callbacks still bring vanished rooms back at once)"
+                    );
+                } else {
+                    info!(
+                        app_id = app,
+                        rooms = rooms.len(),
+                        "the probe budget covers the resync period again"
+                    );
+                }
+            }
+            let interval = budget.filter(|b| *b > 0.0).map(|b| Duration::from_secs_f64(1.0 / b));
+            for room in rooms {
+                let key = ObjectRef::from_obj(&*room);
+                seen.insert(key.clone());
+                // A room's first probe: a uniformly random point of its first period (after a start the workers
+                // do not probe converged rooms); later ones one period on, ±10 %.
+                let next =
+                    due.entry(key).or_insert_with(|| now + period.mul_f64(rand::rng().random::<f64>()));
+                if *next > now {
+                    continue;
+                }
+                // The app's pace: at most `budget` probes per second, carried over between ticks.
+                if let Some(interval) = interval {
+                    if pace.next > now {
+                        continue;
+                    }
+                    pace.next = pace.next.max(now - interval * 4) + interval;
+                }
+                *next = now + jitter(period, 0.1);
+                let ctx = ctx.clone();
+                let permits = permits.clone();
+                let tag = CallTag {
+                    tenant: room.namespace().unwrap_or_default().into(),
+                    priority: Priority::Background,
+                };
+                probes.spawn(tagged(tag, async move {
+                    let Ok(_permit) = permits.acquire_owned().await else { return };
+                    probe_one(&ctx, &room).await;
+                }));
+            }
+        }
+        ctx.metrics.set_probe_periods(resync, longest);
         due.retain(|k, _| seen.contains(k));
         // Objects that went without the operator's cleanup (a finalizer removed by hand) leave the room gauges.
         ctx.metrics.retain_rooms(|key| present.contains(key));
@@ -115,10 +189,14 @@ pub(crate) async fn probe_loop(
     while probes.join_next().await.is_some() {}
 }
 
-/// Probes one room; false when the Controller must take over (the room is gone, or its credentials fail).
-async fn probe_one(ctx: &Context, room: &ZimRoom) -> bool {
-    // The Controller reports credential problems.
-    let Ok(credentials) = ctx.credentials.for_room(room).await else { return false };
+/// Probes one room; hands it to the Controller when it is gone (recreated without another probe) or its
+/// credentials fail (the Controller reports that).
+async fn probe_one(ctx: &Context, room: &ZimRoom) {
+    let object = ObjectRef::from_obj(room);
+    let Ok(credentials) = ctx.credentials.for_room(room).await else {
+        ctx.trigger(object);
+        return;
+    };
     let result = ctx.reconciler.probe(room, &credentials).await;
     let label = match &result {
         Ok(true) => "exists",
@@ -128,7 +206,19 @@ async fn probe_one(ctx: &Context, room: &ZimRoom) -> bool {
     ctx.metrics.probes.get_or_create(&ResultLabel { result: label.into() }).inc();
     if let Ok(false) = result {
         info!(room = %object_key(room), "room vanished; handing it to the controller");
-        return false;
+        ctx.hand_over_absent(object);
     }
-    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_effective_period_stretches_only_past_the_budget() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(effective_period(1000, hour, Some(16.0)), hour);
+        assert_eq!(effective_period(100_000, hour, Some(16.0)), Duration::from_secs(6250));
+        assert_eq!(effective_period(100_000, hour, None), hour);
+    }
 }

@@ -91,13 +91,29 @@ impl<Z: ZimApi> Reconciler<Z> {
     /// Reconciles `room` once. `claim` says whether another object owns the same (AppId, roomId) (see
     /// [`decide::winner`]); `policy` is what the namespace's admin allows ([`policy`]); `now` stamps condition
     /// transitions.
-    #[instrument(skip_all, fields(room = %room.metadata.name.as_deref().unwrap_or(""), ns = %room.metadata.namespace.as_deref().unwrap_or("")))]
     pub async fn reconcile_claimed<S: IntentSink>(
         &self,
         room: &ZimRoom,
         credentials: Result<ResolvedCredentials, CredentialsError>,
         claim: &Claim,
         policy: &Policy,
+        sink: &S,
+        now: Time,
+    ) -> Outcome {
+        self.reconcile_known(room, credentials, claim, policy, false, sink, now).await
+    }
+
+    /// [`Reconciler::reconcile_claimed`], told whether the room of a converged object is `known_absent` (the
+    /// prober has just found it gone): then it is created again without a second existence probe.
+    #[allow(clippy::too_many_arguments)]
+    #[instrument(skip_all, fields(room = %room.metadata.name.as_deref().unwrap_or(""), ns = %room.metadata.namespace.as_deref().unwrap_or("")))]
+    pub async fn reconcile_known<S: IntentSink>(
+        &self,
+        room: &ZimRoom,
+        credentials: Result<ResolvedCredentials, CredentialsError>,
+        claim: &Claim,
+        policy: &Policy,
+        known_absent: bool,
         sink: &S,
         now: Time,
     ) -> Outcome {
@@ -161,6 +177,7 @@ impl<Z: ZimApi> Reconciler<Z> {
         let mut current = Vec::new();
         let next = match decide::first_step(&run.status, &declared_hash) {
             Step::Create(creation) => Next::Create(creation),
+            Step::Probe if known_absent => decide::after_probe(false),
             Step::Probe => match self.zim.room_exists(creds, &room_id).await {
                 Ok(exists) => decide::after_probe(exists),
                 Err(e) => return run.zim_failure(&e),

@@ -172,12 +172,19 @@ impl World {
     }
 
     pub async fn create_secret(&self, name: &str) {
+        self.create_secret_with(name, &[]).await;
+    }
+
+    /// A credentials Secret with more keys (e.g. `callbackSecret`).
+    pub async fn create_secret_with(&self, name: &str, extra: &[(&str, &str)]) {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
-        let s: Secret = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name},
-            "stringData": {"appId": APP.to_string(), "serverSecret": SECRET},
-        }))
-        .unwrap();
+        let mut data = serde_json::json!({"appId": APP.to_string(), "serverSecret": SECRET});
+        for (k, v) in extra {
+            data[*k] = (*v).into();
+        }
+        let s: Secret =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "stringData": data}))
+                .unwrap();
         secrets.create(&PostParams::default(), &s).await.expect("create secret");
     }
 
@@ -347,7 +354,7 @@ pub struct Operator {
     _logdir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
