@@ -199,7 +199,7 @@ assert env["ZIM_METRICS_ADDR"] == "0.0.0.0:8080" and env["ZIM_METRICS_AUTH"] == 
 assert env["ZIM_CA_FILE"] == "/etc/zim-operator/ca/bundle.pem" and env["HTTPS_PROXY"], env
 assert {m["mountPath"] for m in c["volumeMounts"]} == {"/etc/zim-operator/ca", "/etc/ssl/corp"}
 assert {v["name"] for v in d["volumes"]} == {"zim-ca", "corp-roots"}
-assert [p["name"] for p in one(hardened, "Service")["spec"]["ports"]] == ["metrics"]
+assert [p["name"] for p in one([d for d in hardened if not d["metadata"]["name"].endswith("-callbacks")], "Service")["spec"]["ports"]] == ["metrics"]
 assert one(hardened, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
 ns_env = {e["name"]: e.get("value") for e in one(namespaced, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
 assert ns_env["ZIM_CA_FILE"] == "/etc/zim-operator/ca/ca.crt", ns_env
@@ -213,10 +213,23 @@ for ds, name in ((hardened, "hardened"), (namespaced, "namespaced")):
     cidrs = [b["ipBlock"]["cidr"] for r in np["egress"] for b in r["to"] if "ipBlock" in b]
     assert any(":" in c for c in cidrs) and any("." in c for c in cidrs), cidrs
 np = one(hardened, "NetworkPolicy")["spec"]
-assert sorted(p["port"] for r in np["ingress"] for p in r["ports"]) == [8080, 8081], np["ingress"]
+assert sorted(p["port"] for r in np["ingress"] for p in r["ports"]) == [8080, 8081, 8090], np["ingress"]
+# Callbacks: off by default; when enabled the address, the container port, a Service, the Ingress with TLS, and
+# the NetworkPolicy rule limited to the ingress controller.
+assert "ZIM_CALLBACK_ADDR" not in {e["name"] for e in one(default, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+assert not [d for d in default if d["kind"] == "Ingress"]
+assert env["ZIM_CALLBACK_ADDR"] == "0.0.0.0:8090", env
+assert {"name": "callbacks", "containerPort": 8090, "protocol": "TCP"} in c["ports"], c["ports"]
+svc = [d for d in hardened if d["kind"] == "Service" and d["metadata"]["name"].endswith("-callbacks")]
+assert len(svc) == 1 and svc[0]["spec"]["ports"][0]["targetPort"] == "callbacks", svc
+ing = one(hardened, "Ingress")["spec"]
+assert ing["tls"][0]["secretName"] == "zim-callbacks-tls" and ing["rules"][0]["host"] == "zim-callbacks.example.com", ing
+assert ing["rules"][0]["http"]["paths"][0]["path"] == "/zim/callback", ing
+cb_rule = [r for r in np["ingress"] if r["ports"][0]["port"] == 8090][0]
+assert cb_rule["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ingress-nginx"}, cb_rule
 assert np["egress"][-1]["ports"][0]["port"] == 3128
 PY
-ok "hardening values render as documented (metrics port and auth, CA bundle, extra env and volumes, NetworkPolicy destinations and IPv6; defaults unchanged)"
+ok "hardening values render as documented (metrics port and auth, CA bundle, extra env and volumes, NetworkPolicy destinations and IPv6, callbacks Service, Ingress and ingress rule; defaults unchanged)"
 
 "$HELM4" template hard "$chart" -n zim-system -f "$chart/ci/hardened-values.yaml" >"$work/hard.yaml"
 "$TOOLS_PY" - "$work/hard.yaml" "$work/hard-rbac.yaml" <<'PY'
