@@ -5,6 +5,8 @@
 #                              kubectl 1.32) and -v35 (helm 4.1, kubectl 1.35), which carry them in lib/layer.zip
 #   LUA                        Debian's lua5.1 with lua-dkjson (Argo CD runs Lua 5.1; dkjson turns null into nil)
 #   TOOLS_PY                   a Python venv with kubernetes-validate and PyYAML
+#   PROMETHEUS and PROMTOOL    Debian's prometheus (2.42) and its promtool: the alert rules' checks and unit tests
+#                              (scripts/monitoring-check.sh) and the end-to-end alerting test (tests/e2e)
 set -euo pipefail
 cache="${ZIM_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/zim-operator}/tools"
 mkdir -p "$cache"
@@ -19,7 +21,7 @@ apt_install() {
     { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >&2
   fi
 }
-apt_install lua5.1 lua-dkjson unzip python3-venv
+apt_install lua5.1 lua-dkjson unzip python3-venv prometheus
 
 layer() { # npm package, version, destination directory
   local pkg="$1" version="$2" dest="$3"
@@ -47,3 +49,5 @@ echo "HELM4=$cache/k35/helm"
 echo "KUBECTL=$cache/k35/kubectl"
 echo "LUA=lua5.1"
 echo "TOOLS_PY=$cache/py/bin/python"
+echo "PROMETHEUS=/usr/bin/prometheus"
+echo "PROMTOOL=/usr/bin/promtool"

@@ -274,7 +274,10 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
             _ => error!("the lease task did not finish"),
         }
     } else {
+        // Without leader election this replica reconciles: it counts as the leader for zim_operator_leader.
+        metrics.leader.set(1);
         finish_within(controller::run(ctx, shutdown.clone()), &shutdown, &health, grace).await;
+        metrics.leader.set(0);
     }
     shutdown.cancel();
     if tokio::time::timeout(Duration::from_secs(2), admin).await.is_err() {

@@ -50,5 +50,5 @@ pub(crate) mod controller;
 pub mod crd;
 pub(crate) mod kube_config;
 pub mod manifest;
-pub(crate) mod metrics;
+pub mod metrics;
 pub mod reconcile;

@@ -40,6 +40,7 @@ use tracing::{debug, info, warn};
 
 use crate::backoff::jitter;
 use crate::crd::{FINALIZER, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION, ZimRoom, condition, reason};
+use crate::metrics::Readiness;
 use crate::now;
 use crate::reconcile::{Claim, Cleanup, CleanupError, Requeue, conditions};
 use crate::zim::Class;
@@ -106,9 +107,8 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
     for note in &outcome.notes {
         publish(&ctx.recorder, room, note).await;
     }
-    let ready = outcome.status.conditions.iter().find(|c| c.type_ == condition::READY);
-    let ready = ready.map_or("unknown", |c| if c.status == "True" { "true" } else { "false" });
-    ctx.metrics.set_ready(&object_key(room), Some(ready));
+    let readiness = Readiness::of_conditions(&outcome.status.conditions, jiff::Timestamp::now());
+    ctx.metrics.set_ready(&object_key(room), Some(readiness));
     ctx.metrics.reconciled(start.elapsed(), outcome.error_category);
     debug!(room = %object_key(room), requeue = ?outcome.requeue, "reconciled");
     Ok(match outcome.requeue {
@@ -187,6 +187,8 @@ async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Ac
                 generation,
                 &now(),
             );
+            let readiness = Readiness::of_conditions(&status.conditions, jiff::Timestamp::now());
+            ctx.metrics.set_ready(&object_key(room), Some(readiness));
             // Best effort: the event already says how to unblock.
             let _ = write_if_changed(api, room, &status, ctx.config.write_timeout, &ctx.metrics).await;
             Err(e.into())

@@ -52,6 +52,9 @@ pub(crate) async fn probe_loop(
         (resync / 20).clamp(std::time::Duration::from_millis(100), std::time::Duration::from_secs(5)),
     );
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Every room is probed once per (jittered) period; the prober does not yet measure falling behind, so the
+    // achieved period is reported as the configured one.
+    ctx.metrics.set_probe_periods(resync, resync);
     let mut probes = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -65,7 +68,9 @@ pub(crate) async fn probe_loop(
         // credentials), and the probes that are due.
         let mut used = HashSet::new();
         let mut apps = HashSet::new();
+        let mut present = HashSet::new();
         for room in stores.iter().flat_map(Store::state) {
+            present.insert(object_key(&room));
             used.extend(ctx.credentials.secret_key(&room));
             apps.extend(room.status.as_ref().and_then(|s| s.app_id));
             if !is_converged(&room) {
@@ -94,6 +99,8 @@ pub(crate) async fn probe_loop(
             });
         }
         due.retain(|k, _| seen.contains(k));
+        // Objects that went without the operator's cleanup (a finalizer removed by hand) leave the room gauges.
+        ctx.metrics.retain_rooms(|key| present.contains(key));
         // Last good credentials of deleted Secrets stay only while an object still refers to them.
         let evicted = ctx.credentials.evict_unused(&used, &apps);
         if evicted > 0 {
