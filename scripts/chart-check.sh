@@ -7,7 +7,11 @@
 #     (kubectl auth can-i --as=system:serviceaccount:…), cluster-wide and per namespace;
 #  5. the operator, run with that ServiceAccount's token, reconciles a ZimRoom: the RBAC is sufficient;
 #  6. the hardening values (ci/hardened-values.yaml): Secrets limited by name, /metrics protection RBAC, and a
-#     NetworkPolicy whose every egress rule has a destination.
+#     NetworkPolicy whose every egress rule has a destination;
+#  7. values.schema.json: both helms refuse an unknown key and a wrong type (lint --strict and template);
+#  8. monitoring: the PrometheusRule and the dashboard ConfigMap render only when enabled, carry the rules of
+#     monitoring/zim-operator.rules.yaml and the JSON of dashboards/zim-operator.json, and the rules extracted from
+#     each helm's PrometheusRule pass `promtool check rules`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/tools.sh)"
@@ -40,11 +44,12 @@ for values in default namespaced-values cluster-values hardened-values; do
 done
 ok "helm 3 and helm 4 render identical manifests"
 
-# 2. kubernetes-validate --strict on the built-in kinds (ServiceMonitor is a CRD kind it cannot know).
+# 2. kubernetes-validate --strict on the built-in kinds (ServiceMonitor and PrometheusRule are CRD kinds it cannot
+# know).
 split_builtin() { # file -> file of built-in kinds only
   "$TOOLS_PY" - "$1" "$2" <<'PY'
 import sys, yaml
-docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") != "ServiceMonitor"]
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") not in ("ServiceMonitor", "PrometheusRule")]
 yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
 print(len(docs))
 PY
@@ -70,7 +75,7 @@ for ns in zim-system team-a team-b chat; do k create namespace "$ns" >/dev/null;
 for values in default namespaced-values cluster-values hardened-values; do
   "$TOOLS_PY" - "$work/$values-4.yaml" "$work/$values-dry.yaml" <<'PY'
 import sys, yaml
-docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") not in ("ServiceMonitor", "PodDisruptionBudget", "CustomResourceDefinition")]
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") not in ("ServiceMonitor", "PrometheusRule", "PodDisruptionBudget", "CustomResourceDefinition")]
 yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
 PY
   k apply --dry-run=server -f "$work/$values-dry.yaml" >"$work/dry.log" 2>&1 || { cat "$work/dry.log"; fail "server-side dry-run ($values)"; }
@@ -254,5 +259,68 @@ can yes get /metrics; can no get secrets -n chat
 as=system:serviceaccount:zim-system:zim-zim-operator
 can no create tokenreviews.authentication.k8s.io
 ok "rbac.secretNames limits Secrets to the named ones; metrics.auth=kubernetes grants reviews and a metrics reader (checked by impersonation)"
+
+# 7. values.schema.json refuses unknown keys and wrong types, with both helms, at lint and at render time.
+printf 'zim:\n  qsp: 40\n' >"$work/unknown-key.yaml"
+printf 'zim:\n  qps: "forty"\n' >"$work/wrong-type.yaml"
+printf 'dashboard:\n  labels:\n    grafana_dashboard: 1\n' >"$work/wrong-label-type.yaml"
+for helm in "$HELM3" "$HELM4"; do
+  v=$("$helm" version --short)
+  for bad in unknown-key wrong-type wrong-label-type; do
+    "$helm" lint --strict "$chart" -f "$work/$bad.yaml" >"$work/lint.log" 2>&1 && { cat "$work/lint.log"; fail "helm $v lint --strict accepts $bad.yaml"; }
+    grep -q "schema" "$work/lint.log" || { cat "$work/lint.log"; fail "helm $v lint refuses $bad.yaml, but not through the values schema"; }
+    "$helm" template zim "$chart" -f "$work/$bad.yaml" >/dev/null 2>&1 && fail "helm $v template accepts $bad.yaml"
+  done
+  grep -q "qsp" <("$helm" lint --strict "$chart" -f "$work/unknown-key.yaml" 2>&1) || fail "helm $v's refusal does not name the unknown key"
+  ok "helm $v refuses an unknown key (zim.qsp), a wrong type (zim.qps: \"forty\") and a non-string label (values.schema.json)"
+done
+
+# 8. monitoring objects: absent by default, present when enabled, built from monitoring/ and dashboards/.
+for helm in "$HELM3" "$HELM4"; do
+  v=$("$helm" version --short)
+  n=$(cut -c2 <<<"$v")
+  "$TOOLS_PY" - "$work/default-$n.yaml" "$work/namespaced-values-$n.yaml" monitoring/zim-operator.rules.yaml \
+    dashboards/zim-operator.json "$work/rules-$n.yaml" <<'PY' || fail "helm $v: the PrometheusRule and the dashboard ConfigMap"
+import json, sys, yaml
+default, enabled, rules_file, dashboard_file, out = sys.argv[1:6]
+def docs(path):
+    return [d for d in yaml.safe_load_all(open(path)) if d]
+kinds = [d["kind"] for d in docs(default)]
+assert "PrometheusRule" not in kinds, "a PrometheusRule without prometheusRule.enabled"
+assert not [d for d in docs(default) if d["kind"] == "ConfigMap"], "a dashboard ConfigMap without dashboard.enabled"
+rendered = docs(enabled)
+[rule] = [d for d in rendered if d["kind"] == "PrometheusRule"]
+assert rule["metadata"]["labels"]["release"] == "prometheus", rule["metadata"]["labels"]
+source = yaml.safe_load(open(rules_file))
+got = rule["spec"]
+# The values add team: chat to every alert and a base URL to every runbook_url; nothing else differs.
+base = "https://git.example.com/platform/zim-operator/blob/v0.1.0/"
+for group in source["groups"]:
+    for r in group["rules"]:
+        r["labels"]["team"] = "chat"
+        r["annotations"]["runbook_url"] = base + r["annotations"]["runbook_url"]
+assert got == source, "the PrometheusRule's rules differ from monitoring/zim-operator.rules.yaml"
+severities = {r["labels"]["severity"] for g in got["groups"] for r in g["rules"]}
+assert severities == {"warning", "critical"}, severities
+yaml.safe_dump(got, open(out, "w"))
+[cm] = [d for d in rendered if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")]
+assert cm["metadata"]["labels"]["grafana_dashboard"] == "1", cm["metadata"]["labels"]
+assert cm["metadata"]["annotations"] == {"grafana_folder": "Operators"}, cm["metadata"]
+assert cm["data"]["zim-operator.json"] == open(dashboard_file).read().rstrip("\n"), "the ConfigMap's dashboard differs"
+json.loads(cm["data"]["zim-operator.json"])
+PY
+  "$PROMTOOL" check rules "$work/rules-$n.yaml" >"$work/promtool.log" 2>&1 || { cat "$work/promtool.log"; fail "promtool check rules on helm $v's PrometheusRule"; }
+  ok "helm $v: PrometheusRule and dashboard ConfigMap only when enabled, equal to their sources; promtool check rules passes on the rendered rules"
+done
+"$HELM4" template zim "$chart" -n zim-system --set dashboard.enabled=true --set dashboard.namespace=grafana \
+  --set 'dashboard.labels.grafana_dashboard=null' --set-string dashboard.labels.dashboards=zim >"$work/dash.yaml"
+"$TOOLS_PY" - "$work/dash.yaml" <<'PY' || fail "dashboard.namespace and dashboard.labels"
+import sys, yaml
+[cm] = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ConfigMap"]
+assert cm["metadata"]["namespace"] == "grafana", cm["metadata"]
+labels = cm["metadata"]["labels"]
+assert labels["dashboards"] == "zim" and "grafana_dashboard" not in labels, labels
+PY
+ok "the dashboard ConfigMap's namespace and sidecar label are configurable"
 
 echo "chart checks: $passed passed, 0 failed"

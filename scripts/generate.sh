@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Regenerates every generated file from the Rust types:
+# Regenerates every generated file from its source:
 #   crds/zimroom.yaml                           `zim-operator crd`: the CRD for kubectl users
 #   charts/zim-operator/templates/crd.yaml      the same CRD as a chart template (scripts/chart-crd.py): rendered
 #                                               with crds.enabled, kept on uninstall with crds.keep, CEL rules only
 #                                               for Kubernetes >= 1.25
-# tests/crd.rs fails when a committed file differs from what the code generates.
+#   charts/zim-operator/files/zim-operator.rules.yaml     copy of monitoring/zim-operator.rules.yaml (the chart's
+#                                                         PrometheusRule reads it with .Files.Get)
+#   charts/zim-operator/files/zim-operator-dashboard.json copy of dashboards/zim-operator.json (the dashboard
+#                                                         ConfigMap)
+# tests/crd.rs and tests/monitoring.rs fail when a committed file differs from what this script generates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo run --quiet --locked -- crd > crds/zimroom.yaml
 python3 scripts/chart-crd.py < crds/zimroom.yaml > charts/zim-operator/templates/crd.yaml
-echo "generated crds/zimroom.yaml and charts/zim-operator/templates/crd.yaml"
+cp monitoring/zim-operator.rules.yaml charts/zim-operator/files/zim-operator.rules.yaml
+cp dashboards/zim-operator.json charts/zim-operator/files/zim-operator-dashboard.json
+echo "generated crds/zimroom.yaml, charts/zim-operator/templates/crd.yaml and charts/zim-operator/files/"

@@ -16,10 +16,11 @@ command -v etcd >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server
 }
 scripts/kube-apiserver-build.sh
-# helm 3 and 4, kubectl, Lua 5.1 + dkjson and a Python venv (cached outside the checkout): the chart checks, the
-# Argo CD cases and the end-to-end status-contract tests (kubectl wait, helm 4 --wait, health.lua) use them.
+# helm 3 and 4, kubectl, Lua 5.1 + dkjson, a Python venv (cached outside the checkout) and Debian's prometheus and
+# promtool: the chart checks, the Argo CD cases, the monitoring checks and the end-to-end status-contract and
+# alerting tests (kubectl wait, helm 4 --wait, health.lua, a Prometheus server scraping the operator) use them.
 eval "$(scripts/tools.sh)"
-export HELM3 HELM4 KUBECTL LUA TOOLS_PY
+export HELM3 HELM4 KUBECTL LUA TOOLS_PY PROMETHEUS PROMTOOL
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -36,6 +37,9 @@ cargo test --lib --bins --tests --locked -- --nocapture 2>&1 | tee "$log"
 echo "== chart checks (helm 3 and 4, kubernetes-validate, dry-run, RBAC, operator under the chart's ServiceAccount)"
 scripts/chart-check.sh | tee -a "$log"
 
+echo "== monitoring checks (promtool: the alert rules, their unit tests, the dashboard's queries)"
+scripts/monitoring-check.sh | tee -a "$log"
+
 echo "== README install, upgrade and uninstall as written (helm 3 and 4, kube-apiserver 1.20, the simulator)"
 scripts/readme-check.sh | tee -a "$log"
 
@@ -50,6 +54,6 @@ scripts/supply-chain.sh | tee -a "$log"
 
 # One closing line for the whole run (", N skipped" when a check could not run here, e.g. advisories offline).
 awk '/^test result:/ { p += $4; f += $6 }
-     /^(chart checks|readme checks|argocd health|cel checks|supply chain):/ { p += $(NF-3); f += $(NF-1) }
+     /^(chart checks|monitoring checks|readme checks|argocd health|cel checks|supply chain):/ { p += $(NF-3); f += $(NF-1) }
      /^supply chain skipped:/ { s += $NF }
      END { printf "%d passed, %d failed", p, f; if (s) printf ", %d skipped", s; printf "\n" }' "$log"

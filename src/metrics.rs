@@ -26,9 +26,10 @@ use crate::lock;
 use crate::reconcile::ErrorCategory;
 use crate::zim::{Action, CallObserver};
 
-/// ZIM codes whose series exist from the start for every action: throttling (660300005, 660300006) and the room
-/// quota (660300015), which the alert rules watch with `increase`.
-pub const PREINITIALISED_CODES: [&str; 3] = ["660300005", "660300006", "660300015"];
+/// ZIM codes whose series exist from the start for every action: the throttling codes (7 at the gateway, 660300005
+/// per app, 660300006 per room, 660700001 for UserRegister) and the room quota (660300015), which the alert rules
+/// watch with `increase`.
+pub const PREINITIALISED_CODES: [&str; 5] = ["7", "660300005", "660300006", "660700001", "660300015"];
 
 /// Labels: a reconcile's result (`success` or an error category).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -1,9 +1,10 @@
 //! The controller end to end on a real kube-apiserver + etcd and the ZIM simulator over HTTP, with the operator
 //! as a separate process: create, edit, immutable edits, delete, orphan, late Secrets, resync recreation, SIGTERM
 //! and quiet restarts, the crash window, leader election, invalid, paused and nudged objects, and the admin
-//! endpoints. One API server per test binary (see harness.rs); each test has its own namespace, simulator and
-//! operator.
+//! endpoints; the alert rules and the dashboard against a real Prometheus (alerting.rs). One API server per test
+//! binary (see harness.rs); each test has its own namespace, simulator and operator.
 
+mod alerting;
 #[path = "../common/builder.rs"]
 mod builder;
 mod callbacks;
