@@ -117,7 +117,9 @@ impl Hogs {
     fn start(n: usize) -> Self {
         Self(
             (0..n)
-                .map(|_| std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap())
+                .map(|_| {
+                    std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap()
+                })
                 .collect(),
         )
     }
@@ -178,7 +180,10 @@ async fn recreation(with_callbacks: bool) -> (Vec<f64>, usize) {
     }
     let _op = w.operator_env(&args, QUIET).await;
     let yamls: Vec<String> = (0..N)
-        .map(|i| room(&format!("p5-{i}")).replace("destroyDelayTime: 10800", &format!("destroyDelayTime: {}", 60 + i)))
+        .map(|i| {
+            room(&format!("p5-{i}"))
+                .replace("destroyDelayTime: 10800", &format!("destroyDelayTime: {}", 60 + i))
+        })
         .collect();
     w.apply_all(yamls).await;
     wait_all_ready(&w, N, Duration::from_secs(120)).await;
@@ -273,7 +278,12 @@ async fn main() {
     row(
         "P6",
         "restart with 2 000 converged rooms, then 20 new rooms at once: apply→Ready p50 / p99",
-        format!("{:.2} s / {:.2} s ({:.1} s after the restart)", percentile(&p6, 0.5), percentile(&p6, 0.99), p6_start.elapsed().as_secs_f64()),
+        format!(
+            "{:.2} s / {:.2} s ({:.1} s after the restart)",
+            percentile(&p6, 0.5),
+            percentile(&p6, 0.99),
+            p6_start.elapsed().as_secs_f64()
+        ),
         "p99 ≤ 2 s",
     );
     eventually("the restarted operator to see every room", Duration::from_secs(120), || async {
@@ -310,7 +320,8 @@ async fn main() {
     let gaps: Vec<f64> =
         by_room.values().flat_map(|v| v.windows(2).map(|p| (p[1] - p[0]) as f64 / 1000.0)).collect();
     let mean_gap = gaps.iter().sum::<f64>() / gaps.len().max(1) as f64;
-    let writes = p2_op.metric("zim_operator_status_writes_total").await - writes_before - new_calls * 2.0 - 40.0;
+    let writes =
+        p2_op.metric("zim_operator_status_writes_total").await - writes_before - new_calls * 2.0 - 40.0;
     row(
         "P2",
         "ZIM calls per converged room per resync period",
@@ -348,9 +359,8 @@ async fn main() {
     // prober's share (0.8 of 20/1.02 per second) covers 157 rooms per period, so the effective period stretches.
     p1.sim.sim.set_limits(Some(20), None);
     let p7_period = 10.0;
-    let p7_op = p1
-        .operator_env(&["--zim-qps", "20", "--resync-period", "10s", "--concurrency", "32"], QUIET)
-        .await;
+    let p7_op =
+        p1.operator_env(&["--zim-qps", "20", "--resync-period", "10s", "--concurrency", "32"], QUIET).await;
     p7_op.wait_ready().await;
     eventually("the P7 operator to see every room", Duration::from_secs(120), || async {
         (p7_op.metric("zim_operator_reconciles_total").await >= ROOMS as f64).then_some(())
@@ -395,7 +405,8 @@ async fn main() {
     .expect("simulator");
     let p8 = World { client: p8.client.clone(), ns: p8.ns.clone(), sim: p8_sim };
     for app in apps {
-        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(p8.client.clone(), &p8.ns);
+        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(p8.client.clone(), &p8.ns);
         let s: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
             "metadata": {"name": format!("app-{app}")},
             "stringData": {"appId": app.to_string(), "serverSecret": SECRET},
@@ -404,17 +415,20 @@ async fn main() {
         secrets.create(&Default::default(), &s).await.unwrap();
     }
     p8.create_secret("zego").await;
-    let p8_op = p8.operator_env(&["--zim-qps", "20", "--resync-period", "1h", "--concurrency", "64"], QUIET).await;
+    let p8_op =
+        p8.operator_env(&["--zim-qps", "20", "--resync-period", "1h", "--concurrency", "64"], QUIET).await;
     let yamls: Vec<String> = (0..900)
         .map(|i| {
             let app = apps[i % 3];
-            room(&format!("a{app}-{i}")).replace("spec:\n", &format!("spec:\n  credentialsSecretRef: {{name: app-{app}}}\n"))
+            room(&format!("a{app}-{i}"))
+                .replace("spec:\n", &format!("spec:\n  credentialsSecretRef: {{name: app-{app}}}\n"))
         })
         .collect();
     p8.apply_all(yamls).await;
     wait_all_ready(&p8, 900, Duration::from_secs(300)).await;
     let log8 = p8.log();
-    let ok8: Vec<u64> = log8.iter().filter(|e| e.action == "CreateRoom" && e.code == 0).map(|e| e.at_ms).collect();
+    let ok8: Vec<u64> =
+        log8.iter().filter(|e| e.action == "CreateRoom" && e.code == 0).map(|e| e.at_ms).collect();
     let span8 = (ok8.last().copied().unwrap_or(0) - ok8.first().copied().unwrap_or(0)) as f64 / 1000.0;
     let rate8 = (ok8.len() as f64 - 1.0) / span8.max(0.001);
     let throttled8 = log8.iter().filter(|e| e.code == 660300005).count();
@@ -435,9 +449,8 @@ async fn main() {
     // B's world: its namespace (its own simulator is unused: the operator calls A's).
     let b_ns = "perf-p9-b";
     let b9 = World::new(b_ns).await;
-    let p9_op = a
-        .operator_env(&["--zim-qps", "20", "--resync-period", "1h", "--namespaces", b_ns], QUIET)
-        .await;
+    let p9_op =
+        a.operator_env(&["--zim-qps", "20", "--resync-period", "1h", "--namespaces", b_ns], QUIET).await;
     let backlog_start = Instant::now();
     a.apply_all((0..400).map(|i| room(&format!("bulk-{i}"))).collect()).await;
     let other = one_at_a_time(&b9, (0..20).map(|i| format!("other-{i}"))).await;

@@ -95,6 +95,8 @@ pub enum NotReadyCategory {
     InvalidSpec,
     /// `Conflict`, `AppIdChanged`: another object owns the room, or the credentials moved to another app.
     Conflict,
+    /// `ForbiddenByPolicy`: the namespace's admin policy does not allow what the object asks.
+    Policy,
     /// `Deleting`: deletion is blocked.
     Deleting,
     /// Reconciliation is paused by the `zim.zego.im/paused` annotation (whatever the Ready reason).
@@ -105,7 +107,7 @@ pub enum NotReadyCategory {
 
 impl NotReadyCategory {
     /// Every category, for pre-registering metric series.
-    pub const ALL: [NotReadyCategory; 11] = [
+    pub const ALL: [NotReadyCategory; 12] = [
         NotReadyCategory::Progressing,
         NotReadyCategory::Throttled,
         NotReadyCategory::Transient,
@@ -114,6 +116,7 @@ impl NotReadyCategory {
         NotReadyCategory::Quota,
         NotReadyCategory::InvalidSpec,
         NotReadyCategory::Conflict,
+        NotReadyCategory::Policy,
         NotReadyCategory::Deleting,
         NotReadyCategory::Paused,
         NotReadyCategory::Other,
@@ -130,6 +133,7 @@ impl NotReadyCategory {
             NotReadyCategory::Quota => "quota",
             NotReadyCategory::InvalidSpec => "invalid_spec",
             NotReadyCategory::Conflict => "conflict",
+            NotReadyCategory::Policy => "policy",
             NotReadyCategory::Deleting => "deleting",
             NotReadyCategory::Paused => "paused",
             NotReadyCategory::Other => "other",
@@ -147,6 +151,7 @@ impl NotReadyCategory {
             reason::QUOTA_EXCEEDED => NotReadyCategory::Quota,
             reason::INVALID_SPEC | reason::IMMUTABLE_FIELD_CHANGED => NotReadyCategory::InvalidSpec,
             reason::CONFLICT | reason::APP_ID_CHANGED => NotReadyCategory::Conflict,
+            reason::FORBIDDEN_BY_POLICY => NotReadyCategory::Policy,
             reason::DELETING => NotReadyCategory::Deleting,
             _ => NotReadyCategory::Other,
         }
@@ -643,6 +648,7 @@ mod tests {
             (reason::IMMUTABLE_FIELD_CHANGED, "invalid_spec"),
             (reason::CONFLICT, "conflict"),
             (reason::APP_ID_CHANGED, "conflict"),
+            (reason::FORBIDDEN_BY_POLICY, "policy"),
             (reason::DELETING, "deleting"),
             ("SomethingNew", "other"),
         ];

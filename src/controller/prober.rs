@@ -72,6 +72,18 @@ struct Pace {
     stretched: bool,
 }
 
+impl Pace {
+    /// Whether one more probe may start at `now`, at most one per `interval` on average. Unused budget carries
+    /// over for one `tick` only (a tick's worth of probes may start together; the ZIM limiter spaces them).
+    fn admit(&mut self, now: Instant, tick: Duration, interval: Duration) -> bool {
+        if self.next > now {
+            return false;
+        }
+        self.next = self.next.max(now.checked_sub(tick).unwrap_or(now)) + interval;
+        true
+    }
+}
+
 /// Re-checks each converged room's existence about once per (effective) period until `shutdown`.
 pub(crate) async fn probe_loop(
     ctx: Arc<Context>,
@@ -87,8 +99,8 @@ pub(crate) async fn probe_loop(
     let budget = ctx.config.probe_budget;
     ctx.metrics.set_probe_periods(resync, resync);
     // A persistent interval: completions of in-flight probes must never starve the scheduling pass.
-    let mut ticks =
-        tokio::time::interval((resync / 50).clamp(Duration::from_millis(50), Duration::from_secs(1)));
+    let tick = (resync / 50).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut ticks = tokio::time::interval(tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut probes = tokio::task::JoinSet::new();
     let mut warmed = false;
@@ -156,12 +168,10 @@ pub(crate) async fn probe_loop(
                 if *next > now {
                     continue;
                 }
-                // The app's pace: at most `budget` probes per second, carried over between ticks.
-                if let Some(interval) = interval {
-                    if pace.next > now {
-                        continue;
-                    }
-                    pace.next = pace.next.max(now - interval * 4) + interval;
+                if let Some(interval) = interval
+                    && !pace.admit(now, tick, interval)
+                {
+                    continue;
                 }
                 *next = now + jitter(period, 0.1);
                 let ctx = ctx.clone();
@@ -220,5 +230,22 @@ mod tests {
         assert_eq!(effective_period(1000, hour, Some(16.0)), hour);
         assert_eq!(effective_period(100_000, hour, Some(16.0)), Duration::from_secs(6250));
         assert_eq!(effective_period(100_000, hour, None), hour);
+    }
+
+    /// Ticks of 400 ms with a budget of 392/s admit about 392 probes a second, never more.
+    #[test]
+    fn the_pace_admits_the_budget_per_tick() {
+        let (tick, interval) = (Duration::from_millis(400), Duration::from_secs_f64(1.0 / 392.0));
+        let start = Instant::now();
+        let mut pace = Pace { next: start, stretched: false };
+        let mut admitted = 0;
+        for t in 1..=25 {
+            let now = start + tick * t;
+            while pace.admit(now, tick, interval) {
+                admitted += 1;
+            }
+        }
+        // 10 s of ticks (plus the first tick's carried-over budget).
+        assert!((3920..=4080).contains(&admitted), "{admitted} probes in 10 s at 392/s");
     }
 }

@@ -180,6 +180,7 @@ async fn forged_and_flooding_callbacks() {
     eventually("the coalesced re-checks", T, || async { (probes() >= 2).then_some(()) }).await;
     let probes = w.sim.sim.log_since(before).into_iter().filter(|e| e.action == "QueryRoomUserList").count();
     assert!(probes <= 5, "{probes} probes for 1 000 callbacks sent in {sent_in:?}");
+    println!("flood: 1 000 callbacks in {sent_in:?} → {probes} probes");
     assert!(w.sim.sim.room(APP, "lobby").is_some(), "the room was never destroyed");
     let writes = w.sim.sim.log_since(before).into_iter().filter(|e| e.action != "QueryRoomUserList").count();
     assert_eq!(writes, 0, "no write on a callback's word");
