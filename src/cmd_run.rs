@@ -49,9 +49,10 @@ pub struct RunArgs {
     /// ZimRooms reconciled at once.
     #[arg(long, env = "ZIM_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
-    /// How often a converged room's existence is re-checked (jittered ±10 %), e.g. 600s, 10m, 1h.
-    #[arg(long, env = "ZIM_RESYNC_PERIOD", default_value = "10m", value_parser = parse_duration)]
-    pub resync_period: Duration,
+    /// How often a converged room's existence is re-checked (jittered ±10 %), e.g. 600s, 10m, 1h. Default: 10m,
+    /// or 1h with --callback-addr (the poll is then the safety net under ZEGO's callbacks).
+    #[arg(long, env = "ZIM_RESYNC_PERIOD", value_parser = parse_duration)]
+    pub resync_period: Option<Duration>,
     /// Serve ZEGO's server callbacks on this address (e.g. 0.0.0.0:8090; off when unset): a verified
     /// room_destroy re-checks the room at once. The Secret's `callbackSecret` key verifies the signature.
     #[arg(long, env = "ZIM_CALLBACK_ADDR")]
@@ -200,7 +201,11 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         namespaces: args.namespaces.iter().filter(|n| !n.is_empty()).cloned().collect(),
         label_selector: args.label_selector.clone(),
         concurrency: args.concurrency.max(1),
-        resync: args.resync_period,
+        resync: args.resync_period.unwrap_or(if args.callback_addr.is_some() {
+            Duration::from_secs(3600)
+        } else {
+            Duration::from_secs(600)
+        }),
         default_secret,
         default_credentials_scope: args.default_credentials_namespaces,
         probe_budget: (args.zim_qps > 0)

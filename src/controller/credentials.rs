@@ -199,7 +199,12 @@ impl CredentialCache {
             return true;
         }
         match self.read(key).await {
-            Ok((_, changed)) => changed,
+            Ok((_, changed)) => {
+                if !changed {
+                    tracing::debug!(secret = %format!("{}/{}", key.0, key.1), "Secret changed without a data change: its rooms are not re-queued");
+                }
+                changed
+            }
             Err(_) => {
                 self.invalidate(key);
                 true

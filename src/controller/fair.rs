@@ -1,8 +1,8 @@
 //! A fair gate in front of the reconciles: at most `--concurrency` run at once, and when more wait, the next
 //! free slot goes to the namespace after the one served last (round-robin), so a namespace with a backlog of
-//! hundreds of rooms does not delay another namespace's new room by more than a slot. The Controller itself runs
-//! every queued object's reconcile at once (no limit of its own); a reconcile waits here before doing any work,
-//! holding only its object's reference, and the ZIM rate limiter is fair between namespaces in the same way (see
+//! hundreds of rooms does not delay another namespace's new room by more than a slot. The Controller hands up to
+//! 1 024 queued objects' reconciles over at once; a reconcile waits here before doing any work, holding only its
+//! object's reference, and the ZIM rate limiter is fair between namespaces in the same way (see
 //! [`crate::zim::limiter`]).
 
 use std::collections::{BTreeMap, VecDeque};

@@ -61,6 +61,11 @@ fn object_key(room: &ZimRoom) -> String {
     format!("{}/{}", room.namespace().unwrap_or_default(), room.name_any())
 }
 
+/// Reconciles the Controller hands to the fair gate at most (per scope). Enough for fairness behind a backlog of
+/// this many objects (about 50 s of creations at 20/s) while bounding the memory of reconciles parked at the gate
+/// after a start with many objects; past it, further objects wait in the Controller's own queue in arrival order.
+const CONTROLLER_IN_FLIGHT: u16 = 1024;
+
 /// The policy annotations of a Namespace: a change to any of them re-queues its ZimRooms.
 fn policy_fingerprint(ns: &PartialObjectMeta<Namespace>) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -402,8 +407,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                     .collect::<Vec<_>>()
             })
             .reconcile_on(tokio_stream_from(rx))
-            // No limit here: the fair gate in `reconcile` bounds reconciles at `--concurrency` across scopes.
-            .with_config(kube::runtime::controller::Config::default().concurrency(0))
+            // The fair gate in `reconcile` bounds running reconciles at `--concurrency` across scopes; this bound
+            // only caps how many wait at the gate (each holds a little memory), see CONTROLLER_IN_FLIGHT.
+            .with_config(kube::runtime::controller::Config::default().concurrency(CONTROLLER_IN_FLIGHT))
             .graceful_shutdown_on({
                 let s = shutdown.clone();
                 async move { s.cancelled().await }

@@ -141,8 +141,13 @@ async fn resync_recreates_vanished_room() {
     let op = w.operator(&["--resync-period", "1s"]).await;
     w.apply_room(topic_room("ephemeral")).await;
     w.wait_reason("ephemeral", "Available", T).await;
+    let before = w.last_seq();
     assert!(w.sim.sim.remove_room(APP, "ephemeral"));
     eventually("the room to be recreated", T, || async { w.sim.sim.room(APP, "ephemeral") }).await;
+    // One probe (the prober's) finds it gone; the recreation does not probe again.
+    let calls: Vec<String> = w.sim.sim.log_since(before).into_iter().map(|e| e.action).collect();
+    let create = calls.iter().position(|a| a == "CreateRoom").unwrap();
+    assert_eq!(&calls[..create], ["QueryRoomUserList"], "one probe before the recreation: {calls:?}");
     assert_eq!(
         w.sim.sim.room(APP, "ephemeral").unwrap().attributes.get("topic").map(String::as_str),
         Some("general")
@@ -353,4 +358,27 @@ async fn admin_endpoints_serve_health_and_documented_metrics() {
             "README lists zim_operator_{name}, /metrics lacks it"
         );
     }
+}
+
+/// A credentials Secret whose labels change re-queues nothing (no ZIM call); a change of its data re-queues its
+/// rooms (one probe each).
+#[tokio::test]
+async fn only_a_secret_data_change_requeues_its_rooms() {
+    use k8s_openapi::api::core::v1::Secret;
+    let (w, op, _) = with_lobby("e2e-secret-data").await;
+    let secrets: Api<Secret> = Api::namespaced(w.client.clone(), &w.ns);
+    let before = w.last_seq();
+    let label = serde_json::json!({"metadata": {"labels": {"team": "chat"}}});
+    secrets.patch("zego", &PatchParams::default(), &Patch::Merge(&label)).await.unwrap();
+    eventually("the operator to see the label change", T, || async {
+        op.logs().contains("changed without a data change").then_some(())
+    })
+    .await;
+    assert!(w.sim.sim.log_since(before).is_empty(), "a label change costs no ZIM call");
+    let data = serde_json::json!({"stringData": {"note": "rotated"}});
+    secrets.patch("zego", &PatchParams::default(), &Patch::Merge(&data)).await.unwrap();
+    eventually("the data change to re-check the room", T, || async {
+        w.sim.sim.log_since(before).iter().any(|e| e.action == "QueryRoomUserList").then_some(())
+    })
+    .await;
 }
