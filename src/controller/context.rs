@@ -144,6 +144,9 @@ pub struct Context {
     /// Objects this process has reconciled: a converged object seen for the first time (a start) is handed to
     /// the prober instead of being probed by a worker.
     seen: Mutex<std::collections::HashSet<ObjectRef<ZimRoom>>>,
+    /// Converged objects first seen at a start and handed to the prober without a probe: their first periodic
+    /// probe is spread over one period (others were just checked by a reconcile: one period from now).
+    from_start: Mutex<std::collections::HashSet<ObjectRef<ZimRoom>>>,
     /// Objects whose room the prober has just found gone (recreated without a second probe).
     absent: Mutex<std::collections::HashSet<ObjectRef<ZimRoom>>>,
     /// Objects to re-check now whatever their state (a callback's room_destroy).
@@ -177,6 +180,7 @@ impl Context {
             namespaces: Mutex::default(),
             seen: Mutex::default(),
             absent: Mutex::default(),
+            from_start: Mutex::default(),
             recheck: Mutex::default(),
             triggers: Mutex::default(),
             crd_deleting: Mutex::default(),
@@ -259,9 +263,20 @@ impl Context {
         lock(&self.seen).insert(object.clone())
     }
 
+    /// Notes that `object` was handed to the prober at a start, without a probe.
+    pub(super) fn handed_at_start(&self, object: ObjectRef<ZimRoom>) {
+        lock(&self.from_start).insert(object);
+    }
+
+    /// Whether `object` was handed to the prober at a start (and forgets it).
+    pub(super) fn take_handed_at_start(&self, object: &ObjectRef<ZimRoom>) -> bool {
+        lock(&self.from_start).remove(object)
+    }
+
     /// Forgets `object` (deleted).
     pub(super) fn forget(&self, object: &ObjectRef<ZimRoom>) {
         lock(&self.seen).remove(object);
+        lock(&self.from_start).remove(object);
         lock(&self.absent).remove(object);
         lock(&self.recheck).remove(object);
     }

@@ -126,6 +126,7 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
     let known_absent = ctx.take_absent(&object);
     if first && !recheck && !known_absent && prober::is_converged(room) && prober::attributes_applied(room) {
         // A start: a converged room is the prober's (its first probe is spread over one period), not a worker's.
+        ctx.handed_at_start(object.clone());
         let conditions = room.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
         ctx.metrics
             .set_ready(&object_key(room), Some(Readiness::of_conditions(conditions, jiff::Timestamp::now())));

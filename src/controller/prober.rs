@@ -12,7 +12,8 @@
 //!
 //! **After a start** converged rooms are not probed by the workers: the prober gives each a first probe at a
 //! uniformly random point of its first (effective) period, so a restart with 100 000 rooms costs one probe per
-//! room per period, spread evenly.
+//! room per period, spread evenly. A room a reconcile has just checked (created, recreated, converged) is first
+//! probed one period later.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -161,10 +162,16 @@ pub(crate) async fn probe_loop(
             for room in rooms {
                 let key = ObjectRef::from_obj(&*room);
                 seen.insert(key.clone());
-                // A room's first probe: a uniformly random point of its first period (after a start the workers
-                // do not probe converged rooms); later ones one period on, ±10 %.
-                let next =
-                    due.entry(key).or_insert_with(|| now + period.mul_f64(rand::rng().random::<f64>()));
+                // A room's first probe: after a start (the workers did not probe it), a uniformly random point of
+                // its first period; after a reconcile (which just checked it), one period on. Later ones one
+                // period on, ±10 %.
+                let next = due.entry(key).or_insert_with_key(|key| {
+                    if ctx.take_handed_at_start(key) {
+                        now + period.mul_f64(rand::rng().random::<f64>())
+                    } else {
+                        now + jitter(period, 0.1)
+                    }
+                });
                 if *next > now {
                     continue;
                 }
