@@ -52,9 +52,8 @@ fn recheck_coalesced(
     let mut s = crate::lock(state);
     s.last.retain(|_, (at, trailing)| *trailing || now.duration_since(*at) < RECHECK_COALESCE * 10);
     match s.last.get_mut(&object) {
-        Some((at, true)) => {
-            let _ = at; // one is already scheduled after this callback
-        }
+        // One is already scheduled after this callback.
+        Some((_, true)) => {}
         Some((at, trailing)) if now.duration_since(*at) < RECHECK_COALESCE => {
             *trailing = true;
             let due = *at + RECHECK_COALESCE;

@@ -20,7 +20,6 @@ use crate::metrics::Metrics;
 use crate::reconcile::{CleanupError, DefaultCredentialsScope, ErrorCategory, Note, Policy, Reconciler};
 
 use super::credentials::CredentialCache;
-use super::prober::Triggers;
 use super::status::{WriteError, publish};
 
 /// How the controller runs.
@@ -119,6 +118,9 @@ impl Error {
         }
     }
 }
+
+/// Where to queue an object for a reconcile: the Controller of its scope (a namespace, or `None` for all).
+pub(crate) type Triggers = HashMap<Option<String>, tokio::sync::mpsc::Sender<ObjectRef<ZimRoom>>>;
 
 /// The ZimRoom CRD's name.
 pub(super) const CRD_NAME: &str = "zimrooms.zim.zego.im";

@@ -6,12 +6,12 @@
 //! [`crate::zim::limiter`]).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
 use crate::lock;
+use crate::zim::limiter::next_in_turn;
 
 #[derive(Default)]
 struct State {
@@ -63,13 +63,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut s = lock(&self.state);
         loop {
-            let after = s.last.clone();
-            let next = after
-                .as_ref()
-                .and_then(|a| s.waiting.range::<Arc<str>, _>((Bound::Excluded(a), Bound::Unbounded)).next())
-                .or_else(|| s.waiting.iter().next())
-                .map(|(t, _)| t.clone());
-            let Some(tenant) = next else {
+            let Some(tenant) = next_in_turn(&s.waiting, s.last.as_ref()) else {
                 s.free += 1;
                 return;
             };

@@ -428,9 +428,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                 .boxed(),
         );
     }
-    ctx.wire(stores.clone(), triggers.clone());
+    ctx.wire(stores.clone(), triggers);
     ctx.wire_namespaces(ns_stores);
-    let prober = tokio::spawn(prober::probe_loop(ctx.clone(), stores, triggers, shutdown.clone()));
+    let prober = tokio::spawn(prober::probe_loop(ctx.clone(), stores, shutdown.clone()));
     let heartbeat = {
         let health = ctx.health.clone();
         let client = ctx.client.clone();

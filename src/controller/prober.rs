@@ -23,7 +23,6 @@ use futures::FutureExt;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use rand::Rng;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -56,9 +55,6 @@ pub(crate) fn attributes_applied(room: &ZimRoom) -> bool {
         == Some(plan::attributes_hash(&room.spec.attributes).as_str())
 }
 
-/// Where to hand a room back: the Controller of its scope (a namespace, or `None` for all).
-pub(crate) type Triggers = HashMap<Option<String>, mpsc::Sender<ObjectRef<ZimRoom>>>;
-
 /// The period one app's rooms are probed at: the configured one, or longer when the budget does not cover them.
 pub(crate) fn effective_period(rooms: usize, period: Duration, budget: Option<f64>) -> Duration {
     match budget {
@@ -86,21 +82,16 @@ impl Pace {
 }
 
 /// Re-checks each converged room's existence about once per (effective) period until `shutdown`.
-pub(crate) async fn probe_loop(
-    ctx: Arc<Context>,
-    stores: Vec<Store<ZimRoom>>,
-    triggers: Triggers,
-    shutdown: CancellationToken,
-) {
-    let _ = triggers; // Hand-overs go through the context, which knows every scope's queue.
+pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, shutdown: CancellationToken) {
     let mut due: HashMap<ObjectRef<ZimRoom>, Instant> = HashMap::new();
     let mut paces: HashMap<u32, Pace> = HashMap::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let resync = ctx.config.resync;
     let budget = ctx.config.probe_budget;
     ctx.metrics.set_probe_periods(resync, resync);
-    // A persistent interval: completions of in-flight probes must never starve the scheduling pass.
-    let tick = (resync / 50).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    // A persistent interval: completions of in-flight probes must never starve the scheduling pass. Each pass
+    // walks every cached object, so passes are spaced (up to 5 s; the pace carries a tick's budget over).
+    let tick = (resync / 20).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let mut ticks = tokio::time::interval(tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut probes = tokio::task::JoinSet::new();

@@ -58,34 +58,17 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
 const MAX_DELIVERIES: usize = 100_000;
 
 /// The documented callback signature: lowercase hex sha1 of the callback secret, the timestamp and the nonce,
-/// sorted as strings (byte order) and concatenated.
+/// sorted as strings (byte order) and concatenated. Computed here on its own, not with the receiver's
+/// `callback::signature`, so that the end-to-end tests check one implementation of ZEGO's rule against another;
+/// both are pinned to ZEGO's published vector.
 pub fn signature(callback_secret: &str, timestamp: &str, nonce: &str) -> String {
     let mut parts = [callback_secret, timestamp, nonce];
     parts.sort_unstable();
     hex::encode(Sha1::digest(parts.concat().as_bytes()))
 }
 
-/// A callback secret (the console's CallbackSecret). Its `Debug` never shows the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CallbackSecret(String);
-
-impl CallbackSecret {
-    /// Wraps a secret; surrounding whitespace (a trailing newline from a file) is removed.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into().trim().to_owned())
-    }
-
-    /// The secret itself, for signing only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for CallbackSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CallbackSecret(<redacted>)")
-    }
-}
+/// A callback secret: the receiver's type (its `Debug` and `Display` never show the value).
+pub use crate::callback::CallbackSecret;
 
 /// Where callbacks go: an http(s) URL and the secret they are signed with.
 #[derive(Clone, Debug, PartialEq, Eq)]

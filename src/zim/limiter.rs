@@ -96,16 +96,7 @@ impl Queues {
     fn pop(&mut self) -> Option<Grant> {
         loop {
             let (&priority, tenants) = self.waiting.iter_mut().find(|(_, t)| !t.is_empty())?;
-            let after = self.last.get(&priority).cloned();
-            let tenant = after
-                .as_ref()
-                .and_then(|a| {
-                    tenants
-                        .range::<Arc<str>, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
-                        .next()
-                })
-                .or_else(|| tenants.iter().next())
-                .map(|(t, _)| t.clone())?;
+            let tenant = next_in_turn(tenants, self.last.get(&priority))?;
             let queue = tenants.get_mut(&tenant).expect("tenant present");
             let grant = queue.pop_front();
             if queue.is_empty() {
@@ -122,6 +113,14 @@ impl Queues {
             }
         }
     }
+}
+
+/// Round-robin: the first tenant of `queues` after `last` (wrapping around), if any waits.
+pub(crate) fn next_in_turn<V>(queues: &BTreeMap<Arc<str>, V>, last: Option<&Arc<str>>) -> Option<Arc<str>> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    last.and_then(|l| queues.range::<Arc<str>, _>((Excluded(l), Unbounded)).next())
+        .or_else(|| queues.iter().next())
+        .map(|(tenant, _)| tenant.clone())
 }
 
 /// One (AppId, Action): its interval, the earliest next grant, and the waiters.
