@@ -122,6 +122,34 @@ impl Error {
 /// Where to queue an object for a reconcile: the Controller of its scope (a namespace, or `None` for all).
 pub(crate) type Triggers = HashMap<Option<String>, tokio::sync::mpsc::Sender<ObjectRef<ZimRoom>>>;
 
+/// Which Namespace events re-queue the namespace's rooms.
+#[derive(Debug, Default)]
+pub(super) struct PolicySeen {
+    /// The policy fingerprint of each Namespace seen.
+    fingerprints: HashMap<String, u64>,
+    /// Namespaces whose policy a reconcile found unknown (not in the cache yet).
+    waiters: std::collections::HashSet<String>,
+}
+
+impl PolicySeen {
+    /// A reconcile found `ns`'s policy unknown.
+    pub(super) fn waiting(&mut self, ns: &str) {
+        self.waiters.insert(ns.to_owned());
+    }
+
+    /// Whether `ns`, now in the cache with policy `fingerprint`, must have its rooms re-queued: when its policy
+    /// changed since it was last seen, or at its first sight if a reconcile found its policy unknown. A first sight
+    /// otherwise re-queues nothing: a start's listing is not a change, and a reconcile that got there first waited
+    /// for the listing and read the policy (a re-queue would probe its room a second time). A re-listing after a
+    /// watch error re-queues only the namespaces whose policy changed meanwhile.
+    pub(super) fn changed(&mut self, ns: &str, fingerprint: u64) -> bool {
+        match self.fingerprints.insert(ns.to_owned(), fingerprint) {
+            Some(before) => before != fingerprint,
+            None => self.waiters.remove(ns),
+        }
+    }
+}
+
 /// The ZimRoom CRD's name.
 pub(super) const CRD_NAME: &str = "zimrooms.zim.zego.im";
 
@@ -153,6 +181,8 @@ pub struct Context {
     absent: Mutex<std::collections::HashSet<ObjectRef<ZimRoom>>>,
     /// Objects to re-check now whatever their state (a callback's room_destroy).
     recheck: Mutex<std::collections::HashSet<ObjectRef<ZimRoom>>>,
+    /// Which Namespace events re-queue the namespace's rooms.
+    policy_seen: Mutex<PolicySeen>,
     /// Whether the ZimRoom CRD is being deleted, and when that was last read.
     crd_deleting: Mutex<Option<(std::time::Instant, bool)>>,
 }
@@ -185,6 +215,7 @@ impl Context {
             from_start: Mutex::default(),
             recheck: Mutex::default(),
             triggers: Mutex::default(),
+            policy_seen: Mutex::default(),
             crd_deleting: Mutex::default(),
         }
     }
@@ -237,7 +268,14 @@ impl Context {
                 let _ = tokio::time::timeout(Duration::from_secs(5), ready).await;
             }
         }
+        lock(&self.policy_seen).waiting(ns);
         Err(Error::PolicyUnknown(ns.to_owned()))
+    }
+
+    /// Whether namespace `ns`, now in the cache with policy `fingerprint`, must have its rooms re-queued (see
+    /// [`PolicySeen::changed`]).
+    pub(super) fn policy_changed(&self, ns: &str, fingerprint: u64) -> bool {
+        lock(&self.policy_seen).changed(ns, fingerprint)
     }
 
     /// The watch caches.
@@ -322,5 +360,23 @@ impl Context {
 
     pub(super) async fn note(&self, room: &ZimRoom, warning: bool, reason: &str, message: String) {
         publish(&self.recorder, room, &Note { warning, reason: reason.to_owned(), message }).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PolicySeen;
+
+    #[test]
+    fn only_a_policy_change_or_a_waiting_reconcile_re_queues_a_namespace() {
+        let mut seen = PolicySeen::default();
+        assert!(!seen.changed("a", 1), "a start's listing is not a change");
+        assert!(!seen.changed("a", 1), "nor is a re-listing with the same policy");
+        assert!(seen.changed("a", 2), "an annotation change is");
+        seen.waiting("b");
+        assert!(seen.changed("b", 1), "a namespace a reconcile waited for");
+        assert!(!seen.changed("b", 1), "once");
+        seen.waiting("a");
+        assert!(!seen.changed("a", 2), "a known namespace re-queues on a change only");
     }
 }

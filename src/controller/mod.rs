@@ -67,13 +67,13 @@ fn object_key(room: &ZimRoom) -> String {
 const CONTROLLER_IN_FLIGHT: u16 = 1024;
 
 /// The policy annotations of a Namespace: a change to any of them re-queues its ZimRooms.
-fn policy_fingerprint(ns: &PartialObjectMeta<Namespace>) -> Option<u64> {
+fn policy_fingerprint(ns: &PartialObjectMeta<Namespace>) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     let annotations = ns.metadata.annotations.as_ref();
     for key in policy_annotation::ALL {
         annotations.and_then(|a| a.get(key)).hash(&mut h);
     }
-    Some(h.finish())
+    h.finish()
 }
 
 /// The parts of a ZimRoom whose change must trigger a reconcile; status writes change none of them.
@@ -359,7 +359,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         let secret_stream = futures::stream::select_all(secret_streams);
 
         // The scope's Namespaces (metadata only): each namespace's policy, and a re-queue of its ZimRooms when a
-        // policy annotation changes.
+        // policy annotation changes (or when a reconcile was waiting for the Namespace; see
+        // Context::policy_changed).
         let ns_api: Api<PartialObjectMeta<Namespace>> = Api::all(ctx.client.clone());
         let ns_config = match scope {
             Some(ns) => watcher::Config::default().fields(&format!("metadata.name={ns}")),
@@ -367,21 +368,21 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         };
         let (ns_reader, ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
         ns_stores.push(ns_reader);
+        let ns_ctx = ctx.clone();
         let ns_stream = watcher(ns_api, ns_config)
             .default_backoff()
             .reflect(ns_writer)
             .applied_objects()
-            .filter_map(|r| {
+            .filter_map(move |r| {
                 futures::future::ready(match r {
-                    Ok(ns) => Some(ns),
+                    Ok(ns) => ns_ctx.policy_changed(&ns.name_any(), policy_fingerprint(&ns)).then_some(ns),
                     Err(e) => {
                         warn!(error = %e, "Namespace watch failed (the namespaces' policies are unknown until it recovers); retrying");
                         None
                     }
                 })
             })
-            .map(Ok::<_, watcher::Error>)
-            .predicate_filter(policy_fingerprint, Default::default());
+            .map(Ok::<_, watcher::Error>);
 
         let controller = Controller::for_stream(stream, reader.clone());
         let store = controller.store();
