@@ -124,7 +124,13 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
     let first = ctx.first_sight(&object);
     let recheck = ctx.take_recheck(&object);
     let known_absent = ctx.take_absent(&object);
-    if first && !recheck && !known_absent && prober::is_converged(room) && prober::attributes_applied(room) {
+    if first
+        && !recheck
+        && !known_absent
+        && prober::is_converged(room)
+        && prober::attributes_applied(room)
+        && admitted_by_policy(room, ctx).await
+    {
         // A start: a converged room is the prober's (its first probe is spread over one period), not a worker's.
         ctx.handed_at_start(object.clone());
         let conditions = room.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
@@ -167,6 +173,22 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
         Requeue::Backoff { slow } => Action::requeue(ctx.backoff(room, slow)),
         Requeue::Slow => Action::requeue(jitter(ctx.config.slow_retry, 0.1)),
     })
+}
+
+/// Whether the namespace's policy admits `room` as it is declared (no ZIM call): a converged room found at a
+/// start is left to the prober only then; otherwise it is reconciled, which refuses it (ForbiddenByPolicy) before
+/// any ZIM call — so a policy an admin changed while the operator was down applies at the start. An unknown
+/// policy admits nothing (the reconcile then fails closed).
+async fn admitted_by_policy(room: &ZimRoom, ctx: &Context) -> bool {
+    let Ok(policy) = ctx.policy(&room.namespace().unwrap_or_default()).await else { return false };
+    let spec_from_user = room.spec.from_user_id.as_deref();
+    // The Secret's own user matters only when the spec names one (a cached read: once per Secret).
+    let secret_from_user = match spec_from_user {
+        Some(_) => ctx.credentials.for_room(room).await.ok().and_then(|c| c.from_user_id),
+        None => None,
+    };
+    let own_secret = room.spec.credentials_secret_ref.is_some();
+    policy.refusal(&room.room_id(), own_secret, spec_from_user, secret_from_user.as_deref()).is_none()
 }
 
 async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {

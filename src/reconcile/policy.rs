@@ -129,6 +129,26 @@ impl Policy {
         ))
     }
 
+    /// The refusal a reconcile would make of an object declaring `room_id`, with or without its own credentials
+    /// Secret (`own_secret`), acting as `spec_from_user` where the Secret names `secret_from_user` — the checks
+    /// made before any ZIM call. The controller asks this of a converged object it finds at a start before leaving
+    /// it to the prober, so a policy changed while the operator was down applies at once.
+    pub fn refusal(
+        &self,
+        room_id: &str,
+        own_secret: bool,
+        spec_from_user: Option<&str>,
+        secret_from_user: Option<&str>,
+    ) -> Option<String> {
+        if let Err(why) = self.check_room_id(room_id) {
+            return Some(why);
+        }
+        if !own_secret && let Err(why) = &self.default_credentials {
+            return Some(why.clone());
+        }
+        self.from_user_id(spec_from_user, secret_from_user, "").err()
+    }
+
     /// The user to act as: `spec` (`spec.fromUserId`) only if it is the Secret's (`secret`) or on the
     /// namespace's allow-list; else the Secret's, else `default`. `Err` says why the spec's is refused.
     pub fn from_user_id(
@@ -157,6 +177,24 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusal_is_each_check_made_before_a_call() {
+        let annotations: BTreeMap<String, String> = [
+            (annotation::ROOM_ID_PREFIXES.to_owned(), "ta-".to_owned()),
+            (annotation::DEFAULT_CREDENTIALS.to_owned(), "deny".to_owned()),
+            (annotation::FROM_USER_IDS.to_owned(), "bot".to_owned()),
+        ]
+        .into();
+        let p = Policy::from_namespace("a", Some(&annotations), DefaultCredentialsScope::All);
+        assert_eq!(p.refusal("ta-1", true, None, None), None);
+        assert_eq!(p.refusal("ta-1", true, Some("bot"), None), None);
+        assert_eq!(p.refusal("ta-1", true, Some("ops"), Some("ops")), None, "the Secret's own user");
+        assert!(p.refusal("tb-1", true, None, None).unwrap().contains(annotation::ROOM_ID_PREFIXES));
+        assert!(p.refusal("ta-1", false, None, None).unwrap().contains(annotation::DEFAULT_CREDENTIALS));
+        assert!(p.refusal("ta-1", true, Some("ceo"), None).unwrap().contains(annotation::FROM_USER_IDS));
+        assert_eq!(Policy::unrestricted().refusal("x", false, Some("ceo"), None), None);
+    }
 
     fn ns(pairs: &[(&str, &str)]) -> Policy {
         let a: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -248,3 +248,34 @@ async fn named_secret_watches_work_under_resource_names_rbac() {
     let logs = op.logs();
     assert!(!logs.to_lowercase().contains("forbidden"), "a request was forbidden:\n{logs}");
 }
+
+/// A policy an admin changes while the operator is down applies at its start: a converged room the namespace may
+/// no longer declare is ForbiddenByPolicy at once, without a ZIM call, while the admitted one stays quiet with the
+/// prober (no call either within the period).
+#[tokio::test]
+async fn a_policy_changed_while_the_operator_was_down_applies_at_its_start() {
+    let w = World::new("e2e-tenant-restart").await;
+    w.create_secret("zego").await;
+    let kc = w.chart_kubeconfig(&[]).await;
+    let mut op = w.operator_as(&kc, &[]).await;
+    w.apply_room(room("kept").room_id("ta-kept")).await;
+    w.apply_room(room("outside").room_id("tb-outside")).await;
+    w.wait_reason("kept", "Available", T).await;
+    w.wait_reason("outside", "Available", T).await;
+    let status = op.terminate().await;
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+
+    annotate_namespace(&w, &w.ns, "zim.zego.im/room-id-prefixes", Some("ta-")).await;
+    let before = w.last_seq();
+    let op = w.operator_as(&kc, &[]).await;
+    w.wait_reason("outside", "ForbiddenByPolicy", T).await;
+    let msg = ready_message(&w, "outside").await;
+    assert!(msg.contains("zim.zego.im/room-id-prefixes"), "{msg}");
+    eventually("the restarted operator to see both rooms", T, || async {
+        (op.metric("zim_operator_reconciles_total").await >= 2.0).then_some(())
+    })
+    .await;
+    assert_eq!(w.get("kept").await.unwrap().condition("Ready").unwrap().reason, "Available");
+    assert!(w.sim.sim.log_since(before).is_empty(), "no ZIM call: {:?}", w.sim.sim.log_since(before));
+    assert!(w.sim.sim.room(APP, "tb-outside").is_some(), "the room itself is left alone");
+}
