@@ -282,7 +282,12 @@ pub struct AppliedState {
 impl ZimRoom {
     /// The effective room ID: `spec.roomId`, else `metadata.name`.
     pub fn room_id(&self) -> String {
-        self.spec.room_id.clone().or_else(|| self.metadata.name.clone()).unwrap_or_default()
+        self.room_id_str().to_owned()
+    }
+
+    /// The effective room ID, borrowed (for comparisons over the whole cache without copying).
+    pub fn room_id_str(&self) -> &str {
+        self.spec.room_id.as_deref().or(self.metadata.name.as_deref()).unwrap_or_default()
     }
 
     /// Whether the paused annotation is `"true"`.

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::object_ref;
 use crate::callback::{CallbackObserver, Event, Outcome, RoomEvent, RoomEvents};
 use crate::crd::{RECONCILE_REQUESTED_ANNOTATION, ZimRoom};
 use crate::metrics::{CallbackEvent, CallbackOutcome, Metrics};
@@ -80,9 +81,9 @@ pub(crate) fn managing(stores: &[Store<ZimRoom>], app_id: u32, room_id: &str) ->
         .filter(|r| {
             let status = r.status.as_ref();
             status.and_then(|s| s.app_id) == Some(app_id)
-                && status.and_then(|s| s.room_id.as_deref()).unwrap_or(&r.room_id()) == room_id
+                && status.and_then(|s| s.room_id.as_deref()).unwrap_or(r.room_id_str()) == room_id
         })
-        .map(|r| ObjectRef::from_obj(&*r))
+        .map(|r| object_ref(&r))
         .collect()
 }
 

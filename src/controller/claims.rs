@@ -8,6 +8,7 @@
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
+use super::object_ref;
 use crate::crd::ZimRoom;
 use crate::reconcile::Claim;
 use crate::reconcile::decide::{Claimant, winner};
@@ -34,13 +35,15 @@ fn claimant(room: &ZimRoom, room_id: &str, app_id: u32) -> Claimant {
 /// The other live (not deleting) objects that declare `room`'s room in `app_id`.
 pub(crate) async fn rivals(ctx: &Context, room: &ZimRoom, app_id: u32) -> Vec<Rival> {
     let room_id = room.room_id();
-    let me = ObjectRef::from_obj(room);
+    let is_me = |o: &ZimRoom| {
+        o.metadata.name == room.metadata.name && o.metadata.namespace == room.metadata.namespace
+    };
+    // Runs for every reconcile over the whole cache: compares borrowed fields, copies nothing per object.
     let candidates: Vec<_> = ctx
         .stores()
         .iter()
         .flat_map(|s| s.state())
-        .filter(|o| o.metadata.deletion_timestamp.is_none() && o.room_id() == room_id)
-        .filter(|o| ObjectRef::from_obj(&**o) != me)
+        .filter(|o| o.metadata.deletion_timestamp.is_none() && o.room_id_str() == room_id && !is_me(o))
         .collect();
     let mut out = Vec::new();
     for other in candidates {
@@ -53,10 +56,7 @@ pub(crate) async fn rivals(ctx: &Context, room: &ZimRoom, app_id: u32) -> Vec<Ri
             },
         };
         if other_app == app_id {
-            out.push(Rival {
-                claimant: claimant(&other, &room_id, app_id),
-                object: ObjectRef::from_obj(&*other),
-            });
+            out.push(Rival { claimant: claimant(&other, &room_id, app_id), object: object_ref(&other) });
         }
     }
     out

@@ -12,6 +12,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::Error as FinalizerError;
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::object_ref;
 use crate::admin::Health;
 use crate::backoff;
 use crate::crd::ZimRoom;
@@ -347,7 +348,7 @@ impl Context {
     pub(super) fn backoff(&self, room: &ZimRoom, slow: bool) -> Duration {
         let n = {
             let mut f = lock(&self.failures);
-            let n = f.entry(ObjectRef::from_obj(room)).or_insert(0);
+            let n = f.entry(object_ref(room)).or_insert(0);
             *n += 1;
             *n
         };
@@ -355,7 +356,7 @@ impl Context {
     }
 
     pub(super) fn reset_backoff(&self, room: &ZimRoom) {
-        lock(&self.failures).remove(&ObjectRef::from_obj(room));
+        lock(&self.failures).remove(&object_ref(room));
     }
 
     pub(super) async fn note(&self, room: &ZimRoom, warning: bool, reason: &str, message: String) {

@@ -57,6 +57,17 @@ use health::{WATCH_BACKOFF_MAX, WatchHealth};
 
 use status::{StatusSink, publish, write_if_changed};
 
+/// A reference to `room` by namespace and name, which is all references compare (and the Controller's queue keys
+/// on). Unlike `ObjectRef::from_obj` it copies no resource version and UID: the operator holds one for each object
+/// in several sets (prober, first sight, backoff), and builds them often.
+pub(crate) fn object_ref(room: &ZimRoom) -> ObjectRef<ZimRoom> {
+    let r = ObjectRef::new(room.metadata.name.as_deref().unwrap_or_default());
+    match room.metadata.namespace.as_deref() {
+        Some(ns) => r.within(ns),
+        None => r,
+    }
+}
+
 fn object_key(room: &ZimRoom) -> String {
     format!("{}/{}", room.namespace().unwrap_or_default(), room.name_any())
 }
@@ -120,7 +131,7 @@ async fn reconcile_now(room: Arc<ZimRoom>, ctx: Arc<Context>, ns: String) -> Res
 async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {
     let start = Instant::now();
     let name = room.name_any();
-    let object = ObjectRef::from_obj(room);
+    let object = object_ref(room);
     let first = ctx.first_sight(&object);
     let recheck = ctx.take_recheck(&object);
     let known_absent = ctx.take_absent(&object);
@@ -256,7 +267,7 @@ async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Ac
             }
             ctx.metrics.set_ready(&object_key(room), None);
             ctx.reset_backoff(room);
-            ctx.forget(&ObjectRef::from_obj(room));
+            ctx.forget(&object_ref(room));
             // The next claimant takes the room over once this object is gone.
             if let Some(next) = successor {
                 ctx.trigger(next.object.clone());
@@ -417,7 +428,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                     .state()
                     .into_iter()
                     .filter(|room| room.namespace().as_deref() == Some(name.as_str()))
-                    .map(|room| ObjectRef::from_obj(&*room))
+                    .map(|room| object_ref(&room))
                     .collect::<Vec<_>>()
             })
             .watches_stream(secret_stream, move |secret: PartialObjectMeta<Secret>| {
@@ -427,7 +438,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                     .state()
                     .into_iter()
                     .filter(|room| mapper_ctx.credentials.secret_key(room).as_ref() == Some(&key))
-                    .map(|room| ObjectRef::from_obj(&*room))
+                    .map(|room| object_ref(&room))
                     .collect::<Vec<_>>()
             })
             .reconcile_on(tokio_stream_from(rx))

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::object_ref;
 use crate::backoff::jitter;
 use crate::crd::{ZimRoom, condition};
 use crate::metrics::ResultLabel;
@@ -83,7 +84,9 @@ impl Pace {
 
 /// Re-checks each converged room's existence about once per (effective) period until `shutdown`.
 pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, shutdown: CancellationToken) {
-    let mut due: HashMap<ObjectRef<ZimRoom>, Instant> = HashMap::new();
+    // Each converged room's next probe, and the last pass that saw it converged (older entries are dropped).
+    let mut due: HashMap<ObjectRef<ZimRoom>, (Instant, u64)> = HashMap::new();
+    let mut pass = 0u64;
     let mut paces: HashMap<u32, Pace> = HashMap::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let resync = ctx.config.resync;
@@ -103,6 +106,7 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
         }
         while probes.try_join_next().is_some() {}
         let now = Instant::now();
+        pass += 1;
         // One pass over the caches: the Secrets and apps objects refer to (for warming the credentials cache and
         // evicting unused last good credentials), and each app's converged rooms.
         let mut used = HashSet::new();
@@ -123,7 +127,6 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
             ctx.credentials.warm(used.iter().cloned()).await;
             warmed = true;
         }
-        let mut seen = HashSet::new();
         let mut longest = resync;
         for (app, rooms) in by_app {
             let period = effective_period(rooms.len(), resync, budget);
@@ -151,18 +154,19 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
             }
             let interval = budget.filter(|b| *b > 0.0).map(|b| Duration::from_secs_f64(1.0 / b));
             for room in rooms {
-                let key = ObjectRef::from_obj(&*room);
-                seen.insert(key.clone());
+                let key = object_ref(&room);
                 // A room's first probe: after a start (the workers did not probe it), a uniformly random point of
                 // its first period; after a reconcile (which just checked it), one period on. Later ones one
                 // period on, ±10 %.
-                let next = due.entry(key).or_insert_with_key(|key| {
-                    if ctx.take_handed_at_start(key) {
+                let (next, last_pass) = due.entry(key).or_insert_with_key(|key| {
+                    let first = if ctx.take_handed_at_start(key) {
                         now + period.mul_f64(rand::rng().random::<f64>())
                     } else {
                         now + jitter(period, 0.1)
-                    }
+                    };
+                    (first, pass)
                 });
+                *last_pass = pass;
                 if *next > now {
                     continue;
                 }
@@ -185,7 +189,7 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
             }
         }
         ctx.metrics.set_probe_periods(resync, longest);
-        due.retain(|k, _| seen.contains(k));
+        due.retain(|_, (_, last_pass)| *last_pass == pass);
         // Objects that went without the operator's cleanup (a finalizer removed by hand) leave the room gauges.
         ctx.metrics.retain_rooms(|key| present.contains(key));
         // Last good credentials of deleted Secrets stay only while an object still refers to them.
@@ -200,7 +204,7 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
 /// Probes one room; hands it to the Controller when it is gone (recreated without another probe) or its
 /// credentials fail (the Controller reports that).
 async fn probe_one(ctx: &Context, room: &ZimRoom) {
-    let object = ObjectRef::from_obj(room);
+    let object = object_ref(room);
     let Ok(credentials) = ctx.credentials.for_room(room).await else {
         ctx.trigger(object);
         return;
