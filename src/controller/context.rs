@@ -151,6 +151,32 @@ impl PolicySeen {
     }
 }
 
+/// How long the UID of an object this process cleaned up is remembered: far longer than a watch event takes to
+/// arrive, even on a loaded API server.
+const CLEANED_MEMORY: Duration = Duration::from_secs(600);
+
+/// The objects (by UID) whose cleanup this process has finished. Until the watch delivers an object's removal, a
+/// re-queue (a Secret event, a retry) can hand the controller a stale cached copy that still shows the finalizer;
+/// cleaning it up again would call DestroyRoom a second time — and could destroy a room another object has created
+/// with that ID since.
+#[derive(Debug, Default)]
+pub(super) struct Cleaned {
+    at: HashMap<String, std::time::Instant>,
+}
+
+impl Cleaned {
+    /// Records that the object with `uid` was cleaned up at `now` (and forgets those older than CLEANED_MEMORY).
+    pub(super) fn record(&mut self, uid: &str, now: std::time::Instant) {
+        self.at.retain(|_, at| now.duration_since(*at) < CLEANED_MEMORY);
+        self.at.insert(uid.to_owned(), now);
+    }
+
+    /// Whether the object with `uid` was cleaned up already.
+    pub(super) fn contains(&self, uid: &str) -> bool {
+        self.at.contains_key(uid)
+    }
+}
+
 /// The ZimRoom CRD's name.
 pub(super) const CRD_NAME: &str = "zimrooms.zim.zego.im";
 
@@ -184,6 +210,8 @@ pub struct Context {
     recheck: Mutex<std::collections::HashSet<ObjectRef<ZimRoom>>>,
     /// Which Namespace events re-queue the namespace's rooms.
     policy_seen: Mutex<PolicySeen>,
+    /// Objects whose cleanup this process finished (see [`Cleaned`]).
+    cleaned: Mutex<Cleaned>,
     /// Whether the ZimRoom CRD is being deleted, and when that was last read.
     crd_deleting: Mutex<Option<(std::time::Instant, bool)>>,
 }
@@ -217,6 +245,7 @@ impl Context {
             recheck: Mutex::default(),
             triggers: Mutex::default(),
             policy_seen: Mutex::default(),
+            cleaned: Mutex::default(),
             crd_deleting: Mutex::default(),
         }
     }
@@ -277,6 +306,18 @@ impl Context {
     /// [`PolicySeen::changed`]).
     pub(super) fn policy_changed(&self, ns: &str, fingerprint: u64) -> bool {
         lock(&self.policy_seen).changed(ns, fingerprint)
+    }
+
+    /// Notes that `room`'s cleanup is done (its finalizer may go).
+    pub(super) fn record_cleaned(&self, room: &ZimRoom) {
+        if let Some(uid) = room.metadata.uid.as_deref() {
+            lock(&self.cleaned).record(uid, std::time::Instant::now());
+        }
+    }
+
+    /// Whether this process has already cleaned `room` up (this copy is stale: its removal is on its way).
+    pub(super) fn was_cleaned(&self, room: &ZimRoom) -> bool {
+        room.metadata.uid.as_deref().is_some_and(|uid| lock(&self.cleaned).contains(uid))
     }
 
     /// The watch caches.
@@ -366,7 +407,19 @@ impl Context {
 
 #[cfg(test)]
 mod tests {
-    use super::PolicySeen;
+    use super::{CLEANED_MEMORY, Cleaned, PolicySeen};
+
+    #[test]
+    fn a_cleaned_object_is_remembered_for_a_while() {
+        let mut cleaned = Cleaned::default();
+        let t0 = std::time::Instant::now();
+        cleaned.record("uid-1", t0);
+        assert!(cleaned.contains("uid-1"));
+        assert!(!cleaned.contains("uid-2"), "another object (a new one with the same name has a new UID)");
+        cleaned.record("uid-2", t0 + CLEANED_MEMORY);
+        assert!(!cleaned.contains("uid-1"), "forgotten after CLEANED_MEMORY");
+        assert!(cleaned.contains("uid-2"));
+    }
 
     #[test]
     fn only_a_policy_change_or_a_waiting_reconcile_re_queues_a_namespace() {

@@ -203,6 +203,20 @@ async fn admitted_by_policy(room: &ZimRoom, ctx: &Context) -> bool {
 }
 
 async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {
+    if ctx.was_cleaned(room) {
+        // A stale cached copy (the finalizer's removal has not reached the cache yet): nothing is called again.
+        debug!(room = %object_key(room), "cleanup already done; waiting for the object to go");
+        return Ok(Action::await_change());
+    }
+    let done = cleanup_once(room, api, ctx).await;
+    if done.is_ok() {
+        ctx.record_cleaned(room);
+    }
+    done
+}
+
+/// The cleanup of a deleted object: destroys or releases its room, then its finalizer may go.
+async fn cleanup_once(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {
     let room_id = room.status.as_ref().and_then(|s| s.room_id.clone()).unwrap_or_else(|| room.room_id());
     if ctx.crd_deleting().await {
         // An uninstall must never wipe the rooms users rely on: every object is released.
@@ -298,6 +312,13 @@ async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Ac
 }
 
 fn error_policy(room: Arc<ZimRoom>, error: &Error, ctx: Arc<Context>) -> Action {
+    if let Error::Finalizer(kube::Error::Api(status)) = error
+        && status.code == 404
+    {
+        // The finalizer of an object that is already gone (a stale cached copy): nothing left to do.
+        debug!(room = %object_key(&room), "the object is gone");
+        return Action::await_change();
+    }
     warn!(room = %object_key(&room), error = %error, "reconcile failed");
     // A deletion that ZIM refuses for good (auth, app disabled) waits for a person: retry slowly.
     let slow = matches!(error, Error::Cleanup(CleanupError::Zim { source, .. }) if matches!(source.class(), Class::Terminal(_)));

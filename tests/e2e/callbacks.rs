@@ -92,7 +92,10 @@ async fn a_callback_to_the_standby_reaches_the_leader() {
             &format!("127.0.0.1:{standby_port}"),
         ])
         .await;
-    assert_eq!(b.get("/readyz").await.as_deref(), Some("standby: waiting for the leader lease"));
+    eventually("b to stand by", T, || async {
+        (b.get("/readyz").await.as_deref() == Some("standby: waiting for the leader lease")).then_some(())
+    })
+    .await;
     w.apply_room(room("lobby").destroy_delay(60)).await;
     w.wait_reason("lobby", "Available", T).await;
     let destroyed = destroy_by_clock(&w, "lobby").await;

@@ -262,7 +262,11 @@ async fn leader_election() {
     w.wait_reason("one", "Available", T).await;
     assert!(ops[leader].metric("zim_operator_zim_calls_total").await >= 1.0);
     assert_eq!(ops[standby].metric("zim_operator_zim_calls_total").await, 0.0, "the standby never calls ZIM");
-    assert_eq!(ops[standby].get("/readyz").await.as_deref(), Some("standby: waiting for the leader lease"));
+    eventually("the other to stand by", T, || async {
+        let body = ops[standby].get("/readyz").await;
+        (body.as_deref() == Some("standby: waiting for the leader lease")).then_some(())
+    })
+    .await;
 
     ops[leader].kill().await;
     w.apply_room(topic_room("two")).await;
