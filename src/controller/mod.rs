@@ -46,7 +46,7 @@ use crate::metrics::Readiness;
 use crate::now;
 use crate::reconcile::decide::{self, OnDelete};
 use crate::reconcile::policy::annotation as policy_annotation;
-use crate::reconcile::{Claim, Cleanup, CleanupError, CredentialsError, Requeue, conditions};
+use crate::reconcile::{Claim, Cleanup, CleanupError, CredentialsError, Policy, Requeue, conditions};
 use crate::zim::Class;
 use crate::zim::limiter::{CallTag, Priority, tagged};
 
@@ -135,12 +135,13 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
     let first = ctx.first_sight(&object);
     let recheck = ctx.take_recheck(&object);
     let known_absent = ctx.take_absent(&object);
+    let policy = ctx.policy(&room.namespace().unwrap_or_default()).await?;
     if first
         && !recheck
         && !known_absent
         && prober::is_converged(room)
         && prober::attributes_applied(room)
-        && admitted_by_policy(room, ctx).await
+        && admitted_by_policy(room, &policy, ctx).await
     {
         // A start: a converged room is the prober's (its first probe is spread over one period), not a worker's.
         ctx.handed_at_start(object.clone());
@@ -150,7 +151,6 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
         ctx.metrics.reconciled(start.elapsed(), None);
         return Ok(Action::await_change());
     }
-    let policy = ctx.policy(&room.namespace().unwrap_or_default()).await?;
     let credentials = match (&room.spec.credentials_secret_ref, &policy.default_credentials) {
         (None, Err(why)) => Err(CredentialsError::Forbidden(why.clone())),
         _ => ctx.credentials.for_room(room).await,
@@ -188,10 +188,8 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
 
 /// Whether the namespace's policy admits `room` as it is declared (no ZIM call): a converged room found at a
 /// start is left to the prober only then; otherwise it is reconciled, which refuses it (ForbiddenByPolicy) before
-/// any ZIM call — so a policy an admin changed while the operator was down applies at the start. An unknown
-/// policy admits nothing (the reconcile then fails closed).
-async fn admitted_by_policy(room: &ZimRoom, ctx: &Context) -> bool {
-    let Ok(policy) = ctx.policy(&room.namespace().unwrap_or_default()).await else { return false };
+/// any ZIM call — so a policy an admin changed while the operator was down applies at the start.
+async fn admitted_by_policy(room: &ZimRoom, policy: &Policy, ctx: &Context) -> bool {
     let spec_from_user = room.spec.from_user_id.as_deref();
     // The Secret's own user matters only when the spec names one (a cached read: once per Secret).
     let secret_from_user = match spec_from_user {
