@@ -11,7 +11,13 @@
 #  7. values.schema.json: both helms refuse an unknown key and a wrong type (lint --strict and template);
 #  8. monitoring: the PrometheusRule and the dashboard ConfigMap render only when enabled, carry the rules of
 #     monitoring/zim-operator.rules.yaml and the JSON of dashboards/zim-operator.json, and the rules extracted from
-#     each helm's PrometheusRule pass `promtool check rules`.
+#     each helm's PrometheusRule pass `promtool check rules`;
+#  9. the ValidatingAdmissionPolicy on the server: `kubectl apply` refuses a ZimRoom outside its namespace's
+#     room-id-prefixes or with a spec.fromUserId the namespace does not list, with a message naming the annotation;
+#     accepts the allowed ones; never blocks edits or the deletion of a room admitted under an older policy; and
+#     `kubectl get zimrooms -A --field-selector spec.roomId=X` returns exactly the declaring object.
+# The server is the current Kubernetes (scripts/kube-env.sh; ZIM_KUBE_VERSION=floor runs the same checks on 1.20,
+# where 9 is left out: no admission policies, no field selectors on custom resources).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/tools.sh)"
@@ -61,25 +67,36 @@ for values in default namespaced-values cluster-values hardened-values; do
   ok "kubernetes-validate --strict: $n objects ($values)"
 done
 
-# 3. server-side dry-run on a real kube-apiserver (1.20: PodDisruptionBudget is policy/v1beta1 there, so the PDB is
+# 3. server-side dry-run on a real kube-apiserver (on 1.20 PodDisruptionBudget is policy/v1beta1, so there the PDB is
 # checked by kubernetes-validate above and left out here).
 kubeconfig=$(scripts/kube-env.sh start "$work/kube" $$)
 export KUBECONFIG="$kubeconfig"
 k() { "$KUBECTL" "$@"; }
-# The chart's CRD as rendered for this server's version (without CEL rules); the dry-runs below leave it out.
-"$HELM4" template zim "$chart" -n zim-system --kube-version "$(k version -o json | "$TOOLS_PY" -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')" \
-  --show-only templates/crd.yaml >"$work/crd-1.20.yaml"
-k apply -f "$work/crd-1.20.yaml" >/dev/null
+server_version=$(cat "$work/kube/version")
+current=1; [[ $server_version == v1.20.* ]] && current=0
+# The chart's CRD as rendered for this server's version (CEL rules and selectable fields only where the server
+# knows them); the dry-runs below leave it out.
+"$HELM4" template zim "$chart" -n zim-system --kube-version "$server_version" \
+  --show-only templates/crd.yaml >"$work/crd.yaml"
+if ((current)); then
+  k apply --server-side --field-manager=chart-check -f "$work/crd.yaml" >"$work/crd.log" 2>&1 || { cat "$work/crd.log"; fail "applying the chart's CRD on $server_version"; }
+  grep -qi warning "$work/crd.log" && { cat "$work/crd.log"; fail "the chart's CRD draws warnings on $server_version"; }
+  ok "the chart's CRD applies server-side on $server_version without warnings"
+else
+  k apply -f "$work/crd.yaml" >/dev/null
+fi
 k wait --for condition=established crd/zimrooms.zim.zego.im --timeout=30s >/dev/null
 for ns in zim-system team-a team-b chat; do k create namespace "$ns" >/dev/null; done
 for values in default namespaced-values cluster-values hardened-values; do
-  "$TOOLS_PY" - "$work/$values-4.yaml" "$work/$values-dry.yaml" <<'PY'
+  "$TOOLS_PY" - "$work/$values-4.yaml" "$work/$values-dry.yaml" "$current" <<'PY'
 import sys, yaml
-docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") not in ("ServiceMonitor", "PrometheusRule", "PodDisruptionBudget", "CustomResourceDefinition")]
+skip = ["ServiceMonitor", "PrometheusRule", "CustomResourceDefinition"] + (["PodDisruptionBudget"] if sys.argv[3] == "0" else [])
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") not in skip]
 yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
 PY
   k apply --dry-run=server -f "$work/$values-dry.yaml" >"$work/dry.log" 2>&1 || { cat "$work/dry.log"; fail "server-side dry-run ($values)"; }
-  ok "server-side dry-run on kube-apiserver $(k version -o json 2>/dev/null | "$TOOLS_PY" -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') ($values)"
+  grep -qi warning "$work/dry.log" && { cat "$work/dry.log"; fail "server-side dry-run ($values) draws warnings"; }
+  ok "server-side dry-run on kube-apiserver $server_version ($values), no warnings"
 done
 
 # 4. RBAC by impersonation.
@@ -322,5 +339,81 @@ labels = cm["metadata"]["labels"]
 assert labels["dashboards"] == "zim" and "grafana_dashboard" not in labels, labels
 PY
 ok "the dashboard ConfigMap's namespace and sidecar label are configurable"
+
+# 9. The admission policy and field selectors on the current server (1.20 has neither).
+if ((current)); then
+  k create namespace tenant-p >/dev/null
+  k annotate namespace tenant-p zim.zego.im/room-id-prefixes=tp-,shared- zim.zego.im/from-user-ids=bot >/dev/null
+  # The chart's default rendering (step 4 applied it) holds the policy and its binding.
+  k get validatingadmissionpolicy zim-zim-operator-zimrooms >/dev/null 2>&1 \
+    || fail "the chart rendered no ValidatingAdmissionPolicy on $server_version"
+  k get validatingadmissionpolicybinding zim-zim-operator-zimrooms >/dev/null 2>&1 \
+    || fail "the chart rendered no ValidatingAdmissionPolicyBinding on $server_version"
+  room() { # name roomId (empty: none, the name is the room ID) [fromUserId]
+    local spec=""
+    [[ -n $2 ]] && spec="roomId: $2"
+    [[ -n ${3:-} ]] && spec="${spec:+$spec, }fromUserId: $3"
+    printf 'apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: %s, namespace: tenant-p}\nspec: {%s}\n' "$1" "$spec"
+  }
+  # The policy's type checking happens when the API server loads it: wait until a refusal is seen.
+  refused=""
+  for _ in $(seq 1 100); do
+    if ! room outside other-1 | k apply -f - >"$work/vap.log" 2>&1 && grep -q "zim.zego.im/room-id-prefixes" "$work/vap.log"; then
+      refused=1; break
+    fi
+    k -n tenant-p delete zimroom outside --ignore-not-found >/dev/null 2>&1
+    sleep 0.2
+  done
+  [[ -n $refused ]] || { cat "$work/vap.log"; fail "kubectl apply of a roomId outside the namespace's prefixes was not refused by the admission policy"; }
+  grep -q "is outside the room IDs namespace tenant-p may declare" "$work/vap.log" || { cat "$work/vap.log"; fail "the refusal does not say why"; }
+  ok "kubectl apply refuses a roomId outside the namespace's prefixes, naming zim.zego.im/room-id-prefixes"
+  room inside tp-1 | k apply -f - >/dev/null || fail "a roomId with an allowed prefix was refused"
+  room shared shared-1 bot | k apply -f - >/dev/null || fail "a listed spec.fromUserId was refused"
+  room named-outside "" | k apply -f - >"$work/vap.log" 2>&1 && fail "a ZimRoom without roomId whose name is outside the prefixes was admitted"
+  room boss tp-2 ceo | k apply -f - >"$work/vap.log" 2>&1 && fail "spec.fromUserId ceo (not listed) was admitted"
+  grep -q "zim.zego.im/from-user-ids" "$work/vap.log" || { cat "$work/vap.log"; fail "the fromUserId refusal does not name the annotation"; }
+  ok "kubectl apply admits allowed roomIds and listed users, refuses an unlisted spec.fromUserId naming zim.zego.im/from-user-ids"
+  # Narrow the policy: rooms admitted before keep working (labels, finalizers, deletion), a roomId change does not.
+  k -n tenant-p patch zimroom inside --type=merge -p '{"metadata":{"finalizers":["zim.zego.im/room"]}}' >/dev/null \
+    || fail "adding a finalizer"
+  k annotate namespace tenant-p --overwrite zim.zego.im/room-id-prefixes=tq- zim.zego.im/from-user-ids=ops >/dev/null
+  ok_edit=""
+  for _ in $(seq 1 100); do # the policy reads the Namespace from an informer: wait until it sees the change
+    if ! room other-id other-2 | k apply -f - >/dev/null 2>&1; then ok_edit=1; break; fi
+    k -n tenant-p delete zimroom other-id --ignore-not-found >/dev/null 2>&1; sleep 0.2
+  done
+  [[ -n $ok_edit ]] || fail "the narrowed policy was never applied"
+  k -n tenant-p label zimroom inside team=chat >/dev/null || fail "a label on a room admitted under the older policy was refused"
+  k -n tenant-p patch zimroom shared --type=merge -p '{"metadata":{"annotations":{"note":"x"}}}' >/dev/null \
+    || fail "an annotation on a room whose fromUserId the narrowed policy no longer lists was refused"
+  k -n tenant-p patch zimroom inside --type=merge -p '{"spec":{"roomId":"tp-9"}}' >"$work/vap.log" 2>&1 \
+    && fail "changing roomId to one outside the narrowed prefixes was admitted"
+  k -n tenant-p delete zimroom inside --wait=false >/dev/null || fail "deleting a room admitted under the older policy"
+  k -n tenant-p patch zimroom inside --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null \
+    || fail "removing the finalizer of a room being deleted was refused"
+  k -n tenant-p wait --for=delete zimroom/inside --timeout=30s >/dev/null || fail "the room did not go"
+  ok "a room admitted under an older policy can still be labelled, annotated and deleted (finalizer removed); a roomId change is checked"
+  # Field selectors: which object declares a room.
+  k create namespace tenant-q >/dev/null
+  room lobby shared-lobby | sed 's/tenant-p/tenant-q/' | k apply -f - >/dev/null
+  room lobby-2 tq-lobby | sed 's/tenant-p/tenant-q/' | k apply -f - >/dev/null
+  got=$(k get zimrooms -A --field-selector spec.roomId=shared-lobby -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name} {end}')
+  [[ $got == "tenant-q/lobby " ]] || fail "kubectl get zimrooms -A --field-selector spec.roomId=shared-lobby returned '$got'"
+  got=$(k get zimrooms -A --field-selector spec.roomId=shared-1 -o name)
+  [[ $got == "zimroom.zim.zego.im/shared" ]] || fail "--field-selector spec.roomId=shared-1 returned '$got'"
+  k get zimrooms -A --field-selector spec.roomName=x >"$work/fs.log" 2>&1 && fail "a field selector on a field that is not selectable was accepted"
+  ok "kubectl get zimrooms -A --field-selector spec.roomId=X returns exactly the declaring object"
+  # Turned off, or on a server without the API: not rendered.
+  "$HELM4" template zim "$chart" -n zim-system --set admissionPolicy.enabled=false | grep -q "kind: ValidatingAdmissionPolicy" \
+    && fail "admissionPolicy.enabled=false still renders the policy"
+  "$HELM4" template zim "$chart" -n zim-system -f "$chart/ci/namespaced-values.yaml" >"$work/ns-vap.yaml"
+  "$TOOLS_PY" - "$work/ns-vap.yaml" <<'PY' || fail "the binding in namespaced mode"
+import sys, yaml
+[b] = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ValidatingAdmissionPolicyBinding"]
+sel = b["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]
+assert sel == {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}, sel
+PY
+  ok "admissionPolicy.enabled=false renders no policy; in namespaced mode the binding covers the watched namespaces only"
+fi
 
 echo "chart checks: $passed passed, 0 failed"

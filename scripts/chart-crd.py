@@ -6,8 +6,9 @@ template is current).
     python3 scripts/chart-crd.py < crds/zimroom.yaml > charts/zim-operator/templates/crd.yaml
 
 The template renders the CRD when `crds.enabled`, marks it `helm.sh/resource-policy: keep` when `crds.keep`, adds
-the chart's labels, and keeps every `x-kubernetes-validations` block (the CEL rules) only where the server enforces
-them: Kubernetes 1.25 and newer (`.Capabilities.KubeVersion`; `helm template` without a cluster uses Helm's own
+the chart's labels, keeps the `selectableFields` (field selectors on custom resources) only on Kubernetes 1.31 and
+newer, where they are on by default (older servers refuse the field under server-side apply, or drop it), and keeps
+every `x-kubernetes-validations` block (the CEL rules) only where the server enforces them: Kubernetes 1.25 and newer (`.Capabilities.KubeVersion`; `helm template` without a cluster uses Helm's own
 default, 1.32 or newer, unless `--kube-version` says otherwise). Kubernetes 1.20 to 1.22 reject the field under
 server-side apply (Helm 4 installs with it); 1.23 and 1.24 know it but leave it off by default.
 
@@ -25,6 +26,7 @@ immutability itself.
 */ -}}
 {{- if .Values.crds.enabled }}
 {{- $cel := semverCompare ">=1.25.0-0" .Capabilities.KubeVersion.Version }}
+{{- $selectable := semverCompare ">=1.31.0-0" .Capabilities.KubeVersion.Version }}
 """
 
 METADATA = """\
@@ -40,6 +42,8 @@ metadata:
 """
 
 CEL_KEY = "x-kubernetes-validations:"
+# Blocks rendered only where the server knows them: key -> the template variable that gates them.
+GATED = {CEL_KEY: "$cel", "selectableFields:": "$selectable"}
 
 
 def indent(line):
@@ -54,6 +58,7 @@ def convert(text):
     i = 0
     seen_metadata = False
     cel_blocks = 0
+    selectable_blocks = 0
     while i < len(lines):
         line = lines[i]
         if line == "metadata:":
@@ -66,7 +71,8 @@ def convert(text):
             seen_metadata = True
             i += 2
             continue
-        if line.strip() == CEL_KEY:
+        if line.strip() in GATED:
+            key = line.strip()
             n = indent(line)
             pad = " " * n
             block = [line]
@@ -77,11 +83,14 @@ def convert(text):
                 block.append(lines[i])
                 i += 1
             if len(block) < 2:
-                sys.exit("chart-crd.py: an empty x-kubernetes-validations block")
-            out.append(pad + "{{- if $cel }}")
+                sys.exit(f"chart-crd.py: an empty {key} block")
+            out.append(pad + "{{- if " + GATED[key] + " }}")
             out.extend(block)
             out.append(pad + "{{- end }}")
-            cel_blocks += 1
+            if key == CEL_KEY:
+                cel_blocks += 1
+            else:
+                selectable_blocks += 1
             continue
         out.append(line)
         i += 1
@@ -89,6 +98,8 @@ def convert(text):
         sys.exit("chart-crd.py: no top-level metadata in the input")
     if cel_blocks == 0:
         sys.exit("chart-crd.py: no x-kubernetes-validations in the input (is it the CRD?)")
+    if selectable_blocks != 1:
+        sys.exit("chart-crd.py: expected one selectableFields block in the input")
     out.append("{{- end }}")
     return "\n".join(out) + "\n"
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Runs a real etcd + kube-apiserver on 127.0.0.1 for the controller's end-to-end tests.
+# Runs a real etcd + kube-apiserver on 127.0.0.1 for the controller's end-to-end tests, the chart checks, the CEL
+# checks and the README check.
 #
 #   scripts/kube-env.sh start DIR [OWNER_PID]   start both in DIR; print DIR/kubeconfig when /readyz answers
+#                                               (DIR/version holds the version kube-apiserver reports)
 #   scripts/kube-env.sh stop DIR                stop them
 #   scripts/kube-env.sh stop-apiserver|start-apiserver|stop-etcd|start-etcd DIR
 #                                               stop or restart one of them (same ports and data), for outage tests
 #
-# etcd comes from Debian's etcd-server package (installed if missing); kube-apiserver is built from Debian's
-# kubernetes source package by scripts/kube-apiserver-build.sh and cached outside the checkout. Everything binds
-# to 127.0.0.1 on free ports. With OWNER_PID, a watchdog stops both when that process exits, so a test binary
+# Which Kubernetes: ZIM_KUBE_VERSION=current (the default: Kubernetes 1.37 and etcd 3.7, built from their Go
+# modules) or floor (Kubernetes 1.20 from Debian's source package, with Debian's etcd 3.4); both are built by
+# scripts/kube-apiserver-build.sh and cached outside the checkout. Everything binds to 127.0.0.1 on free ports. With OWNER_PID, a watchdog stops both when that process exits, so a test binary
 # that dies never leaves servers behind. Any failure exits non-zero with the reason and the server log's tail.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -75,22 +77,18 @@ owner="${3:-}"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 
-if ! command -v etcd >/dev/null 2>&1; then
-  log "installing etcd-server"
-  export DEBIAN_FRONTEND=noninteractive
-  { apt-get update -qq && apt-get install -y -qq --no-install-recommends etcd-server; } >&2 \
-    || fail "cannot install Debian's etcd-server package"
-  # Debian starts a system etcd on the default ports; ours uses its own ports and data directory.
-  systemctl stop etcd >/dev/null 2>&1 || true
-fi
 command -v openssl >/dev/null 2>&1 || { apt-get install -y -qq openssl >&2 || fail "cannot install openssl"; }
-apiserver="$("$here/kube-apiserver-build.sh")" || fail "cannot provide a kube-apiserver binary (see above)"
+version="${ZIM_KUBE_VERSION:-current}"
+built="$("$here/kube-apiserver-build.sh" "$version")" || fail "cannot provide kube-apiserver ($version) and etcd (see above)"
+eval "$built"
+echo "$KUBE_VERSION" >"$dir/version"
+log "kube-apiserver $KUBE_VERSION ($version) with $("$KUBE_ETCD" --version 2>/dev/null | head -n 1)"
 
 etcd_client=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
 
 # etcd
 cat >"$dir/run-etcd.sh" <<RUN
-exec etcd --name zim-test --data-dir "$dir/etcd-data" \\
+exec "$KUBE_ETCD" --name zim-test --data-dir "$dir/etcd-data" \\
   --listen-client-urls "http://127.0.0.1:$etcd_client" --advertise-client-urls "http://127.0.0.1:$etcd_client" \\
   --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \\
   --initial-cluster "zim-test=http://127.0.0.1:$etcd_peer"
@@ -120,10 +118,13 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 
+# Flags that differ between the versions: 1.20 still has an insecure port to turn off (the flag is gone since 1.24).
+extra=""
+[[ "$KUBE_VERSION" == v1.20.* ]] && extra="--insecure-port=0"
 cat >"$dir/run-apiserver.sh" <<RUN
-exec "$apiserver" \\
+exec "$KUBE_APISERVER" $extra \\
   --etcd-servers="http://127.0.0.1:$etcd_client" \\
-  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" --insecure-port=0 \\
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \\
   --tls-cert-file="$dir/server.crt" --tls-private-key-file="$dir/server.key" \\
   --client-ca-file="$dir/ca.crt" \\
   --token-auth-file="$dir/tokens.csv" \\

@@ -9,8 +9,9 @@
 #   <tag>, <new tag>                       0.1.0, 0.1.1
 #   <server secret from the ZEGO console>  the simulator's secret (AppId 123456789 is used as written)
 #
-# For Helm 3 and for Helm 4, on a fresh kube-apiserver 1.20 + etcd (scripts/kube-env.sh) with the ZIM simulator
-# (`zim-operator simulate`) as the ZIM endpoint:
+# For Helm 3 and for Helm 4, each on a fresh kube-apiserver + etcd (scripts/kube-env.sh) of the oldest Kubernetes
+# the README promises (1.20) and of the current one (1.37), with the ZIM simulator (`zim-operator simulate`) as the
+# ZIM endpoint:
 #   install (namespaces, credentials, helm install, a room Ready), the install notes pasted into a shell, the
 #   upgrade with a changed CRD, uninstall keeping the CRD and the rooms, reinstall, removing the CRD with the
 #   operator running (no room destroyed), the CRD with kubectl (per cluster age) handed over to the chart, rooms
@@ -144,7 +145,8 @@ ready() { # namespace name: the ZimRoom's Ready condition is True
   [[ $(k -n "$1" get zimroom "$2" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
 }
 crd_annotation() { k get crd "$crd" -o jsonpath="{.metadata.annotations['$1']}" 2>/dev/null; }
-no_cel() { ! k get crd "$crd" -o json | grep -q x-kubernetes-validations; }
+no_cel() { ! k get crd "$crd" -o json | grep -q 'x-kubernetes-validations\|selectableFields'; }
+has_cel() { k get crd "$crd" -o json | grep -q x-kubernetes-validations && k get crd "$crd" -o json | grep -q selectableFields; }
 deployment() { # the release's Deployment as JSON
   k -n "$ns" get deployment -l "app.kubernetes.io/instance=$release" -o json | python3 -c '
 import json, sys
@@ -261,14 +263,16 @@ mkdir -p "$work/bin"
 ln -sf "$KUBECTL" "$work/bin/kubectl"
 export PATH="$work/bin:$PATH"
 
-run_pass() {
-  local helm="$1"
+run_pass() { # helm binary, Kubernetes (floor or current)
+  local helm="$1" version="$2"
   ln -sf "$helm" "$work/bin/helm"
-  pass="helm $("$helm" version --template '{{.Version}}')"
+  pass="helm $("$helm" version --template '{{.Version}}'), Kubernetes $version"
   local t0=$SECONDS
-  kube="$work/kube-${pass// /}"
-  KUBECONFIG=$(scripts/kube-env.sh start "$kube" $$) || fatal "cannot start kube-apiserver and etcd"
+  kube="$work/kube-$("$helm" version --template '{{.Version}}')-$version"
+  KUBECONFIG=$(ZIM_KUBE_VERSION=$version scripts/kube-env.sh start "$kube" $$) || fatal "cannot start kube-apiserver and etcd"
   export KUBECONFIG
+  pass="helm $("$helm" version --template '{{.Version}}'), kube-apiserver $(cat "$kube/version")"
+  local floor=""; [[ $(cat "$kube/version") == v1.20.* ]] && floor=1
   sim_port=$(free_port)
   ZEGO_SERVER_SECRET="$secret" "$bin" simulate --listen "127.0.0.1:$sim_port" --app-id "$app" >"$work/sim-$pass.log" 2>&1 &
   sim_pid=$!
@@ -281,7 +285,11 @@ run_pass() {
   check "the CRD is established" k wait --for condition=established "crd/$crd" --timeout=30s
   check "the CRD belongs to the release and is kept on uninstall" \
     test "$(crd_annotation meta\\.helm\\.sh/release-name)/$(crd_annotation helm\\.sh/resource-policy)" = "$release/keep"
-  check "the CRD is served without CEL rules on Kubernetes 1.20" no_cel
+  if [[ -n $floor ]]; then
+    check "the CRD is served without CEL rules or selectable fields on Kubernetes 1.20" no_cel
+  else
+    check "the CRD is served with its CEL rules and selectable fields on a current Kubernetes" has_cel
+  fi
   deployment >"$work/deploy.json" || fatal "the release has no Deployment"
   check "the release's objects are named zim-operator, image registry.invalid/zim-operator:0.1.0" python3 -c '
 import json, sys
@@ -361,19 +369,28 @@ sys.exit(0 if got == ("registry.invalid/zim-operator:0.1.1", "zim-system/zego-ap
   until_ok 60 crd_gone || fatal "the CRD is still there"
 
   # The CRD with kubectl, per cluster age, handed over to the chart.
-  expect_failure=1
-  if run_block crd-kubectl-current; then
-    bad "the README says server-side apply of crds/zimroom.yaml fails on 1.20, but it worked"
-  elif grep -q x-kubernetes-validations "$work/crd-kubectl-current.log"; then
-    ok "as the README says, server-side apply of the CRD fails on 1.20 (x-kubernetes-validations)"
+  if [[ -n $floor ]]; then
+    expect_failure=1
+    if run_block crd-kubectl-current; then
+      bad "the README says server-side apply of crds/zimroom.yaml fails on 1.20, but it worked"
+    elif grep -q x-kubernetes-validations "$work/crd-kubectl-current.log"; then
+      ok "as the README says, server-side apply of the CRD fails on 1.20 (x-kubernetes-validations)"
+    else
+      sed 's/^/  > /' "$work/crd-kubectl-current.log" >&2
+      bad "server-side apply failed on 1.20 for another reason than the README gives"
+    fi
+    expect_failure=""
+    run_block crd-kubectl-old && run_block crd-kubectl-old && k wait --for condition=established "crd/$crd" --timeout=30s >/dev/null \
+      && ok "the README's CRD command for Kubernetes 1.20-1.24 installs it and runs again (upgrade)" \
+      || fatal "the README's CRD command for Kubernetes 1.20-1.24"
   else
-    sed 's/^/  > /' "$work/crd-kubectl-current.log" >&2
-    bad "server-side apply failed on 1.20 for another reason than the README gives"
+    run_block crd-kubectl-current && run_block crd-kubectl-current \
+      && k wait --for condition=established "crd/$crd" --timeout=30s >/dev/null \
+      && ok "the README's CRD command for Kubernetes 1.25 and newer installs it and runs again (upgrade)" \
+      || fatal "the README's CRD command for Kubernetes 1.25 and newer"
+    check "server-side apply of crds/zimroom.yaml drew no warning" bash -c "! grep -qi warning '$work/crd-kubectl-current.log'"
+    check "the kubectl-made CRD has its CEL rules and selectable fields" has_cel
   fi
-  expect_failure=""
-  run_block crd-kubectl-old && run_block crd-kubectl-old && k wait --for condition=established "crd/$crd" --timeout=30s >/dev/null \
-    && ok "the README's CRD command for Kubernetes 1.20-1.24 installs it and runs again (upgrade)" \
-    || fatal "the README's CRD command for Kubernetes 1.20-1.24"
   expect_failure=1
   if run_block install-helm; then
     expect_failure=""
@@ -414,6 +431,8 @@ sys.exit(0 if got == ("registry.invalid/zim-operator:0.1.1", "zim-system/zego-ap
   echo "[$pass] done in $((SECONDS - t0)) s"
 }
 
-run_pass "$HELM3"
-run_pass "$HELM4"
+run_pass "$HELM3" floor
+run_pass "$HELM4" floor
+run_pass "$HELM3" current
+run_pass "$HELM4" current
 finish

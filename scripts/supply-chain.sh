@@ -6,11 +6,14 @@
 #    check cannot run: it is reported as SKIPPED with the reason, counted in the closing line, and fails the run
 #    when ZIM_REQUIRE_ADVISORIES=1 (set it wherever the database is reachable).
 # cargo-deny is installed once, pinned, outside the checkout (~/.cache/zim-operator/cargo-tools).
+# cargo deny reads the metadata of every crate in Cargo.lock, for every target (Windows, Android, WASM ...), while
+# a Linux build downloads only the crates of its own target: `cargo fetch --locked` (every target) runs first, so
+# the offline checks find every crate on a machine with a cold cargo cache too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 version=0.20.2
-tools="${XDG_CACHE_HOME:-$HOME/.cache}/zim-operator/cargo-tools"
+tools="${ZIM_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/zim-operator}/cargo-tools"
 export PATH="$tools/bin:$PATH"
 if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $version"; then
   echo "installing cargo-deny $version into $tools (once)" >&2
@@ -18,6 +21,8 @@ if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $version"; then
     cargo install --quiet --locked cargo-deny --version "$version" >&2
   rm -rf "$tools/build"
 fi
+
+cargo fetch --locked --quiet || { echo "FAILED: cargo fetch --locked (the crates cargo deny reads)" >&2; exit 1; }
 
 passed=0 skipped=0
 for check in licenses bans sources; do

@@ -116,6 +116,24 @@ pub mod reason {
         description = "Reason of the Ready condition"
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "App-ID",
+        type_ = "integer",
+        json_path = ".status.appId",
+        description = "ZEGO AppId the room belongs to",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        description = "Message of the Ready condition: what happened, and what to do when something is wrong",
+        priority = 1
+    ),
+    // `kubectl get zimrooms -A --field-selector spec.roomId=lobby`: which object declares room lobby (and
+    // `status.appId=...`: the rooms of one app). Kubernetes 1.31 and newer; older servers drop the field.
+    selectable = ".spec.roomId",
+    selectable = ".status.appId",
     // Immutable once the room exists (the status records what was applied, or a creation that may have
     // happened): before that, a bad value can still be corrected. At the root, where a rule can read the status.
     validation = Rule::new(concat!(

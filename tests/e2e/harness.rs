@@ -2,6 +2,11 @@
 //! `scripts/kube-env.sh`, stopped when the binary exits), and per test a namespace, a ZIM simulator serving over
 //! HTTP, a credentials Secret and operator processes (the real binary, so kills and restarts are real).
 //! If the servers cannot start, every test fails with the script's reason: the tier is never skipped.
+//!
+//! The Kubernetes version is the current one (1.37, built from its Go modules) unless `ZIM_KUBE_VERSION=floor`
+//! asks for 1.20; the first test to start the servers prints which version it got. The CRD is installed as users
+//! get it from `zim-operator crd`: with its CEL rules and selectable fields on a current server, without them on
+//! 1.20 (which refuses them under server-side apply and has neither).
 #![allow(dead_code)] // shared by two test binaries that each use part of it
 
 use std::net::SocketAddr;
@@ -26,6 +31,8 @@ struct KubeEnv {
     kubeconfig: PathBuf,
     dir: tempfile::TempDir,
     own: bool,
+    /// The version kube-apiserver reports (`v1.37.2`), or `unknown` for a cluster given by ZIM_TEST_KUBECONFIG.
+    version: String,
 }
 
 static ENV: OnceLock<Result<KubeEnv, String>> = OnceLock::new();
@@ -34,7 +41,9 @@ fn kube_env() -> &'static KubeEnv {
     let env = ENV.get_or_init(|| {
         if let Ok(path) = std::env::var("ZIM_TEST_KUBECONFIG") {
             let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-            return Ok(KubeEnv { kubeconfig: path.into(), dir, own: false });
+            let version = std::env::var("ZIM_TEST_KUBE_VERSION").unwrap_or_else(|_| "unknown".into());
+            eprintln!("end-to-end tier: the cluster of ZIM_TEST_KUBECONFIG ({path}), Kubernetes {version}");
+            return Ok(KubeEnv { kubeconfig: path.into(), dir, own: false, version });
         }
         let dir = tempfile::Builder::new().prefix("zim-kube-env").tempdir().map_err(|e| e.to_string())?;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kube-env.sh");
@@ -53,7 +62,12 @@ fn kube_env() -> &'static KubeEnv {
             ));
         }
         let kubeconfig = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        Ok(KubeEnv { kubeconfig: kubeconfig.into(), dir, own: true })
+        let version = std::fs::read_to_string(dir.path().join("version"))
+            .map_err(|e| format!("{script} left no version file: {e}"))?
+            .trim()
+            .to_owned();
+        eprintln!("end-to-end tier: kube-apiserver {version} on 127.0.0.1 (scripts/kube-env.sh, {})", dir.path().display());
+        Ok(KubeEnv { kubeconfig: kubeconfig.into(), dir, own: true, version })
     });
     match env {
         Ok(e) => e,
@@ -90,6 +104,16 @@ pub fn kubeconfig() -> PathBuf {
     kube_env().kubeconfig.clone()
 }
 
+/// The version the test's kube-apiserver reports (`v1.37.2`).
+pub fn kube_version() -> &'static str {
+    &kube_env().version
+}
+
+/// Whether the server is the promised floor, Kubernetes 1.20 (no CEL rules, no selectable fields).
+pub fn on_floor() -> bool {
+    kube_version().starts_with("v1.20.")
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout` with `what`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
@@ -111,11 +135,16 @@ where
 /// Installs the CRD (once; idempotent) and waits until it is served.
 pub async fn ensure_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    // Kubernetes 1.20 does not know x-kubernetes-validations (CEL) and its server-side apply refuses them; they
-    // are stripped here, as the server itself would drop them on a plain create. The operator checks immutability
-    // itself.
+    // Kubernetes 1.20 does not know x-kubernetes-validations (CEL) or selectableFields, and its server-side apply
+    // refuses them; they are stripped there, as the server itself would drop them on a plain create. The operator
+    // checks immutability itself. A current server gets the CRD exactly as `zim-operator crd` prints it.
     let mut crd = serde_json::to_value(zim_operator::crd::crd()).unwrap();
-    strip_cel(&mut crd);
+    if on_floor() {
+        strip_cel(&mut crd);
+        crd["spec"]["versions"].as_array_mut().unwrap().iter_mut().for_each(|v| {
+            v.as_object_mut().unwrap().remove("selectableFields");
+        });
+    }
     let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
     match crds.create(&PostParams::default(), &crd).await {
         Ok(_) => {}
@@ -201,16 +230,21 @@ impl World {
     /// Applies `room` in this world's namespace (server-side apply, as a user would): its generation and status
     /// are the server's, so they are not sent.
     pub async fn apply_room(&self, room: impl Into<ZimRoom>) -> ZimRoom {
+        self.try_apply_room(room).await.expect("apply ZimRoom")
+    }
+
+    /// [`World::apply_room`], returning the API server's refusal (a CEL rule, an admission policy) instead of
+    /// failing. Field validation is strict: a field the schema does not know is an error, not a warning.
+    pub async fn try_apply_room(&self, room: impl Into<ZimRoom>) -> Result<ZimRoom, kube::Error> {
         let room: ZimRoom = room.into();
         let name = room.metadata.name.clone().unwrap();
         let mut value = serde_json::to_value(&room).unwrap();
         value["metadata"]["namespace"] = self.ns.clone().into();
         value["metadata"].as_object_mut().unwrap().remove("generation");
         value.as_object_mut().unwrap().remove("status");
-        self.rooms()
-            .patch(&name, &PatchParams::apply("e2e-user").force(), &Patch::Apply(&value))
-            .await
-            .expect("apply ZimRoom")
+        let mut params = PatchParams::apply("e2e-user").force();
+        params.field_validation = Some(kube::api::ValidationDirective::Strict);
+        self.rooms().patch(&name, &params, &Patch::Apply(&value)).await
     }
 
     pub async fn get(&self, name: &str) -> Option<ZimRoom> {

@@ -82,15 +82,26 @@ async fn attribute_edit_converges() {
     assert!(!op.logs().contains(SECRET), "the server secret must never be logged");
 }
 
-/// An immutable edit is ImmutableFieldChanged without a ZIM call (Kubernetes 1.20 has no CEL, the operator checks
-/// it).
+/// An immutable edit costs no ZIM call. On a current Kubernetes the CRD's CEL rule refuses it at apply, with the
+/// rule's message, and the object stays as it was (Ready); on 1.20, which has no CEL, the operator refuses it
+/// (ImmutableFieldChanged). The operator's own check is also tested without a cluster (tests/reconcile.rs).
 #[tokio::test]
 async fn immutable_edit_is_refused_without_a_call() {
     let (w, op, _) = with_lobby("e2e-immutable").await;
     let before = w.last_seq();
-    w.apply_room(topic_room("lobby").destroy_delay(60)).await;
-    let r = w.wait_reason("lobby", "ImmutableFieldChanged", T).await;
-    assert!(r.condition("Ready").unwrap().message.contains("spec.destroyDelayTime"));
+    if on_floor() {
+        w.apply_room(topic_room("lobby").destroy_delay(60)).await;
+        let r = w.wait_reason("lobby", "ImmutableFieldChanged", T).await;
+        assert!(r.condition("Ready").unwrap().message.contains("spec.destroyDelayTime"));
+    } else {
+        let refused = w.try_apply_room(topic_room("lobby").destroy_delay(60)).await;
+        let Err(kube::Error::Api(e)) = refused else { panic!("the immutable edit was not refused: {refused:?}") };
+        assert_eq!(e.code, 422, "{e:?}");
+        assert!(e.message.contains("spec.destroyDelayTime cannot change once the room exists"), "{e:?}");
+        let r = w.get("lobby").await.unwrap();
+        assert_eq!(r.condition("Ready").unwrap().reason, "Available");
+        assert_ne!(r.spec.destroy_delay_time, 60, "the refused edit changed nothing");
+    }
     assert_eq!(w.last_seq(), before, "no ZIM call for an immutable change");
     assert!(!op.logs().contains(SECRET), "the server secret must never be logged");
 }
