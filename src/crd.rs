@@ -130,9 +130,11 @@ pub mod reason {
         description = "Message of the Ready condition: what happened, and what to do when something is wrong",
         priority = 1
     ),
-    // `kubectl get zimrooms -A --field-selector spec.roomId=lobby`: which object declares room lobby (and
-    // `status.appId=...`: the rooms of one app). Kubernetes 1.31 and newer; older servers drop the field.
+    // `kubectl get zimrooms -A --field-selector spec.roomId=lobby`: which object declares room lobby;
+    // `status.roomId=lobby` also finds one whose room ID defaults to its name (once reconciled);
+    // `status.appId=...`: the rooms of one app. Kubernetes 1.31 and newer; older servers drop the field.
     selectable = ".spec.roomId",
+    selectable = ".status.roomId",
     selectable = ".status.appId",
     // Immutable once the room exists (the status records what was applied, or a creation that may have
     // happened): before that, a bad value can still be corrected. At the root, where a rule can read the status.
@@ -321,13 +323,25 @@ impl ZimRoom {
 
 /// The CRD as the cluster gets it: the derived one without `nullable` (every optional field is left out rather
 /// than sent as null, and Kubernetes publishes a nullable field to OpenAPI v2 without a type, which
-/// `kubectl explain` then shows as `<>`).
+/// `kubectl explain` then shows as `<>`), and with descriptions as paragraphs: the line breaks of our doc comments
+/// are joined (a blank line still separates paragraphs), so `kubectl explain` wraps the text to the terminal
+/// instead of breaking it at our source's line ends.
 pub fn crd() -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     use kube::CustomResourceExt;
+    fn paragraphs(text: &str) -> String {
+        text.split("\n\n")
+            .map(|p| p.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" "))
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    }
     fn strip(v: &mut serde_json::Value) {
         match v {
             serde_json::Value::Object(map) => {
                 map.remove("nullable");
+                if let Some(serde_json::Value::String(d)) = map.get_mut("description") {
+                    *d = paragraphs(d);
+                }
                 map.values_mut().for_each(strip);
             }
             serde_json::Value::Array(items) => items.iter_mut().for_each(strip),

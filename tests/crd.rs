@@ -37,7 +37,8 @@ fn committed_crd_matches_the_code() {
     assert!(!root.join("charts/zim-operator/crds").exists(), "the chart must not also ship the CRD in crds/");
 }
 
-/// Names, short name, scope, status subresource, printer columns and list-map keys are as designed.
+/// Names, short name, scope, status subresource, printer columns, selectable fields and list-map keys are as
+/// designed.
 #[test]
 fn crd_shape() {
     let crd = zim_operator::crd::crd();
@@ -49,7 +50,22 @@ fn crd_shape() {
     assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
     let columns: Vec<String> =
         v.additional_printer_columns.iter().flatten().map(|c| c.name.to_uppercase()).collect();
-    assert_eq!(columns, ["ROOM-ID", "READY", "SYNCED", "REASON", "AGE"]);
+    assert_eq!(columns, ["ROOM-ID", "READY", "SYNCED", "REASON", "AGE", "APP-ID", "MESSAGE"]);
+    // `kubectl get` shows the first five; `-o wide` adds the AppId and the Ready message. Every column but Age
+    // says what it shows (kubectl explain and API clients read the descriptions).
+    let wide: Vec<i32> =
+        v.additional_printer_columns.iter().flatten().map(|c| c.priority.unwrap_or(0)).collect();
+    assert_eq!(wide, [0, 0, 0, 0, 0, 1, 1]);
+    assert!(
+        v.additional_printer_columns
+            .iter()
+            .flatten()
+            .filter(|c| c.name != "Age")
+            .all(|c| c.description.is_some())
+    );
+    // Field selectors: which object declares a room, the rooms of an app.
+    let selectable: Vec<&str> = v.selectable_fields.iter().flatten().map(|f| f.json_path.as_str()).collect();
+    assert_eq!(selectable, [".spec.roomId", ".status.roomId", ".status.appId"]);
     let json = serde_json::to_value(v.schema.as_ref().unwrap()).unwrap();
     let spec = &json["openAPIV3Schema"]["properties"]["spec"]["properties"];
     assert_eq!(spec["destroyDelayTime"]["default"], 10800);
@@ -192,4 +208,36 @@ fn status_defaults_to_observed_generation_zero() {
     let crd = serde_json::to_value(zim_operator::crd::crd()).unwrap();
     let status = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
     assert_eq!(status["default"], serde_json::json!({"observedGeneration": 0}));
+}
+
+/// Descriptions are paragraphs (no line breaks inside one), so `kubectl explain` wraps them to the terminal.
+#[test]
+fn descriptions_are_paragraphs() {
+    fn walk(v: &serde_json::Value, path: &str, bad: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::String(d)) = m.get("description")
+                    && d.replace("\n\n", "").contains('\n')
+                {
+                    bad.push(path.to_owned());
+                }
+                for (k, v) in m {
+                    walk(v, &format!("{path}.{k}"), bad);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, path, bad)),
+            _ => {}
+        }
+    }
+    let crd = serde_json::to_value(zim_operator::crd::crd()).unwrap();
+    let mut bad = Vec::new();
+    walk(&crd, "", &mut bad);
+    assert!(bad.is_empty(), "descriptions with line breaks inside a paragraph: {bad:?}");
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    assert!(
+        spec["roomId"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("The ZIM room ID. Defaults to metadata.name.")
+    );
 }

@@ -6,9 +6,8 @@
 // What it reproduces, from Argo CD's util/lua (lua.go, oslib_safe.go, health_checks.go) and the gopher-json version
 // Argo CD pins (layeh.com/gopher-json 97fed8db); the code here is our own:
 //
-//   - The interpreter is gopher-lua (github.com/yuin/gopher-lua), Argo CD's. Built here from Debian's
-//     golang-github-yuin-gopher-lua-dev, a 2017-09-15 snapshot (eb1c729); Argo CD pins the v1.1 line. See
-//     argocd/gopher-lua/README.md for where the two differ and why that does not matter for our script.
+//   - The interpreter is gopher-lua (github.com/yuin/gopher-lua) v1.1.2, the version Argo CD ships, pinned by
+//     go.mod and go.sum beside this file.
 //   - Libraries. A script from argocd-cm (resource.customizations.health.<group>_<kind>, how our users install ours)
 //     runs with useOpenLibs false by default: the state is made with SkipOpenLibs and then only these are opened:
 //     package (require), the base functions, table, and an "os" holding only time and date (also preloaded, so

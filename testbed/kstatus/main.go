@@ -23,11 +23,12 @@ type result struct {
 }
 
 func compute(line []byte) result {
-	var obj map[string]interface{}
-	if err := json.Unmarshal(line, &obj); err != nil {
-		return result{Error: "not a JSON object: " + err.Error()}
+	// As a client reads it from the API server: integers as int64 (apimachinery's JSON decoding).
+	var u unstructured.Unstructured
+	if err := u.UnmarshalJSON(line); err != nil {
+		return result{Error: "not a Kubernetes object: " + err.Error()}
 	}
-	res, err := status.Compute(&unstructured.Unstructured{Object: obj})
+	res, err := status.Compute(&u)
 	if err != nil {
 		return result{Error: err.Error()}
 	}

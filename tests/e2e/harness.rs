@@ -66,7 +66,10 @@ fn kube_env() -> &'static KubeEnv {
             .map_err(|e| format!("{script} left no version file: {e}"))?
             .trim()
             .to_owned();
-        eprintln!("end-to-end tier: kube-apiserver {version} on 127.0.0.1 (scripts/kube-env.sh, {})", dir.path().display());
+        eprintln!(
+            "end-to-end tier: kube-apiserver {version} on 127.0.0.1 (scripts/kube-env.sh, {})",
+            dir.path().display()
+        );
         Ok(KubeEnv { kubeconfig: kubeconfig.into(), dir, own: true, version })
     });
     match env {

@@ -95,7 +95,9 @@ async fn immutable_edit_is_refused_without_a_call() {
         assert!(r.condition("Ready").unwrap().message.contains("spec.destroyDelayTime"));
     } else {
         let refused = w.try_apply_room(topic_room("lobby").destroy_delay(60)).await;
-        let Err(kube::Error::Api(e)) = refused else { panic!("the immutable edit was not refused: {refused:?}") };
+        let Err(kube::Error::Api(e)) = refused else {
+            panic!("the immutable edit was not refused: {refused:?}")
+        };
         assert_eq!(e.code, 422, "{e:?}");
         assert!(e.message.contains("spec.destroyDelayTime cannot change once the room exists"), "{e:?}");
         let r = w.get("lobby").await.unwrap();
@@ -396,4 +398,51 @@ async fn only_a_secret_data_change_requeues_its_rooms() {
         w.sim.sim.log_since(before).iter().any(|e| e.action == "QueryRoomUserList").then_some(())
     })
     .await;
+}
+
+/// Field selectors on a current Kubernetes: `spec.roomId` finds the object that declares a room, `status.roomId`
+/// also the one whose room ID defaults to its name, `status.appId` every room of an app — across namespaces,
+/// exactly the declaring objects. Kubernetes 1.20 refuses such a selector (the CRD's selectable fields need 1.31).
+#[tokio::test]
+async fn field_selectors_find_the_declaring_object() {
+    use kube::api::ListParams;
+    let (w, _op, _) = with_lobby("e2e-fields").await;
+    w.apply_room(room("hall").room_id("e2e-fields-hall").destroy_delay(600)).await;
+    w.wait_reason("hall", "Available", T).await;
+    let all: Api<ZimRoom> = Api::all(w.client.clone());
+    let names = |selector: &str| {
+        let (all, selector) = (all.clone(), selector.to_owned());
+        async move {
+            let list = all.list(&ListParams::default().fields(&selector)).await;
+            list.map(|l| {
+                l.items
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{}/{}",
+                            r.metadata.namespace.as_deref().unwrap(),
+                            r.metadata.name.as_deref().unwrap()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+        }
+    };
+    if on_floor() {
+        let refused = names("spec.roomId=e2e-fields-hall").await;
+        assert!(matches!(&refused, Err(kube::Error::Api(e)) if e.code == 400), "{refused:?}");
+        return;
+    }
+    assert_eq!(names("spec.roomId=e2e-fields-hall").await.unwrap(), ["e2e-fields/hall"]);
+    assert_eq!(names("status.roomId=e2e-fields-hall").await.unwrap(), ["e2e-fields/hall"]);
+    assert!(names("spec.roomId=lobby").await.unwrap().is_empty(), "lobby declares no spec.roomId");
+    let lobbies = names("status.roomId=lobby").await.unwrap();
+    assert!(lobbies.contains(&"e2e-fields/lobby".to_owned()), "{lobbies:?}");
+    assert!(lobbies.iter().all(|n| n.ends_with("/lobby")), "{lobbies:?}");
+    let mut of_app = names(&format!("status.appId={APP}")).await.unwrap();
+    of_app.retain(|n| n.starts_with("e2e-fields/"));
+    of_app.sort();
+    assert_eq!(of_app, ["e2e-fields/hall", "e2e-fields/lobby"]);
+    let refused = names("spec.roomName=x").await;
+    assert!(matches!(&refused, Err(kube::Error::Api(e)) if e.code == 400), "not selectable: {refused:?}");
 }

@@ -109,7 +109,11 @@ fn argo_health(obj: &serde_json::Value) -> String {
         .arg(&file)
         .output()
         .expect("the gopher-lua runner runs");
-    assert!(out.status.success(), "health.lua under gopher-lua failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "health.lua under gopher-lua failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let by_gopher: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let by_lua = lua51_health(&file);
     assert_eq!(by_gopher, by_lua, "gopher-lua v1.1.2 and Lua 5.1 read {obj} differently");
@@ -137,7 +141,8 @@ fn assert_reads(r: &ZimRoom, situation: &str) {
     let (k, argo) = expected(situation);
     let (got, message) = compute(&obj);
     assert_eq!(got, k, "{situation}: kstatus ({message}); object: {obj}");
-    let [(original, original_message)] = <[_; 1]>::try_from(cli_utils_kstatus(std::slice::from_ref(&obj))).unwrap();
+    let [(original, original_message)] =
+        <[_; 1]>::try_from(cli_utils_kstatus(std::slice::from_ref(&obj))).unwrap();
     assert_eq!(
         (original.as_str(), original_message.as_str()),
         (kstatus_name(got), message.as_str()),
@@ -401,4 +406,62 @@ async fn helm4_wait_follows_the_room() {
         "status contract: helm 4 install --wait of a room over quota failed after {:.1} s (timeout 60 s)",
         took.as_secs_f64()
     );
+}
+
+/// The kstatus port (tests/common/kstatus.rs) and cli-utils give the same status and message for every object
+/// the status contract knows without a server: each testdata object of the Argo CD health cases (every Ready
+/// reason the operator writes, paused, deleting, no status, a stale generation) and the rule-order cases of
+/// tests/kstatus.rs. Together with `assert_reads` (every object the server returned above) the port cannot drift
+/// from the library Flux and Helm 4 use.
+#[test]
+fn the_kstatus_port_agrees_with_cli_utils() {
+    use serde_json::json;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("argocd/resource_customizations/zim.zego.im/ZimRoom/testdata");
+    let mut objects: Vec<(String, serde_json::Value)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| {
+            let v: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            (p.file_name().unwrap().to_string_lossy().into_owned(), v)
+        })
+        .collect();
+    assert!(objects.len() >= 15, "the Argo CD testdata objects: {}", objects.len());
+    let cr = |status: serde_json::Value| json!({"apiVersion": "zim.zego.im/v1alpha1", "kind": "ZimRoom", "metadata": {"name": "x", "generation": 2}, "status": status});
+    for (name, status) in [
+        (
+            "stalled before reconciling",
+            json!({"observedGeneration": 2, "conditions": [
+            {"type": "Stalled", "status": "True", "message": "a"}, {"type": "Reconciling", "status": "True", "message": "b"}]}),
+        ),
+        (
+            "reconciling before stalled",
+            json!({"observedGeneration": 2, "conditions": [
+            {"type": "Reconciling", "status": "True", "message": "b"}, {"type": "Stalled", "status": "True", "message": "a"}]}),
+        ),
+        (
+            "ready false alone",
+            json!({"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "False"}]}),
+        ),
+        ("no observedGeneration", json!({"conditions": [{"type": "Ready", "status": "True"}]})),
+        ("observedGeneration 0", json!({"observedGeneration": 0})),
+    ] {
+        objects.push((name.to_owned(), cr(status)));
+    }
+    let mut deleting =
+        cr(json!({"observedGeneration": 1, "conditions": [{"type": "Stalled", "status": "True"}]}));
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-11-29T00:00:00Z");
+    objects.push(("deleting with a stale generation".into(), deleting));
+    let values: Vec<serde_json::Value> = objects.iter().map(|(_, v)| v.clone()).collect();
+    let original = cli_utils_kstatus(&values);
+    for ((name, obj), (status, message)) in objects.iter().zip(&original) {
+        let (port, port_message) = compute(obj);
+        assert_eq!(
+            (kstatus_name(port), port_message.as_str()),
+            (status.as_str(), message.as_str()),
+            "{name}: the port and cli-utils disagree"
+        );
+    }
+    println!("status contract: the kstatus port and cli-utils agree on {} objects", objects.len());
 }
