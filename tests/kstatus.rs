@@ -1,6 +1,7 @@
 //! The kstatus port in tests/common/kstatus.rs against the cases cli-utils documents for custom resources in
 //! `pkg/kstatus/status/status_compute_test.go` (no status → Current, a mismatched observedGeneration →
-//! InProgress) and the generic rules of generic.go (deletion, Reconciling, Stalled, their order).
+//! InProgress), the generic rules of generic.go (deletion, Reconciling, Stalled, their order) and the Ready
+//! fallback of status.go. The end-to-end tier checks the port against cli-utils itself on every object it reads.
 
 #[path = "common/kstatus.rs"]
 mod kstatus;
@@ -55,8 +56,29 @@ fn the_first_true_condition_in_list_order_decides() {
 }
 
 #[test]
-fn ready_false_alone_is_current() {
-    // kstatus reads only Reconciling and Stalled: Ready=False without them is Current.
-    let obj = cr(json!({"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "False"}]}));
-    assert_eq!(compute(&obj).0, KStatus::Current);
+fn ready_decides_when_neither_reconciling_nor_stalled_is_true() {
+    // cli-utils' last check before "current": the first Ready condition. Ready=False (or Unknown) without
+    // Reconciling or Stalled True reads InProgress with its message; Ready=True reads Current.
+    let obj = cr(json!({"observedGeneration": 2, "conditions": [
+        {"type": "Reconciling", "status": "False"}, {"type": "Ready", "status": "False", "message": "waiting"}]}));
+    assert_eq!(compute(&obj), (KStatus::InProgress, "waiting".into()));
+    let obj = cr(json!({"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "Unknown"}]}));
+    assert_eq!(compute(&obj).0, KStatus::InProgress);
+    let obj = cr(json!({"observedGeneration": 2, "conditions": [{"type": "Ready", "status": "True"}]}));
+    assert_eq!(compute(&obj), (KStatus::Current, "Resource is Ready".into()));
+    let obj = cr(json!({"observedGeneration": 2, "conditions": [{"type": "Synced", "status": "False"}]}));
+    assert_eq!(compute(&obj), (KStatus::Current, "Resource is current".into()));
+}
+
+#[test]
+fn fields_of_the_wrong_type_are_an_error() {
+    // cli-utils' Compute returns an error (its callers read Unknown) for a null observedGeneration, a null status
+    // when a generation is set, or conditions that are not a list.
+    assert_eq!(compute(&cr(json!({"observedGeneration": null}))).0, KStatus::Unknown);
+    assert_eq!(compute(&cr(serde_json::Value::Null)).0, KStatus::Unknown);
+    assert_eq!(compute(&cr(json!({"observedGeneration": 2, "conditions": {}}))).0, KStatus::Unknown);
+    assert_eq!(
+        compute(&cr(json!({"observedGeneration": 2, "conditions": [{"type": 1}]}))).0,
+        KStatus::Unknown
+    );
 }
