@@ -72,10 +72,10 @@ fn ready_decides_when_neither_reconciling_nor_stalled_is_true() {
 
 #[test]
 fn fields_of_the_wrong_type_are_an_error() {
-    // cli-utils' Compute returns an error (its callers read Unknown) for a null observedGeneration, a null status
-    // when a generation is set, or conditions that are not a list.
+    // cli-utils' Compute returns an error (its callers read Unknown) for a null observedGeneration or conditions
+    // that are not a list; a null status reads as none.
     assert_eq!(compute(&cr(json!({"observedGeneration": null}))).0, KStatus::Unknown);
-    assert_eq!(compute(&cr(serde_json::Value::Null)).0, KStatus::Unknown);
+    assert_eq!(compute(&cr(serde_json::Value::Null)), (KStatus::Current, "Resource is current".into()));
     assert_eq!(compute(&cr(json!({"observedGeneration": 2, "conditions": {}}))).0, KStatus::Unknown);
     assert_eq!(
         compute(&cr(json!({"observedGeneration": 2, "conditions": [{"type": 1}]}))).0,

@@ -461,3 +461,52 @@ async fn field_selectors_find_the_declaring_object() {
     let refused = names("spec.roomName=x").await;
     assert!(matches!(&refused, Err(kube::Error::Api(e)) if e.code == 400), "not selectable: {refused:?}");
 }
+
+/// No warning from the API server for what the operator writes: a status with every field the operator can set
+/// (the same shape and server-side apply its status writes use) is accepted with strict field validation, where
+/// any field the schema did not know would be an error instead of a warning. Every spec the tests apply is
+/// strict too (`World::try_apply_room`).
+#[tokio::test]
+async fn the_operator_s_writes_fit_the_schema_strictly() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use zim_operator::crd::{AppliedState, ZimRoomStatus};
+    let w = World::new("e2e-strict").await;
+    w.apply_room(topic_room("full").room_id("full-id").room_name("Full").from_user("ops")).await;
+    let now = Time(jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).unwrap());
+    let condition = |t: &str, s: &str| Condition {
+        type_: t.into(),
+        status: s.into(),
+        reason: "Available".into(),
+        message: "every field set".into(),
+        observed_generation: Some(1),
+        last_transition_time: now.clone(),
+    };
+    let status = ZimRoomStatus {
+        room_id: Some("full-id".into()),
+        app_id: Some(APP),
+        pending_creation: true,
+        observed_generation: Some(1),
+        request_id: Some("123".into()),
+        adopted: Some(false),
+        managed_attribute_keys: vec!["topic".into()],
+        applied: Some(AppliedState {
+            room_id: "full-id".into(),
+            room_name: Some("Full".into()),
+            destroy_delay_time: 600,
+            attributes_hash: Some("0".repeat(32)),
+        }),
+        conditions: vec![
+            condition("Ready", "True"),
+            condition("Synced", "True"),
+            condition("Reconciling", "False"),
+            condition("Stalled", "False"),
+        ],
+    };
+    let patch =
+        serde_json::json!({"apiVersion": "zim.zego.im/v1alpha1", "kind": "ZimRoom", "status": status});
+    let mut params = PatchParams::apply("zim-operator").force();
+    params.field_validation = Some(kube::api::ValidationDirective::Strict);
+    let written = w.rooms().patch_status("full", &params, &Patch::Apply(&patch)).await;
+    let written = written.unwrap_or_else(|e| panic!("a full status is refused under strict validation: {e}"));
+    assert_eq!(written.status.as_ref(), Some(&status), "the server kept every field as written");
+}
