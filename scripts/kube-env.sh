@@ -18,13 +18,21 @@ cmd="${1:-}"; dir="${2:-}"
 [[ -n "$cmd" && -n "$dir" ]] || { echo "usage: $0 start|stop DIR [OWNER_PID]" >&2; exit 2; }
 log() { echo "kube-env: $*" >&2; }
 
+# Stops one process of DIR (apiserver, etcd, watchdog) and waits until it has exited (etcd 3.7 takes a few seconds
+# to shut down; a restart before that would find its ports still bound), killing it after 20 s.
+stop_one() {
+  local pidfile="$dir/$1.pid" pid
+  [[ -f "$pidfile" ]] || return 0
+  pid=$(cat "$pidfile")
+  if kill "$pid" 2>/dev/null; then
+    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
 stop() {
-  for p in apiserver etcd watchdog; do
-    if [[ -f "$dir/$p.pid" ]]; then
-      kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
-      rm -f "$dir/$p.pid"
-    fi
-  done
+  for p in apiserver etcd watchdog; do stop_one "$p"; done
 }
 
 # A free port below the kernel's ephemeral range: a port from that range, free when chosen, can be taken by an
@@ -65,10 +73,7 @@ launch() { # etcd|apiserver: run DIR/run-NAME.sh in the background
 
 case "$cmd" in
   stop) stop; exit 0 ;;
-  stop-apiserver|stop-etcd)
-    p="${cmd#stop-}"
-    if [[ -f "$dir/$p.pid" ]]; then kill "$(cat "$dir/$p.pid")" 2>/dev/null || true; rm -f "$dir/$p.pid"; fi
-    exit 0 ;;
+  stop-apiserver|stop-etcd) stop_one "${cmd#stop-}"; exit 0 ;;
   start-apiserver|start-etcd) launch "${cmd#start-}"; exit 0 ;;
   start) ;;
   *) echo "usage: $0 start|stop|stop-apiserver|start-apiserver|stop-etcd|start-etcd DIR [OWNER_PID]" >&2; exit 2 ;;
