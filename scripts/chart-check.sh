@@ -344,11 +344,21 @@ ok "the dashboard ConfigMap's namespace and sidecar label are configurable"
 if ((current)); then
   k create namespace tenant-p >/dev/null
   k annotate namespace tenant-p zim.zego.im/room-id-prefixes=tp-,shared- zim.zego.im/from-user-ids=bot >/dev/null
-  # The chart's default rendering (step 4 applied it) holds the policy and its binding.
-  k get validatingadmissionpolicy zim-zim-operator-zimrooms >/dev/null 2>&1 \
-    || fail "the chart rendered no ValidatingAdmissionPolicy on $server_version"
-  k get validatingadmissionpolicybinding zim-zim-operator-zimrooms >/dev/null 2>&1 \
-    || fail "the chart rendered no ValidatingAdmissionPolicyBinding on $server_version"
+  # Rendered where the cluster serves the API: `helm install` finds it by discovery; `helm template` (and Argo CD,
+  # which passes the cluster's API versions) needs --api-versions.
+  "$HELM4" template zim "$chart" -n zim-system | grep -q "kind: ValidatingAdmissionPolicy" \
+    && fail "helm template without the API's capability renders the admission policy"
+  vap_api=admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy
+  "$HELM4" template zim "$chart" -n zim-system --api-versions "$vap_api" \
+    --show-only templates/admissionpolicy.yaml >"$work/vap.yaml" || fail "rendering the admission policy"
+  k apply --server-side --field-manager=chart-check -f "$work/vap.yaml" >"$work/vap-apply.log" 2>&1 \
+    || { cat "$work/vap-apply.log"; fail "applying the chart's admission policy on $server_version"; }
+  grep -qi warning "$work/vap-apply.log" && { cat "$work/vap-apply.log"; fail "the admission policy draws warnings"; }
+  k get validatingadmissionpolicy zim-operator-zimrooms -o json >"$work/vap.json" \
+    || fail "no ValidatingAdmissionPolicy on $server_version"
+  k get validatingadmissionpolicybinding zim-operator-zimrooms >/dev/null 2>&1 \
+    || fail "no ValidatingAdmissionPolicyBinding on $server_version"
+  ok "the chart's ValidatingAdmissionPolicy and binding render where the API is served and apply without warnings"
   room() { # name roomId (empty: none, the name is the room ID) [fromUserId]
     local spec=""
     [[ -n $2 ]] && spec="roomId: $2"
@@ -388,6 +398,7 @@ if ((current)); then
     || fail "an annotation on a room whose fromUserId the narrowed policy no longer lists was refused"
   k -n tenant-p patch zimroom inside --type=merge -p '{"spec":{"roomId":"tp-9"}}' >"$work/vap.log" 2>&1 \
     && fail "changing roomId to one outside the narrowed prefixes was admitted"
+  grep -q "zim.zego.im/room-id-prefixes: tq-" "$work/vap.log" || { cat "$work/vap.log"; fail "the roomId change was refused, but not by the policy"; }
   k -n tenant-p delete zimroom inside --wait=false >/dev/null || fail "deleting a room admitted under the older policy"
   k -n tenant-p patch zimroom inside --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null \
     || fail "removing the finalizer of a room being deleted was refused"
@@ -404,9 +415,9 @@ if ((current)); then
   k get zimrooms -A --field-selector spec.roomName=x >"$work/fs.log" 2>&1 && fail "a field selector on a field that is not selectable was accepted"
   ok "kubectl get zimrooms -A --field-selector spec.roomId=X returns exactly the declaring object"
   # Turned off, or on a server without the API: not rendered.
-  "$HELM4" template zim "$chart" -n zim-system --set admissionPolicy.enabled=false | grep -q "kind: ValidatingAdmissionPolicy" \
+  "$HELM4" template zim "$chart" -n zim-system --api-versions "$vap_api" --set admissionPolicy.enabled=false | grep -q "kind: ValidatingAdmissionPolicy" \
     && fail "admissionPolicy.enabled=false still renders the policy"
-  "$HELM4" template zim "$chart" -n zim-system -f "$chart/ci/namespaced-values.yaml" >"$work/ns-vap.yaml"
+  "$HELM4" template zim "$chart" -n zim-system -f "$chart/ci/namespaced-values.yaml" --api-versions "$vap_api" >"$work/ns-vap.yaml"
   "$TOOLS_PY" - "$work/ns-vap.yaml" <<'PY' || fail "the binding in namespaced mode"
 import sys, yaml
 [b] = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ValidatingAdmissionPolicyBinding"]
