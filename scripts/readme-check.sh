@@ -146,6 +146,7 @@ ready() { # namespace name: the ZimRoom's Ready condition is True
 }
 crd_annotation() { k get crd "$crd" -o jsonpath="{.metadata.annotations['$1']}" 2>/dev/null; }
 no_cel() { ! k get crd "$crd" -o json | grep -q 'x-kubernetes-validations\|selectableFields'; }
+has_vap() { k get validatingadmissionpolicy -l "app.kubernetes.io/instance=$release" -o name | grep -q zimrooms; }
 has_cel() { k get crd "$crd" -o json | grep -q x-kubernetes-validations && k get crd "$crd" -o json | grep -q selectableFields; }
 deployment() { # the release's Deployment as JSON
   k -n "$ns" get deployment -l "app.kubernetes.io/instance=$release" -o json | python3 -c '
@@ -214,15 +215,16 @@ PY
 # --- Static: what the chart renders for old and current clusters ---------------------------------------------------
 bin="$root/target/debug/zim-operator"
 [[ -x $bin ]] || cargo build --quiet --locked
-"$TOOLS_PY" - "$root/crds/zimroom.yaml" "$work/crd-cel.json" "$work/crd-nocel.json" <<'PY'
+"$TOOLS_PY" - "$root/crds/zimroom.yaml" "$work/crd-full.json" "$work/crd-cel.json" "$work/crd-nocel.json" <<'PY'
 import json, sys, yaml
 crd = yaml.safe_load(open(sys.argv[1]))
 json.dump(crd, open(sys.argv[2], "w"))
-def strip(v):
+def strip(v, keys):
     if isinstance(v, dict):
-        return {k: strip(x) for k, x in v.items() if k != "x-kubernetes-validations"}
-    return [strip(x) for x in v] if isinstance(v, list) else v
-json.dump(strip(crd), open(sys.argv[3], "w"))
+        return {k: strip(x, keys) for k, x in v.items() if k not in keys}
+    return [strip(x, keys) for x in v] if isinstance(v, list) else v
+json.dump(strip(crd, {"selectableFields"}), open(sys.argv[3], "w"))
+json.dump(strip(crd, {"selectableFields", "x-kubernetes-validations"}), open(sys.argv[4], "w"))
 PY
 same_crd() { # rendered.yaml expected.json: the CRD rendered by the chart is the expected one, with the chart's metadata
   "$TOOLS_PY" - "$1" "$2" <<'PY'
@@ -244,11 +246,13 @@ for helm in "$HELM3" "$HELM4"; do
   v=$("$helm" version --template '{{.Version}}')
   "$helm" template "$release" charts/zim-operator -n "$ns" --kube-version 1.20.0 >"$work/t-1.20.yaml"
   "$helm" template "$release" charts/zim-operator -n "$ns" --kube-version 1.25.0 >"$work/t-1.25.yaml"
+  "$helm" template "$release" charts/zim-operator -n "$ns" --kube-version 1.31.0 >"$work/t-1.31.yaml"
   "$helm" template "$release" charts/zim-operator -n "$ns" >"$work/t-default.yaml"
   "$helm" template "$release" charts/zim-operator -n "$ns" --set crds.enabled=false >"$work/t-nocrd.yaml"
-  check "helm $v: the chart's CRD for Kubernetes 1.20 is crds/zimroom.yaml without its CEL rules" same_crd "$work/t-1.20.yaml" "$work/crd-nocel.json"
-  check "helm $v: the chart's CRD for Kubernetes 1.25 is crds/zimroom.yaml with its CEL rules" same_crd "$work/t-1.25.yaml" "$work/crd-cel.json"
-  check "helm $v: helm template without a cluster renders the CEL rules" same_crd "$work/t-default.yaml" "$work/crd-cel.json"
+  check "helm $v: the chart's CRD for Kubernetes 1.20 is crds/zimroom.yaml without its CEL rules and selectable fields" same_crd "$work/t-1.20.yaml" "$work/crd-nocel.json"
+  check "helm $v: the chart's CRD for Kubernetes 1.25 is crds/zimroom.yaml with its CEL rules, without selectable fields" same_crd "$work/t-1.25.yaml" "$work/crd-cel.json"
+  check "helm $v: the chart's CRD for Kubernetes 1.31 is crds/zimroom.yaml" same_crd "$work/t-1.31.yaml" "$work/crd-full.json"
+  check "helm $v: helm template without a cluster renders the whole CRD" same_crd "$work/t-default.yaml" "$work/crd-full.json"
   check "helm $v: crds.enabled=false renders no CRD" bash -c "! grep -q 'kind: CustomResourceDefinition' '$work/t-nocrd.yaml'"
 done
 check "the chart has no crds/ directory (Helm would install the CRD twice)" test ! -e charts/zim-operator/crds
@@ -289,6 +293,7 @@ run_pass() { # helm binary, Kubernetes (floor or current)
     check "the CRD is served without CEL rules or selectable fields on Kubernetes 1.20" no_cel
   else
     check "the CRD is served with its CEL rules and selectable fields on a current Kubernetes" has_cel
+    check "helm install found the admission API by discovery and installed the release's ValidatingAdmissionPolicy" has_vap
   fi
   deployment >"$work/deploy.json" || fatal "the release has no Deployment"
   check "the release's objects are named zim-operator, image registry.invalid/zim-operator:0.1.0" python3 -c '
