@@ -26,3 +26,26 @@ go_check() {
     return 1
   fi
 }
+
+# Builds the Go program in module directory MOD (relative to the checkout) into
+# $ZIM_CACHE/tools/NAME/<key>/NAME, keyed on its .go files, go.mod, go.sum and the Go version, and prints the
+# binary's path; an existing build is reused. LABEL says what is built, for the log. Fails loudly (non-zero exit,
+# the reason on stderr) when a file is missing, Go is unusable, a module cannot be fetched or the build fails.
+go_helper_build() { # MOD NAME LABEL
+  local mod="$1" name="$2" label="$3" key bin start
+  for f in go.mod go.sum; do
+    [[ -f "$mod/$f" ]] || { echo "$name-build: missing $mod/$f" >&2; return 1; }
+  done
+  go_check || { echo "$name-build: $GO_PROBLEM" >&2; return 1; }
+  key=$({ cat "$mod"/*.go "$mod/go.mod" "$mod/go.sum"; go env GOVERSION; } | sha256sum | cut -c1-16)
+  bin="$ZIM_CACHE/tools/$name/$key/$name"
+  if [[ ! -x "$bin" ]]; then
+    echo "$name-build: building $label ($(go env GOVERSION))" >&2
+    mkdir -p "$(dirname "$bin")"
+    start=$(date +%s)
+    (cd "$mod" && go build -trimpath -o "$bin.tmp" .) >&2 || { echo "$name-build: go build of $mod failed (see above)" >&2; return 1; }
+    mv "$bin.tmp" "$bin"
+    echo "$name-build: built $bin in $(($(date +%s) - start)) s" >&2
+  fi
+  echo "$bin"
+}
