@@ -10,8 +10,9 @@
 #
 # Which Kubernetes: ZIM_KUBE_VERSION=current (the default: Kubernetes 1.37 and etcd 3.7, built from their Go
 # modules) or floor (Kubernetes 1.20 from Debian's source package, with Debian's etcd 3.4); both are built by
-# scripts/kube-apiserver-build.sh and cached outside the checkout. Everything binds to 127.0.0.1 on free ports. With OWNER_PID, a watchdog stops both when that process exits, so a test binary
-# that dies never leaves servers behind. Any failure exits non-zero with the reason and the server log's tail.
+# scripts/kube-apiserver-build.sh and cached outside the checkout. Everything binds to 127.0.0.1 on free ports.
+# With OWNER_PID, a watchdog stops both when that process exits, so a test binary that dies never leaves servers
+# behind. Any failure exits non-zero with the reason and the server log's tail.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cmd="${1:-}"; dir="${2:-}"

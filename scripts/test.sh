@@ -17,7 +17,8 @@ command -v curl >/dev/null && command -v openssl >/dev/null || {
 # The control planes: the current Kubernetes (1.37 and etcd 3.7, from their Go modules) for the end-to-end tier,
 # the chart, CEL and README checks; the promised floor (1.20 from Debian's source, Debian's etcd 3.4) for the
 # README check. Built once, cached; each prints what it provides.
-scripts/kube-apiserver-build.sh current
+current=$(scripts/kube-apiserver-build.sh current)
+echo "$current"
 scripts/kube-apiserver-build.sh floor
 # The Go helpers the consumers' checks run: kstatus from sigs.k8s.io/cli-utils and the health-script runner on
 # gopher-lua v1.1.2 (Argo CD's interpreter).
@@ -28,8 +29,6 @@ scripts/gopher-lua-build.sh
 # alerting tests (kubectl wait, helm 4 --wait, health.lua, a Prometheus server scraping the operator) use them.
 eval "$(scripts/tools.sh)"
 export HELM3 HELM4 KUBECTL LUA TOOLS_PY PROMETHEUS PROMTOOL
-# Every crate of Cargo.lock, for every target: cargo deny (supply chain) reads them all, offline.
-cargo fetch --locked --quiet
 echo "prerequisites ready after $((SECONDS - start)) s"
 
 echo "== cargo fmt --check"
@@ -38,7 +37,7 @@ cargo fmt --all -- --check
 echo "== cargo clippy (warnings denied, the server tiers included)"
 cargo clippy --all-targets --features e2e --locked -- -D warnings
 
-echo "== cargo test (unit, simulator over HTTP, binary, end to end on kube-apiserver $(ZIM_KUBE_VERSION=current scripts/kube-apiserver-build.sh | sed -n 's/^KUBE_VERSION=//p'))"
+echo "== cargo test (unit, simulator over HTTP, binary, end to end on kube-apiserver $(sed -n 's/^KUBE_VERSION=//p' <<<"$current"))"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # Not --all-targets: that would also run the benchmarks (cargo bench --bench perf), which take minutes.

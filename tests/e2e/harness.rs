@@ -31,8 +31,25 @@ struct KubeEnv {
     kubeconfig: PathBuf,
     dir: tempfile::TempDir,
     own: bool,
-    /// The version kube-apiserver reports (`v1.37.2`), or `unknown` for a cluster given by ZIM_TEST_KUBECONFIG.
+    /// The version kube-apiserver reports (`v1.37.2`).
     version: String,
+}
+
+/// Asks the cluster of `kubeconfig` for its version, on a thread of its own (the caller may be inside a runtime).
+fn server_version(kubeconfig: PathBuf) -> Result<String, String> {
+    let ask = move || -> Result<String, String> {
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let kc = kube::config::Kubeconfig::read_from(&kubeconfig).map_err(|e| e.to_string())?;
+            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let client = Client::try_from(config).map_err(|e| e.to_string())?;
+            Ok(client.apiserver_version().await.map_err(|e| e.to_string())?.git_version)
+        })
+    };
+    std::thread::spawn(ask).join().map_err(|_| "asking the cluster for its version panicked".to_owned())?
 }
 
 static ENV: OnceLock<Result<KubeEnv, String>> = OnceLock::new();
@@ -41,8 +58,10 @@ fn kube_env() -> &'static KubeEnv {
     let env = ENV.get_or_init(|| {
         if let Ok(path) = std::env::var("ZIM_TEST_KUBECONFIG") {
             let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-            let version = std::env::var("ZIM_TEST_KUBE_VERSION").unwrap_or_else(|_| "unknown".into());
-            eprintln!("end-to-end tier: the cluster of ZIM_TEST_KUBECONFIG ({path}), Kubernetes {version}");
+            let version = server_version(PathBuf::from(&path))?;
+            eprintln!(
+                "end-to-end tier: the cluster of ZIM_TEST_KUBECONFIG ({path}), kube-apiserver {version}"
+            );
             return Ok(KubeEnv { kubeconfig: path.into(), dir, own: false, version });
         }
         let dir = tempfile::Builder::new().prefix("zim-kube-env").tempdir().map_err(|e| e.to_string())?;
