@@ -195,7 +195,7 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         ..Default::default()
     })
     .map_err(|e| e.to_string())?
-    .with_observer(metrics.clone());
+    .with_observer(Arc::new(metrics.zim.clone()));
     let reconciler = Reconciler::new(zim, args.from_user_id.clone());
     let config = controller::Config {
         namespaces: args.namespaces.iter().filter(|n| !n.is_empty()).cloned().collect(),
@@ -257,7 +257,7 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
             let (server, events) = crate::callback::CallbackServer::new(
                 ctx.credentials_for_callbacks(),
-                Arc::new(controller::CallbackMetrics(metrics.clone())),
+                Arc::new(metrics.callbacks.clone()),
                 crate::callback::DEFAULT_QUEUE_CAPACITY,
             );
             info!(callback_addr = %bound, path = crate::callback::CALLBACK_PATH, "serving ZEGO callbacks");

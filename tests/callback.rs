@@ -27,8 +27,8 @@ const OPERATOR: &str = "ops-bot";
 struct Counts(Mutex<HashMap<(String, Outcome), u64>>);
 
 impl CallbackObserver for Counts {
-    fn observed(&self, event: &str, outcome: Outcome) {
-        *self.0.lock().unwrap().entry((event.to_owned(), outcome)).or_default() += 1;
+    fn observed(&self, event: Event, outcome: Outcome) {
+        *self.0.lock().unwrap().entry((event.as_str().to_owned(), outcome)).or_default() += 1;
     }
 }
 

@@ -55,9 +55,9 @@ fn dashboard_queries() -> Vec<(String, String)> {
 fn exported() -> Vec<(String, String)> {
     use zim_operator::zim::{Action, CallObserver};
     let metrics = zim_operator::metrics::Metrics::new();
-    metrics.reconciled(Duration::from_millis(1), None);
-    metrics.observe(Action::CreateRoom, "0", Duration::from_millis(1));
-    metrics.waited(Action::CreateRoom, Duration::ZERO);
+    metrics.reconcile.reconciled(Duration::from_millis(1), None);
+    metrics.zim.observe(Action::CreateRoom, "0", Duration::from_millis(1));
+    metrics.zim.waited(Action::CreateRoom, Duration::ZERO);
     metrics
         .encode()
         .lines()

@@ -191,12 +191,12 @@ impl Outcome {
 
 /// Told the outcome of every callback (e.g. to count `zim_operator_callbacks_total{event,outcome}`).
 pub trait CallbackObserver: Send + Sync {
-    /// One callback of `event` (an [`Event::as_str`] label) ended as `outcome`.
-    fn observed(&self, event: &str, outcome: Outcome);
+    /// One callback of `event` ended as `outcome`.
+    fn observed(&self, event: Event, outcome: Outcome);
 }
 
-impl<F: Fn(&str, Outcome) + Send + Sync> CallbackObserver for F {
-    fn observed(&self, event: &str, outcome: Outcome) {
+impl<F: Fn(Event, Outcome) + Send + Sync> CallbackObserver for F {
+    fn observed(&self, event: Event, outcome: Outcome) {
         self(event, outcome)
     }
 }
@@ -304,7 +304,7 @@ impl CallbackServer {
     /// outcome to the observer.
     pub fn handle(&self, body: &[u8]) -> Handled {
         let handled = self.decide(body);
-        self.inner.observer.observed(handled.event.as_str(), handled.outcome);
+        self.inner.observer.observed(handled.event, handled.outcome);
         handled
     }
 
@@ -391,7 +391,7 @@ fn now_ms() -> u64 {
 /// what was wrong, never a value from the request.
 async fn receive(State(server): State<CallbackServer>, headers: HeaderMap, body: Body) -> Response {
     let too_large = |server: &CallbackServer| {
-        server.inner.observer.observed(Event::Other.as_str(), Outcome::Malformed);
+        server.inner.observer.observed(Event::Other, Outcome::Malformed);
         debug!("zim callback: body over {MAX_BODY_BYTES} bytes");
         let text = format!("the body is larger than {MAX_BODY_BYTES} bytes\n");
         (StatusCode::PAYLOAD_TOO_LARGE, [(header::CONNECTION, "close")], text).into_response()
@@ -405,7 +405,7 @@ async fn receive(State(server): State<CallbackServer>, headers: HeaderMap, body:
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let Ok(chunk) = chunk else {
-            server.inner.observer.observed(Event::Other.as_str(), Outcome::Malformed);
+            server.inner.observer.observed(Event::Other, Outcome::Malformed);
             return (StatusCode::BAD_REQUEST, "the body could not be read\n").into_response();
         };
         if bytes.len() + chunk.len() > MAX_BODY_BYTES {

@@ -13,8 +13,8 @@ const SECRET: &str = "callback-secret";
 struct Seen(Mutex<Vec<(String, Outcome)>>);
 
 impl CallbackObserver for Seen {
-    fn observed(&self, event: &str, outcome: Outcome) {
-        crate::lock(&self.0).push((event.to_owned(), outcome));
+    fn observed(&self, event: Event, outcome: Outcome) {
+        crate::lock(&self.0).push((event.as_str().to_owned(), outcome));
     }
 }
 

@@ -23,9 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::object_ref;
-use crate::callback::{CallbackObserver, Event, Outcome, RoomEvent, RoomEvents};
+use crate::callback::{Event, RoomEvent, RoomEvents};
 use crate::crd::{RECONCILE_REQUESTED_ANNOTATION, ZimRoom};
-use crate::metrics::{CallbackEvent, CallbackOutcome, Metrics};
 
 use super::Context;
 
@@ -224,27 +223,5 @@ async fn nudge(ctx: &Context, object: &ObjectRef<ZimRoom>) {
         Err(e) => {
             warn!(error = %e, room = %format!("{ns}/{}", object.name), "could not nudge the leader about a room_destroy callback; the poll will find it")
         }
-    }
-}
-
-/// Counts callbacks in `zim_operator_callbacks_total`.
-pub(crate) struct CallbackMetrics(pub(crate) Arc<Metrics>);
-
-impl CallbackObserver for CallbackMetrics {
-    fn observed(&self, event: &str, outcome: Outcome) {
-        let event = match event {
-            "room_create" => CallbackEvent::RoomCreate,
-            "room_destroy" => CallbackEvent::RoomDestroy,
-            _ => CallbackEvent::Other,
-        };
-        let outcome = match outcome {
-            Outcome::Accepted => CallbackOutcome::Accepted,
-            Outcome::Coalesced => CallbackOutcome::Coalesced,
-            Outcome::Ignored => CallbackOutcome::Ignored,
-            Outcome::BadSignature => CallbackOutcome::BadSignature,
-            Outcome::Malformed => CallbackOutcome::Malformed,
-            Outcome::Overflow => CallbackOutcome::Overflow,
-        };
-        self.0.callback(event, outcome);
     }
 }

@@ -50,7 +50,7 @@ use crate::reconcile::{Claim, Cleanup, CleanupError, CredentialsError, Policy, R
 use crate::zim::Class;
 use crate::zim::limiter::{CallTag, Priority, tagged};
 
-pub(crate) use callbacks::{CallbackMetrics, bridge as callback_bridge};
+pub(crate) use callbacks::bridge as callback_bridge;
 pub use context::{Config, Context, Error};
 use credentials::{key_of, secret_changes};
 use health::{WATCH_BACKOFF_MAX, WatchHealth};
@@ -123,7 +123,7 @@ async fn reconcile_now(room: Arc<ZimRoom>, ctx: Arc<Context>, ns: String) -> Res
     .await;
     result.map_err(|e| {
         let e = Error::from_finalizer(e);
-        ctx.metrics.reconciled(start.elapsed(), Some(e.category()));
+        ctx.metrics.reconcile.reconciled(start.elapsed(), Some(e.category()));
         e
     })
 }
@@ -147,8 +147,9 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
         ctx.handed_at_start(object.clone());
         let conditions = room.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
         ctx.metrics
+            .rooms
             .set_ready(&object_key(room), Some(Readiness::of_conditions(conditions, jiff::Timestamp::now())));
-        ctx.metrics.reconciled(start.elapsed(), None);
+        ctx.metrics.reconcile.reconciled(start.elapsed(), None);
         return Ok(Action::await_change());
     }
     let credentials = match (&room.spec.credentials_secret_ref, &policy.default_credentials) {
@@ -173,8 +174,8 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
         publish(&ctx.recorder, room, note).await;
     }
     let readiness = Readiness::of_conditions(&outcome.status.conditions, jiff::Timestamp::now());
-    ctx.metrics.set_ready(&object_key(room), Some(readiness));
-    ctx.metrics.reconciled(start.elapsed(), outcome.error_category);
+    ctx.metrics.rooms.set_ready(&object_key(room), Some(readiness));
+    ctx.metrics.reconcile.reconciled(start.elapsed(), outcome.error_category);
     debug!(room = %object_key(room), requeue = ?outcome.requeue, "reconciled");
     Ok(match outcome.requeue {
         Requeue::Resync | Requeue::OnChange => {
@@ -222,7 +223,7 @@ async fn cleanup_once(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Resu
             "left ZIM room {room_id} in place: the ZimRoom CRD is being deleted (an uninstall), so no room is destroyed; to destroy rooms, delete the ZimRooms and wait for them to go before deleting the CRD"
         );
         ctx.note(room, false, "Orphaned", msg).await;
-        ctx.metrics.set_ready(&object_key(room), None);
+        ctx.metrics.rooms.set_ready(&object_key(room), None);
         ctx.reset_backoff(room);
         return Ok(Action::await_change());
     }
@@ -236,7 +237,7 @@ async fn cleanup_once(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Resu
             "left ZIM room {room_id} in place (the operator's default credentials are not available here: {why})"
         );
         ctx.note(room, false, "Orphaned", msg).await;
-        ctx.metrics.set_ready(&object_key(room), None);
+        ctx.metrics.rooms.set_ready(&object_key(room), None);
         ctx.reset_backoff(room);
         return Ok(Action::await_change());
     }
@@ -277,7 +278,7 @@ async fn cleanup_once(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Resu
                 }
                 Cleanup::NeverCreated => {}
             }
-            ctx.metrics.set_ready(&object_key(room), None);
+            ctx.metrics.rooms.set_ready(&object_key(room), None);
             ctx.reset_backoff(room);
             ctx.forget(&object_ref(room));
             // The next claimant takes the room over once this object is gone.
@@ -301,7 +302,7 @@ async fn cleanup_once(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Resu
                 &now(),
             );
             let readiness = Readiness::of_conditions(&status.conditions, jiff::Timestamp::now());
-            ctx.metrics.set_ready(&object_key(room), Some(readiness));
+            ctx.metrics.rooms.set_ready(&object_key(room), Some(readiness));
             // Best effort: the event already says how to unblock.
             let _ = write_if_changed(api, room, &status, ctx.config.write_timeout, &ctx.metrics).await;
             Err(e.into())

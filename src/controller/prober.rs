@@ -30,7 +30,7 @@ use tracing::{info, warn};
 use super::object_ref;
 use crate::backoff::jitter;
 use crate::crd::{ZimRoom, condition};
-use crate::metrics::ResultLabel;
+use crate::metrics::ProbeResult;
 use crate::reconcile::{conditions, plan};
 use crate::zim::limiter::{CallTag, Priority, tagged};
 
@@ -91,7 +91,7 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let resync = ctx.config.resync;
     let budget = ctx.config.probe_budget;
-    ctx.metrics.set_probe_periods(resync, resync);
+    ctx.metrics.prober.set_periods(resync, resync);
     // A persistent interval: completions of in-flight probes must never starve the scheduling pass. Each pass
     // walks every cached object, so passes are spaced (up to 5 s; the pace carries a tick's budget over).
     let tick = (resync / 20).clamp(Duration::from_millis(100), Duration::from_secs(5));
@@ -188,10 +188,10 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
                 }));
             }
         }
-        ctx.metrics.set_probe_periods(resync, longest);
+        ctx.metrics.prober.set_periods(resync, longest);
         due.retain(|_, (_, last_pass)| *last_pass == pass);
         // Objects that went without the operator's cleanup (a finalizer removed by hand) leave the room gauges.
-        ctx.metrics.retain_rooms(|key| present.contains(key));
+        ctx.metrics.rooms.retain(|key| present.contains(key));
         // Last good credentials of deleted Secrets stay only while an object still refers to them.
         let evicted = ctx.credentials.evict_unused(&used, &apps);
         if evicted > 0 {
@@ -210,12 +210,11 @@ async fn probe_one(ctx: &Context, room: &ZimRoom) {
         return;
     };
     let result = ctx.reconciler.probe(room, &credentials).await;
-    let label = match &result {
-        Ok(true) => "exists",
-        Ok(false) => "gone",
-        Err(_) => "error",
-    };
-    ctx.metrics.probes.get_or_create(&ResultLabel { result: label.into() }).inc();
+    ctx.metrics.prober.probed(match &result {
+        Ok(true) => ProbeResult::Exists,
+        Ok(false) => ProbeResult::Gone,
+        Err(_) => ProbeResult::Error,
+    });
     if let Ok(false) = result {
         info!(room = %object_key(room), "room vanished; handing it to the controller");
         ctx.hand_over_absent(object);

@@ -47,7 +47,7 @@ pub(crate) async fn write_status(
     let patch = Patch::Apply(&patch);
     match tokio::time::timeout(timeout, api.patch_status(name, &params, &patch)).await {
         Ok(Ok(_)) => {
-            metrics.status_writes.inc();
+            metrics.reconcile.status_writes.inc();
             Ok(())
         }
         Ok(Err(e)) => Err(WriteError::Api(e)),

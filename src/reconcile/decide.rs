@@ -278,18 +278,6 @@ pub fn on_delete(room: &ZimRoom, other: Option<&str>, policy: &Policy) -> OnDele
     }
 }
 
-/// Ready reasons that need a person: the object is Stalled (kstatus Failed) while one of them holds.
-pub const STALLED_REASONS: [&str; 8] = [
-    reason::INVALID_SPEC,
-    reason::IMMUTABLE_FIELD_CHANGED,
-    reason::CREDENTIALS_INVALID,
-    reason::AUTH_FAILED,
-    reason::QUOTA_EXCEEDED,
-    reason::CONFLICT,
-    reason::APP_ID_CHANGED,
-    reason::FORBIDDEN_BY_POLICY,
-];
-
 /// Where a reconcile leaves the object, for the kstatus conditions `Reconciling` and `Stalled`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Progress {
@@ -323,7 +311,7 @@ pub fn progress(
         return Progress::Working { reason: reason::CREATING.into() };
     };
     if ready.status != "True" {
-        let stuck = STALLED_REASONS.contains(&ready.reason.as_str());
+        let stuck = super::reasons::is_stalled(&ready.reason);
         return if stuck {
             Progress::Stuck { reason: ready.reason.clone() }
         } else {
@@ -579,7 +567,7 @@ mod tests {
     fn progress_table() {
         let working = |r: &str| Progress::Working { reason: r.into() };
         let stuck = |r: &str| Progress::Stuck { reason: r.into() };
-        for r in STALLED_REASONS {
+        for r in super::super::reasons::READY_REASONS.iter().filter(|r| r.stalled).map(|r| r.name) {
             assert_eq!(progress(&with_ready(false, r, None), "h", false, false), stuck(r), "{r}");
         }
         for r in [reason::CREATING, reason::THROTTLED, reason::API_UNAVAILABLE, reason::CREDENTIALS_NOT_FOUND]

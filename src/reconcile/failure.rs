@@ -8,86 +8,8 @@ use crate::zim::codes;
 use crate::zim::{Class, Terminal};
 
 use super::Requeue;
-
-/// A fixed error category: the `category` label of the failure metrics and the shape of a Warning event. The set
-/// is closed so metric series stay bounded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorCategory {
-    /// ZIM was busy or failed internally, or the call failed in transport (retried with backoff).
-    Transient,
-    /// ZIM answered a code the table does not know (retried slowly).
-    Unknown,
-    /// ZIM rate-limited the call.
-    Throttled,
-    /// ZIM refused the signature, AppId or app configuration.
-    Auth,
-    /// The app's room quota is used up.
-    Quota,
-    /// ZIM refused the request's parameters.
-    InvalidParams,
-    /// The spec breaks a rule the schema cannot express.
-    InvalidSpec,
-    /// An immutable field changed after the room was created.
-    ImmutableField,
-    /// The credentials Secret is missing or unusable.
-    Credentials,
-    /// Some attribute changes were not applied.
-    Attributes,
-    /// Another object owns the room.
-    Conflict,
-    /// The namespace's admin policy does not allow what the object asks.
-    Policy,
-    /// The creation intent could not be recorded on the status.
-    Status,
-    /// A Kubernetes API call (status write, finalizer, Secret read) failed.
-    Kubernetes,
-}
-
-impl ErrorCategory {
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCategory::Transient => "transient",
-            ErrorCategory::Unknown => "unknown",
-            ErrorCategory::Throttled => "throttled",
-            ErrorCategory::Auth => "auth",
-            ErrorCategory::Quota => "quota",
-            ErrorCategory::InvalidParams => "invalid_params",
-            ErrorCategory::InvalidSpec => "invalid_spec",
-            ErrorCategory::ImmutableField => "immutable_field",
-            ErrorCategory::Credentials => "credentials",
-            ErrorCategory::Attributes => "attributes",
-            ErrorCategory::Conflict => "conflict",
-            ErrorCategory::Policy => "policy",
-            ErrorCategory::Status => "status",
-            ErrorCategory::Kubernetes => "kubernetes",
-        }
-    }
-
-    /// Every category, for pre-registering metric series.
-    pub const ALL: [ErrorCategory; 14] = [
-        ErrorCategory::Transient,
-        ErrorCategory::Unknown,
-        ErrorCategory::Throttled,
-        ErrorCategory::Auth,
-        ErrorCategory::Quota,
-        ErrorCategory::InvalidParams,
-        ErrorCategory::InvalidSpec,
-        ErrorCategory::ImmutableField,
-        ErrorCategory::Credentials,
-        ErrorCategory::Attributes,
-        ErrorCategory::Conflict,
-        ErrorCategory::Policy,
-        ErrorCategory::Status,
-        ErrorCategory::Kubernetes,
-    ];
-}
-
-impl std::fmt::Display for ErrorCategory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use super::reasons::{ErrorCategory, HINT_AUTH, HINT_CLOCK, HINT_QUOTA};
+use super::reasons::row;
 
 /// How one failure shows on the object and when the operator comes back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,39 +27,33 @@ pub struct FailureMapping {
     pub keep_ready: bool,
 }
 
-/// The hint for a clock more than ten minutes off.
-pub const HINT_CLOCK: &str = "the operator's clock differs from ZEGO's by more than 10 minutes: check NTP";
-/// The hint for refused credentials.
-pub const HINT_AUTH: &str = "check the AppId and server secret, and that ZIM is enabled for the app";
-/// The hint for a used-up room quota.
-pub const HINT_QUOTA: &str = "the app's room quota is used up: destroy rooms or raise the plan's limit";
-
 /// Maps a failed ZIM call (its class and code) to conditions and a requeue. `was_ready`: the object's Ready
 /// condition was True before this reconcile.
 pub fn zim_failure(class: Class, code: Option<i64>, was_ready: bool) -> FailureMapping {
-    let fast = Requeue::Backoff { slow: false };
-    let (ready_reason, requeue, category, hint) = match class {
-        Class::Throttled => (reason::THROTTLED, fast, ErrorCategory::Throttled, None),
-        Class::Unknown => {
-            (reason::API_UNAVAILABLE, Requeue::Backoff { slow: true }, ErrorCategory::Unknown, None)
-        }
+    // The reason decides the rest (see `reasons::READY_REASONS`), with two exceptions: a code the table does not
+    // know backs off on the slow schedule, and parameters ZIM refuses are retried slowly (a re-send of the same
+    // spec would be refused again, but ZIM's rules may change), under their own error category.
+    let (ready_reason, requeue, category) = match class {
+        Class::Throttled => (reason::THROTTLED, None, None),
+        Class::Unknown => (reason::API_UNAVAILABLE, Some(Requeue::Backoff { slow: true }), Some(ErrorCategory::Unknown)),
         // Ok, Exists and NotFound reach here only when a room changed between two calls (e.g. it vanished
         // between CreateRoom's "already exists" and the attribute read): retry soon.
-        Class::Transient | Class::NotFound | Class::Exists | Class::Ok => {
-            (reason::API_UNAVAILABLE, fast, ErrorCategory::Transient, None)
-        }
-        Class::Terminal(Terminal::Auth) => {
-            let hint = if code == Some(codes::SIGNATURE_EXPIRED) { HINT_CLOCK } else { HINT_AUTH };
-            (reason::AUTH_FAILED, Requeue::Slow, ErrorCategory::Auth, Some(hint))
-        }
-        Class::Terminal(Terminal::Quota) => {
-            (reason::QUOTA_EXCEEDED, Requeue::Slow, ErrorCategory::Quota, Some(HINT_QUOTA))
-        }
+        Class::Transient | Class::NotFound | Class::Exists | Class::Ok => (reason::API_UNAVAILABLE, None, None),
+        Class::Terminal(Terminal::Auth) => (reason::AUTH_FAILED, None, None),
+        Class::Terminal(Terminal::Quota) => (reason::QUOTA_EXCEEDED, None, None),
         Class::Terminal(Terminal::InvalidParams) => {
-            (reason::INVALID_SPEC, Requeue::Slow, ErrorCategory::InvalidParams, None)
+            (reason::INVALID_SPEC, Some(Requeue::Slow), Some(ErrorCategory::InvalidParams))
         }
     };
-    FailureMapping { ready_reason, requeue, category, hint, keep_ready: was_ready && class.is_retryable() }
+    let row = row(ready_reason);
+    let hint = if code == Some(codes::SIGNATURE_EXPIRED) { Some(HINT_CLOCK) } else { row.hint };
+    FailureMapping {
+        ready_reason,
+        requeue: requeue.unwrap_or(row.requeue),
+        category: category.unwrap_or(row.error),
+        hint,
+        keep_ready: was_ready && class.is_retryable(),
+    }
 }
 
 /// What went wrong resolving credentials, as far as the mapping cares.
@@ -156,18 +72,21 @@ pub enum CredentialsProblem {
 /// Maps a credentials problem. All are retried with backoff (a Secret change also re-queues the object).
 pub fn credentials_failure(problem: CredentialsProblem) -> FailureMapping {
     let (ready_reason, category) = match problem {
-        CredentialsProblem::NotFound => (reason::CREDENTIALS_NOT_FOUND, ErrorCategory::Credentials),
-        CredentialsProblem::Invalid => (reason::CREDENTIALS_INVALID, ErrorCategory::Credentials),
+        CredentialsProblem::NotFound => (reason::CREDENTIALS_NOT_FOUND, None),
+        CredentialsProblem::Invalid => (reason::CREDENTIALS_INVALID, None),
         // Not the user's Secret that is wrong but reading it: the operator's RBAC or the API server.
-        CredentialsProblem::Unreadable => (reason::CREDENTIALS_NOT_FOUND, ErrorCategory::Kubernetes),
+        CredentialsProblem::Unreadable => (reason::CREDENTIALS_NOT_FOUND, Some(ErrorCategory::Kubernetes)),
         // An admin's decision: retried when the Namespace's annotations (or the object) change.
-        CredentialsProblem::Forbidden => (reason::FORBIDDEN_BY_POLICY, ErrorCategory::Policy),
+        CredentialsProblem::Forbidden => (reason::FORBIDDEN_BY_POLICY, None),
     };
-    let requeue = match problem {
-        CredentialsProblem::Forbidden => Requeue::OnChange,
-        _ => Requeue::Backoff { slow: false },
-    };
-    FailureMapping { ready_reason, requeue, category, hint: None, keep_ready: false }
+    let row = row(ready_reason);
+    FailureMapping {
+        ready_reason,
+        requeue: row.requeue,
+        category: category.unwrap_or(row.error),
+        hint: None,
+        keep_ready: false,
+    }
 }
 
 #[cfg(test)]
@@ -235,11 +154,5 @@ mod tests {
                 (ready_reason, category, requeue, false)
             );
         }
-    }
-
-    #[test]
-    fn category_labels_are_unique() {
-        let labels: std::collections::HashSet<&str> = ErrorCategory::ALL.iter().map(|c| c.as_str()).collect();
-        assert_eq!(labels.len(), ErrorCategory::ALL.len());
     }
 }

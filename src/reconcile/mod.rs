@@ -19,6 +19,7 @@ pub mod decide;
 pub mod failure;
 pub mod plan;
 pub mod policy;
+pub mod reasons;
 mod run;
 #[cfg(test)]
 mod tests;
@@ -38,7 +39,8 @@ use crate::zim::types::UserInfo;
 use crate::zim::{Class, Credentials, ZimApi, ZimClient, ZimError};
 
 use decide::{AppCheck, Creation, Gate, Next, OnDelete, Step};
-pub use failure::{CredentialsProblem, ErrorCategory};
+pub use failure::CredentialsProblem;
+pub use reasons::{ErrorCategory, NotReadyCategory};
 pub use policy::{DefaultCredentialsScope, Policy};
 use run::Run;
 pub use types::{

@@ -1,0 +1,294 @@
+//! Rooms by Ready state: each object's [`Readiness`] (from its Ready condition) is recorded as the controller
+//! sees it, and the gauges are computed from those records at each scrape — by Ready status, and for rooms not
+//! Ready, by [`NotReadyCategory`] with the age of the longest-waiting one.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::crd::{condition, reason};
+use crate::lock;
+use crate::reconcile::NotReadyCategory;
+
+/// A Ready condition's status.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum ReadyState {
+    /// Ready=True.
+    True,
+    /// Ready=False.
+    False,
+    /// No Ready condition.
+    Unknown,
+}
+
+impl ReadyState {
+    const ALL: [ReadyState; 3] = [ReadyState::True, ReadyState::False, ReadyState::Unknown];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadyState::True => "true",
+            ReadyState::False => "false",
+            ReadyState::Unknown => "unknown",
+        }
+    }
+}
+
+impl EncodeLabelValue for ReadyState {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+/// Labels: a Ready state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadyLabel {
+    /// `true`, `false`, or `unknown`.
+    pub ready: ReadyState,
+}
+
+/// Labels: why rooms are not Ready.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotReadyLabel {
+    /// A [`NotReadyCategory`].
+    pub category: NotReadyCategory,
+}
+
+/// One object's Ready state as the metrics see it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Readiness {
+    /// `Some(true)` for Ready=True, `Some(false)` for Ready=False, `None` without a Ready condition.
+    pub ready: Option<bool>,
+    /// Why it is not Ready (`None` when it is).
+    pub category: Option<NotReadyCategory>,
+    /// Since when it has not been Ready: the Ready condition's lastTransitionTime (else the Synced condition's,
+    /// else when the operator first saw it so).
+    pub since: jiff::Timestamp,
+}
+
+impl Readiness {
+    /// The readiness an object's conditions describe; `now` stands in for a missing transition time.
+    pub fn of_conditions(conditions: &[Condition], now: jiff::Timestamp) -> Self {
+        let find = |t: &str| conditions.iter().find(|c| c.type_ == t);
+        let ready = find(condition::READY);
+        let synced = find(condition::SYNCED);
+        let paused = synced.is_some_and(|c| c.reason == reason::RECONCILE_PAUSED);
+        let state = ready.map(|c| c.status == "True");
+        if state == Some(true) {
+            return Readiness { ready: state, category: None, since: now };
+        }
+        let category = if paused {
+            NotReadyCategory::Paused
+        } else {
+            ready.map_or(NotReadyCategory::Other, |c| NotReadyCategory::of_reason(&c.reason))
+        };
+        let since = ready.or(synced).map_or(now, |c| c.last_transition_time.0);
+        Readiness { ready: state, category: Some(category), since }
+    }
+
+    fn state(&self) -> ReadyState {
+        match self.ready {
+            Some(true) => ReadyState::True,
+            Some(false) => ReadyState::False,
+            None => ReadyState::Unknown,
+        }
+    }
+}
+
+/// The room gauges and the per-object records they are computed from.
+pub struct RoomMetrics {
+    /// Rooms by Ready status.
+    pub rooms: Family<ReadyLabel, Gauge>,
+    /// Rooms not Ready, by category.
+    pub not_ready: Family<NotReadyLabel, Gauge>,
+    /// Per category, seconds since the longest-waiting room of the category stopped being Ready (0 when none).
+    pub not_ready_oldest: Family<NotReadyLabel, Gauge<f64, AtomicU64>>,
+    /// Each object's readiness, by `namespace/name`.
+    readiness: Mutex<HashMap<String, Readiness>>,
+}
+
+impl RoomMetrics {
+    pub(super) fn register(registry: &mut Registry) -> Self {
+        let rooms = Family::<ReadyLabel, Gauge>::default();
+        registry.register("rooms", "ZimRooms by Ready condition status", rooms.clone());
+        let not_ready = Family::<NotReadyLabel, Gauge>::default();
+        registry.register(
+            "rooms_not_ready",
+            "ZimRooms not Ready, by category of their Ready reason",
+            not_ready.clone(),
+        );
+        let not_ready_oldest = Family::<NotReadyLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "rooms_not_ready_oldest_seconds",
+            "Seconds since the longest-waiting not-Ready ZimRoom of each category stopped being Ready (0 when none)",
+            not_ready_oldest.clone(),
+        );
+        let m = Self { rooms, not_ready, not_ready_oldest, readiness: Mutex::default() };
+        m.refresh(jiff::Timestamp::now());
+        m
+    }
+
+    /// Records the Ready state of one object (`None` when it is gone); the gauges follow at the next scrape.
+    /// An object that stays not Ready in the same category keeps the earliest `since` seen (a missing transition
+    /// time does not restart its clock).
+    pub fn set_ready(&self, key: &str, readiness: Option<Readiness>) {
+        let mut states = lock(&self.readiness);
+        match readiness {
+            Some(mut r) => {
+                if let Some(old) = states.get(key)
+                    && r.category.is_some()
+                    && old.category == r.category
+                {
+                    r.since = r.since.min(old.since);
+                }
+                states.insert(key.to_owned(), r);
+            }
+            None => {
+                states.remove(key);
+            }
+        }
+    }
+
+    /// Forgets every object for which `keep` is false (objects gone without passing through the operator's
+    /// cleanup, e.g. their finalizer removed by hand).
+    pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) {
+        lock(&self.readiness).retain(|k, _| keep(k));
+    }
+
+    /// How many objects are recorded.
+    pub fn recorded(&self) -> usize {
+        lock(&self.readiness).len()
+    }
+
+    /// Sets the gauges from the recorded Ready states, with ages as of `now`.
+    pub(super) fn refresh(&self, now: jiff::Timestamp) {
+        let states = lock(&self.readiness);
+        let mut by_ready: HashMap<ReadyState, i64> = HashMap::new();
+        let mut by_category: HashMap<NotReadyCategory, (i64, jiff::Timestamp)> = HashMap::new();
+        for r in states.values() {
+            *by_ready.entry(r.state()).or_default() += 1;
+            if let Some(category) = r.category {
+                let entry = by_category.entry(category).or_insert((0, r.since));
+                entry.0 += 1;
+                entry.1 = entry.1.min(r.since);
+            }
+        }
+        drop(states);
+        for ready in ReadyState::ALL {
+            self.rooms.get_or_create(&ReadyLabel { ready }).set(by_ready.get(&ready).copied().unwrap_or(0));
+        }
+        for category in NotReadyCategory::ALL {
+            let label = NotReadyLabel { category };
+            let (n, age) = match by_category.get(&category) {
+                Some((n, since)) => (*n, now.duration_since(*since).as_secs_f64().max(0.0)),
+                None => (0, 0.0),
+            };
+            self.not_ready.get_or_create(&label).set(n);
+            self.not_ready_oldest.get_or_create(&label).set(age);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::metrics::tests::line;
+
+    pub(crate) fn cond(type_: &str, status: &str, reason: &str, at: i64) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: Time(jiff::Timestamp::from_second(at).unwrap()),
+        }
+    }
+
+    pub(crate) fn ts(at: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(at).unwrap()
+    }
+
+    /// Every Ready reason maps to a category through the reason table, a paused room is paused whatever its
+    /// reason, and the category names stay distinct.
+    #[test]
+    fn ready_reasons_map_to_categories() {
+        let cases = [
+            (reason::CREATING, "progressing"),
+            (reason::THROTTLED, "throttled"),
+            (reason::API_UNAVAILABLE, "transient"),
+            (reason::AUTH_FAILED, "auth"),
+            (reason::CREDENTIALS_NOT_FOUND, "credentials"),
+            (reason::CREDENTIALS_INVALID, "credentials"),
+            (reason::QUOTA_EXCEEDED, "quota"),
+            (reason::INVALID_SPEC, "invalid_spec"),
+            (reason::IMMUTABLE_FIELD_CHANGED, "invalid_spec"),
+            (reason::CONFLICT, "conflict"),
+            (reason::APP_ID_CHANGED, "conflict"),
+            (reason::FORBIDDEN_BY_POLICY, "policy"),
+            (reason::DELETING, "deleting"),
+            ("SomethingNew", "other"),
+        ];
+        for (r, want) in cases {
+            let readiness = Readiness::of_conditions(&[cond("Ready", "False", r, 1)], ts(2));
+            assert_eq!(readiness.category.map(NotReadyCategory::as_str), Some(want), "{r}");
+        }
+    }
+
+    /// Counts and the oldest age per category, from the Ready condition's transition time; a paused room counts as
+    /// paused whatever its reason; a room without conditions keeps the time it was first seen so.
+    #[test]
+    fn not_ready_gauges_count_and_age_by_category() {
+        let m = Metrics::new();
+        let rooms = &m.rooms;
+        let quota = |at| [cond("Ready", "False", reason::QUOTA_EXCEEDED, at)];
+        rooms.set_ready("a/q1", Some(Readiness::of_conditions(&quota(1000), ts(1500))));
+        rooms.set_ready("b/q2", Some(Readiness::of_conditions(&quota(1200), ts(1500))));
+        let paused = [
+            cond("Ready", "False", reason::INVALID_SPEC, 1100),
+            cond("Synced", "False", reason::RECONCILE_PAUSED, 1300),
+        ];
+        rooms.set_ready("a/p", Some(Readiness::of_conditions(&paused, ts(1500))));
+        rooms.set_ready("a/new", Some(Readiness::of_conditions(&[], ts(1400))));
+        // Seen again later, still without conditions: its clock does not restart.
+        rooms.set_ready("a/new", Some(Readiness::of_conditions(&[], ts(1450))));
+        rooms.set_ready(
+            "a/ok",
+            Some(Readiness::of_conditions(&[cond("Ready", "True", reason::AVAILABLE, 900)], ts(1500))),
+        );
+        rooms.refresh(ts(2000));
+        let text = {
+            let mut out = String::new();
+            prometheus_client::encoding::text::encode(&mut out, &m.registry).unwrap();
+            out
+        };
+        assert_eq!(line(&text, "zim_operator_rooms_not_ready{category=\"quota\"}"), 2.0);
+        assert_eq!(line(&text, "zim_operator_rooms_not_ready_oldest_seconds{category=\"quota\"}"), 1000.0);
+        assert_eq!(line(&text, "zim_operator_rooms_not_ready{category=\"paused\"}"), 1.0);
+        assert_eq!(line(&text, "zim_operator_rooms_not_ready_oldest_seconds{category=\"paused\"}"), 900.0);
+        assert_eq!(line(&text, "zim_operator_rooms_not_ready{category=\"invalid_spec\"}"), 0.0);
+        assert_eq!(line(&text, "zim_operator_rooms_not_ready{category=\"other\"}"), 1.0);
+        assert_eq!(line(&text, "zim_operator_rooms_not_ready_oldest_seconds{category=\"other\"}"), 600.0);
+        assert_eq!(line(&text, "zim_operator_rooms{ready=\"false\"}"), 3.0);
+        assert_eq!(line(&text, "zim_operator_rooms{ready=\"unknown\"}"), 1.0);
+        assert_eq!(line(&text, "zim_operator_rooms{ready=\"true\"}"), 1.0);
+        // Gone objects leave the gauges, including through retain.
+        rooms.set_ready("a/q1", None);
+        rooms.retain(|k| k != "a/new");
+        rooms.refresh(ts(2000));
+        let quota = NotReadyLabel { category: NotReadyCategory::Quota };
+        assert_eq!(rooms.not_ready.get_or_create(&quota).get(), 1);
+        assert_eq!(rooms.not_ready_oldest.get_or_create(&quota).get(), 800.0);
+        let other = NotReadyLabel { category: NotReadyCategory::Other };
+        assert_eq!(rooms.not_ready.get_or_create(&other).get(), 0);
+    }
+}
