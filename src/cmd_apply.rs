@@ -17,7 +17,7 @@ use crate::crd::{ZimRoom, condition};
 use crate::manifest::{self, Document};
 use crate::now;
 use crate::reconcile::{
-    self, Claim, CredentialsError, NoSink, Policy, Reconciler, Requeue, ResolvedCredentials,
+    self, Claim, CredentialsError, Facts, NoSink, Reconciler, Requeue, ResolvedCredentials,
 };
 use crate::sim::{DEMO_APP_ID, DEMO_SERVER_SECRET, Simulator};
 use crate::zim::{ClientConfig, Credentials, DEFAULT_ENDPOINT, TlsRoots, ZimClient};
@@ -298,10 +298,9 @@ async fn apply_one(
     claim: &Claim,
     attempts: u32,
 ) -> ZimRoom {
+    let facts = Facts { claims: claim.clone(), ..Facts::owner(creds) };
     for attempt in 1..=attempts {
-        let outcome = reconciler
-            .reconcile_claimed(&room, creds.clone(), claim, &Policy::unrestricted(), &NoSink, now())
-            .await;
+        let outcome = reconciler.reconcile(&room, &facts, &NoSink, now()).await;
         room.status = Some(outcome.status);
         match outcome.requeue {
             Requeue::Backoff { .. } if attempt < attempts => {

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use zim_operator::crd::ZimRoom;
-use zim_operator::reconcile::{Claim, Cleanup, NoSink, Outcome, Policy, Reconciler, Requeue};
+use zim_operator::reconcile::{Claim, Cleanup, DeleteFacts, Facts, NoSink, Outcome, Reconciler, Requeue};
 use zim_operator::sim::{Fault, FaultPlan, RunningSim};
 
 fn lobby() -> ZimRoom {
@@ -51,7 +51,7 @@ async fn assert_foreign_room_adopted_despite(fault: Fault) {
     assert!(!status.pending_creation, "{fault:?}");
     assert!(outs.iter().flat_map(|o| &o.notes).any(|n| n.reason == "Adopted"), "{fault:?}");
     let before = last_seq(&sim);
-    let cleanup = rec.cleanup(&r, Ok(&creds())).await.unwrap();
+    let cleanup = rec.cleanup(&r, &DeleteFacts::owner(Ok(creds()))).await.unwrap();
     assert!(matches!(cleanup, Cleanup::Orphaned { .. }), "{fault:?}: {cleanup:?}");
     assert!(actions_since(&sim, before).is_empty(), "deleting must not call ZIM");
     assert_eq!(sim.sim.room(APP, "lobby").unwrap().room_name, "theirs", "the foreign room stays");
@@ -92,7 +92,10 @@ async fn assert_lost_reply_is_own_room(fault: Fault) {
     assert_eq!(status.adopted, Some(false), "{fault:?}");
     assert!(!status.pending_creation);
     assert_eq!(sim.sim.rooms(APP).len(), 1, "exactly one room");
-    assert!(matches!(rec.cleanup(&r, Ok(&creds())).await.unwrap(), Cleanup::Destroyed { .. }), "{fault:?}");
+    assert!(
+        matches!(rec.cleanup(&r, &DeleteFacts::owner(Ok(creds()))).await.unwrap(), Cleanup::Destroyed { .. }),
+        "{fault:?}"
+    );
     assert!(sim.sim.room(APP, "lobby").is_none());
 }
 
@@ -135,7 +138,9 @@ async fn conflicting_claimant_makes_no_call() {
     let rec = reconciler(&sim);
     let r = room("lobby").namespace("team-b").build();
     let claim = Claim::Conflict { owner: "team-a/lobby".into() };
-    let out = rec.reconcile_claimed(&r, Ok(creds()), &claim, &Policy::unrestricted(), &NoSink, now()).await;
+    let out = rec
+        .reconcile(&r, &Facts { claims: claim.clone(), ..Facts::owner(Ok(creds())) }, &NoSink, now())
+        .await;
     let c = out.status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!(c.reason, "Conflict");
     assert!(c.message.contains("team-a/lobby"), "{}", c.message);
@@ -152,8 +157,13 @@ async fn deleting_owner_with_a_claimant_leaves_the_room() {
     let mut r = lobby();
     run(&rec, &mut r).await;
     let before = last_seq(&sim);
-    let cleanup =
-        rec.cleanup_claimed(&r, Ok(&creds()), Some("team-b/lobby"), &Policy::unrestricted()).await.unwrap();
+    let cleanup = rec
+        .cleanup(
+            &r,
+            &DeleteFacts { successor: Some("team-b/lobby".into()), ..DeleteFacts::owner(Ok(creds())) },
+        )
+        .await
+        .unwrap();
     assert!(matches!(&cleanup, Cleanup::Orphaned { why } if why.contains("team-b/lobby")), "{cleanup:?}");
     assert!(actions_since(&sim, before).is_empty());
     assert!(sim.sim.room(APP, "lobby").is_some());
@@ -170,7 +180,7 @@ async fn app_id_change_calls_nothing() {
     let mut other = creds();
     other.credentials.app_id = APP + 1;
     let before = last_seq(&sim);
-    let out = rec.reconcile(&r, Ok(other), &NoSink, now()).await;
+    let out = rec.reconcile(&r, &Facts::owner(Ok(other)), &NoSink, now()).await;
     let c = out.status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!(c.reason, "AppIdChanged");
     assert!(c.message.contains(&APP.to_string()), "{}", c.message);

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use zim_operator::crd::{ZimRoom, ZimRoomStatus};
-use zim_operator::reconcile::{CredentialsError, NoSink, Outcome, Reconciler, Requeue};
+use zim_operator::reconcile::{CredentialsError, DeleteFacts, Facts, NoSink, Outcome, Reconciler, Requeue};
 use zim_operator::sim::RunningSim;
 use zim_operator::sim::{Fault, FaultPlan};
 
@@ -124,7 +124,7 @@ async fn adopted_room_attributes_converge_and_foreign_keys_stay() {
 #[tokio::test]
 async fn adopted_room_is_orphaned_on_deletion() {
     let (sim, rec, r, _out) = adopt_existing_lobby().await;
-    let cleanup = rec.cleanup(&r, Ok(&creds())).await.unwrap();
+    let cleanup = rec.cleanup(&r, &DeleteFacts::owner(Ok(creds()))).await.unwrap();
     assert!(matches!(cleanup, zim_operator::reconcile::Cleanup::Orphaned { .. }), "{cleanup:?}");
     assert!(sim.sim.room(APP, "lobby").is_some());
 }
@@ -252,7 +252,7 @@ async fn wrong_secret_is_auth_failed() {
         from_user_id: None,
     };
     let r = lobby();
-    let out = rec.reconcile(&r, Ok(wrong), &NoSink, now()).await;
+    let out = rec.reconcile(&r, &Facts::owner(Ok(wrong)), &NoSink, now()).await;
     let c = out.status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!((c.reason.as_str(), out.requeue), ("AuthFailed", Requeue::Slow));
     assert!(!c.message.contains("ffffffffffffffffffffffffffffffff"));
@@ -264,8 +264,14 @@ async fn missing_credentials_are_credentials_not_found() {
     let sim = sim(0, 100).await;
     let rec = reconciler(&sim);
     let r = lobby();
-    let out =
-        rec.reconcile(&r, Err(CredentialsError::NotFound("Secret chat/zego".into())), &NoSink, now()).await;
+    let out = rec
+        .reconcile(
+            &r,
+            &Facts::owner(Err(CredentialsError::NotFound("Secret chat/zego".into()))),
+            &NoSink,
+            now(),
+        )
+        .await;
     assert_eq!(
         out.status.conditions.iter().find(|c| c.type_ == "Ready").unwrap().reason,
         "CredentialsNotFound"
@@ -347,7 +353,7 @@ async fn cleanup_of_a_never_created_room() {
     let rec = reconciler(&sim);
     let never = lobby();
     assert_eq!(
-        rec.cleanup(&never, Err("none".into())).await.unwrap(),
+        rec.cleanup(&never, &DeleteFacts::owner(Err("none".into()))).await.unwrap(),
         zim_operator::reconcile::Cleanup::NeverCreated
     );
 }
@@ -359,7 +365,8 @@ async fn cleanup_without_credentials_names_the_way_out() {
     let rec = reconciler(&sim);
     let mut r = lobby();
     run(&rec, &mut r).await;
-    let err = rec.cleanup(&r, Err("Secret chat/zego not found".into())).await.unwrap_err();
+    let err =
+        rec.cleanup(&r, &DeleteFacts::owner(Err("Secret chat/zego not found".into()))).await.unwrap_err();
     assert!(err.to_string().contains("deletionPolicy: Orphan"), "{err}");
 }
 
@@ -371,7 +378,7 @@ async fn cleanup_destroys_a_room_we_created() {
     let mut r = lobby();
     run(&rec, &mut r).await;
     assert!(matches!(
-        rec.cleanup(&r, Ok(&creds())).await.unwrap(),
+        rec.cleanup(&r, &DeleteFacts::owner(Ok(creds()))).await.unwrap(),
         zim_operator::reconcile::Cleanup::Destroyed { .. }
     ));
     assert!(sim.sim.room(APP, "lobby").is_none());
@@ -384,8 +391,11 @@ async fn cleanup_of_a_room_already_gone_is_done() {
     let rec = reconciler(&sim);
     let mut r = lobby();
     run(&rec, &mut r).await;
-    rec.cleanup(&r, Ok(&creds())).await.unwrap();
-    assert_eq!(rec.cleanup(&r, Ok(&creds())).await.unwrap(), zim_operator::reconcile::Cleanup::AlreadyGone);
+    rec.cleanup(&r, &DeleteFacts::owner(Ok(creds()))).await.unwrap();
+    assert_eq!(
+        rec.cleanup(&r, &DeleteFacts::owner(Ok(creds()))).await.unwrap(),
+        zim_operator::reconcile::Cleanup::AlreadyGone
+    );
 }
 
 /// UserRegister is single-flight per (AppId, user): 80 new rooms reconciled at once (64 at a time, the limiter
@@ -396,8 +406,9 @@ async fn concurrent_new_rooms_register_the_operator_once() {
     let sim = sim(0, 1000).await;
     let rec = reconciler(&sim);
     let rooms: Vec<ZimRoom> = (0..80).map(|i| lobby_like(&format!("r{i}")).build()).collect();
+    let facts = Facts::owner(Ok(creds()));
     let outcomes: Vec<Outcome> = futures::stream::iter(rooms.iter())
-        .map(|r| rec.reconcile(r, Ok(creds()), &NoSink, now()))
+        .map(|r| rec.reconcile(r, &facts, &NoSink, now()))
         .buffer_unordered(64)
         .collect()
         .await;

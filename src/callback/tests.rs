@@ -373,8 +373,8 @@ fn secret_is_never_printed() {
 fn closures_serve_as_lookup_and_observer() {
     let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = count.clone();
-    let observer = move |event: &str, outcome: Outcome| {
-        if event == "room_destroy" && outcome == Outcome::Accepted {
+    let observer = move |event: Event, outcome: Outcome| {
+        if event == Event::RoomDestroy && outcome == Outcome::Accepted {
             counter.fetch_add(1, Ordering::Relaxed);
         }
     };

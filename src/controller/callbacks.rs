@@ -43,11 +43,8 @@ struct Rechecks {
 }
 
 /// Requests a re-check of `object` now, or once at the end of its coalescing interval.
-fn recheck_coalesced(
-    ctx: &Arc<Context>,
-    state: &Arc<std::sync::Mutex<Rechecks>>,
-    object: ObjectRef<ZimRoom>,
-) {
+fn recheck_coalesced(ctx: &Arc<Context>, state: &Arc<std::sync::Mutex<Rechecks>>, room: Arc<ZimRoom>) {
+    let object = object_ref(&room);
     let now = Instant::now();
     let mut s = crate::lock(state);
     s.last.retain(|_, (at, trailing)| *trailing || now.duration_since(*at) < RECHECK_COALESCE * 10);
@@ -60,20 +57,20 @@ fn recheck_coalesced(
             let (ctx, state) = (ctx.clone(), state.clone());
             tokio::spawn(async move {
                 tokio::time::sleep_until(due).await;
-                crate::lock(&state).last.insert(object.clone(), (Instant::now(), false));
-                ctx.request_recheck(object);
+                crate::lock(&state).last.insert(object, (Instant::now(), false));
+                ctx.request_recheck(&room);
             });
         }
         _ => {
-            s.last.insert(object.clone(), (now, false));
+            s.last.insert(object, (now, false));
             drop(s);
-            ctx.request_recheck(object);
+            ctx.request_recheck(&room);
         }
     }
 }
 
 /// The objects whose status records room `room_id` of app `app_id`.
-pub(crate) fn managing(stores: &[Store<ZimRoom>], app_id: u32, room_id: &str) -> Vec<ObjectRef<ZimRoom>> {
+pub(crate) fn managing(stores: &[Store<ZimRoom>], app_id: u32, room_id: &str) -> Vec<Arc<ZimRoom>> {
     stores
         .iter()
         .flat_map(Store::state)
@@ -82,7 +79,6 @@ pub(crate) fn managing(stores: &[Store<ZimRoom>], app_id: u32, room_id: &str) ->
             status.and_then(|s| s.app_id) == Some(app_id)
                 && status.and_then(|s| s.room_id.as_deref()).unwrap_or(r.room_id_str()) == room_id
         })
-        .map(|r| object_ref(&r))
         .collect()
 }
 
@@ -196,7 +192,7 @@ pub(crate) async fn bridge(
         } else if let Some((stores, _)) = &standby {
             let now = Instant::now();
             nudged.retain(|_, at| now.duration_since(*at) < NUDGE_COALESCE);
-            for object in managing(stores, app_id, &room_id) {
+            for object in managing(stores, app_id, &room_id).iter().map(|r| object_ref(r)) {
                 if nudged.contains_key(&object) {
                     continue;
                 }

@@ -10,8 +10,8 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::object_ref;
 use crate::crd::ZimRoom;
-use crate::reconcile::Claim;
-use crate::reconcile::decide::{Claimant, winner};
+use crate::reconcile::decide::{self, Claimant, winner};
+use crate::reconcile::{Claim, ClaimSource};
 
 use super::Context;
 
@@ -49,10 +49,10 @@ pub(crate) async fn rivals(ctx: &Context, room: &ZimRoom, app_id: u32) -> Vec<Ri
     for other in candidates {
         let other_app = match other.status.as_ref().and_then(|s| s.app_id) {
             Some(app) => app,
-            None => match ctx.credentials.for_room(&other).await {
-                Ok(c) => c.credentials.app_id,
-                // Without credentials it cannot act on any room: it claims nothing yet.
-                Err(_) => continue,
+            // Without credentials it cannot act on any room: it claims nothing yet.
+            None => match decide::app_of(None, ctx.credentials.for_room(&other).await.ok().as_ref()) {
+                Some(app) => app,
+                None => continue,
             },
         };
         if other_app == app_id {
@@ -77,10 +77,20 @@ pub(crate) fn claim(room: &ZimRoom, app_id: u32, rivals: &[Rival]) -> Claim {
 }
 
 /// The rival that takes the room over when `room` is deleted: the winner among the others.
-pub(crate) fn successor(rivals: &[Rival]) -> Option<&Rival> {
+pub(crate) fn successor(rivals: Vec<Rival>) -> Option<Rival> {
     let all: Vec<Claimant> = rivals.iter().map(|r| r.claimant.clone()).collect();
-    let w = winner(&all)?;
-    rivals.iter().find(|r| r.claimant.key == w.key)
+    let key = winner(&all)?.key.clone();
+    rivals.into_iter().find(|r| r.claimant.key == key)
+}
+
+/// The claims of the objects in the controller's caches, which the reconcile core asks for once an object could
+/// act on its room.
+pub(crate) struct CacheClaims<'a>(pub(crate) &'a Context);
+
+impl ClaimSource for CacheClaims<'_> {
+    async fn claim(&self, room: &ZimRoom, app_id: u32) -> Claim {
+        claim(room, app_id, &rivals(self.0, room, app_id).await)
+    }
 }
 
 impl Rival {

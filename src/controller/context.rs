@@ -14,13 +14,13 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::object_ref;
 use crate::admin::Health;
-use crate::backoff;
 use crate::crd::ZimRoom;
 use crate::lock;
 use crate::metrics::Metrics;
 use crate::reconcile::{CleanupError, DefaultCredentialsScope, ErrorCategory, Note, Policy, Reconciler};
 
 use super::credentials::CredentialCache;
+use super::objects::Objects;
 use super::status::{WriteError, publish};
 
 /// How the controller runs.
@@ -177,6 +177,16 @@ impl Cleaned {
     }
 }
 
+/// The running controllers' caches and queues.
+pub(super) struct Wiring {
+    /// The ZimRoom watch caches (claims are decided from them).
+    pub(super) stores: Vec<Store<ZimRoom>>,
+    /// The Namespace caches (metadata only), for each namespace's policy.
+    pub(super) namespaces: Vec<Store<PartialObjectMeta<Namespace>>>,
+    /// Where to queue an object for a reconcile, per scope (a namespace, or `None` for all).
+    pub(super) triggers: Triggers,
+}
+
 /// The ZimRoom CRD's name.
 pub(super) const CRD_NAME: &str = "zimrooms.zim.zego.im";
 
@@ -191,23 +201,11 @@ pub struct Context {
     pub(super) credentials: Arc<CredentialCache>,
     /// Reconciles at once (`--concurrency`), shared fairly between namespaces.
     pub(super) gate: super::fair::FairGate,
-    failures: Mutex<HashMap<ObjectRef<ZimRoom>, u32>>,
-    /// The watch caches, once the controllers run (claims are decided from them).
-    stores: Mutex<Vec<Store<ZimRoom>>>,
-    /// The Namespace caches (metadata only), for each namespace's policy.
-    namespaces: Mutex<Vec<Store<PartialObjectMeta<Namespace>>>>,
-    /// Where to queue an object for a reconcile, per scope (a namespace, or `None` for all).
-    triggers: Mutex<Triggers>,
-    /// Objects this process has reconciled: a converged object seen for the first time (a start) is handed to
-    /// the prober instead of being probed by a worker.
-    seen: Mutex<std::collections::HashSet<ObjectRef<ZimRoom>>>,
-    /// Converged objects first seen at a start and handed to the prober without a probe: their first periodic
-    /// probe is spread over one period (others were just checked by a reconcile: one period from now).
-    from_start: Mutex<std::collections::HashSet<ObjectRef<ZimRoom>>>,
-    /// Objects whose room the prober has just found gone (recreated without a second probe).
-    absent: Mutex<std::collections::HashSet<ObjectRef<ZimRoom>>>,
-    /// Objects to re-check now whatever their state (a callback's room_destroy).
-    recheck: Mutex<std::collections::HashSet<ObjectRef<ZimRoom>>>,
+    /// What this process remembers of each object (first sight, hand-over at a start, found gone, re-check,
+    /// backoff), by UID.
+    pub(super) objects: Objects,
+    /// The caches and queues of the running controllers, set once when they start.
+    wiring: std::sync::OnceLock<Wiring>,
     /// Which Namespace events re-queue the namespace's rooms.
     policy_seen: Mutex<PolicySeen>,
     /// Objects whose cleanup this process finished (see [`Cleaned`]).
@@ -236,14 +234,8 @@ impl Context {
             metrics,
             health,
             config,
-            failures: Mutex::default(),
-            stores: Mutex::default(),
-            namespaces: Mutex::default(),
-            seen: Mutex::default(),
-            absent: Mutex::default(),
-            from_start: Mutex::default(),
-            recheck: Mutex::default(),
-            triggers: Mutex::default(),
+            objects: Objects::default(),
+            wiring: std::sync::OnceLock::new(),
             policy_seen: Mutex::default(),
             cleaned: Mutex::default(),
             crd_deleting: Mutex::default(),
@@ -272,22 +264,18 @@ impl Context {
         deleting
     }
 
-    /// Records the watch caches and the reconcile queues of the running controllers.
-    pub(super) fn wire(&self, stores: Vec<Store<ZimRoom>>, triggers: Triggers) {
-        *lock(&self.stores) = stores;
-        *lock(&self.triggers) = triggers;
-    }
-
-    /// Records the Namespace caches.
-    pub(super) fn wire_namespaces(&self, stores: Vec<Store<PartialObjectMeta<Namespace>>>) {
-        *lock(&self.namespaces) = stores;
+    /// Records the caches and queues of the running controllers (once; a second call is ignored).
+    pub(super) fn wire(&self, wiring: Wiring) {
+        if self.wiring.set(wiring).is_err() {
+            tracing::warn!("the controllers were wired twice; keeping the first");
+        }
     }
 
     /// The policy of namespace `ns`, from its annotations in the cache. Waits a few seconds for the caches'
     /// first listing; a namespace that is still unknown is an error (fail closed: nothing is done without it).
     pub(super) async fn policy(&self, ns: &str) -> Result<Policy, Error> {
         let key = ObjectRef::<PartialObjectMeta<Namespace>>::new(ns);
-        let stores = lock(&self.namespaces).clone();
+        let stores = self.wiring.get().map(|w| w.namespaces.clone()).unwrap_or_default();
         for attempt in 0..2 {
             if let Some(found) = stores.iter().find_map(|s| s.get(&key)) {
                 let annotations = found.metadata.annotations.as_ref();
@@ -322,13 +310,13 @@ impl Context {
 
     /// The watch caches.
     pub(crate) fn stores(&self) -> Vec<Store<ZimRoom>> {
-        lock(&self.stores).clone()
+        self.wiring.get().map(|w| w.stores.clone()).unwrap_or_default()
     }
 
     /// Queues `object` for a reconcile (e.g. a claimant that takes a room over).
     pub(crate) fn trigger(&self, object: ObjectRef<ZimRoom>) {
         let scope = if self.config.namespaces.is_empty() { None } else { object.namespace.clone() };
-        if let Some(tx) = lock(&self.triggers).get(&scope)
+        if let Some(tx) = self.wiring.get().and_then(|w| w.triggers.get(&scope))
             && tx.try_send(object).is_err()
         {
             tracing::warn!("the reconcile queue is full; the object is picked up at its next event");
@@ -340,64 +328,16 @@ impl Context {
         self.credentials.clone()
     }
 
-    /// Notes that `object` was reconciled; true the first time.
-    pub(super) fn first_sight(&self, object: &ObjectRef<ZimRoom>) -> bool {
-        lock(&self.seen).insert(object.clone())
+    /// The prober found `room`'s room gone: queue it; its reconcile skips the probe.
+    pub(super) fn hand_over_absent(&self, room: &ZimRoom) {
+        self.objects.mark_absent(room);
+        self.trigger(object_ref(room));
     }
 
-    /// Notes that `object` was handed to the prober at a start, without a probe.
-    pub(super) fn handed_at_start(&self, object: ObjectRef<ZimRoom>) {
-        lock(&self.from_start).insert(object);
-    }
-
-    /// Whether `object` was handed to the prober at a start (and forgets it).
-    pub(super) fn take_handed_at_start(&self, object: &ObjectRef<ZimRoom>) -> bool {
-        lock(&self.from_start).remove(object)
-    }
-
-    /// Forgets `object` (deleted).
-    pub(super) fn forget(&self, object: &ObjectRef<ZimRoom>) {
-        lock(&self.seen).remove(object);
-        lock(&self.from_start).remove(object);
-        lock(&self.absent).remove(object);
-        lock(&self.recheck).remove(object);
-    }
-
-    /// The prober found `object`'s room gone: queue it; its reconcile skips the probe.
-    pub(super) fn hand_over_absent(&self, object: ObjectRef<ZimRoom>) {
-        lock(&self.absent).insert(object.clone());
-        self.trigger(object);
-    }
-
-    /// Whether the prober found `object`'s room gone since its last reconcile (and forgets it).
-    pub(super) fn take_absent(&self, object: &ObjectRef<ZimRoom>) -> bool {
-        lock(&self.absent).remove(object)
-    }
-
-    /// Queues `object` for a re-check now (a callback said its room was destroyed).
-    pub(crate) fn request_recheck(&self, object: ObjectRef<ZimRoom>) {
-        lock(&self.recheck).insert(object.clone());
-        self.trigger(object);
-    }
-
-    /// Whether a re-check of `object` was requested (and forgets it).
-    pub(super) fn take_recheck(&self, object: &ObjectRef<ZimRoom>) -> bool {
-        lock(&self.recheck).remove(object)
-    }
-
-    /// The next backoff delay for `room` (one more failure), on the fast or slow schedule.
-    pub(super) fn backoff(&self, room: &ZimRoom, slow: bool) -> Duration {
-        let n = {
-            let mut f = lock(&self.failures);
-            let n = f.entry(object_ref(room)).or_insert(0);
-            *n += 1;
-            *n
-        };
-        if slow { backoff::SLOW.delay(n) } else { backoff::FAST.delay(n) }
-    }
-
-    pub(super) fn reset_backoff(&self, room: &ZimRoom) {
-        lock(&self.failures).remove(&object_ref(room));
+    /// Queues `room` for a re-check now (a callback said its room was destroyed).
+    pub(crate) fn request_recheck(&self, room: &ZimRoom) {
+        self.objects.mark_recheck(room);
+        self.trigger(object_ref(room));
     }
 
     pub(super) async fn note(&self, room: &ZimRoom, warning: bool, reason: &str, message: String) {

@@ -20,6 +20,7 @@ mod context;
 mod credentials;
 mod fair;
 mod health;
+mod objects;
 mod prober;
 mod status;
 
@@ -41,12 +42,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backoff::jitter;
-use crate::crd::{FINALIZER, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION, ZimRoom, condition, reason};
+use crate::crd::{FINALIZER, PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION, ZimRoom};
 use crate::metrics::Readiness;
 use crate::now;
-use crate::reconcile::decide::{self, OnDelete};
+use crate::reconcile::decide;
 use crate::reconcile::policy::annotation as policy_annotation;
-use crate::reconcile::{Claim, Cleanup, CleanupError, CredentialsError, Policy, Requeue, conditions};
+use crate::reconcile::{Cleanup, CleanupError, DeleteFacts, Facts, Requeue};
 use crate::zim::Class;
 use crate::zim::limiter::{CallTag, Priority, tagged};
 
@@ -128,48 +129,32 @@ async fn reconcile_now(room: Arc<ZimRoom>, ctx: Arc<Context>, ns: String) -> Res
     })
 }
 
+/// The facts of one reconcile, from this process's state and its caches (cached Secret reads, the Namespace's
+/// annotations); nothing here decides.
+async fn gather<'a>(room: &ZimRoom, ctx: &'a Context) -> Result<Facts<claims::CacheClaims<'a>>, Error> {
+    let state = ctx.objects.take(room);
+    let policy = ctx.policy(&room.namespace().unwrap_or_default()).await?;
+    let credentials = ctx.credentials.for_room(room).await;
+    Ok(Facts {
+        credentials,
+        policy,
+        claims: claims::CacheClaims(ctx),
+        known_absent: state.absent,
+        first_sight: state.first_sight,
+        recheck: state.recheck,
+    })
+}
+
 async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {
     let start = Instant::now();
     let name = room.name_any();
-    let object = object_ref(room);
-    let first = ctx.first_sight(&object);
-    let recheck = ctx.take_recheck(&object);
-    let known_absent = ctx.take_absent(&object);
-    let policy = ctx.policy(&room.namespace().unwrap_or_default()).await?;
-    if first
-        && !recheck
-        && !known_absent
-        && prober::is_converged(room)
-        && prober::attributes_applied(room)
-        && admitted_by_policy(room, &policy, ctx).await
-    {
-        // A start: a converged room is the prober's (its first probe is spread over one period), not a worker's.
-        ctx.handed_at_start(object.clone());
-        let conditions = room.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-        ctx.metrics
-            .rooms
-            .set_ready(&object_key(room), Some(Readiness::of_conditions(conditions, jiff::Timestamp::now())));
-        ctx.metrics.reconcile.reconciled(start.elapsed(), None);
-        return Ok(Action::await_change());
-    }
-    let credentials = match (&room.spec.credentials_secret_ref, &policy.default_credentials) {
-        (None, Err(why)) => Err(CredentialsError::Forbidden(why.clone())),
-        _ => ctx.credentials.for_room(room).await,
-    };
-    let app_id = room
-        .status
-        .as_ref()
-        .and_then(|s| s.app_id)
-        .or(credentials.as_ref().ok().map(|c| c.credentials.app_id));
-    let claim = match app_id {
-        Some(app) => claims::claim(room, app, &claims::rivals(ctx, room, app).await),
-        None => Claim::Owner,
-    };
+    let facts = gather(room, ctx).await?;
     let timeout = ctx.config.write_timeout;
     let sink = StatusSink { api, name: &name, timeout, metrics: &ctx.metrics };
-    let outcome =
-        ctx.reconciler.reconcile_known(room, credentials, &claim, &policy, known_absent, &sink, now()).await;
-    write_if_changed(api, room, &outcome.status, timeout, &ctx.metrics).await?;
+    let outcome = ctx.reconciler.reconcile(room, &facts, &sink, now()).await;
+    if outcome.requeue != Requeue::Prober {
+        write_if_changed(api, room, &outcome.status, timeout, &ctx.metrics).await?;
+    }
     for note in &outcome.notes {
         publish(&ctx.recorder, room, note).await;
     }
@@ -178,27 +163,18 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
     ctx.metrics.reconcile.reconciled(start.elapsed(), outcome.error_category);
     debug!(room = %object_key(room), requeue = ?outcome.requeue, "reconciled");
     Ok(match outcome.requeue {
-        Requeue::Resync | Requeue::OnChange => {
-            ctx.reset_backoff(room);
+        // A start: a converged room is the prober's (its first probe is spread over one period), not a worker's.
+        Requeue::Prober => {
+            ctx.objects.handed_at_start(room);
             Action::await_change()
         }
-        Requeue::Backoff { slow } => Action::requeue(ctx.backoff(room, slow)),
+        Requeue::Resync | Requeue::OnChange => {
+            ctx.objects.reset_backoff(room);
+            Action::await_change()
+        }
+        Requeue::Backoff { slow } => Action::requeue(ctx.objects.backoff(room, slow)),
         Requeue::Slow => Action::requeue(jitter(ctx.config.slow_retry, 0.1)),
     })
-}
-
-/// Whether the namespace's policy admits `room` as it is declared (no ZIM call): a converged room found at a
-/// start is left to the prober only then; otherwise it is reconciled, which refuses it (ForbiddenByPolicy) before
-/// any ZIM call — so a policy an admin changed while the operator was down applies at the start.
-async fn admitted_by_policy(room: &ZimRoom, policy: &Policy, ctx: &Context) -> bool {
-    let spec_from_user = room.spec.from_user_id.as_deref();
-    // The Secret's own user matters only when the spec names one (a cached read: once per Secret).
-    let secret_from_user = match spec_from_user {
-        Some(_) => ctx.credentials.for_room(room).await.ok().and_then(|c| c.from_user_id),
-        None => None,
-    };
-    let own_secret = room.spec.credentials_secret_ref.is_some();
-    policy.refusal(&room.room_id(), own_secret, spec_from_user, secret_from_user.as_deref()).is_none()
 }
 
 async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {
@@ -214,54 +190,41 @@ async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Ac
     done
 }
 
+/// The facts of a deletion: whether the CRD is going (then nothing else is read), the namespace's policy, the
+/// credentials of the room's app, and the claimant that takes the room over.
+async fn gather_for_delete(
+    room: &ZimRoom,
+    ctx: &Context,
+) -> Result<(DeleteFacts, Option<claims::Rival>), Error> {
+    if ctx.crd_deleting().await {
+        let facts = DeleteFacts {
+            credentials: Err(String::new()),
+            policy: None,
+            crd_deleting: true,
+            successor: None,
+        };
+        return Ok((facts, None));
+    }
+    let policy = ctx.policy(&room.namespace().unwrap_or_default()).await?;
+    let credentials = ctx.credentials.for_deletion(room).await;
+    let successor = match decide::app_of(room.status.as_ref(), credentials.as_ref().ok()) {
+        Some(app) => claims::successor(claims::rivals(ctx, room, app).await),
+        None => None,
+    };
+    let facts = DeleteFacts {
+        credentials,
+        policy: Some(policy),
+        crd_deleting: false,
+        successor: successor.as_ref().map(|r| r.key().to_owned()),
+    };
+    Ok((facts, successor))
+}
+
 /// The cleanup of a deleted object: destroys or releases its room, then its finalizer may go.
 async fn cleanup_once(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {
     let room_id = room.status.as_ref().and_then(|s| s.room_id.clone()).unwrap_or_else(|| room.room_id());
-    if ctx.crd_deleting().await {
-        // An uninstall must never wipe the rooms users rely on: every object is released.
-        let msg = format!(
-            "left ZIM room {room_id} in place: the ZimRoom CRD is being deleted (an uninstall), so no room is destroyed; to destroy rooms, delete the ZimRooms and wait for them to go before deleting the CRD"
-        );
-        ctx.note(room, false, "Orphaned", msg).await;
-        ctx.metrics.rooms.set_ready(&object_key(room), None);
-        ctx.reset_backoff(room);
-        return Ok(Action::await_change());
-    }
-    let policy = ctx.policy(&room.namespace().unwrap_or_default()).await?;
-    if room.spec.credentials_secret_ref.is_none()
-        && let Err(why) = &policy.default_credentials
-        && matches!(decide::on_delete(room, None, &policy), OnDelete::Destroy { .. })
-    {
-        // The namespace may not use the operator's credentials: no DestroyRoom with them; the room stays.
-        let msg = format!(
-            "left ZIM room {room_id} in place (the operator's default credentials are not available here: {why})"
-        );
-        ctx.note(room, false, "Orphaned", msg).await;
-        ctx.metrics.rooms.set_ready(&object_key(room), None);
-        ctx.reset_backoff(room);
-        return Ok(Action::await_change());
-    }
-    let credentials = ctx.credentials.for_deletion(room).await;
-    let app_id = room
-        .status
-        .as_ref()
-        .and_then(|s| s.app_id)
-        .or(credentials.as_ref().ok().map(|c| c.credentials.app_id));
-    let rivals = match app_id {
-        Some(app) => claims::rivals(ctx, room, app).await,
-        None => Vec::new(),
-    };
-    let successor = claims::successor(&rivals);
-    match ctx
-        .reconciler
-        .cleanup_claimed(
-            room,
-            credentials.as_ref().map_err(Clone::clone),
-            successor.map(|r| r.key()),
-            &policy,
-        )
-        .await
-    {
+    let (facts, successor) = gather_for_delete(room, ctx).await?;
+    match ctx.reconciler.cleanup(room, &facts).await {
         Ok(done) => {
             match done {
                 Cleanup::Destroyed { request_id } => {
@@ -279,28 +242,16 @@ async fn cleanup_once(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Resu
                 Cleanup::NeverCreated => {}
             }
             ctx.metrics.rooms.set_ready(&object_key(room), None);
-            ctx.reset_backoff(room);
-            ctx.forget(&object_ref(room));
+            ctx.objects.forget(room);
             // The next claimant takes the room over once this object is gone.
             if let Some(next) = successor {
-                ctx.trigger(next.object.clone());
+                ctx.trigger(next.object);
             }
             Ok(Action::await_change())
         }
         Err(e) => {
-            let message = e.to_string();
-            ctx.note(room, true, "DeletionBlocked", message.clone()).await;
-            let mut status = room.status.clone().unwrap_or_default();
-            let generation = room.metadata.generation;
-            conditions::set(
-                &mut status.conditions,
-                condition::READY,
-                false,
-                reason::DELETING,
-                &message,
-                generation,
-                &now(),
-            );
+            ctx.note(room, true, "DeletionBlocked", e.to_string()).await;
+            let status = crate::reconcile::deletion_blocked(room, &e, &now());
             let readiness = Readiness::of_conditions(&status.conditions, jiff::Timestamp::now());
             ctx.metrics.rooms.set_ready(&object_key(room), Some(readiness));
             // Best effort: the event already says how to unblock.
@@ -321,7 +272,7 @@ fn error_policy(room: Arc<ZimRoom>, error: &Error, ctx: Arc<Context>) -> Action 
     warn!(room = %object_key(&room), error = %error, "reconcile failed");
     // A deletion that ZIM refuses for good (auth, app disabled) waits for a person: retry slowly.
     let slow = matches!(error, Error::Cleanup(CleanupError::Zim { source, .. }) if matches!(source.class(), Class::Terminal(_)));
-    Action::requeue(ctx.backoff(&room, slow))
+    Action::requeue(ctx.objects.backoff(&room, slow))
 }
 
 /// Runs the controllers and the prober until `shutdown` is cancelled; in-flight reconciles finish first.
@@ -482,8 +433,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                 .boxed(),
         );
     }
-    ctx.wire(stores.clone(), triggers);
-    ctx.wire_namespaces(ns_stores);
+    ctx.wire(context::Wiring { stores: stores.clone(), namespaces: ns_stores, triggers });
     let prober = tokio::spawn(prober::probe_loop(ctx.clone(), stores, shutdown.clone()));
     let heartbeat = {
         let health = ctx.health.clone();

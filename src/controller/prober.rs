@@ -29,32 +29,15 @@ use tracing::{info, warn};
 
 use super::object_ref;
 use crate::backoff::jitter;
-use crate::crd::{ZimRoom, condition};
+use crate::crd::ZimRoom;
 use crate::metrics::ProbeResult;
-use crate::reconcile::{conditions, plan};
 use crate::zim::limiter::{CallTag, Priority, tagged};
 
 use super::{Context, object_key};
+use crate::reconcile::decide::is_converged;
 
 /// Probes waiting or running at once, at most (they are paced before they start, so few ever wait).
 const MAX_IN_FLIGHT: usize = 32;
-
-/// Whether the prober owns this room: converged for its current generation, not paused, not deleting.
-pub(crate) fn is_converged(room: &ZimRoom) -> bool {
-    let Some(status) = room.status.as_ref() else { return false };
-    room.metadata.deletion_timestamp.is_none()
-        && !room.is_paused()
-        && status.observed_generation == room.metadata.generation
-        && conditions::is_true(&status.conditions, condition::READY)
-        && conditions::is_true(&status.conditions, condition::SYNCED)
-}
-
-/// Whether the declared attributes are the ones last applied in full (nothing to converge but existence).
-pub(crate) fn attributes_applied(room: &ZimRoom) -> bool {
-    let applied = room.status.as_ref().and_then(|s| s.applied.as_ref());
-    applied.and_then(|a| a.attributes_hash.as_deref())
-        == Some(plan::attributes_hash(&room.spec.attributes).as_str())
-}
 
 /// The period one app's rooms are probed at: the configured one, or longer when the budget does not cover them.
 pub(crate) fn effective_period(rooms: usize, period: Duration, budget: Option<f64>) -> Duration {
@@ -113,8 +96,10 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
         let mut apps = HashSet::new();
         let mut by_app: HashMap<u32, Vec<Arc<ZimRoom>>> = HashMap::new();
         let mut present = HashSet::new();
+        let mut uids = HashSet::new();
         for room in stores.iter().flat_map(Store::state) {
             present.insert(object_key(&room));
+            uids.extend(room.metadata.uid.clone());
             used.extend(ctx.credentials.secret_key(&room));
             let app = room.status.as_ref().and_then(|s| s.app_id);
             apps.extend(app);
@@ -158,8 +143,8 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
                 // A room's first probe: after a start (the workers did not probe it), a uniformly random point of
                 // its first period; after a reconcile (which just checked it), one period on. Later ones one
                 // period on, ±10 %.
-                let (next, last_pass) = due.entry(key).or_insert_with_key(|key| {
-                    let first = if ctx.take_handed_at_start(key) {
+                let (next, last_pass) = due.entry(key).or_insert_with(|| {
+                    let first = if ctx.objects.take_handed_at_start(&room) {
                         now + period.mul_f64(rand::rng().random::<f64>())
                     } else {
                         now + jitter(period, 0.1)
@@ -192,6 +177,8 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
         due.retain(|_, (_, last_pass)| *last_pass == pass);
         // Objects that went without the operator's cleanup (a finalizer removed by hand) leave the room gauges.
         ctx.metrics.rooms.retain(|key| present.contains(key));
+        // And this process's state of them (deleted, out of the label selector, gone with the CRD).
+        ctx.objects.retain(|uid| uids.contains(uid));
         // Last good credentials of deleted Secrets stay only while an object still refers to them.
         let evicted = ctx.credentials.evict_unused(&used, &apps);
         if evicted > 0 {
@@ -217,7 +204,7 @@ async fn probe_one(ctx: &Context, room: &ZimRoom) {
     });
     if let Ok(false) = result {
         info!(room = %object_key(room), "room vanished; handing it to the controller");
-        ctx.hand_over_absent(object);
+        ctx.hand_over_absent(room);
     }
 }
 

@@ -32,7 +32,7 @@ pub use callbacks::{CallbackLabel, CallbackMetrics};
 pub use controller::{
     CategoryLabel, ProbeLabel, ProbeResult, ProberMetrics, ReconcileMetrics, ReconcileResult, ResultLabel,
 };
-pub use rooms::{NotReadyLabel, ReadyLabel, ReadyState, Readiness, RoomMetrics};
+pub use rooms::{NotReadyLabel, Readiness, ReadyLabel, ReadyState, RoomMetrics};
 pub use zim::{ActionLabel, CallLabel, PREINITIALISED_CODES, ZimMetrics};
 
 /// Writes each label enum as its `as_str`.
@@ -170,7 +170,9 @@ mod tests {
             text.contains("zim_operator_callbacks_total{event=\"room_destroy\",outcome=\"bad_signature\"} 0")
         );
         for result in ["exists", "gone", "error"] {
-            assert!(text.contains(&format!("zim_operator_existence_probes_total{{result=\"{result}\"}} 0\n")));
+            assert!(
+                text.contains(&format!("zim_operator_existence_probes_total{{result=\"{result}\"}} 0\n"))
+            );
         }
         assert_eq!(line(&text, "zim_operator_probe_period_seconds "), 0.0);
         assert_eq!(line(&text, "zim_operator_probe_effective_period_seconds "), 0.0);

@@ -36,17 +36,8 @@ impl<Z: ZimApi> Reconciler<Z> {
                 Err(e) => return run.zim_failure(&e),
             }
         };
-        if probed == Some(true)
-            && let Err(why) = adopt
-        {
-            return run.fail(
-                reason::FORBIDDEN_BY_POLICY,
-                &format!(
-                    "ZIM room {room_id} already exists and is not adopted: {why}. Nothing was changed in ZIM"
-                ),
-                Requeue::OnChange,
-                ErrorCategory::Policy,
-            );
+        if let Some(refused) = decide::before_first_create(probed, adopt.is_ok()) {
+            return run.refuse(reason::FORBIDDEN_BY_POLICY, &refused.message(&room_id, policy_why(adopt)));
         }
         run.status.room_id = Some(room_id.clone());
         run.status.app_id = Some(creds.app_id);
@@ -79,19 +70,12 @@ impl<Z: ZimApi> Reconciler<Z> {
             Err(e) if e.outcome_known() => CreateOutcome::Refused,
             Err(_) => CreateOutcome::Unknown,
         };
-        let decision = decide::first_creation(probed, pending_before, outcome);
-        if decision.event == Some(CreationEvent::Adopted)
-            && let Err(why) = adopt
-        {
+        let decision = decide::first_creation(probed, pending_before, outcome, adopt.is_ok());
+        if let Some(refused) = decision.refused {
             // Created by someone else between the probe and CreateRoom: not ours, and not adopted.
             run.status.pending_creation = false;
             run.status.adopted = None;
-            return run.fail(
-                reason::FORBIDDEN_BY_POLICY,
-                &format!("ZIM room {room_id} was created by someone else meanwhile and is not adopted: {why}. Nothing was changed in ZIM"),
-                Requeue::OnChange,
-                ErrorCategory::Policy,
-            );
+            return run.refuse(reason::FORBIDDEN_BY_POLICY, &refused.message(&room_id, policy_why(adopt)));
         }
         if let Some(adopted) = decision.adopted {
             run.status.adopted = Some(adopted);
@@ -176,13 +160,9 @@ impl<Z: ZimApi> Reconciler<Z> {
                 }
                 // Gone at the probe, there now: somebody else created it in between. It is theirs.
                 run.status.adopted = Some(true);
-                if let Err(why) = adopt {
-                    return run.fail(
-                        reason::FORBIDDEN_BY_POLICY,
-                        &format!("ZIM room {room_id} vanished and was created again by someone else; it is not adopted: {why}. Its attributes are left alone"),
-                        Requeue::OnChange,
-                        ErrorCategory::Policy,
-                    );
+                if let Some(refused) = decide::recreated_by_other(adopt.is_ok()) {
+                    return run
+                        .refuse(reason::FORBIDDEN_BY_POLICY, &refused.message(&room_id, policy_why(adopt)));
                 }
                 run.note(
                     false,
@@ -210,6 +190,11 @@ impl<Z: ZimApi> Reconciler<Z> {
             Err(e) => run.zim_failure(&self.failed(creds, from, e)),
         }
     }
+}
+
+/// Why the policy refuses (empty when it allows).
+fn policy_why(rule: &Result<(), String>) -> &str {
+    rule.as_ref().err().map_or("", String::as_str)
 }
 
 /// The CreateRoom request for `room`, acting as `from`.

@@ -8,8 +8,8 @@ use crate::zim::codes;
 use crate::zim::{Class, Terminal};
 
 use super::Requeue;
-pub use super::reasons::{ErrorCategory, HINT_AUTH, HINT_CLOCK, HINT_QUOTA};
 use super::reasons::row;
+pub use super::reasons::{ErrorCategory, HINT_AUTH, HINT_CLOCK, HINT_QUOTA};
 
 /// How one failure shows on the object and when the operator comes back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,10 +35,14 @@ pub fn zim_failure(class: Class, code: Option<i64>, was_ready: bool) -> FailureM
     // spec would be refused again, but ZIM's rules may change), under their own error category.
     let (ready_reason, requeue, category) = match class {
         Class::Throttled => (reason::THROTTLED, None, None),
-        Class::Unknown => (reason::API_UNAVAILABLE, Some(Requeue::Backoff { slow: true }), Some(ErrorCategory::Unknown)),
+        Class::Unknown => {
+            (reason::API_UNAVAILABLE, Some(Requeue::Backoff { slow: true }), Some(ErrorCategory::Unknown))
+        }
         // Ok, Exists and NotFound reach here only when a room changed between two calls (e.g. it vanished
         // between CreateRoom's "already exists" and the attribute read): retry soon.
-        Class::Transient | Class::NotFound | Class::Exists | Class::Ok => (reason::API_UNAVAILABLE, None, None),
+        Class::Transient | Class::NotFound | Class::Exists | Class::Ok => {
+            (reason::API_UNAVAILABLE, None, None)
+        }
         Class::Terminal(Terminal::Auth) => (reason::AUTH_FAILED, None, None),
         Class::Terminal(Terminal::Quota) => (reason::QUOTA_EXCEEDED, None, None),
         Class::Terminal(Terminal::InvalidParams) => {

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tracing::instrument;
 
-use crate::crd::{ZimRoom, condition, reason};
+use crate::crd::{ZimRoom, ZimRoomStatus, condition, reason};
 use crate::lock;
 use crate::zim::codes;
 use crate::zim::types::UserInfo;
@@ -40,12 +40,12 @@ use crate::zim::{Class, Credentials, ZimApi, ZimClient, ZimError};
 
 use decide::{AppCheck, Creation, Gate, Next, OnDelete, Step};
 pub use failure::CredentialsProblem;
-pub use reasons::{ErrorCategory, NotReadyCategory};
 pub use policy::{DefaultCredentialsScope, Policy};
+pub use reasons::{ErrorCategory, NotReadyCategory};
 use run::Run;
 pub use types::{
-    Claim, Cleanup, CleanupError, CredentialsError, IntentSink, NoSink, Note, Outcome, Requeue,
-    ResolvedCredentials,
+    Claim, ClaimSource, Cleanup, CleanupError, CredentialsError, DeleteFacts, Facts, IntentSink, NoSink,
+    Note, Outcome, Requeue, ResolvedCredentials,
 };
 
 /// One registration in flight (see [`Reconciler::ensure_registered`]).
@@ -79,46 +79,27 @@ impl<Z: ZimApi> Reconciler<Z> {
         &self.zim
     }
 
-    /// Reconciles `room` once, with no other object claiming its room. `now` stamps condition transitions.
-    pub async fn reconcile<S: IntentSink>(
-        &self,
-        room: &ZimRoom,
-        credentials: Result<ResolvedCredentials, CredentialsError>,
-        sink: &S,
-        now: Time,
-    ) -> Outcome {
-        self.reconcile_claimed(room, credentials, &Claim::Owner, &Policy::unrestricted(), sink, now).await
-    }
-
-    /// Reconciles `room` once. `claim` says whether another object owns the same (AppId, roomId) (see
-    /// [`decide::winner`]); `policy` is what the namespace's admin allows ([`policy`]); `now` stamps condition
-    /// transitions.
-    pub async fn reconcile_claimed<S: IntentSink>(
-        &self,
-        room: &ZimRoom,
-        credentials: Result<ResolvedCredentials, CredentialsError>,
-        claim: &Claim,
-        policy: &Policy,
-        sink: &S,
-        now: Time,
-    ) -> Outcome {
-        self.reconcile_known(room, credentials, claim, policy, false, sink, now).await
-    }
-
-    /// [`Reconciler::reconcile_claimed`], told whether the room of a converged object is `known_absent` (the
-    /// prober has just found it gone): then it is created again without a second existence probe.
-    #[allow(clippy::too_many_arguments)]
+    /// Reconciles `room` once from the `facts` the caller gathered; `sink` persists the creation intent before a
+    /// first CreateRoom; `now` stamps condition transitions. In order: a converged room seen at a start is left to
+    /// the prober ([`decide::leave_to_prober`], no call); the gate (paused, invalid, immutable); the namespace's
+    /// policy (roomId, default credentials); the credentials; the AppId; the claim (asked of `facts.claims` only
+    /// here); the operator user; then probe, read, create and attributes.
     #[instrument(skip_all, fields(room = %room.metadata.name.as_deref().unwrap_or(""), ns = %room.metadata.namespace.as_deref().unwrap_or("")))]
-    pub async fn reconcile_known<S: IntentSink>(
+    pub async fn reconcile<C: ClaimSource, S: IntentSink>(
         &self,
         room: &ZimRoom,
-        credentials: Result<ResolvedCredentials, CredentialsError>,
-        claim: &Claim,
-        policy: &Policy,
-        known_absent: bool,
+        facts: &Facts<C>,
         sink: &S,
         now: Time,
     ) -> Outcome {
+        if decide::leave_to_prober(room, facts) {
+            return Outcome {
+                status: room.status.clone().unwrap_or_default(),
+                notes: Vec::new(),
+                requeue: Requeue::Prober,
+                error_category: None,
+            };
+        }
         let mut run = Run::new(room, now);
         match decide::gate(room) {
             Some(Gate::Paused) => {
@@ -130,20 +111,17 @@ impl<Z: ZimApi> Reconciler<Z> {
                 );
                 return run.finish(Requeue::OnChange, None);
             }
-            Some(Gate::Invalid(problems)) => {
-                let category = ErrorCategory::InvalidSpec;
-                return run.fail(reason::INVALID_SPEC, &join(&problems), Requeue::OnChange, category);
-            }
+            Some(Gate::Invalid(problems)) => return run.refuse(reason::INVALID_SPEC, &join(&problems)),
             Some(Gate::Immutable(changed)) => {
-                let (r, category) = (reason::IMMUTABLE_FIELD_CHANGED, ErrorCategory::ImmutableField);
-                return run.fail(r, &join(&changed), Requeue::OnChange, category);
+                return run.refuse(reason::IMMUTABLE_FIELD_CHANGED, &join(&changed));
             }
             None => {}
         }
+        let policy = &facts.policy;
         if let Err(why) = policy.check_room_id(&room.room_id()) {
-            return run.fail(reason::FORBIDDEN_BY_POLICY, &why, Requeue::OnChange, ErrorCategory::Policy);
+            return run.refuse(reason::FORBIDDEN_BY_POLICY, &why);
         }
-        let resolved = match credentials {
+        let resolved = match decide::usable_credentials(room, &facts.credentials, policy) {
             Ok(c) => c,
             Err(e) => return run.mapped(failure::credentials_failure(e.problem()), &e.to_string()),
         };
@@ -153,15 +131,16 @@ impl<Z: ZimApi> Reconciler<Z> {
                 "the credentials now resolve to AppId {}, but this object's room lives in AppId {recorded}: no call is made to the other app. Restore the credentials of AppId {recorded}; or, to move the room, set spec.deletionPolicy: Orphan, delete this ZimRoom and create it again with the new credentials",
                 creds.app_id
             );
-            return run.fail(reason::APP_ID_CHANGED, &message, Requeue::OnChange, ErrorCategory::Credentials);
+            return run.refuse(reason::APP_ID_CHANGED, &message);
         }
-        if let Claim::Conflict { owner } = claim {
+        let app = decide::app_of(room.status.as_ref(), Some(resolved)).unwrap_or(creds.app_id);
+        if let Claim::Conflict { owner } = facts.claims.claim(room, app).await {
             let message = format!(
                 "ZIM room {} of AppId {} is owned by ZimRoom {owner}; this object makes no call for it until that one is deleted",
                 room.room_id(),
                 creds.app_id
             );
-            return run.fail(reason::CONFLICT, &message, Requeue::OnChange, ErrorCategory::Conflict);
+            return run.refuse(reason::CONFLICT, &message);
         }
         let from = match policy.from_user_id(
             room.spec.from_user_id.as_deref(),
@@ -169,9 +148,7 @@ impl<Z: ZimApi> Reconciler<Z> {
             &self.default_from_user_id,
         ) {
             Ok(from) => from,
-            Err(why) => {
-                return run.fail(reason::FORBIDDEN_BY_POLICY, &why, Requeue::OnChange, ErrorCategory::Policy);
-            }
+            Err(why) => return run.refuse(reason::FORBIDDEN_BY_POLICY, &why),
         };
 
         let room_id = room.room_id();
@@ -179,7 +156,7 @@ impl<Z: ZimApi> Reconciler<Z> {
         let mut current = Vec::new();
         let next = match decide::first_step(&run.status, &declared_hash) {
             Step::Create(creation) => Next::Create(creation),
-            Step::Probe if known_absent => decide::after_probe(false),
+            Step::Probe if facts.known_absent => decide::after_probe(false),
             Step::Probe => match self.zim.room_exists(creds, &room_id).await {
                 Ok(exists) => decide::after_probe(exists),
                 Err(e) => return run.zim_failure(&e),
@@ -198,14 +175,13 @@ impl<Z: ZimApi> Reconciler<Z> {
                 }
             }
         };
+        let adopt = &policy.adopt;
         match next {
             Next::Converged => run.succeed(),
             Next::Create(Creation::First) => {
-                self.create_first(&mut run, room, creds, &from, &policy.adopt, sink).await
+                self.create_first(&mut run, room, creds, &from, adopt, sink).await
             }
-            Next::Create(Creation::Recreate) => {
-                self.recreate(&mut run, room, creds, &from, &policy.adopt).await
-            }
+            Next::Create(Creation::Recreate) => self.recreate(&mut run, room, creds, &from, adopt).await,
             Next::SyncAttributes => self.sync_attributes(&mut run, room, creds, &from, &current).await,
         }
     }
@@ -257,41 +233,44 @@ impl<Z: ZimApi> Reconciler<Z> {
         lock(&self.registered).remove(&(app_id, user.to_owned()));
     }
 
-    /// Deletion, with no other object claiming the room: see [`Reconciler::cleanup_claimed`].
-    pub async fn cleanup(
-        &self,
-        room: &ZimRoom,
-        credentials: Result<&ResolvedCredentials, String>,
-    ) -> Result<Cleanup, CleanupError> {
-        self.cleanup_claimed(room, credentials, None, &Policy::unrestricted()).await
-    }
-
-    /// Deletion: destroys the room the object owns and the spec names (deletionPolicy Delete, the default for a
-    /// room it created) or leaves it (Orphan; the default for adopted rooms; always when `other`, another object,
-    /// still declares the room; when the namespace's `policy` does not allow the roomId, or does not allow
-    /// destroying an adopted room). "No such room" is success. `credentials` are those of the app the room lives
-    /// in (the caller may pass the last good ones it remembers).
+    /// Deletion, from the `facts` gathered for it: destroys the room the object owns and the spec names
+    /// (deletionPolicy Delete, the default for a room it created) or leaves it — see [`decide::on_delete`] for
+    /// every rule. "No such room" is success. The credentials are those of the app the room lives in.
     #[instrument(skip_all, fields(room = %room.metadata.name.as_deref().unwrap_or("")))]
-    pub async fn cleanup_claimed(
-        &self,
-        room: &ZimRoom,
-        credentials: Result<&ResolvedCredentials, String>,
-        other: Option<&str>,
-        policy: &Policy,
-    ) -> Result<Cleanup, CleanupError> {
-        let room_id = match decide::on_delete(room, other, policy) {
+    pub async fn cleanup(&self, room: &ZimRoom, facts: &DeleteFacts) -> Result<Cleanup, CleanupError> {
+        let room_id = match decide::on_delete(room, facts) {
             OnDelete::Nothing => return Ok(Cleanup::NeverCreated),
             OnDelete::Orphan { why } => return Ok(Cleanup::Orphaned { why }),
             OnDelete::Destroy { room_id } => room_id,
         };
-        let creds =
-            credentials.map_err(|reason| CleanupError::NoCredentials { room_id: room_id.clone(), reason })?;
+        let creds = facts.credentials.as_ref().map_err(|reason| CleanupError::NoCredentials {
+            room_id: room_id.clone(),
+            reason: reason.clone(),
+        })?;
         match self.zim.destroy_room(&creds.credentials, &room_id, None).await {
             Ok(resp) => Ok(Cleanup::Destroyed { request_id: resp.envelope.request_id }),
             Err(e) if e.class() == Class::NotFound => Ok(Cleanup::AlreadyGone),
             Err(source) => Err(CleanupError::Zim { room_id, source }),
         }
     }
+}
+
+/// The status of an object whose deletion is blocked by `error`: Ready=False `Deleting` with the error's message
+/// (which says how to unblock it).
+pub fn deletion_blocked(room: &ZimRoom, error: &CleanupError, now: &Time) -> ZimRoomStatus {
+    let mut status = room.status.clone().unwrap_or_default();
+    let generation = room.metadata.generation;
+    let message = error.to_string();
+    conditions::set(
+        &mut status.conditions,
+        condition::READY,
+        false,
+        reason::DELETING,
+        &message,
+        generation,
+        now,
+    );
+    status
 }
 
 fn join(errors: &[validate::FieldError]) -> String {

@@ -145,6 +145,13 @@ impl<'a> Run<'a> {
         self.finish(requeue, Some(category))
     }
 
+    /// Ready=False with a reason whose requeue and error category the reason table gives (a refusal before any
+    /// ZIM call, or one the policy makes).
+    pub(super) fn refuse(&mut self, ready_reason: &'static str, message: &str) -> Outcome {
+        let row = super::reasons::row(ready_reason);
+        self.fail(ready_reason, message, row.requeue, row.error)
+    }
+
     /// Synced=False; Ready untouched (the room's existence is not in question).
     pub(super) fn fail_keep_ready(
         &mut self,

@@ -33,7 +33,7 @@ fn lobby(attributes: &[(&str, &str)]) -> ZimRoom {
 /// Reconciles `room` once, keeps the new status on it, and returns the outcome and the actions called.
 async fn step(sim: &Simulator, rec: &Reconciler<InMemoryZim>, room: &mut ZimRoom) -> (Outcome, Vec<String>) {
     let before = sim.log().last().map_or(0, |e| e.seq);
-    let out = rec.reconcile(room, Ok(creds()), &NoSink, crate::now()).await;
+    let out = rec.reconcile(room, &Facts::owner(Ok(creds())), &NoSink, crate::now()).await;
     room.status = Some(out.status.clone());
     (out, sim.log_since(before).into_iter().map(|e| e.action).collect())
 }
@@ -172,5 +172,8 @@ async fn room_recreated_by_someone_else_is_adopted() {
     assert_eq!(&calls[..2], ["QueryRoomUserList", "CreateRoom"]);
     assert_eq!(out.status.adopted, Some(true));
     assert!(out.notes.iter().any(|n| n.reason == "Adopted"));
-    assert!(matches!(rec.cleanup(&r, Ok(&creds())).await.unwrap(), Cleanup::Orphaned { .. }));
+    assert!(matches!(
+        rec.cleanup(&r, &DeleteFacts::owner(Ok(creds()))).await.unwrap(),
+        Cleanup::Orphaned { .. }
+    ));
 }

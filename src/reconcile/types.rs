@@ -1,10 +1,14 @@
-//! What goes into the reconcile core and what comes out: resolved credentials (or why there are none), the sink
-//! that persists the creation intent, and the outcome of a reconcile or a deletion.
+//! What goes into the reconcile core and what comes out: the facts the caller gathered (credentials or why there
+//! are none, the namespace's policy, what the prober or a callback found, whether this process has seen the object
+//! before), the claim lookup and the sink the core asks when it needs them, and the outcome of a reconcile or a
+//! deletion.
 
 use std::future::Future;
 
-use crate::crd::ZimRoomStatus;
+use crate::crd::{ZimRoom, ZimRoomStatus};
 use crate::zim::{Credentials, ZimError};
+
+use super::policy::Policy;
 
 use super::failure::{CredentialsProblem, ErrorCategory};
 
@@ -58,6 +62,95 @@ impl CredentialsError {
     }
 }
 
+/// Everything the caller gathered about one object before a reconcile: the controller from its caches, `apply`
+/// from the manifests. The core decides from these alone (and from what ZIM answers).
+#[derive(Clone, Debug)]
+pub struct Facts<C = Claim> {
+    /// The credentials the object's Secret (or the operator's default Secret) resolves to, or why there are none.
+    /// Whether the object may use the default Secret at all is the core's decision (from `policy`).
+    pub credentials: Result<ResolvedCredentials, CredentialsError>,
+    /// What the namespace's admin allows.
+    pub policy: Policy,
+    /// Who else claims the room: asked only once the object could act on it (see [`ClaimSource`]).
+    pub claims: C,
+    /// The prober has just found the room gone: it is created again without a second existence probe.
+    pub known_absent: bool,
+    /// This process reconciles the object for the first time (a start, or a new object).
+    pub first_sight: bool,
+    /// A re-check was asked for (a callback said the room was destroyed): probe now, whatever the state.
+    pub recheck: bool,
+}
+
+impl Facts<Claim> {
+    /// The facts of an object nobody else claims, in a namespace without restrictions, seen before: `apply`'s and
+    /// the tests' usual case.
+    pub fn owner(credentials: Result<ResolvedCredentials, CredentialsError>) -> Self {
+        Facts {
+            credentials,
+            policy: Policy::unrestricted(),
+            claims: Claim::Owner,
+            known_absent: false,
+            first_sight: false,
+            recheck: false,
+        }
+    }
+}
+
+impl<C> Facts<C> {
+    /// The same facts with another claim lookup.
+    pub fn with_claims<D>(self, claims: D) -> Facts<D> {
+        Facts {
+            credentials: self.credentials,
+            policy: self.policy,
+            claims,
+            known_absent: self.known_absent,
+            first_sight: self.first_sight,
+            recheck: self.recheck,
+        }
+    }
+}
+
+/// Who owns the room an object declares when others declare it too. The core asks only when the object could act
+/// on the room (past the gate, the policy and the credentials), with the AppId it would act in: the controller
+/// scans its cache then, not for every object a start hands to the prober.
+pub trait ClaimSource: Send + Sync {
+    /// The claim of `room` on its room in `app_id`.
+    fn claim(&self, room: &ZimRoom, app_id: u32) -> impl Future<Output = Claim> + Send;
+}
+
+/// A claim known in advance (`apply` decides them from the list of manifests).
+impl ClaimSource for Claim {
+    async fn claim(&self, _room: &ZimRoom, _app_id: u32) -> Claim {
+        self.clone()
+    }
+}
+
+/// The facts gathered before deleting an object.
+#[derive(Clone, Debug)]
+pub struct DeleteFacts {
+    /// The credentials of the app the room lives in (the caller may pass the last good ones it remembers), or
+    /// why there are none.
+    pub credentials: Result<ResolvedCredentials, String>,
+    /// What the namespace's admin allows; `None` when it was not read because the CRD is being deleted.
+    pub policy: Option<Policy>,
+    /// The ZimRoom CRD is being deleted (an uninstall): every room is left in place.
+    pub crd_deleting: bool,
+    /// Another object (`namespace/name`) that declares the same room and takes it over.
+    pub successor: Option<String>,
+}
+
+impl DeleteFacts {
+    /// Deletion with `credentials`, nobody else claiming the room, no restrictions.
+    pub fn owner(credentials: Result<ResolvedCredentials, String>) -> Self {
+        DeleteFacts {
+            credentials,
+            policy: Some(Policy::unrestricted()),
+            crd_deleting: false,
+            successor: None,
+        }
+    }
+}
+
 /// Persists the creation intent before the first CreateRoom (the controller patches the status; `apply` keeps it
 /// in memory).
 pub trait IntentSink: Send + Sync {
@@ -93,6 +186,9 @@ pub enum Requeue {
     Slow,
     /// Nothing will change until the object does (invalid spec, paused).
     OnChange,
+    /// A converged room seen at a start: the prober takes it (its first probe spread over one period); nothing was
+    /// called and the status is as it was.
+    Prober,
 }
 
 /// A Kubernetes event to emit.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use zim_operator::crd::ZimRoom;
-use zim_operator::reconcile::{NoSink, Outcome, Reconciler, ResolvedCredentials};
+use zim_operator::reconcile::{Facts, NoSink, Outcome, Reconciler, ResolvedCredentials};
 use zim_operator::sim::{LogEntry, RunningSim, SimConfig, Simulator};
 use zim_operator::zim::{ClientConfig, Credentials, ServerSecret, ZimClient};
 
@@ -48,7 +48,7 @@ pub fn now() -> Time {
 }
 
 pub async fn run(rec: &Reconciler, room: &mut ZimRoom) -> Outcome {
-    let out = rec.reconcile(room, Ok(creds()), &NoSink, now()).await;
+    let out = rec.reconcile(room, &Facts::owner(Ok(creds())), &NoSink, now()).await;
     room.status = Some(out.status.clone());
     out
 }

@@ -1,0 +1,184 @@
+//! What this process remembers of each object, in one map keyed by the object's UID: whether it was seen, handed
+//! to the prober at a start, found gone by the prober, asked to be re-checked, and its failures in a row (the
+//! backoff). An entry goes when the object's cleanup finishes, and the prober's pass drops the entries of objects
+//! no longer in the caches — deleted, their finalizer removed by hand, out of the label selector, or gone with the
+//! CRD — so the map never holds more than the objects in the caches.
+//!
+//! A new object with the same name has a new UID, so it never inherits another's state.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::backoff;
+use crate::crd::ZimRoom;
+use crate::lock;
+
+/// One object's state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct State {
+    seen: bool,
+    handed_at_start: bool,
+    absent: bool,
+    recheck: bool,
+    failures: u32,
+}
+
+/// What a reconcile takes from the state (the one-shot facts are cleared as they are taken).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Taken {
+    /// This process reconciles the object for the first time.
+    pub(crate) first_sight: bool,
+    /// The prober found its room gone since its last reconcile.
+    pub(crate) absent: bool,
+    /// A re-check was asked for.
+    pub(crate) recheck: bool,
+}
+
+/// The per-object state of every object the caches hold, keyed by UID.
+#[derive(Debug, Default)]
+pub(crate) struct Objects {
+    by_uid: Mutex<HashMap<Box<str>, State>>,
+}
+
+fn uid(room: &ZimRoom) -> &str {
+    room.metadata.uid.as_deref().unwrap_or_default()
+}
+
+impl Objects {
+    fn update<T>(&self, room: &ZimRoom, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut map = lock(&self.by_uid);
+        let uid = uid(room);
+        match map.get_mut(uid) {
+            Some(state) => f(state),
+            None => {
+                let mut state = State::default();
+                let out = f(&mut state);
+                if state != State::default() {
+                    map.insert(uid.into(), state);
+                }
+                out
+            }
+        }
+    }
+
+    /// The facts a reconcile of `room` starts from; marks it seen and clears the one-shot facts.
+    pub(crate) fn take(&self, room: &ZimRoom) -> Taken {
+        self.update(room, |s| {
+            let taken = Taken { first_sight: !s.seen, absent: s.absent, recheck: s.recheck };
+            s.seen = true;
+            s.absent = false;
+            s.recheck = false;
+            taken
+        })
+    }
+
+    /// `room` was handed to the prober at a start, without a probe.
+    pub(crate) fn handed_at_start(&self, room: &ZimRoom) {
+        self.update(room, |s| s.handed_at_start = true);
+    }
+
+    /// Whether `room` was handed to the prober at a start (and forgets it).
+    pub(crate) fn take_handed_at_start(&self, room: &ZimRoom) -> bool {
+        self.update(room, |s| std::mem::take(&mut s.handed_at_start))
+    }
+
+    /// The prober found `room`'s room gone: its next reconcile skips the probe.
+    pub(crate) fn mark_absent(&self, room: &ZimRoom) {
+        self.update(room, |s| s.absent = true);
+    }
+
+    /// A re-check of `room` was asked for.
+    pub(crate) fn mark_recheck(&self, room: &ZimRoom) {
+        self.update(room, |s| s.recheck = true);
+    }
+
+    /// The next backoff delay for `room` (one more failure), on the fast or slow schedule.
+    pub(crate) fn backoff(&self, room: &ZimRoom, slow: bool) -> Duration {
+        let n = self.update(room, |s| {
+            s.failures = s.failures.saturating_add(1);
+            s.failures
+        });
+        if slow { backoff::SLOW.delay(n) } else { backoff::FAST.delay(n) }
+    }
+
+    /// `room` succeeded: its backoff starts over.
+    pub(crate) fn reset_backoff(&self, room: &ZimRoom) {
+        self.update(room, |s| s.failures = 0);
+    }
+
+    /// Forgets `room` (its cleanup finished).
+    pub(crate) fn forget(&self, room: &ZimRoom) {
+        lock(&self.by_uid).remove(uid(room));
+    }
+
+    /// Keeps only the objects whose UID `live` holds (the caches' objects).
+    pub(crate) fn retain(&self, live: impl Fn(&str) -> bool) {
+        lock(&self.by_uid).retain(|uid, _| live(uid));
+    }
+
+    /// How many objects have state.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.by_uid).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(uid: &str) -> ZimRoom {
+        let mut r = ZimRoom::new("lobby", Default::default());
+        r.metadata.namespace = Some("chat".into());
+        r.metadata.uid = Some(uid.into());
+        r
+    }
+
+    #[test]
+    fn one_shot_facts_are_taken_once_and_state_is_per_uid() {
+        let objects = Objects::default();
+        let a = room("uid-a");
+        assert_eq!(objects.take(&a), Taken { first_sight: true, absent: false, recheck: false });
+        objects.mark_absent(&a);
+        objects.mark_recheck(&a);
+        assert_eq!(objects.take(&a), Taken { first_sight: false, absent: true, recheck: true });
+        assert_eq!(objects.take(&a), Taken::default());
+        // The same name with a new UID is a new object.
+        assert!(objects.take(&room("uid-b")).first_sight);
+        objects.handed_at_start(&a);
+        assert!(objects.take_handed_at_start(&a));
+        assert!(!objects.take_handed_at_start(&a));
+    }
+
+    #[test]
+    fn backoff_grows_and_resets() {
+        let objects = Objects::default();
+        let a = room("uid-a");
+        let first = objects.backoff(&a, false);
+        let _ = objects.backoff(&a, false);
+        let third = objects.backoff(&a, false);
+        assert!(third > first, "{first:?} {third:?}");
+        objects.reset_backoff(&a);
+        assert!(objects.backoff(&a, false) <= first.mul_f64(1.2));
+    }
+
+    /// Entries go with the object: at its cleanup, or when it is no longer in the caches; asking about an object
+    /// without state creates none.
+    #[test]
+    fn state_is_bounded_by_the_objects_in_the_caches() {
+        let objects = Objects::default();
+        for i in 0..10_000 {
+            let r = room(&format!("uid-{i}"));
+            objects.take(&r);
+            let _ = objects.backoff(&r, false);
+        }
+        assert_eq!(objects.len(), 10_000);
+        objects.forget(&room("uid-0"));
+        assert_eq!(objects.len(), 9_999);
+        objects.retain(|uid| uid == "uid-1");
+        assert_eq!(objects.len(), 1);
+        assert!(!objects.take_handed_at_start(&room("uid-never-seen")));
+        assert_eq!(objects.len(), 1);
+    }
+}
