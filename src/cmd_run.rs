@@ -209,7 +209,7 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         default_secret,
         default_credentials_scope: args.default_credentials_namespaces,
         probe_budget: (args.zim_qps > 0)
-            .then(|| f64::from(args.zim_qps) / crate::zim::limiter::SPACING_MARGIN * args.probe_share),
+            .then(|| crate::zim::limiter::granted_per_second(args.zim_qps) * args.probe_share),
         secret_names: args.secret_names.iter().filter(|n| !n.is_empty()).cloned().collect(),
         slow_retry: args.slow_retry,
         ..Default::default()

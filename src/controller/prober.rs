@@ -179,6 +179,8 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
         ctx.metrics.rooms.retain(|key| present.contains(key));
         // And this process's state of them (deleted, out of the label selector, gone with the CRD).
         ctx.objects.retain(|uid| uids.contains(uid));
+        // Registrations of operator users unused for an hour (apps that went away).
+        ctx.reconciler.sweep_registrations();
         // Last good credentials of deleted Secrets stay only while an object still refers to them.
         let evicted = ctx.credentials.evict_unused(&used, &apps);
         if evicted > 0 {

@@ -26,8 +26,11 @@ mod tests;
 mod types;
 pub mod validate;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tracing::instrument;
@@ -54,24 +57,67 @@ type Flight = Arc<tokio::sync::Mutex<()>>;
 /// The default operator user when neither the spec nor the credentials name one.
 pub const DEFAULT_FROM_USER_ID: &str = "zim-operator";
 
+/// How long a registration is remembered after its last use. Forgetting one costs one more UserRegister, which
+/// ZIM answers "already exists" (treated as success); remembering every (AppId, user) forever would let apps that
+/// come and go grow the set without bound.
+pub const REGISTRATION_MEMORY: Duration = Duration::from_secs(3600);
+
+/// The operator users known to be registered, per (AppId, user), with when each was last used; and the
+/// registrations in flight.
+#[derive(Default)]
+struct Registrations {
+    known: HashMap<(u32, String), Instant>,
+    /// Sweep the known ones when there are this many (twice the count after the last sweep, at least 64).
+    sweep_at: usize,
+    in_flight: HashMap<(u32, String), Flight>,
+}
+
+impl Registrations {
+    fn contains(&mut self, key: &(u32, String), now: Instant) -> bool {
+        match self.known.get_mut(key) {
+            Some(at) => {
+                *at = now;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn insert(&mut self, key: (u32, String), now: Instant) {
+        self.known.insert(key, now);
+        if self.known.len() >= self.sweep_at {
+            self.sweep(now);
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        self.known.retain(|_, at| now.duration_since(*at) < REGISTRATION_MEMORY);
+        self.sweep_at = (self.known.len() * 2).max(64);
+    }
+}
+
 /// The reconcile core. One per process; it remembers which operator users are registered.
 pub struct Reconciler<Z = ZimClient> {
     zim: Z,
     default_from_user_id: String,
-    registered: Mutex<HashSet<(u32, String)>>,
-    /// One UserRegister at a time per (AppId, user): the others wait for its outcome instead of calling too.
-    registering: Mutex<std::collections::HashMap<(u32, String), Flight>>,
+    registrations: Mutex<Registrations>,
 }
 
 impl<Z: ZimApi> Reconciler<Z> {
     /// A reconciler calling ZIM through `zim`, acting as `default_from_user_id` unless told otherwise.
     pub fn new(zim: Z, default_from_user_id: impl Into<String>) -> Self {
-        Self {
-            zim,
-            default_from_user_id: default_from_user_id.into(),
-            registered: Mutex::new(HashSet::new()),
-            registering: Mutex::default(),
-        }
+        Self { zim, default_from_user_id: default_from_user_id.into(), registrations: Mutex::default() }
+    }
+
+    /// How many (AppId, user) registrations are remembered, and how many are in flight.
+    pub fn registrations(&self) -> (usize, usize) {
+        let r = lock(&self.registrations);
+        (r.known.len(), r.in_flight.len())
+    }
+
+    /// Forgets the registrations unused for [`REGISTRATION_MEMORY`] (also done as the set grows).
+    pub fn sweep_registrations(&self) {
+        lock(&self.registrations).sweep(Instant::now());
     }
 
     /// The ZIM client.
@@ -204,15 +250,31 @@ impl<Z: ZimApi> Reconciler<Z> {
 
     pub(super) async fn ensure_registered(&self, creds: &Credentials, user: &str) -> Result<(), ZimError> {
         let key = (creds.app_id, user.to_owned());
-        if lock(&self.registered).contains(&key) {
+        if lock(&self.registrations).contains(&key, Instant::now()) {
             return Ok(());
         }
         // Single flight: the first caller registers; the ones that queued meanwhile find it registered.
-        let flight = lock(&self.registering).entry(key.clone()).or_default().clone();
-        let _turn = flight.lock().await;
-        if lock(&self.registered).contains(&key) {
-            return Ok(());
+        let flight = lock(&self.registrations).in_flight.entry(key.clone()).or_default().clone();
+        let result = {
+            let _turn = flight.lock().await;
+            if lock(&self.registrations).contains(&key, Instant::now()) {
+                Ok(())
+            } else {
+                self.register(creds, user).await
+            }
+        };
+        let mut registrations = lock(&self.registrations);
+        if result.is_ok() {
+            registrations.insert(key.clone(), Instant::now());
         }
+        // The last one out of the flight removes it (the others held a clone of it).
+        if Arc::strong_count(&flight) <= 2 {
+            registrations.in_flight.remove(&key);
+        }
+        result
+    }
+
+    async fn register(&self, creds: &Credentials, user: &str) -> Result<(), ZimError> {
         let resp = self
             .zim
             .user_register(creds, &[UserInfo { user_id: user.to_owned(), ..Default::default() }])
@@ -225,12 +287,11 @@ impl<Z: ZimApi> Reconciler<Z> {
                 request_id: resp.envelope.request_id.clone(),
             });
         }
-        lock(&self.registered).insert(key);
         Ok(())
     }
 
     fn forget_registration(&self, app_id: u32, user: &str) {
-        lock(&self.registered).remove(&(app_id, user.to_owned()));
+        lock(&self.registrations).known.remove(&(app_id, user.to_owned()));
     }
 
     /// Deletion, from the `facts` gathered for it: destroys the room the object owns and the spec names

@@ -177,3 +177,30 @@ async fn room_recreated_by_someone_else_is_adopted() {
         Cleanup::Orphaned { .. }
     ));
 }
+
+/// Registrations of apps that come and go are forgotten once unused for REGISTRATION_MEMORY (paused time), and a
+/// finished registration leaves no flight behind.
+#[tokio::test(start_paused = true)]
+async fn registrations_are_bounded() {
+    let mut known = Registrations::default();
+    for app in 0..1_000 {
+        known.insert((app, DEFAULT_FROM_USER_ID.into()), Instant::now());
+    }
+    assert!(known.contains(&(7, DEFAULT_FROM_USER_ID.into()), Instant::now()));
+    assert_eq!(known.known.len(), 1_000);
+    tokio::time::advance(REGISTRATION_MEMORY / 2).await;
+    // Used again: remembered for another period.
+    assert!(known.contains(&(7, DEFAULT_FROM_USER_ID.into()), Instant::now()));
+    tokio::time::advance(REGISTRATION_MEMORY / 2).await;
+    known.sweep(Instant::now());
+    assert_eq!(known.known.len(), 1, "only the one used within the period");
+
+    let (sim, rec) = setup();
+    let mut room = lobby(&[]);
+    let (_, actions) = step(&sim, &rec, &mut room).await;
+    assert!(actions.contains(&"UserRegister".to_string()), "{actions:?}");
+    assert_eq!(rec.registrations(), (1, 0));
+    tokio::time::advance(REGISTRATION_MEMORY).await;
+    rec.sweep_registrations();
+    assert_eq!(rec.registrations(), (0, 0));
+}

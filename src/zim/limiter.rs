@@ -44,6 +44,11 @@ use crate::lock;
 /// Head-room applied to each interval (see the module docs).
 pub const SPACING_MARGIN: f64 = 1.02;
 
+/// The calls per second one lane actually grants with a limit of `per_second` (the margin taken off).
+pub fn granted_per_second(per_second: u32) -> f64 {
+    f64::from(per_second) / SPACING_MARGIN
+}
+
 /// Who waits first for a lane.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
@@ -129,10 +134,31 @@ struct Lane {
     queues: Mutex<Queues>,
 }
 
+/// The lanes, and when to reclaim idle ones.
+#[derive(Default)]
+struct Lanes {
+    by_key: HashMap<(u32, Action), Arc<Lane>>,
+    /// Reclaim idle lanes when a new lane makes this many (twice the count after the last reclaim, at least 64).
+    sweep_at: usize,
+}
+
+impl Lanes {
+    /// Drops the lanes nobody waits on and whose dispatcher has stopped. A dispatcher stops only once its lane
+    /// has been idle for a whole interval, and a fresh lane grants at once, so a reclaimed lane loses nothing:
+    /// apps that come and go leave no lane behind.
+    fn reclaim_idle(&mut self) {
+        self.by_key.retain(|_, lane| {
+            let q = lock(&lane.queues);
+            q.dispatching || q.len > 0
+        });
+        self.sweep_at = (self.by_key.len() * 2).max(64);
+    }
+}
+
 /// Spaces calls per (AppId, Action), fairly (see the module docs).
 pub struct RateLimiter {
     interval: Option<Duration>,
-    lanes: Mutex<HashMap<(u32, Action), Arc<Lane>>>,
+    lanes: Mutex<Lanes>,
     waited_nanos: AtomicU64,
 }
 
@@ -148,17 +174,25 @@ impl RateLimiter {
     pub async fn acquire(&self, app_id: u32, action: Action) -> Duration {
         let Some(interval) = self.interval else { return Duration::ZERO };
         let start = Instant::now();
-        let lane = lock(&self.lanes)
-            .entry((app_id, action))
-            .or_insert_with(|| Arc::new(Lane { interval, queues: Mutex::default() }))
-            .clone();
         let tag = current_tag();
         let (grant, granted) = oneshot::channel();
-        let spawn = {
+        // Queued while the lanes are locked, so a reclaim never drops a lane someone is about to wait on.
+        let (lane, spawn) = {
+            let mut lanes = lock(&self.lanes);
+            if !lanes.by_key.contains_key(&(app_id, action)) && lanes.by_key.len() + 1 >= lanes.sweep_at {
+                lanes.reclaim_idle();
+            }
+            let lane = lanes
+                .by_key
+                .entry((app_id, action))
+                .or_insert_with(|| Arc::new(Lane { interval, queues: Mutex::default() }))
+                .clone();
             let mut q = lock(&lane.queues);
             q.waiting.entry(tag.priority).or_default().entry(tag.tenant).or_default().push_back(grant);
             q.len += 1;
-            !std::mem::replace(&mut q.dispatching, true)
+            let spawn = !std::mem::replace(&mut q.dispatching, true);
+            drop(q);
+            (lane, spawn)
         };
         if spawn {
             tokio::spawn(dispatch(lane));
@@ -179,7 +213,17 @@ impl RateLimiter {
 
     /// Callers now waiting on (app, action)'s lane.
     pub fn waiting(&self, app_id: u32, action: Action) -> usize {
-        lock(&self.lanes).get(&(app_id, action)).map_or(0, |l| lock(&l.queues).len)
+        lock(&self.lanes).by_key.get(&(app_id, action)).map_or(0, |l| lock(&l.queues).len)
+    }
+
+    /// How many lanes are held (busy or idle but not reclaimed yet).
+    pub fn lanes(&self) -> usize {
+        lock(&self.lanes).by_key.len()
+    }
+
+    /// Reclaims the idle lanes now (also done as lanes are added).
+    pub fn reclaim_idle(&self) {
+        lock(&self.lanes).reclaim_idle();
     }
 }
 
@@ -330,21 +374,45 @@ mod tests {
         CallTag { tenant: tenant.into(), priority }
     }
 
-    /// 21 calls at 20/s take about one second (even spacing, no burst), and keys do not share a budget.
-    #[tokio::test]
+    /// 21 calls at 20/s take one second and a margin (even spacing, no burst), and keys do not share a budget.
+    /// Paused time: the clock moves only when every task waits, so the figures are exact, not a machine's speed.
+    #[tokio::test(start_paused = true)]
     async fn spaces_calls_evenly_per_key() {
         let limiter = RateLimiter::new(20);
+        let interval = Duration::from_secs_f64(SPACING_MARGIN / 20.0);
         let start = Instant::now();
         for _ in 0..21 {
             limiter.acquire(1, Action::CreateRoom).await;
         }
-        let elapsed = start.elapsed();
-        assert!(elapsed >= Duration::from_millis(1000), "21 calls took only {elapsed:?}");
+        assert_eq!(start.elapsed(), interval * 20, "20 intervals between 21 calls");
         let other = Instant::now();
         limiter.acquire(1, Action::QueryRoomUserList).await;
         limiter.acquire(2, Action::CreateRoom).await;
-        assert!(other.elapsed() < Duration::from_millis(40), "other keys should not wait");
-        assert!(limiter.total_waited() >= Duration::from_millis(900));
+        assert_eq!(other.elapsed(), Duration::ZERO, "other keys do not wait");
+        assert_eq!(limiter.total_waited(), interval * 20);
+    }
+
+    /// Lanes of apps that come and go are reclaimed once idle: 1 000 short-lived AppIds leave none behind, and
+    /// a reclaimed lane grants at once as before.
+    #[tokio::test(start_paused = true)]
+    async fn idle_lanes_are_reclaimed() {
+        let limiter = RateLimiter::new(20);
+        let interval = Duration::from_secs_f64(SPACING_MARGIN / 20.0);
+        let mut most = 0;
+        for app in 0..1_000 {
+            limiter.acquire(app, Action::CreateRoom).await;
+            limiter.acquire(app, Action::QueryRoomUserList).await;
+            most = most.max(limiter.lanes());
+            // The app goes away; its dispatchers stop one interval after their last grant.
+            tokio::time::sleep(interval * 2).await;
+        }
+        assert!(most <= 64, "idle lanes are reclaimed as new ones are added: {most} at most");
+        limiter.reclaim_idle();
+        assert_eq!(limiter.lanes(), 0);
+        let start = Instant::now();
+        limiter.acquire(7, Action::CreateRoom).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(limiter.lanes(), 1);
     }
 
     /// The order in which one lane serves queued waiters: `(tenant, priority)` per caller, queued in this order.

@@ -255,6 +255,14 @@ impl CredentialCache {
             false
         });
         drop(last_good);
+        // Cached reads of Secrets no object refers to (e.g. names that never existed): read again if needed.
+        for map_len in [
+            retain_len(&self.entries, |k| used.contains(k)),
+            retain_len(&self.fingerprints, |k| used.contains(k)),
+            retain_len(&self.callback, |k| used.contains(k)),
+        ] {
+            evicted += map_len;
+        }
         let live_apps: std::collections::HashSet<u32> =
             lock(&self.last_good).values().map(|c| c.credentials.app_id).collect();
         lock(&self.last_good_by_app).retain(|app, _| {
@@ -263,6 +271,29 @@ impl CredentialCache {
             keep
         });
         evicted
+    }
+}
+
+/// Keeps the entries of `map` whose key `keep` accepts; returns how many went.
+fn retain_len<V>(map: &Mutex<HashMap<SecretKey, V>>, keep: impl Fn(&SecretKey) -> bool) -> usize {
+    let mut map = lock(map);
+    let before = map.len();
+    map.retain(|k, _| keep(k));
+    before - map.len()
+}
+
+impl CredentialCache {
+    /// How many entries each map holds: cached reads, fingerprints, callback secrets, last good per Secret and per
+    /// app, deleted Secrets still held.
+    pub(crate) fn sizes(&self) -> [usize; 6] {
+        [
+            lock(&self.entries).len(),
+            lock(&self.fingerprints).len(),
+            lock(&self.callback).len(),
+            lock(&self.last_good).len(),
+            lock(&self.last_good_by_app).len(),
+            lock(&self.deleted).len(),
+        ]
     }
 }
 
@@ -336,64 +367,4 @@ pub(crate) fn secret_changes(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::ByteString;
-
-    #[test]
-    fn secret_parsing_names_the_problem_without_values() {
-        let secret = |pairs: &[(&str, &[u8])]| Secret {
-            data: Some(pairs.iter().map(|(k, v)| (k.to_string(), ByteString(v.to_vec()))).collect()),
-            ..Default::default()
-        };
-        let ok =
-            parse_secret("ns/s", &secret(&[("appId", b"123\n"), ("serverSecret", b"topsecret\n")])).unwrap();
-        assert_eq!(ok.credentials.app_id, 123);
-        assert_eq!(ok.credentials.secret.expose(), "topsecret");
-        let err =
-            parse_secret("ns/s", &secret(&[("appId", b"x1"), ("serverSecret", b"topsecret")])).unwrap_err();
-        assert!(err.to_string().contains("appId is not a decimal number"));
-        let err = parse_secret("ns/s", &secret(&[("appId", b"1")])).unwrap_err();
-        assert!(err.to_string().contains("serverSecret is missing"));
-        let err = parse_secret("ns/s", &secret(&[("appId", b"1"), ("serverSecret", b"\xff")])).unwrap_err();
-        assert!(!err.to_string().contains("topsecret"));
-    }
-
-    fn creds(app: u32) -> ResolvedCredentials {
-        ResolvedCredentials { credentials: Credentials::new(app, "s"), from_user_id: None }
-    }
-
-    #[tokio::test]
-    async fn last_good_credentials_go_when_their_deleted_secret_is_unused() {
-        let client = Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap())).unwrap();
-        let cache = CredentialCache::new(client, None);
-        let key = ("ns".to_string(), "zego".to_string());
-        lock(&cache.last_good).insert(key.clone(), creds(7));
-        lock(&cache.last_good_by_app).insert(7, creds(7));
-        cache.deleted(&key);
-        let mut used = std::collections::HashSet::new();
-        used.insert(key.clone());
-        // Still used by an object (e.g. one being deleted): kept.
-        assert_eq!(cache.evict_unused(&used, &Default::default()), 0);
-        assert!(lock(&cache.last_good).contains_key(&key));
-        // Unused and the app recorded by no object: both go.
-        assert_eq!(cache.evict_unused(&Default::default(), &Default::default()), 2);
-        assert!(lock(&cache.last_good).is_empty() && lock(&cache.last_good_by_app).is_empty());
-    }
-
-    #[test]
-    fn read_errors_are_classified_by_what_happened() {
-        let api = |code: u16| {
-            kube::Error::Api(
-                kube::core::Status::failure("no", if code == 404 { "NotFound" } else { "Forbidden" })
-                    .with_code(code)
-                    .boxed(),
-            )
-        };
-        assert!(matches!(read_error("ns", "s", &api(404)), CredentialsError::NotFound(_)));
-        let forbidden = read_error("ns", "s", &api(403));
-        assert!(matches!(&forbidden, CredentialsError::Unreadable { .. }));
-        assert!(forbidden.to_string().contains("RBAC"), "{forbidden}");
-        assert!(matches!(read_error("ns", "s", &api(500)), CredentialsError::Unreadable { .. }));
-    }
-}
+mod tests;
