@@ -282,6 +282,7 @@ fn retain_len<V>(map: &Mutex<HashMap<SecretKey, V>>, keep: impl Fn(&SecretKey) -
     before - map.len()
 }
 
+#[cfg(test)]
 impl CredentialCache {
     /// How many entries each map holds: cached reads, fingerprints, callback secrets, last good per Secret and per
     /// app, deleted Secrets still held.
