@@ -54,3 +54,4 @@ pub(crate) mod kube_config;
 pub mod manifest;
 pub mod metrics;
 pub mod reconcile;
+pub mod yaml;

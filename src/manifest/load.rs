@@ -171,14 +171,6 @@ fn read_capped(reader: impl Read, path: &Path) -> Result<Vec<u8>, LoadError> {
     Ok(buf)
 }
 
-/// `value` as a YAML document, the way manifests are written: block style, multi-line strings as literal
-/// blocks, long lines never folded.
-pub fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, String> {
-    let mut options = serde_saphyr::SerializerOptions::default();
-    options.folded_wrap_chars = usize::MAX;
-    serde_saphyr::to_string_with_options(value, options).map_err(|e| e.to_string())
-}
-
 /// The parser's limits: nesting depth, and the lookahead of an implicit key.
 fn parser_options() -> granit_parser::Options {
     let mut options = granit_parser::Options::default();

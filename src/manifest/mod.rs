@@ -8,10 +8,11 @@ mod schema;
 
 use serde_json::Value;
 
-pub use self::load::{Document, LoadError, MAX_FILE_BYTES, MAX_TOTAL_BYTES, load, parse_documents, to_yaml};
+pub use self::load::{Document, LoadError, MAX_FILE_BYTES, MAX_TOTAL_BYTES, load, parse_documents};
 pub use self::schema::check_schema;
 use crate::crd::ZimRoom;
 use crate::reconcile::validate::{FieldError, validate_spec};
+pub use crate::yaml::to_yaml;
 
 /// What checking one ZimRoom document found: everything `validate` and `apply` need, from one check.
 #[derive(Clone, Debug)]

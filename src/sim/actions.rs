@@ -6,26 +6,11 @@
 
 use serde_json::{Value, json};
 
+use super::failure::{Failure, fail, invalid};
 use super::rooms::{Effect, Room, Rooms};
 use crate::zim::codes;
 use crate::zim::limits::{self, check_id};
 use crate::zim::types::Action;
-
-/// A refused action: its code, message and any extra response fields.
-#[derive(Debug, PartialEq)]
-pub(crate) struct Failure {
-    pub code: i64,
-    pub message: String,
-    pub extra: Value,
-}
-
-fn fail(code: i64, message: &str) -> Failure {
-    Failure { code, message: message.to_owned(), extra: json!({}) }
-}
-
-fn invalid(message: &str) -> Failure {
-    fail(codes::INVALID_PARAMS, message)
-}
 
 fn not_found() -> Failure {
     fail(codes::ROOM_NOT_FOUND, "room does not exist")

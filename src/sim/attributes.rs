@@ -8,14 +8,10 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use super::actions::Failure;
+use super::failure::{Failure, invalid};
 use super::rooms::{Attr, Room};
 use crate::zim::codes;
 use crate::zim::limits;
-
-fn invalid(message: &str) -> Failure {
-    Failure { code: codes::INVALID_PARAMS, message: message.to_owned(), extra: json!({}) }
-}
 
 /// CreateRoom's `Attributes`: key, value and AutoDelete of each, or the parameter error.
 pub(crate) fn parse_create(v: Option<&Value>) -> Result<Vec<(String, String, u8)>, Failure> {

@@ -27,6 +27,7 @@ mod actions;
 mod admin;
 mod attributes;
 pub mod callbacks;
+mod failure;
 mod faults;
 mod gateway;
 mod log;

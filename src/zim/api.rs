@@ -5,6 +5,8 @@
 //! (`crate::sim::InMemoryZim`), which applies the simulator's room rules without HTTP so the reconcile core's
 //! decisions can be unit-tested call by call. The reconcile core only ever sees this trait.
 
+use std::time::Duration;
+
 use std::future::Future;
 
 use serde::Serialize;
@@ -201,4 +203,12 @@ pub fn existence<T>(result: Result<T, ZimError>) -> Result<bool, ZimError> {
         Err(e) if e.class() == Class::NotFound => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Sees every call's outcome (the operator's metrics implement it).
+pub trait CallObserver: Send + Sync {
+    /// One call finished. `result` is the code, or the failure kind (`timeout`, `transport`, `http_503`, …).
+    fn observe(&self, action: Action, result: &str, latency: Duration);
+    /// One call waited `wait` for the rate limiter before it was sent.
+    fn waited(&self, action: Action, wait: Duration);
 }

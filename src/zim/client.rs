@@ -31,10 +31,10 @@ use serde::de::DeserializeOwned;
 use tracing::debug;
 use url::Url;
 
+use super::api::CallObserver;
 use super::api::Transport;
 use super::codes;
 use super::error::ZimError;
-use super::limiter::{RateLimited, RateLimiter};
 use super::sign::{Credentials, PublicParams, new_nonce};
 use super::types::*;
 
@@ -72,14 +72,6 @@ impl Clock for SystemClock {
             .map(|d| d.as_secs() as i64)
             .unwrap_or_default()
     }
-}
-
-/// Sees every call's outcome (the operator's metrics implement it).
-pub trait CallObserver: Send + Sync {
-    /// One call finished. `result` is the code, or the failure kind (`timeout`, `transport`, `http_503`, …).
-    fn observe(&self, action: Action, result: &str, latency: Duration);
-    /// One call waited `wait` for the rate limiter before it was sent.
-    fn waited(&self, action: Action, wait: Duration);
 }
 
 /// How to build a [`ZimClient`].
@@ -164,33 +156,6 @@ fn read_ca_file(path: &PathBuf) -> Result<Vec<reqwest::Certificate>, ConfigError
         return Err(fail("no PEM certificate (-----BEGIN CERTIFICATE-----) in the file".into()));
     }
     Ok(certs)
-}
-
-/// The ZIM client the operator uses: HTTP behind the per-(AppId, Action) rate limiter. Cheap to clone; clones
-/// share the connection pool and the limiter.
-pub type ZimClient = RateLimited<HttpClient>;
-
-impl ZimClient {
-    /// Builds a rate-limited HTTP client for `config`.
-    pub fn new(config: &ClientConfig) -> Result<Self, ConfigError> {
-        let http = HttpClient::new(config)?;
-        Ok(RateLimited::wrap(http, Arc::new(RateLimiter::new(config.calls_per_second))))
-    }
-
-    /// Uses `clock` for request timestamps.
-    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
-        self.map_inner(|http| http.with_clock(clock))
-    }
-
-    /// Reports every call (and every limiter wait) to `observer`.
-    pub fn with_observer(self, observer: Arc<dyn CallObserver>) -> Self {
-        self.map_inner(|http| http.with_observer(observer.clone())).with_wait_observer(observer)
-    }
-
-    /// The endpoint's base URL.
-    pub fn endpoint(&self) -> &str {
-        self.inner().endpoint()
-    }
 }
 
 /// The ZIM server API over HTTP: signing, placement of parameters, and response checking. No rate limiting (see
@@ -457,7 +422,7 @@ mod tests {
     fn rejects_bad_endpoints() {
         for bad in ["zim-api.zego.im", "ftp://x", "https://x/?a=b"] {
             assert!(
-                ZimClient::new(&ClientConfig { endpoint: bad.into(), ..Default::default() }).is_err(),
+                HttpClient::new(&ClientConfig { endpoint: bad.into(), ..Default::default() }).is_err(),
                 "{bad}"
             );
         }
@@ -467,7 +432,7 @@ mod tests {
     #[test]
     fn plain_http_only_for_loopback() {
         let build = |endpoint: &str| {
-            ZimClient::new(&ClientConfig { endpoint: endpoint.into(), ..Default::default() })
+            HttpClient::new(&ClientConfig { endpoint: endpoint.into(), ..Default::default() })
         };
         for ok in [
             "http://127.0.0.1:8080",
@@ -498,7 +463,7 @@ mod tests {
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         for path in [dir.path().join("missing.pem"), empty] {
-            let err = ZimClient::new(&ClientConfig { ca_file: Some(path.clone()), ..Default::default() })
+            let err = HttpClient::new(&ClientConfig { ca_file: Some(path.clone()), ..Default::default() })
                 .err()
                 .unwrap()
                 .to_string();

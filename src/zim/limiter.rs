@@ -34,8 +34,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::api::ZimApi;
-use super::client::CallObserver;
+use super::api::{CallObserver, ZimApi};
 use super::error::ZimError;
 use super::sign::Credentials;
 use super::types::*;

@@ -6,7 +6,8 @@
 //! - [`error`]: one error type separating ZIM answers from transport failures;
 //! - [`api`]: the [`ZimApi`] trait, the operations the reconcile core uses;
 //! - [`limiter`]: even spacing per (AppId, Action), as a decorator around any [`ZimApi`];
-//! - [`client`]: the HTTP client tying them together.
+//! - [`client`]: the HTTP transport tying them together;
+//! - [`stack`]: [`ZimClient`], the HTTP transport behind the limiter (what the operator uses).
 
 pub mod api;
 pub mod client;
@@ -15,15 +16,14 @@ pub mod error;
 pub mod limiter;
 pub mod limits;
 pub mod sign;
+pub mod stack;
 pub mod types;
 
-pub use api::ZimApi;
-pub use client::{
-    CallObserver, ClientConfig, Clock, DEFAULT_ENDPOINT, HttpClient, MAX_BODY_BYTES, SystemClock, TlsRoots,
-    ZimClient,
-};
+pub use api::{CallObserver, ZimApi};
+pub use client::{ClientConfig, Clock, DEFAULT_ENDPOINT, HttpClient, MAX_BODY_BYTES, SystemClock, TlsRoots};
 pub use codes::{Class, Terminal, classify};
 pub use error::ZimError;
 pub use limiter::RateLimited;
 pub use sign::{Credentials, ServerSecret};
+pub use stack::ZimClient;
 pub use types::Action;
