@@ -85,22 +85,10 @@ pub(crate) fn managing(stores: &[Store<ZimRoom>], app_id: u32, room_id: &str) ->
 /// A standby's cache of the ZimRooms in the operator's scope (the same watches as the controller's), and of the
 /// credentials Secrets they use (re-read every minute): the callback secrets to verify callbacks with.
 fn standby_cache(ctx: &Arc<Context>) -> (Vec<Store<ZimRoom>>, tokio::task::JoinHandle<()>) {
-    let scopes: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
-        vec![None]
-    } else {
-        ctx.config.namespaces.iter().cloned().map(Some).collect()
-    };
     let mut stores = Vec::new();
     let mut streams = Vec::new();
-    for scope in scopes {
-        let api: Api<ZimRoom> = match &scope {
-            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-            None => Api::all(ctx.client.clone()),
-        };
-        let mut wc = watcher::Config::default();
-        if let Some(sel) = &ctx.config.label_selector {
-            wc = wc.labels(sel);
-        }
+    for scope in super::run::scopes(ctx) {
+        let (api, wc) = super::run::room_watch(ctx, &scope);
         let (reader, writer) = reflector::store();
         stores.push(reader);
         streams.push(
