@@ -23,7 +23,7 @@
 //!   P9  fairness: another namespace's 20 new rooms (one at a time) behind a 400-room backlog: apply→Ready p50/p99.
 //!   UserRegister calls for P1's 2 000 new rooms of one (AppId, user).
 
-#[path = "../tests/e2e/harness.rs"]
+#[path = "../tests/support/harness.rs"]
 mod harness;
 
 use std::fmt::Write as _;

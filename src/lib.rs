@@ -14,6 +14,8 @@ pub mod callback;
 pub mod cmd_simulate;
 pub mod sim;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod testing;
 pub mod zim;
 
 /// Locks `m`, recovering the data of a poisoned lock: every critical section here leaves its data consistent at

@@ -2,7 +2,7 @@
 //! rules and codes as over HTTP, so each decision is checked call by call without a network.
 
 use super::*;
-use crate::crd::{AppliedState, RoomAttribute, ZimRoomSpec, ZimRoomStatus};
+use crate::crd::{AppliedState, ZimRoomStatus};
 use crate::sim::{DEMO_APP_ID, DEMO_SERVER_SECRET, Fault, FaultPlan, InMemoryZim, Simulator};
 
 fn setup() -> (Simulator, Reconciler<InMemoryZim>) {
@@ -16,18 +16,8 @@ fn creds() -> ResolvedCredentials {
 }
 
 fn lobby(attributes: &[(&str, &str)]) -> ZimRoom {
-    let spec = ZimRoomSpec {
-        destroy_delay_time: 600,
-        attributes: attributes
-            .iter()
-            .map(|(k, v)| RoomAttribute { key: (*k).into(), value: (*v).into(), auto_delete: false })
-            .collect(),
-        ..Default::default()
-    };
-    let mut r = ZimRoom::new("lobby", spec);
-    r.metadata.namespace = Some("chat".into());
-    r.metadata.generation = Some(1);
-    r
+    let builder = crate::testing::room("lobby").namespace("chat").destroy_delay(600);
+    attributes.iter().fold(builder, |b, (k, v)| b.attribute(k, v)).build()
 }
 
 /// Reconciles `room` once, keeps the new status on it, and returns the outcome and the actions called.

@@ -118,7 +118,8 @@ async fn a_callback_to_the_standby_reaches_the_leader() {
     );
 }
 
-/// Without callbacks the room comes back at the poll (a 3 s period here), not before.
+/// Without callbacks the room comes back at the poll (a 3 s period here), not before: the CreateRoom that brings
+/// it back follows an existence probe that found it gone, and nothing else touched the room in between.
 #[tokio::test]
 async fn without_callbacks_the_poll_brings_it_back() {
     let w = World::new("e2e-cb-off").await;
@@ -126,8 +127,26 @@ async fn without_callbacks_the_poll_brings_it_back() {
     let _op = w.operator(&["--resync-period", "3s"]).await;
     w.apply_room(room("lobby").destroy_delay(60)).await;
     w.wait_reason("lobby", "Available", T).await;
+    let since = w.sim.sim.log().last().map_or(0, |e| e.seq);
     destroy_by_clock(&w, "lobby").await;
     eventually("the poll to recreate the room", T, || async { w.sim.sim.room(APP, "lobby") }).await;
+    let calls: Vec<(u64, String, i64)> = w
+        .sim
+        .sim
+        .log_since(since)
+        .into_iter()
+        .filter(|e| e.room_id == "lobby")
+        .map(|e| (e.seq, e.action, e.code))
+        .collect();
+    let create = calls.iter().position(|(_, a, _)| a == "CreateRoom").expect("recreated with CreateRoom");
+    assert!(create > 0, "a probe comes first: {calls:?}");
+    let (_, probe, code) = &calls[create - 1];
+    assert_eq!(probe, "QueryRoomUserList", "the recreation follows the poll's probe: {calls:?}");
+    assert_ne!(*code, 0, "the probe found the room gone: {calls:?}");
+    assert!(
+        calls[..create].iter().all(|(_, a, _)| a == "QueryRoomUserList"),
+        "nothing but the poll's probes touched the room before it came back: {calls:?}"
+    );
 }
 
 /// A forged callback (wrong signature) is refused with 401 and changes nothing; 1 000 valid callbacks for one

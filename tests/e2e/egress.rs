@@ -8,8 +8,7 @@ use std::time::Duration;
 use crate::builder::room;
 use crate::harness::*;
 
-#[path = "../support/net.rs"]
-mod net;
+use crate::support::net;
 
 const T: Duration = Duration::from_secs(30);
 

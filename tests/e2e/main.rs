@@ -5,28 +5,27 @@
 //! binary (see harness.rs); each test has its own namespace, simulator and operator.
 
 mod alerting;
-#[path = "../common/builder.rs"]
-mod builder;
 mod callbacks;
 mod egress;
-mod harness;
-#[path = "../common/kstatus.rs"]
-mod kstatus;
 mod metrics_auth;
 mod ownership;
 mod reliability;
 mod status_contract;
+#[path = "../support/mod.rs"]
+mod support;
 mod tenancy;
 
 use std::time::Duration;
 
-use builder::{RoomBuilder, room};
 use harness::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
+pub(crate) use support::{harness, kstatus};
 use zim_operator::crd::{DeletionPolicy, ZimRoom};
 use zim_operator::sim::{Fault, FaultPlan};
+pub(crate) use zim_operator::testing as builder;
+use zim_operator::testing::{RoomBuilder, room};
 
 const T: Duration = Duration::from_secs(30);
 

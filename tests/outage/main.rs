@@ -2,15 +2,13 @@
 //! not-ready while it cannot watch, and converges after both return, without a restart. Its own test binary: it
 //! stops the API server that the other end-to-end tests would share.
 
-#[path = "../common/builder.rs"]
-mod builder;
-#[path = "../e2e/harness.rs"]
-mod harness;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::time::Duration;
 
-use builder::room;
-use harness::*;
+use support::harness::*;
+use zim_operator::testing::room;
 
 /// R2: the operator survives an API server outage and then an etcd outage and converges after each, without a
 /// restart (one sequence: the outages follow each other against one operator).

@@ -2,18 +2,16 @@
 //! Orphan — no DestroyRoom reaches ZIM — and the deletion completes. Its own test binary: it deletes the CRD that
 //! the other end-to-end tests would share.
 
-#[path = "../common/builder.rs"]
-mod builder;
-#[path = "../e2e/harness.rs"]
-mod harness;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::time::Duration;
 
-use builder::room;
-use harness::*;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::DeleteParams;
+use support::harness::*;
+use zim_operator::testing::room;
 
 /// Deleting the CRD with the operator running: every room stays in ZIM (no DestroyRoom, even for rooms the
 /// operator created with the default policy Delete), each object gets an `Orphaned` event, and the CRD goes.

@@ -1,7 +1,13 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)]
+//! The one home of the tests' helpers, included by every integration-test binary (`integration`, `e2e`, `outage`,
+//! `uninstall`): a simulator and a reconciler for the simulator-over-HTTP tier, the object builder and the fixture
+//! app (from `zim_operator::testing`, which the unit tests in `src/` use too), the kstatus port, the TLS and proxy
+//! fixtures ([`net`]), and, for the tiers with a kube-apiserver, the end-to-end harness.
+#![allow(dead_code)] // each binary uses part of it
 
-mod builder;
+#[cfg(feature = "e2e")]
+pub mod harness;
+pub mod kstatus;
+pub mod net;
 
 use std::time::Duration;
 
@@ -11,10 +17,7 @@ use zim_operator::reconcile::{Facts, NoSink, Outcome, Reconciler, ResolvedCreden
 use zim_operator::sim::{LogEntry, RunningSim, SimConfig, Simulator};
 use zim_operator::zim::{ClientConfig, Credentials, ServerSecret, ZimClient};
 
-pub use self::builder::*;
-
-pub const APP: u32 = 777001;
-pub const SECRET: &str = "c4ca4238a0b923820dcc509a6f75849b";
+pub use zim_operator::testing::*;
 
 pub async fn sim(qps: u32, quota: usize) -> RunningSim {
     Simulator::new(SimConfig {

@@ -3,10 +3,7 @@
 //! InProgress), the generic rules of generic.go (deletion, Reconciling, Stalled, their order) and the Ready
 //! fallback of status.go. The end-to-end tier checks the port against cli-utils itself on every object it reads.
 
-#[path = "common/kstatus.rs"]
-mod kstatus;
-
-use kstatus::{KStatus, compute};
+use crate::support::kstatus::{KStatus, compute};
 use serde_json::json;
 
 fn cr(status: serde_json::Value) -> serde_json::Value {

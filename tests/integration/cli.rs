@@ -1,11 +1,9 @@
 //! The `zim-operator` binary: `apply` (against a simulator over HTTP, and `--simulate` as in the README's quick
 //! start), `validate`, `crd`; exit codes and messages.
 
-mod common;
-
 use std::process::{Command, Output};
 
-use common::*;
+use crate::support::*;
 use zim_operator::sim::{Fault, FaultPlan};
 
 fn bin() -> Command {

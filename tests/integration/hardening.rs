@@ -5,8 +5,7 @@
 //! Enterprise egress: a corporate CA (`--ca-file`, or the system roots), and `HTTPS_PROXY` / `NO_PROXY`, through
 //! the binary (`apply`) against the simulator behind a TLS front and a CONNECT proxy on 127.0.0.1.
 
-#[path = "support/net.rs"]
-mod net;
+use crate::support::net;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,8 +18,7 @@ use zim_operator::zim::{
     Action, CallObserver, Class, ClientConfig, Credentials, ServerSecret, ZimApi, ZimClient, ZimError,
 };
 
-const APP: u32 = 616161;
-const SECRET: &str = "e10adc3949ba59abbe56e057f20f883e";
+use zim_operator::testing::{APP, SECRET};
 
 fn creds() -> Credentials {
     Credentials::new(APP, SECRET)

@@ -2,9 +2,7 @@
 //! it. Foreign rooms are adopted whatever the first CreateRoom answers; a lost CreateRoom answer leaves a pending
 //! creation that makes the room the object's own; claims, AppId changes, refused attributes and re-registration.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use zim_operator::crd::ZimRoom;
 use zim_operator::reconcile::{Claim, Cleanup, DeleteFacts, Facts, NoSink, Outcome, Reconciler, Requeue};
 use zim_operator::sim::{Fault, FaultPlan, RunningSim};

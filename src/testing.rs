@@ -6,10 +6,15 @@
 //!
 //! `build()` gives the object as the API server would hand it to the operator (generation 1); `manifest()` and
 //! `yaml()` give it as a user writes it (no generation, no status), for the CLI and the real API server.
-//! Shared by the test binaries that include `tests/common` and by the end-to-end binaries (through `#[path]`).
-#![allow(dead_code)] // each test binary uses part of it
+//! Shared by the unit tests in `src/` and by every integration-test binary (through `tests/support`). Not part of
+//! the product: hidden from the documentation, and nothing outside the tests calls it.
 
-use zim_operator::crd::{DeletionPolicy, PAUSED_ANNOTATION, RoomAttribute, SecretRef, ZimRoom, ZimRoomSpec};
+use crate::crd::{DeletionPolicy, PAUSED_ANNOTATION, RoomAttribute, SecretRef, ZimRoom, ZimRoomSpec};
+
+/// The AppId of the test fixtures' ZEGO app (the simulator is configured with it).
+pub const APP: u32 = 777001;
+/// The server secret of [`APP`] (a throwaway value: the md5 of "1").
+pub const SECRET: &str = "c4ca4238a0b923820dcc509a6f75849b";
 
 /// A ZimRoom named `name` with nothing else set: the spec's schema defaults (destroyDelayTime 10800), no
 /// namespace (the CLI reads that as `default`; the end-to-end harness puts it in the test's namespace).
@@ -115,7 +120,7 @@ impl RoomBuilder {
 
     /// The object as a user writes it, as a YAML document.
     pub fn yaml(&self) -> String {
-        zim_operator::manifest::to_yaml(&self.room).expect("a ZimRoom serializes")
+        crate::yaml::to_yaml(&self.room).expect("a ZimRoom serializes")
     }
 }
 

@@ -10,8 +10,7 @@ use zim_operator::zim::codes;
 use zim_operator::zim::types::*;
 use zim_operator::zim::{Class, ClientConfig, Clock, Credentials, Terminal, ZimApi, ZimClient, ZimError};
 
-const APP: u32 = 424242;
-const SECRET: &str = "5d41402abc4b2a76b9719d911017c592";
+use zim_operator::testing::{APP, SECRET};
 const OPERATOR: &str = "ops-bot";
 
 async fn sim_with(qps: u32, quota: usize) -> RunningSim {

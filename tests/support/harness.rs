@@ -7,7 +7,8 @@
 //! asks for 1.20; the first test to start the servers prints which version it got. The CRD is installed as users
 //! get it from `zim-operator crd`: with its CEL rules and selectable fields on a current server, without them on
 //! 1.20 (which refuses them under server-side apply and has neither).
-#![allow(dead_code)] // shared by two test binaries that each use part of it
+
+#![allow(dead_code)] // each binary that includes it (the end-to-end tiers, the benchmark) uses part of it
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,8 +25,7 @@ use zim_operator::crd::ZimRoom;
 use zim_operator::sim::{LogEntry, RunningSim, SimConfig, Simulator};
 use zim_operator::zim::ServerSecret;
 
-pub const APP: u32 = 880001;
-pub const SECRET: &str = "d41d8cd98f00b204e9800998ecf8427e";
+pub use zim_operator::testing::{APP, SECRET};
 
 struct KubeEnv {
     kubeconfig: PathBuf,

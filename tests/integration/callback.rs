@@ -17,8 +17,7 @@ use zim_operator::sim::{CallbackConfig, CallbackTarget, SimConfig, Simulator};
 use zim_operator::zim::types::{CreateRoomRequest, UserInfo};
 use zim_operator::zim::{ClientConfig, Credentials, ServerSecret, ZimApi, ZimClient};
 
-const APP: u32 = 616161;
-const SECRET: &str = "8277e0910d750195b448797616e091ad";
+use zim_operator::testing::{APP, SECRET};
 const CB_SECRET: &str = "callback-secret-for-the-receiver";
 const OPERATOR: &str = "ops-bot";
 

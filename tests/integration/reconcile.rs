@@ -2,9 +2,7 @@
 //! crash window, attribute convergence, invalid specs and immutable fields, each failure class's condition reason,
 //! pausing, and deletion.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use zim_operator::crd::{ZimRoom, ZimRoomStatus};
 use zim_operator::reconcile::{CredentialsError, DeleteFacts, Facts, NoSink, Outcome, Reconciler, Requeue};
 use zim_operator::sim::RunningSim;

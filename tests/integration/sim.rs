@@ -8,8 +8,7 @@ use zim_operator::zim::codes;
 use zim_operator::zim::types::*;
 use zim_operator::zim::{ClientConfig, Credentials, ServerSecret, ZimApi, ZimClient, ZimError};
 
-const APP: u32 = 515151;
-const SECRET: &str = "8277e0910d750195b448797616e091ad";
+use zim_operator::testing::{APP, SECRET};
 const OPERATOR: &str = "ops-bot";
 
 fn simulator(qps: u32) -> Simulator {
