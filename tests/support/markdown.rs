@@ -140,7 +140,7 @@ pub fn broken_links(page: &str, text: &str, read: impl Fn(&Path) -> Option<Strin
             continue;
         };
         if let Some(fragment) = fragment {
-            if !file.extension().is_some_and(|e| e == "md") {
+            if file.extension().is_none_or(|e| e != "md") {
                 problems.push(format!("{at}: an anchor into a file that is not Markdown"));
             } else if !anchors(&body).contains(fragment) {
                 problems.push(format!("{at}: {} has no heading #{fragment}", file.display()));
