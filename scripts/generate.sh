@@ -8,7 +8,7 @@
 #                                                         PrometheusRule reads it with .Files.Get)
 #   charts/zim-operator/files/zim-operator-dashboard.json copy of dashboards/zim-operator.json (the dashboard
 #                                                         ConfigMap)
-# tests/crd.rs and tests/monitoring.rs fail when a committed file differs from what this script generates.
+# tests/integration/crd.rs and tests/integration/monitoring.rs fail when a committed file differs from what this script generates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo run --quiet --locked -- crd > crds/zimroom.yaml

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds testbed/kstatus: a small Go program that runs kstatus — sigs.k8s.io/cli-utils pkg/kstatus/status, the
 # library Flux's health checks and Helm 4's --wait use — on Kubernetes objects (JSON, one per line on stdin). The
-# end-to-end status-contract tests run every object through it and through the Rust port (tests/common/kstatus.rs)
+# end-to-end status-contract tests run every object through it and through the Rust port (tests/support/kstatus.rs)
 # and fail when they disagree. cli-utils is pinned by testbed/kstatus/go.mod and go.sum and fetched from the Go
 # module proxy.
 #

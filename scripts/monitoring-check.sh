@@ -6,7 +6,7 @@
 #  3. every query of dashboards/zim-operator.json parses as PromQL (promtool checks it as a recording rule, with the
 #     dashboard's variables replaced as Grafana would);
 #  4. the chart's copies under charts/zim-operator/files/ are identical to their sources (scripts/generate.sh).
-# The rules' runbook anchors and the dashboard's metric names are checked by tests/monitoring.rs, and the rules and
+# The rules' runbook anchors and the dashboard's metric names are checked by tests/integration/monitoring.rs, and the rules and
 # the dashboard's queries run against a live operator in tests/e2e/alerting.rs.
 #
 # Prints `ok:`/`FAILED:` per check and ends with `monitoring checks: N passed, M failed`; exits 1 if any failed.

@@ -213,7 +213,7 @@ PY
 }
 
 # --- Static: what the chart renders for old and current clusters ---------------------------------------------------
-bin="$root/target/debug/zim-operator"
+bin="${CARGO_TARGET_DIR:-$root/target}/debug/zim-operator"
 [[ -x $bin ]] || cargo build --quiet --locked
 "$TOOLS_PY" - "$root/crds/zimroom.yaml" "$work/crd-full.json" "$work/crd-cel.json" "$work/crd-nocel.json" <<'PY'
 import json, sys, yaml

@@ -1,5 +1,5 @@
 //! The receiver without HTTP: each accepted body form, the signature, the answers and outcomes, coalescing and
-//! overflow. Over real HTTP against the simulator: `tests/callback.rs`.
+//! overflow. Over real HTTP against the simulator: `tests/integration/callback.rs`.
 
 use super::*;
 use serde_json::{Value, json};

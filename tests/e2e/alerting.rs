@@ -253,7 +253,10 @@ async fn faults_fire_the_matching_alerts_and_the_dashboard_has_data() {
     }
     for a in &alerts {
         let annotations = &a["annotations"];
-        assert!(annotations["runbook_url"].as_str().is_some_and(|u| u.starts_with("README.md#")), "{a}");
+        assert!(
+            annotations["runbook_url"].as_str().is_some_and(|u| u.starts_with("docs/monitoring.md#")),
+            "{a}"
+        );
         let description = annotations["description"].as_str().unwrap_or_default();
         assert!(!description.contains("{{"), "the description's template rendered: {description}");
         assert!(!description.contains("gamma-room"), "no room names in annotations: {description}");

@@ -87,7 +87,7 @@ async fn attribute_edit_converges() {
 
 /// An immutable edit costs no ZIM call. On a current Kubernetes the CRD's CEL rule refuses it at apply, with the
 /// rule's message, and the object stays as it was (Ready); on 1.20, which has no CEL, the operator refuses it
-/// (ImmutableFieldChanged). The operator's own check is also tested without a cluster (tests/reconcile.rs).
+/// (ImmutableFieldChanged). The operator's own check is also tested without a cluster (tests/integration/reconcile.rs).
 #[tokio::test]
 async fn immutable_edit_is_refused_without_a_call() {
     let (w, op, _) = with_lobby("e2e-immutable").await;
@@ -347,7 +347,7 @@ async fn reconcile_requested_at_annotation_probes_the_room() {
     .await;
 }
 
-/// The admin server answers /healthz and /readyz, and /metrics serves every metric the README lists, without
+/// The admin server answers /healthz and /readyz, and /metrics serves every metric docs/monitoring.md lists, without
 /// per-object labels (here with one invalid and one Ready room).
 #[tokio::test]
 async fn admin_endpoints_serve_health_and_documented_metrics() {
@@ -375,18 +375,18 @@ async fn admin_endpoints_serve_health_and_documented_metrics() {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
     assert!(!metrics.contains("steady") && !metrics.contains(LONG_NAME), "no per-object labels");
-    // Every metric the README lists is served.
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let listed: Vec<&str> = readme
+    // Every metric the metrics table of docs/monitoring.md lists is served.
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/monitoring.md")).unwrap();
+    let listed: Vec<&str> = page
         .lines()
         .filter_map(|l| l.strip_prefix("| `zim_operator_"))
         .filter_map(|l| l.split('`').next())
         .collect();
-    assert!(listed.len() >= 10, "the README lists its metrics");
+    assert!(listed.len() >= 10, "docs/monitoring.md lists the metrics");
     for name in listed {
         assert!(
             metrics.contains(&format!("zim_operator_{name}")),
-            "README lists zim_operator_{name}, /metrics lacks it"
+            "docs/monitoring.md lists zim_operator_{name}, /metrics lacks it"
         );
     }
 }

@@ -1,6 +1,6 @@
 //! The status contract on the real API server with the operator: for each situation, the object as the server
 //! returns it gives the kstatus status (Flux, Helm 4 `--wait`) and the Argo CD health of one shared table. Each is
-//! read by two implementations that must agree: kstatus by the port in tests/common/kstatus.rs and by cli-utils
+//! read by two implementations that must agree: kstatus by the port in tests/support/kstatus.rs and by cli-utils
 //! itself (testbed/kstatus, built by scripts/kstatus-build.sh); health.lua by Lua 5.1 with dkjson and by gopher-lua
 //! v1.1.2, the interpreter Argo CD ships (argocd/gopher-lua, built by scripts/gopher-lua-build.sh). Real clients
 //! too: `kubectl wait --for=condition=Ready` and Helm 4's `install --wait`.
@@ -415,10 +415,10 @@ async fn helm4_wait_follows_the_room() {
     );
 }
 
-/// The kstatus port (tests/common/kstatus.rs) and cli-utils give the same status and message for every object
+/// The kstatus port (tests/support/kstatus.rs) and cli-utils give the same status and message for every object
 /// the status contract knows without a server: each testdata object of the Argo CD health cases (every Ready
 /// reason the operator writes, paused, deleting, no status, a stale generation) and the rule-order cases of
-/// tests/kstatus.rs. Together with `assert_reads` (every object the server returned above) the port cannot drift
+/// tests/integration/kstatus.rs. Together with `assert_reads` (every object the server returned above) the port cannot drift
 /// from the library Flux and Helm 4 use.
 #[test]
 fn the_kstatus_port_agrees_with_cli_utils() {

@@ -1,5 +1,6 @@
 //! The `zim-operator` binary: `apply` (against a simulator over HTTP, and `--simulate` as in the README's quick
-//! start), `validate`, `crd`; exit codes and messages.
+//! start), `validate`, `crd`; exit codes and messages; and the quick start's shown output, held to what the binary
+//! prints.
 
 use std::process::{Command, Output};
 
@@ -44,6 +45,99 @@ async fn quick_start_works() {
     assert!(stderr.contains("2 ZimRoom(s): 2 Ready, 0 not Ready"), "{stderr}");
     let stdout = text(&out.stdout);
     assert_eq!(stdout.matches("reason: Available").count(), 2, "{stdout}");
+}
+
+/// A quick-start command of the README (`cargo run --release -- ARGS`, in a `sh` block of its own) and the output
+/// shown under it (the `text` block that follows): the command's arguments and the shown text.
+fn readme_example(command: &str) -> (Vec<String>, String) {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = format!("```sh\ncargo run --release -- {command}\n```\n");
+    let at =
+        readme.find(&block).unwrap_or_else(|| panic!("README.md shows `cargo run --release -- {command}`"));
+    let rest = &readme[at + block.len()..];
+    let start = rest.find("```text\n").expect("its output follows in a text block") + "```text\n".len();
+    let end = start + rest[start..].find("\n```\n").expect("the text block is closed") + 1;
+    assert!(!rest[..start].contains("```sh"), "the output block follows the command `{command}`");
+    (command.split_whitespace().map(String::from).collect(), rest[start..end].to_owned())
+}
+
+/// What varies between runs of `apply --simulate`, masked: the simulator's port, request ids, transition times.
+fn mask_run(text: &str) -> String {
+    let mut out = text.to_owned();
+    for (after, with) in [("127.0.0.1:", "PORT"), ("request id ", "ID"), ("requestId: \"", "ID")] {
+        let mut masked = String::new();
+        let mut rest = out.as_str();
+        while let Some(i) = rest.find(after) {
+            masked.push_str(&rest[..i + after.len()]);
+            rest = &rest[i + after.len()..];
+            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            masked.push_str(if digits > 0 { with } else { "" });
+            rest = &rest[digits..];
+        }
+        masked.push_str(rest);
+        out = masked;
+    }
+    // RFC 3339 times of the conditions: 2026-11-29T04:32:12Z.
+    let shape = |w: &[u8]| {
+        w.iter()
+            .zip(b"0000-00-00T00:00:00Z")
+            .all(|(c, s)| if *s == b'0' { c.is_ascii_digit() } else { c == s })
+    };
+    let bytes = out.as_bytes();
+    let mut masked = String::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if i + 20 <= bytes.len() && shape(&bytes[i..i + 20]) {
+            masked.push_str("TIME");
+            i += 20;
+        } else {
+            let c = out[i..].chars().next().unwrap();
+            masked.push(c);
+            i += c.len_utf8();
+        }
+    }
+    masked
+}
+
+/// The README's `validate` example shows exactly what the command prints (the problems on stdout, then the
+/// summary on stderr), and the command exits 1.
+#[tokio::test]
+async fn readme_validate_output_is_what_the_binary_prints() {
+    let (args, shown) = readme_example("validate -f examples/invalid/");
+    let mut c = bin();
+    c.args(&args);
+    let out = run_bin(c).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let printed = text(&out.stdout) + &text(&out.stderr);
+    assert_eq!(shown, printed, "README.md's validate output differs from what the binary prints");
+}
+
+/// The README's quick start shows what `apply --simulate -f examples/` prints (stderr, then stdout), up to its
+/// `...`, but for the port, the request ids and the times.
+#[tokio::test]
+async fn readme_quick_start_output_is_what_the_binary_prints() {
+    let (args, shown) = readme_example("apply --simulate -f examples/");
+    let shown = shown.strip_suffix("...\n").expect("the shown output ends with `...` (it is cut short)");
+    assert!(shown.lines().count() > 20, "{shown}");
+    let mut c = bin();
+    c.args(&args);
+    let out = run_bin(c).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = mask_run(&(text(&out.stderr) + &text(&out.stdout)));
+    let shown = mask_run(shown);
+    assert!(
+        printed.starts_with(&shown),
+        "README.md's quick start output differs from what the binary prints (masked):\n--- shown\n{shown}\n--- printed\n{printed}"
+    );
+}
+
+#[test]
+fn mask_run_hides_only_what_varies() {
+    let a = "at http://127.0.0.1:43135 (demo AppId 1000001)\nrequest id 421\n  requestId: \"93\"\n  - lastTransitionTime: \"2026-11-29T04:32:12Z\"\n";
+    let b = "at http://127.0.0.1:1 (demo AppId 1000001)\nrequest id 9\n  requestId: \"7\"\n  - lastTransitionTime: \"2027-01-01T00:00:00Z\"\n";
+    assert_eq!(mask_run(a), mask_run(b));
+    assert_ne!(mask_run(a), mask_run(&a.replace("1000001", "1000002")));
+    assert_ne!(mask_run(a), mask_run(&a.replace("\"2026", "2026")));
 }
 
 /// Applying the printed output again costs one existence probe per room: no CreateRoom, no attribute writes.

@@ -1,29 +1,36 @@
-//! The README stays true: its ZimRoom reference covers every CRD field, its reasons table every reason the code
-//! uses, and its argocd-cm snippet is exactly the tested health check. (The metrics table is checked against a
-//! live /metrics in tests/e2e.)
+//! The documentation stays true: the ZimRoom reference (docs/zimroom.md) covers every CRD field, its reasons
+//! table every reason the code uses, the argocd-cm snippet (docs/argocd.md) is exactly the tested health check,
+//! and every relative link of README.md and docs/*.md leads to a file and heading that exist. (The metrics table
+//! of docs/monitoring.md is checked by tests/integration/monitoring.rs and against a live /metrics in tests/e2e; the
+//! quick start's shown output by tests/integration/cli.rs.)
 
-fn readme() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
+use crate::support::markdown;
+
+use markdown::{anchor, anchors, broken_links, links, pages, read, read_checkout};
+
+/// The ZimRoom reference: its field table, conditions and reasons.
+fn reference() -> String {
+    read("docs/zimroom.md")
 }
 
-/// Every spec and status field of the CRD has a row in the README's reference table.
+/// Every spec and status field of the CRD has a row in the reference table.
 #[test]
 fn reference_covers_every_crd_field() {
-    let readme = readme();
+    let page = reference();
     let crd = serde_json::to_value(zim_operator::crd::crd()).unwrap();
     let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
     for part in ["spec", "status"] {
         for field in schema[part]["properties"].as_object().unwrap().keys() {
             let row = format!("| `{part}.{field}` |");
-            assert!(readme.contains(&row), "README has no reference row for {part}.{field}");
+            assert!(page.contains(&row), "docs/zimroom.md has no reference row for {part}.{field}");
         }
     }
 }
 
-/// Every condition reason in `crd::reason` appears in the README's table.
+/// Every condition reason in `crd::reason` appears in the reference's conditions table.
 #[test]
 fn reasons_table_covers_every_reason() {
-    let readme = readme();
+    let page = reference();
     let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/crd.rs")).unwrap();
     let reasons: Vec<&str> = source
         .lines()
@@ -35,13 +42,13 @@ fn reasons_table_covers_every_reason() {
     assert!(reasons.len() >= 14, "{reasons:?}");
     for r in reasons {
         assert!(
-            readme.contains(&format!("`{r}`")) || readme.contains(&format!("| {r} |")),
-            "README lacks {r}"
+            page.contains(&format!("`{r}`")) || page.contains(&format!("| {r} |")),
+            "docs/zimroom.md lacks {r}"
         );
     }
 }
 
-/// The argocd-cm snippet in the README is the tested health.lua, indented for the ConfigMap.
+/// The argocd-cm snippet of docs/argocd.md is the tested health.lua, indented for the ConfigMap.
 #[test]
 fn argocd_snippet_is_the_tested_script() {
     let lua = std::fs::read_to_string(concat!(
@@ -51,39 +58,42 @@ fn argocd_snippet_is_the_tested_script() {
     .unwrap();
     let indented: String =
         lua.lines().map(|l| if l.is_empty() { "\n".to_string() } else { format!("      {l}\n") }).collect();
-    let readme = readme();
+    let page = read("docs/argocd.md");
     let marker = "resource.customizations.health.zim.zego.im_ZimRoom: |\n";
-    let start = readme.find(marker).expect("the README has the argocd-cm snippet") + marker.len();
-    let end = start + readme[start..].find("```").unwrap();
-    assert_eq!(&readme[start..end], indented, "README's argocd-cm snippet differs from health.lua");
+    let start = page.find(marker).expect("docs/argocd.md has the argocd-cm snippet") + marker.len();
+    let end = start + page[start..].find("```").unwrap();
+    assert_eq!(&page[start..end], indented, "docs/argocd.md's argocd-cm snippet differs from health.lua");
 }
 
-/// The README's field table agrees with the CRD's schema and descriptions: each row's type is the field's type,
+/// The reference's field table agrees with the CRD's schema and descriptions: each row's type is the field's type,
 /// every enum value and every default the schema declares is named in the row, and so are the byte and count
 /// limits the description states.
 #[test]
 fn reference_rows_agree_with_the_crd() {
-    let readme = readme();
+    let page = reference();
     let crd = serde_json::to_value(zim_operator::crd::crd()).unwrap();
     let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
     for part in ["spec", "status"] {
         for (field, prop) in schema[part]["properties"].as_object().unwrap() {
             let prefix = format!("| `{part}.{field}` | ");
-            let row = readme.lines().find(|l| l.starts_with(&prefix)).expect("a row (see the test above)");
+            let row = page.lines().find(|l| l.starts_with(&prefix)).expect("a row (see the test above)");
             let cells: Vec<&str> = row.split(" | ").collect();
             let want = match prop["type"].as_str().unwrap_or_default() {
                 "array" => "list",
                 other => other,
             };
-            assert_eq!(cells[1], want, "README type of {part}.{field}");
+            assert_eq!(cells[1], want, "docs/zimroom.md: type of {part}.{field}");
             for value in prop["enum"].as_array().into_iter().flatten() {
                 let v = value.as_str().unwrap();
-                assert!(row.contains(&format!("`{v}`")), "README row of {part}.{field} lacks the value {v}");
+                assert!(
+                    row.contains(&format!("`{v}`")),
+                    "docs/zimroom.md: row of {part}.{field} lacks the value {v}"
+                );
             }
             if let Some(default) = prop.get("default").filter(|d| d.is_number()) {
                 assert!(
                     row.contains(&default.to_string()),
-                    "README row of {part}.{field} lacks its default {default}"
+                    "docs/zimroom.md: row of {part}.{field} lacks its default {default}"
                 );
             }
             for limit in ["maxLength", "maxItems", "maximum"] {
@@ -93,11 +103,67 @@ fn reference_rows_agree_with_the_crd() {
                     if description.contains(&n.to_string()) {
                         assert!(
                             row.contains(&n.to_string()),
-                            "README row of {part}.{field} lacks the limit {n}"
+                            "docs/zimroom.md: row of {part}.{field} lacks the limit {n}"
                         );
                     }
                 }
             }
         }
     }
+}
+
+/// Every relative link of README.md and docs/*.md leads to a file that exists and, with `#anchor`, to a heading
+/// of the page it points into (GitHub's anchors).
+#[test]
+fn every_relative_link_resolves() {
+    let mut problems = Vec::new();
+    let mut relative = 0;
+    for page in pages() {
+        let text = read(&page);
+        relative += links(&text).iter().filter(|(_, t)| !t.contains("://")).count();
+        problems.extend(broken_links(&page, &text, read_checkout));
+    }
+    assert!(relative >= 40, "the pages link each other ({relative} relative links found)");
+    assert!(problems.is_empty(), "broken links:\n{}", problems.join("\n"));
+}
+
+/// The README links every page under docs/ (its "Documentation" list).
+#[test]
+fn readme_links_every_page() {
+    let readme = read("README.md");
+    let linked: Vec<String> = links(&readme).into_iter().map(|(_, t)| t).collect();
+    for page in pages().into_iter().filter(|p| p.starts_with("docs/")) {
+        assert!(linked.contains(&page), "README.md does not link {page}");
+    }
+}
+
+/// The link check finds what is broken: a missing file, a missing heading in another page and in the same page,
+/// a path out of the checkout; and it accepts what resolves, ignoring links inside code.
+#[test]
+fn the_link_check_catches_broken_links() {
+    let files = |p: &std::path::Path| match p.to_str().unwrap() {
+        "README.md" => Some("# Title\n\n## Install on a cluster\n\n## Notes\n\n## Notes\n".to_owned()),
+        "docs/a.md" => Some(String::new()),
+        "src" => Some(String::new()),
+        _ => None,
+    };
+    let page = "Good: [install](../README.md#install-on-a-cluster), [again](../README.md#notes-1), [a](a.md),\n\
+                [the sources](../src), [own](#here), [web](https://example.com/x#y), `[code](missing.md)`.\n\n\
+                ```sh\n[fenced](missing.md)\n```\n\n\
+                ## Here\n\n\
+                Bad: [gone](gone.md), [no heading](../README.md#uninstall), [own](#there), [out](../../x.md), \
+                [multi\nline](a.md#nothing).\n";
+    let problems = broken_links("docs/b.md", page, files);
+    let targets: Vec<&str> = problems.iter().map(|p| p.split(": ").nth(1).unwrap()).collect();
+    assert_eq!(
+        targets,
+        ["gone.md", "../README.md#uninstall", "#there", "../../x.md", "a.md#nothing"],
+        "{problems:#?}"
+    );
+    assert_eq!(anchor(" Refused at `kubectl apply`"), "refused-at-kubectl-apply");
+    assert_eq!(
+        anchor("Multi-tenant clusters: what each namespace may do"),
+        "multi-tenant-clusters-what-each-namespace-may-do"
+    );
+    assert!(anchors("## Notes\n## Notes\n").contains("notes-1"));
 }

@@ -1,4 +1,4 @@
-//! The kstatus port in tests/common/kstatus.rs against the cases cli-utils documents for custom resources in
+//! The kstatus port in tests/support/kstatus.rs against the cases cli-utils documents for custom resources in
 //! `pkg/kstatus/status/status_compute_test.go` (no status → Current, a mismatched observedGeneration →
 //! InProgress), the generic rules of generic.go (deletion, Reconciling, Stalled, their order) and the Ready
 //! fallback of status.go. The end-to-end tier checks the port against cli-utils itself on every object it reads.

@@ -1,8 +1,10 @@
 //! The alert rules (`monitoring/zim-operator.rules.yaml`) and the dashboard (`dashboards/zim-operator.json`) stay
 //! true to the operator: every metric they name is one the operator exports, every exported metric appears on the
-//! dashboard and in the README's table, every alert says what to check and links a README section that exists, and
-//! the chart's copies are the sources (scripts/generate.sh). promtool checks and unit tests are in
+//! dashboard and in the metrics table of docs/monitoring.md, every alert says what to check and links a runbook
+//! section of docs/monitoring.md that exists, and the chart's copies are the sources (scripts/generate.sh). promtool checks and unit tests are in
 //! scripts/monitoring-check.sh; tests/e2e/alerting.rs runs both against a live operator and Prometheus.
+
+use crate::support::markdown;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -125,38 +127,18 @@ fn series_names(expr: &str) -> BTreeSet<String> {
     names
 }
 
-/// GitHub's anchor of a Markdown heading: lower case, punctuation other than `-` and `_` dropped, spaces to `-`.
-fn anchor(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_' || *c == ' ')
-        .map(|c| if c == ' ' { '-' } else { c })
-        .collect()
-}
-
-fn readme_anchors() -> BTreeSet<String> {
-    let readme = read("README.md");
-    let mut in_code = false;
-    let mut anchors = BTreeSet::new();
-    for line in readme.lines() {
-        if line.starts_with("```") {
-            in_code = !in_code;
-        }
-        if !in_code && let Some(h) = line.strip_prefix('#') {
-            anchors.insert(anchor(h.trim_start_matches('#')));
-        }
-    }
-    anchors
-}
+/// The page the alerts' runbook_url points into: the runbooks, the metrics table, how the monitoring is tested.
+const PAGE: &str = "docs/monitoring.md";
 
 #[test]
 fn anchors_follow_github() {
+    use markdown::anchor;
     assert_eq!(anchor(" Install on a cluster"), "install-on-a-cluster");
     assert_eq!(anchor("ZimRoomsNotReady"), "zimroomsnotready");
     assert_eq!(anchor("The CRD with kubectl"), "the-crd-with-kubectl");
-    assert!(readme_anchors().contains("install-on-a-cluster"));
+    assert_eq!(anchor("ZEGO callbacks (optional)"), "zego-callbacks-optional");
+    assert!(markdown::anchors(&read("README.md")).contains("install-on-a-cluster"));
+    assert!(markdown::anchors(&read(PAGE)).contains("zimoperatordown"));
 }
 
 #[test]
@@ -172,11 +154,11 @@ fn series_names_are_found_in_queries() {
 }
 
 /// Every alert has a severity, a summary, a description that says what to check, and a runbook_url whose anchor
-/// is a heading of the README.
+/// is a heading of docs/monitoring.md.
 #[test]
-fn every_alert_is_documented_and_links_an_existing_readme_section() {
-    let anchors = readme_anchors();
-    let readme = read("README.md");
+fn every_alert_is_documented_and_links_an_existing_runbook_section() {
+    let page = read(PAGE);
+    let anchors = markdown::anchors(&page);
     let mut names = BTreeSet::new();
     for alert in alerts() {
         let name = alert["alert"].as_str().unwrap();
@@ -189,10 +171,10 @@ fn every_alert_is_documented_and_links_an_existing_readme_section() {
         assert!(description.contains("Check") || description.contains("check"), "{name}: what to check");
         let url = a["runbook_url"].as_str().unwrap_or_else(|| panic!("{name}: runbook_url"));
         let (file, fragment) = url.split_once('#').unwrap_or_else(|| panic!("{name}: {url} has no anchor"));
-        assert_eq!(file, "README.md", "{name}: runbook_url points into the README");
-        assert!(anchors.contains(fragment), "{name}: the README has no section #{fragment}");
+        assert_eq!(file, PAGE, "{name}: runbook_url points into {PAGE}");
+        assert!(anchors.contains(fragment), "{name}: {PAGE} has no section #{fragment}");
         assert_eq!(fragment, name.to_lowercase(), "{name}: its runbook section is named after it");
-        assert!(readme.contains(&format!("`{name}`")) || readme.contains(name), "{name}: README names it");
+        assert!(page.contains(&format!("`{name}`")), "{name}: {PAGE}'s alerts table names it");
     }
 }
 
@@ -274,17 +256,22 @@ fn dashboard_queries_use_exported_metrics_and_cover_them_all() {
     }
 }
 
-/// The README's metrics table lists every metric the operator exports (tests/e2e checks the converse on a live
-/// /metrics).
+/// The metrics table of docs/monitoring.md lists every metric the operator exports (tests/e2e checks the converse
+/// on a live /metrics).
 #[test]
-fn readme_lists_every_exported_metric() {
-    let readme = read("README.md");
+fn metrics_table_lists_every_exported_metric() {
+    let page = read(PAGE);
+    let rows = markdown::rows(&page, "| `zim_operator_");
+    assert!(rows.len() >= 10, "{PAGE} has the metrics table");
     for (family, kind) in exported() {
         let series = match kind.as_str() {
             "counter" => format!("{family}_total"),
             _ => family.clone(),
         };
-        assert!(readme.contains(&format!("| `{series}` |")), "README's metrics table lacks {series}");
+        assert!(
+            rows.iter().any(|r| r.starts_with(&format!("| `{series}` |"))),
+            "{PAGE}'s metrics table lacks {series}"
+        );
     }
 }
 

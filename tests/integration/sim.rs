@@ -342,7 +342,7 @@ async fn huge_message_is_a_zim_error_with_an_n_byte_message() {
         ..Default::default()
     });
     // The project's client reads at most MAX_BODY_BYTES (1 MiB) of an answer: this one is longer, so it is a
-    // transport failure rather than a ZIM answer (tests/hardening.rs covers the client's bounds).
+    // transport failure rather than a ZIM answer (tests/integration/hardening.rs covers the client's bounds).
     match client.create_room(&creds(), &create("chatty")).await.unwrap_err() {
         ZimError::Transport { .. } => {}
         other => panic!("{other:?}"),

@@ -7,6 +7,7 @@
 #[cfg(feature = "e2e")]
 pub mod harness;
 pub mod kstatus;
+pub mod markdown;
 pub mod net;
 
 use std::time::Duration;
