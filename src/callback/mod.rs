@@ -35,12 +35,16 @@
 //! bounded head and connection lifetime: `admin::listener`).
 
 mod body;
+mod queue;
 pub mod signature;
 
-use std::collections::{HashMap, HashSet};
+use queue::Queued;
+pub use queue::{RoomEvent, RoomEvents};
+
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -198,57 +202,6 @@ pub trait CallbackObserver: Send + Sync {
 impl<F: Fn(Event, Outcome) + Send + Sync> CallbackObserver for F {
     fn observed(&self, event: Event, outcome: Outcome) {
         self(event, outcome)
-    }
-}
-
-/// A verified room event for the controller: re-check this room now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RoomEvent {
-    /// The AppId the room lives in.
-    pub app_id: u32,
-    /// The room.
-    pub room_id: String,
-    /// What ZEGO reported (today always [`Event::RoomDestroy`]).
-    pub event: Event,
-}
-
-/// The (AppId, room) pairs with an event in the queue.
-type Queued = Arc<Mutex<HashSet<(u32, String)>>>;
-
-/// The controller's end of the queue.
-pub struct RoomEvents {
-    rx: mpsc::Receiver<RoomEvent>,
-    queued: Queued,
-}
-
-impl RoomEvents {
-    /// The next event; `None` once the server is gone and the queue is empty. From this call on, a new
-    /// callback for the same room queues a new event.
-    pub async fn recv(&mut self) -> Option<RoomEvent> {
-        let event = self.rx.recv().await?;
-        Some(self.taken(event))
-    }
-
-    /// The next event if one is queued, without waiting.
-    pub fn try_recv(&mut self) -> Option<RoomEvent> {
-        let event = self.rx.try_recv().ok()?;
-        Some(self.taken(event))
-    }
-
-    /// Events waiting.
-    pub fn len(&self) -> usize {
-        self.rx.len()
-    }
-
-    /// Whether no event is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
-    }
-
-    fn taken(&self, event: RoomEvent) -> RoomEvent {
-        // The server inserts the key under this lock right after queueing, so it is there to remove.
-        crate::lock(&self.queued).remove(&(event.app_id, event.room_id.clone()));
-        event
     }
 }
 

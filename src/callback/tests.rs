@@ -3,6 +3,7 @@
 
 use super::*;
 use serde_json::{Value, json};
+use std::sync::Mutex;
 
 const APP: u32 = 1_234_567;
 const ROTATING_APP: u32 = 42;

@@ -4,8 +4,9 @@
 //! AttributeSeq, SuccKeyList/ErrKeyList, ErrorList) and decode leniently: a number where a string is documented
 //! (or the reverse) is accepted, and absent fields take their empty value.
 //!
-//! (Over 400 lines: declarations only — one request and response type per documented operation, with their
-//! field docs and the lenient decoders.)
+//! The lenient decoders are in [`lenient`].
+
+mod lenient;
 
 use std::fmt;
 
@@ -367,98 +368,7 @@ has_envelope!(
     QueryRoomUserListResponse
 );
 
-/// Accepts an integer, an integral float, a numeric string, or null (as 0).
-pub fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    use serde::de::Error;
-    match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Null => Ok(0),
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18).map(|f| f as i64))
-            .ok_or_else(|| D::Error::custom(format!("expected an integer, got {n}"))),
-        serde_json::Value::String(s) => {
-            s.trim().parse().map_err(|_| D::Error::custom("expected an integer, got a non-numeric string"))
-        }
-        other => Err(D::Error::custom(format!("expected an integer, got {}", json_kind(&other)))),
-    }
-}
-
-/// Accepts a string, a number (as its decimal text), or null (as "").
-pub fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    use serde::de::Error;
-    match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Null => Ok(String::new()),
-        serde_json::Value::String(s) => Ok(s),
-        serde_json::Value::Number(n) => Ok(n.to_string()),
-        serde_json::Value::Bool(b) => Ok(b.to_string()),
-        other => Err(D::Error::custom(format!("expected a string, got {}", json_kind(&other)))),
-    }
-}
-
-/// Accepts an array or null (as empty).
-pub fn lenient_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
-}
-
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
+pub use lenient::{lenient_i64, lenient_string, lenient_vec};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_bodies_use_documented_field_names() {
-        let body = CreateRoomRequest {
-            from_user_id: "u".into(),
-            room_id: "r".into(),
-            room_name: Some("n".into()),
-            destroy_delay_time: Some(3600),
-            attributes: vec![CreateRoomAttribute { key: "k".into(), value: "v".into(), auto_delete: 0 }],
-        };
-        assert_eq!(
-            serde_json::to_value(&body).unwrap(),
-            serde_json::json!({"FromUserId":"u","RoomId":"r","RoomName":"n","DestroyDelayTime":3600,
-                "Attributes":[{"Key":"k","Value":"v","AutoDelete":0}]})
-        );
-        let modify = ModifyRoomAttribute {
-            action: AttributeAction::Delete,
-            key: "k".into(),
-            value: String::new(),
-            auto_delete: 0,
-            stop_on_error: 0,
-        };
-        assert_eq!(
-            serde_json::to_value(&modify).unwrap(),
-            serde_json::json!({"Action":1,"Key":"k","Value":"","AutoDelete":0,"StopOnError":0})
-        );
-    }
-
-    #[test]
-    fn responses_decode_leniently() {
-        let r: ModifyRoomAttributeResponse = serde_json::from_str(
-            r#"{"Code":0,"Message":"success","RequestId":343649807833778782,"AttributeSeq":"3",
-               "SuccKeyList":[{"Key":"a","Seq":3}],"ErrKeyList":null}"#,
-        )
-        .unwrap();
-        assert_eq!(r.envelope.request_id, "343649807833778782");
-        assert_eq!(r.attribute_seq, 3);
-        assert_eq!(r.succ_key_list, vec![SuccKey { key: "a".into(), seq: 3 }]);
-        assert!(r.err_key_list.is_empty());
-        let e: Envelope = serde_json::from_str(r#"{"Code":660300014.0}"#).unwrap();
-        assert_eq!(e.code, 660300014);
-        assert!(serde_json::from_str::<Envelope>(r#"{"Code":"abc"}"#).is_err());
-    }
-}
+mod tests;
