@@ -62,8 +62,10 @@ echo "== supply chain (cargo deny: licences, bans, sources, advisories; deny.tom
 scripts/supply-chain.sh | tee -a "$log"
 
 echo "test command finished in $((SECONDS - start)) s"
-# One closing line for the whole run (", N skipped" when a check could not run here, e.g. advisories offline).
+# One closing line for the whole run (", N skipped" when a check could not run here, e.g. advisories offline),
+# adding up cargo's `test result:` lines and the check scripts' closing lines, all in the one format of
+# scripts/lib/check.sh: "NAME checks: N passed, M failed[, K skipped]".
 awk '/^test result:/ { p += $4; f += $6 }
-     /^(chart checks|monitoring checks|readme checks|argocd health|cel checks|supply chain):/ { p += $(NF-3); f += $(NF-1) }
-     /^supply chain skipped:/ { s += $NF }
+     /^[a-z][a-z -]* checks: [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$/ {
+       split(substr($0, index($0, ": ") + 2), n, /[^0-9]+/); p += n[1]; f += n[2]; s += n[3] }
      END { printf "%d passed, %d failed", p, f; if (s) printf ", %d skipped", s; printf "\n" }' "$log"
