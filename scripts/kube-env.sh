@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs a real etcd + kube-apiserver on 127.0.0.1 for the controller's end-to-end tests, the chart checks, the CEL
-# checks and the README check.
+# Runs a real etcd + kube-apiserver on 127.0.0.1 for the controller's end-to-end tests (the CEL rules' included),
+# the chart checks and the README check.
 #
 #   scripts/kube-env.sh start DIR [OWNER_PID]   start both in DIR; print DIR/kubeconfig when /readyz answers
 #                                               (DIR/version holds the version kube-apiserver reports)

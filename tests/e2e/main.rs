@@ -8,6 +8,7 @@ mod alerting;
 #[path = "../common/builder.rs"]
 mod builder;
 mod callbacks;
+mod cel;
 mod egress;
 mod harness;
 #[path = "../common/kstatus.rs"]
