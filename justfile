@@ -16,8 +16,7 @@ test:
 unit:
     cargo test
 
-# One end-to-end tier on a real kube-apiserver + etcd: e2e, outage or uninstall (ZIM_KUBE_VERSION=floor runs it
-# on Kubernetes 1.20); words after the tier filter the tests: `just e2e e2e cel`.
+# One end-to-end tier, e2e, outage or uninstall (ZIM_KUBE_VERSION=floor: on 1.20), filtered: `just e2e e2e cel`.
 e2e tier="e2e" *filter:
     eval "$(scripts/tools.sh)"; export HELM3 HELM4 KUBECTL LUA TOOLS_PY PROMETHEUS PROMTOOL; cargo test --features e2e --test {{tier}} -- --nocapture {{filter}}
 
