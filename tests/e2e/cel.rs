@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 
 use crate::harness::{World, client, ensure_crd, eventually, on_floor};
 
+// Room IDs here start with `cel-`: other tests select rooms by spec.roomId across all namespaces
+// (`field_selectors_find_the_declaring_object`).
 const BYTES: &str = "roomName must be at most 64 bytes of UTF-8";
 const NAME_FIXED: &str = "spec.roomName cannot be set or changed once the room exists";
 const DELAY_FIXED: &str = "spec.destroyDelayTime cannot change once the room exists";
@@ -245,7 +247,7 @@ async fn before_the_room_exists_its_fields_can_be_corrected() {
     let w = World::new("e2e-cel-before").await;
     let rooms = Rooms(&w);
     rooms
-        .create("lobby", json!({"roomId": "lobby", "destroyDelayTime": 100}))
+        .create("lobby", json!({"roomId": "cel-lobby", "destroyDelayTime": 100}))
         .await
         .assert_accepted("create");
     let r = rooms.patch("lobby", json!({"spec": {"destroyDelayTime": 200}})).await;
@@ -262,16 +264,17 @@ async fn before_the_room_exists_its_fields_can_be_corrected() {
 async fn once_the_room_exists_its_fixed_fields_are_refused() {
     let w = World::new("e2e-cel-applied").await;
     let rooms = Rooms(&w);
-    let spec = json!({"roomId": "lobby", "roomName": "The lobby", "destroyDelayTime": 200});
+    let spec = json!({"roomId": "cel-lobby", "roomName": "The lobby", "destroyDelayTime": 200});
     rooms.create("lobby", spec).await.assert_accepted("create");
-    let applied = json!({"applied": {"roomId": "lobby", "roomName": "The lobby", "destroyDelayTime": 200}});
+    let applied =
+        json!({"applied": {"roomId": "cel-lobby", "roomName": "The lobby", "destroyDelayTime": 200}});
     rooms.set_status("lobby", applied).await.assert_accepted("status.applied through the status subresource");
 
     let r = rooms.patch("lobby", json!({"spec": {"destroyDelayTime": 300}})).await;
     r.assert_rule(DELAY_FIXED, "changing destroyDelayTime");
     let r = rooms.patch("lobby", json!({"spec": {"roomName": "Another name"}})).await;
     r.assert_rule(NAME_FIXED, "changing roomName");
-    let r = rooms.patch("lobby", json!({"spec": {"roomId": "lobby-2"}})).await;
+    let r = rooms.patch("lobby", json!({"spec": {"roomId": "cel-lobby-2"}})).await;
     r.assert_rule(ID_FIXED, "changing roomId");
     let r = rooms.patch("lobby", json!({"spec": {"roomName": null}})).await;
     r.assert_accepted("removing roomName");
@@ -286,7 +289,7 @@ async fn once_the_room_exists_a_room_name_cannot_be_added() {
     let w = World::new("e2e-cel-add-name").await;
     let rooms = Rooms(&w);
     rooms.create("hall", json!({"destroyDelayTime": 60})).await.assert_accepted("create without roomName");
-    let applied = json!({"applied": {"roomId": "hall", "destroyDelayTime": 60}});
+    let applied = json!({"applied": {"roomId": "cel-hall", "destroyDelayTime": 60}});
     rooms.set_status("hall", applied).await.assert_accepted("status.applied");
     let r = rooms.patch("hall", json!({"spec": {"roomName": "Hall"}})).await;
     r.assert_rule(NAME_FIXED, "adding roomName");
