@@ -177,7 +177,9 @@ done
 if [[ -n "$owner" ]]; then
   (
     while kill -0 "$owner" 2>/dev/null; do sleep 1; done
-    kill "$(cat "$dir/apiserver.pid" 2>/dev/null)" "$(cat "$dir/etcd.pid" 2>/dev/null)" 2>/dev/null || true
+    # One at a time, each waited for and killed if it hangs: kube-apiserver 1.37, sent SIGTERM together with etcd,
+    # could hang in its shutdown for good, retrying the vanished etcd.
+    for p in apiserver etcd; do stop_one "$p"; done
   ) >/dev/null 2>&1 &
   echo $! >"$dir/watchdog.pid"
 fi
