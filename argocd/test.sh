@@ -7,13 +7,17 @@
 #               argocd-cm health script gets (gopher-lua/health.go, built by scripts/gopher-lua-build.sh)
 # Then a few checks of the gopher-lua runner itself (what Argo CD does with a script that uses a library it does not
 # open, returns an empty table, an unknown status, or runs too long), so a runner that stops behaving like Argo CD
-# fails here too. The closing line counts every check of both runners.
+# fails here too. The closing line, `argocd checks: N passed, M failed` (scripts/lib/check.sh), counts every check
+# of both runners.
 set -euo pipefail
 cd "$(dirname "$0")"
+source ../scripts/lib/check.sh
+check_begin argocd
 eval "$(../scripts/tools.sh)"
 GOPHER_HEALTH="$(../scripts/gopher-lua-build.sh)"
 export GOPHER_HEALTH
-"$TOOLS_PY" - <<'PY'
+# The Python program prints one ok:/FAILED: line per check; `counted` adds them up.
+counted "$TOOLS_PY" - <<'PY'
 import glob, json, os, subprocess, sys, tempfile, yaml
 
 runners = {
@@ -87,6 +91,6 @@ for name, body, flags, ok in probes:
     got = gopher(body, *flags)
     check(f"[gopher-lua runner] {name}", ok(got), f"got {got}")
 
-print(f"argocd health: {passed} passed, {failed} failed")
 sys.exit(1 if failed or not passed else 0)
 PY
+finish

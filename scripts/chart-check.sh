@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the Helm chart (run by scripts/test.sh; fails on the first problem):
+# Checks the Helm chart (run by scripts/test.sh; stops at the first problem):
 #  1. helm lint --strict and helm template with default and non-default values, with helm 3 and helm 4;
 #  2. the rendered built-in kinds validate with kubernetes-validate --strict;
 #  3. the rendered manifests pass a server-side dry-run on a real kube-apiserver (scripts/kube-env.sh);
@@ -20,6 +20,8 @@
 # where 9 is left out: no admission policies, no field selectors on custom resources).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/check.sh
+check_begin chart
 eval "$(scripts/tools.sh)"
 chart=charts/zim-operator
 work="$(mktemp -d)"
@@ -29,24 +31,21 @@ cleanup() {
   scripts/kube-env.sh stop "$work/kube" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
-trap cleanup EXIT
-passed=0
-ok() { passed=$((passed + 1)); echo "ok: $*"; }
-fail() { echo "FAILED: $*" >&2; exit 1; }
+at_exit cleanup
 
 # 1. lint and template, both helms, four value sets.
 for helm in "$HELM3" "$HELM4"; do
   v=$("$helm" version --short)
   for values in default ci/namespaced-values.yaml ci/cluster-values.yaml ci/hardened-values.yaml; do
     args=(); [[ $values != default ]] && args=(-f "$chart/$values")
-    "$helm" lint --strict "$chart" "${args[@]}" >"$work/lint.log" 2>&1 || { cat "$work/lint.log"; fail "helm $v lint --strict ($values)"; }
+    "$helm" lint --strict "$chart" "${args[@]}" >"$work/lint.log" 2>&1 || { cat "$work/lint.log"; fatal "helm $v lint --strict ($values)"; }
     out="$work/$(basename "$values" .yaml)-$(echo "$v" | cut -c2).yaml"
-    "$helm" template zim "$chart" -n zim-system "${args[@]}" >"$out" || fail "helm $v template ($values)"
+    "$helm" template zim "$chart" -n zim-system "${args[@]}" >"$out" || fatal "helm $v template ($values)"
     ok "helm $v lint --strict and template ($values)"
   done
 done
 for values in default namespaced-values cluster-values hardened-values; do
-  cmp -s "$work/$values-3.yaml" "$work/$values-4.yaml" || fail "helm 3 and helm 4 render $values differently"
+  cmp -s "$work/$values-3.yaml" "$work/$values-4.yaml" || fatal "helm 3 and helm 4 render $values differently"
 done
 ok "helm 3 and helm 4 render identical manifests"
 
@@ -63,7 +62,7 @@ PY
 for values in default namespaced-values cluster-values hardened-values; do
   n=$(split_builtin "$work/$values-4.yaml" "$work/$values-builtin.yaml")
   "$TOOLS_PY" -m kubernetes_validate --strict -k 1.33.0 "$work/$values-builtin.yaml" >"$work/kv.log" 2>&1 \
-    || { cat "$work/kv.log"; fail "kubernetes-validate --strict ($values)"; }
+    || { cat "$work/kv.log"; fatal "kubernetes-validate --strict ($values)"; }
   ok "kubernetes-validate --strict: $n objects ($values)"
 done
 
@@ -79,8 +78,8 @@ current=1; [[ $server_version == v1.20.* ]] && current=0
 "$HELM4" template zim "$chart" -n zim-system --kube-version "$server_version" \
   --show-only templates/crd.yaml >"$work/crd.yaml"
 if ((current)); then
-  k apply --server-side --field-manager=chart-check -f "$work/crd.yaml" >"$work/crd.log" 2>&1 || { cat "$work/crd.log"; fail "applying the chart's CRD on $server_version"; }
-  grep -qi warning "$work/crd.log" && { cat "$work/crd.log"; fail "the chart's CRD draws warnings on $server_version"; }
+  k apply --server-side --field-manager=chart-check -f "$work/crd.yaml" >"$work/crd.log" 2>&1 || { cat "$work/crd.log"; fatal "applying the chart's CRD on $server_version"; }
+  grep -qi warning "$work/crd.log" && { cat "$work/crd.log"; fatal "the chart's CRD draws warnings on $server_version"; }
   ok "the chart's CRD applies server-side on $server_version without warnings"
 else
   k apply -f "$work/crd.yaml" >/dev/null
@@ -94,8 +93,8 @@ skip = ["ServiceMonitor", "PrometheusRule", "CustomResourceDefinition"] + (["Pod
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") not in skip]
 yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
 PY
-  k apply --dry-run=server -f "$work/$values-dry.yaml" >"$work/dry.log" 2>&1 || { cat "$work/dry.log"; fail "server-side dry-run ($values)"; }
-  grep -qi warning "$work/dry.log" && { cat "$work/dry.log"; fail "server-side dry-run ($values) draws warnings"; }
+  k apply --dry-run=server -f "$work/$values-dry.yaml" >"$work/dry.log" 2>&1 || { cat "$work/dry.log"; fatal "server-side dry-run ($values)"; }
+  grep -qi warning "$work/dry.log" && { cat "$work/dry.log"; fatal "server-side dry-run ($values) draws warnings"; }
   ok "server-side dry-run on kube-apiserver $server_version ($values), no warnings"
 done
 
@@ -103,7 +102,7 @@ done
 can() { # expect(yes|no) verb resource [namespace flags...]
   local expect="$1"; shift
   local got; got=$(k auth can-i --as="$as" "$@" 2>/dev/null || true)
-  [[ "$got" == "$expect" ]] || fail "can-i $* as $as: expected $expect, got ${got:-error}"
+  [[ "$got" == "$expect" ]] || fatal "can-i $* as $as: expected $expect, got ${got:-error}"
 }
 k apply -f "$work/default-dry.yaml" >/dev/null
 as=system:serviceaccount:zim-system:zim-operator
@@ -133,7 +132,7 @@ yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
 PY
 # The cluster-scoped grants in namespaced mode: get on the ZimRoom CRD itself (an uninstall releases rooms), and
 # reading the listed Namespaces (their policy annotations) — nothing else.
-"$TOOLS_PY" - "$work/ns-rbac.yaml" <<'PY' || fail "namespaced mode renders cluster-wide RBAC beyond reading the ZimRoom CRD and the listed Namespaces"
+"$TOOLS_PY" - "$work/ns-rbac.yaml" <<'PY' || fatal "namespaced mode renders cluster-wide RBAC beyond reading the ZimRoom CRD and the listed Namespaces"
 import sys, yaml
 allowed = [
     [{"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
@@ -159,8 +158,8 @@ can yes get customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
 can no list customresourcedefinitions.apiextensions.k8s.io; can no delete customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
 can yes get namespaces/team-a; can no get namespaces/chat; can no patch namespaces/team-a
 k get namespaces --as="$as" --field-selector metadata.name=team-b -o name >/dev/null \
-  || fail "a list of namespaces naming team-b is refused in namespaced mode"
-k get namespaces --as="$as" -o name >/dev/null 2>&1 && fail "an unfiltered list of namespaces is allowed in namespaced mode"
+  || fatal "a list of namespaces naming team-b is refused in namespaced mode"
+k get namespaces --as="$as" -o name >/dev/null 2>&1 && fatal "an unfiltered list of namespaces is allowed in namespaced mode"
 ok "namespaced RBAC is limited to the listed namespaces (checked by impersonation)"
 
 # 5. The operator under the ServiceAccount's token reconciles a room.
@@ -171,7 +170,7 @@ server=$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')
 "$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" set-credentials sa --token="$token" >/dev/null
 "$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" set-context c --cluster=c --user=sa >/dev/null
 "$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" use-context c >/dev/null
-bin=target/debug/zim-operator
+bin="${CARGO_TARGET_DIR:-target}/debug/zim-operator"
 [[ -x $bin ]] || cargo build --quiet --locked
 secret=$(openssl rand -hex 16)
 sim_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -192,14 +191,14 @@ spec:
 YAML
 if ! k -n chat wait zimroom/rbac-check --for=condition=Ready --timeout=60s >/dev/null 2>&1; then
   tail -n 30 "$work/op.log" >&2
-  fail "the operator under the chart's ServiceAccount did not make the room Ready"
+  fatal "the operator under the chart's ServiceAccount did not make the room Ready"
 fi
-grep -q 'Forbidden\|forbidden' "$work/op.log" && { grep -i forbidden "$work/op.log" | head -5 >&2; fail "the operator hit a forbidden request"; }
-k -n chat delete zimroom rbac-check --timeout=60s >/dev/null || fail "deleting the room under the chart's RBAC"
+grep -q 'Forbidden\|forbidden' "$work/op.log" && { grep -i forbidden "$work/op.log" | head -5 >&2; fatal "the operator hit a forbidden request"; }
+k -n chat delete zimroom rbac-check --timeout=60s >/dev/null || fatal "deleting the room under the chart's RBAC"
 ok "the operator under the chart's ServiceAccount token reconciles and deletes a ZimRoom"
 
 # 6. The hardening values.
-"$TOOLS_PY" - "$work/default-4.yaml" "$work/hardened-values-4.yaml" "$work/namespaced-values-4.yaml" <<'PY' || fail "rendered hardening options"
+"$TOOLS_PY" - "$work/default-4.yaml" "$work/hardened-values-4.yaml" "$work/namespaced-values-4.yaml" <<'PY' || fatal "rendered hardening options"
 import sys, yaml
 def docs(path):
     return [d for d in yaml.safe_load_all(open(path)) if d]
@@ -268,8 +267,8 @@ done
 can yes get secrets/zego-default -n zim-system; can no get secrets/other -n zim-system; can no list secrets -n zim-system
 # A list or watch naming one of the Secrets (a metadata.name field selector) is allowed, an unfiltered one is not.
 k -n chat get secrets --as="$as" --field-selector metadata.name=zego-app -o name >/dev/null \
-  || fail "a list of secrets naming zego-app is refused under rbac.secretNames"
-k -n chat get secrets --as="$as" -o name >/dev/null 2>&1 && fail "an unfiltered list of secrets is allowed under rbac.secretNames"
+  || fatal "a list of secrets naming zego-app is refused under rbac.secretNames"
+k -n chat get secrets --as="$as" -o name >/dev/null 2>&1 && fatal "an unfiltered list of secrets is allowed under rbac.secretNames"
 can yes create tokenreviews.authentication.k8s.io; can yes create subjectaccessreviews.authorization.k8s.io
 as=system:serviceaccount:monitoring:prometheus-k8s
 can yes get /metrics; can no get secrets -n chat
@@ -284,11 +283,11 @@ printf 'dashboard:\n  labels:\n    grafana_dashboard: 1\n' >"$work/wrong-label-t
 for helm in "$HELM3" "$HELM4"; do
   v=$("$helm" version --short)
   for bad in unknown-key wrong-type wrong-label-type; do
-    "$helm" lint --strict "$chart" -f "$work/$bad.yaml" >"$work/lint.log" 2>&1 && { cat "$work/lint.log"; fail "helm $v lint --strict accepts $bad.yaml"; }
-    grep -q "schema" "$work/lint.log" || { cat "$work/lint.log"; fail "helm $v lint refuses $bad.yaml, but not through the values schema"; }
-    "$helm" template zim "$chart" -f "$work/$bad.yaml" >/dev/null 2>&1 && fail "helm $v template accepts $bad.yaml"
+    "$helm" lint --strict "$chart" -f "$work/$bad.yaml" >"$work/lint.log" 2>&1 && { cat "$work/lint.log"; fatal "helm $v lint --strict accepts $bad.yaml"; }
+    grep -q "schema" "$work/lint.log" || { cat "$work/lint.log"; fatal "helm $v lint refuses $bad.yaml, but not through the values schema"; }
+    "$helm" template zim "$chart" -f "$work/$bad.yaml" >/dev/null 2>&1 && fatal "helm $v template accepts $bad.yaml"
   done
-  grep -q "qsp" <("$helm" lint --strict "$chart" -f "$work/unknown-key.yaml" 2>&1) || fail "helm $v's refusal does not name the unknown key"
+  grep -q "qsp" <("$helm" lint --strict "$chart" -f "$work/unknown-key.yaml" 2>&1) || fatal "helm $v's refusal does not name the unknown key"
   ok "helm $v refuses an unknown key (zim.qsp), a wrong type (zim.qps: \"forty\") and a non-string label (values.schema.json)"
 done
 
@@ -297,7 +296,7 @@ for helm in "$HELM3" "$HELM4"; do
   v=$("$helm" version --short)
   n=$(cut -c2 <<<"$v")
   "$TOOLS_PY" - "$work/default-$n.yaml" "$work/namespaced-values-$n.yaml" monitoring/zim-operator.rules.yaml \
-    dashboards/zim-operator.json "$work/rules-$n.yaml" <<'PY' || fail "helm $v: the PrometheusRule and the dashboard ConfigMap"
+    dashboards/zim-operator.json "$work/rules-$n.yaml" <<'PY' || fatal "helm $v: the PrometheusRule and the dashboard ConfigMap"
 import json, sys, yaml
 default, enabled, rules_file, dashboard_file, out = sys.argv[1:6]
 def docs(path):
@@ -326,12 +325,12 @@ assert cm["metadata"]["annotations"] == {"grafana_folder": "Operators"}, cm["met
 assert cm["data"]["zim-operator.json"] == open(dashboard_file).read().rstrip("\n"), "the ConfigMap's dashboard differs"
 json.loads(cm["data"]["zim-operator.json"])
 PY
-  "$PROMTOOL" check rules "$work/rules-$n.yaml" >"$work/promtool.log" 2>&1 || { cat "$work/promtool.log"; fail "promtool check rules on helm $v's PrometheusRule"; }
+  "$PROMTOOL" check rules "$work/rules-$n.yaml" >"$work/promtool.log" 2>&1 || { cat "$work/promtool.log"; fatal "promtool check rules on helm $v's PrometheusRule"; }
   ok "helm $v: PrometheusRule and dashboard ConfigMap only when enabled, equal to their sources; promtool check rules passes on the rendered rules"
 done
 "$HELM4" template zim "$chart" -n zim-system --set dashboard.enabled=true --set dashboard.namespace=grafana \
   --set 'dashboard.labels.grafana_dashboard=null' --set-string dashboard.labels.dashboards=zim >"$work/dash.yaml"
-"$TOOLS_PY" - "$work/dash.yaml" <<'PY' || fail "dashboard.namespace and dashboard.labels"
+"$TOOLS_PY" - "$work/dash.yaml" <<'PY' || fatal "dashboard.namespace and dashboard.labels"
 import sys, yaml
 [cm] = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ConfigMap"]
 assert cm["metadata"]["namespace"] == "grafana", cm["metadata"]
@@ -347,17 +346,17 @@ if ((current)); then
   # Rendered where the cluster serves the API: `helm install` finds it by discovery; `helm template` (and Argo CD,
   # which passes the cluster's API versions) needs --api-versions.
   "$HELM4" template zim "$chart" -n zim-system | grep -q "kind: ValidatingAdmissionPolicy" \
-    && fail "helm template without the API's capability renders the admission policy"
+    && fatal "helm template without the API's capability renders the admission policy"
   vap_api=admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy
   "$HELM4" template zim "$chart" -n zim-system --api-versions "$vap_api" \
-    --show-only templates/admissionpolicy.yaml >"$work/vap.yaml" || fail "rendering the admission policy"
+    --show-only templates/admissionpolicy.yaml >"$work/vap.yaml" || fatal "rendering the admission policy"
   k apply --server-side --field-manager=chart-check -f "$work/vap.yaml" >"$work/vap-apply.log" 2>&1 \
-    || { cat "$work/vap-apply.log"; fail "applying the chart's admission policy on $server_version"; }
-  grep -qi warning "$work/vap-apply.log" && { cat "$work/vap-apply.log"; fail "the admission policy draws warnings"; }
+    || { cat "$work/vap-apply.log"; fatal "applying the chart's admission policy on $server_version"; }
+  grep -qi warning "$work/vap-apply.log" && { cat "$work/vap-apply.log"; fatal "the admission policy draws warnings"; }
   k get validatingadmissionpolicy zim-operator-zimrooms -o json >"$work/vap.json" \
-    || fail "no ValidatingAdmissionPolicy on $server_version"
+    || fatal "no ValidatingAdmissionPolicy on $server_version"
   k get validatingadmissionpolicybinding zim-operator-zimrooms >/dev/null 2>&1 \
-    || fail "no ValidatingAdmissionPolicyBinding on $server_version"
+    || fatal "no ValidatingAdmissionPolicyBinding on $server_version"
   ok "the chart's ValidatingAdmissionPolicy and binding render where the API is served and apply without warnings"
   room() { # name roomId (empty: none, the name is the room ID) [fromUserId]
     local spec=""
@@ -374,51 +373,51 @@ if ((current)); then
     k -n tenant-p delete zimroom outside --ignore-not-found >/dev/null 2>&1
     sleep 0.2
   done
-  [[ -n $refused ]] || { cat "$work/vap.log"; fail "kubectl apply of a roomId outside the namespace's prefixes was not refused by the admission policy"; }
-  grep -q "is outside the room IDs namespace tenant-p may declare" "$work/vap.log" || { cat "$work/vap.log"; fail "the refusal does not say why"; }
+  [[ -n $refused ]] || { cat "$work/vap.log"; fatal "kubectl apply of a roomId outside the namespace's prefixes was not refused by the admission policy"; }
+  grep -q "is outside the room IDs namespace tenant-p may declare" "$work/vap.log" || { cat "$work/vap.log"; fatal "the refusal does not say why"; }
   ok "kubectl apply refuses a roomId outside the namespace's prefixes, naming zim.zego.im/room-id-prefixes"
-  room inside tp-1 | k apply -f - >/dev/null || fail "a roomId with an allowed prefix was refused"
-  room shared shared-1 bot | k apply -f - >/dev/null || fail "a listed spec.fromUserId was refused"
-  room named-outside "" | k apply -f - >"$work/vap.log" 2>&1 && fail "a ZimRoom without roomId whose name is outside the prefixes was admitted"
-  room boss tp-2 ceo | k apply -f - >"$work/vap.log" 2>&1 && fail "spec.fromUserId ceo (not listed) was admitted"
-  grep -q "zim.zego.im/from-user-ids" "$work/vap.log" || { cat "$work/vap.log"; fail "the fromUserId refusal does not name the annotation"; }
+  room inside tp-1 | k apply -f - >/dev/null || fatal "a roomId with an allowed prefix was refused"
+  room shared shared-1 bot | k apply -f - >/dev/null || fatal "a listed spec.fromUserId was refused"
+  room named-outside "" | k apply -f - >"$work/vap.log" 2>&1 && fatal "a ZimRoom without roomId whose name is outside the prefixes was admitted"
+  room boss tp-2 ceo | k apply -f - >"$work/vap.log" 2>&1 && fatal "spec.fromUserId ceo (not listed) was admitted"
+  grep -q "zim.zego.im/from-user-ids" "$work/vap.log" || { cat "$work/vap.log"; fatal "the fromUserId refusal does not name the annotation"; }
   ok "kubectl apply admits allowed roomIds and listed users, refuses an unlisted spec.fromUserId naming zim.zego.im/from-user-ids"
   # Narrow the policy: rooms admitted before keep working (labels, finalizers, deletion), a roomId change does not.
   k -n tenant-p patch zimroom inside --type=merge -p '{"metadata":{"finalizers":["zim.zego.im/room"]}}' >/dev/null \
-    || fail "adding a finalizer"
+    || fatal "adding a finalizer"
   k annotate namespace tenant-p --overwrite zim.zego.im/room-id-prefixes=tq- zim.zego.im/from-user-ids=ops >/dev/null
   ok_edit=""
   for _ in $(seq 1 100); do # the policy reads the Namespace from an informer: wait until it sees the change
     if ! room other-id other-2 | k apply -f - >/dev/null 2>&1; then ok_edit=1; break; fi
     k -n tenant-p delete zimroom other-id --ignore-not-found >/dev/null 2>&1; sleep 0.2
   done
-  [[ -n $ok_edit ]] || fail "the narrowed policy was never applied"
-  k -n tenant-p label zimroom inside team=chat >/dev/null || fail "a label on a room admitted under the older policy was refused"
+  [[ -n $ok_edit ]] || fatal "the narrowed policy was never applied"
+  k -n tenant-p label zimroom inside team=chat >/dev/null || fatal "a label on a room admitted under the older policy was refused"
   k -n tenant-p patch zimroom shared --type=merge -p '{"metadata":{"annotations":{"note":"x"}}}' >/dev/null \
-    || fail "an annotation on a room whose fromUserId the narrowed policy no longer lists was refused"
+    || fatal "an annotation on a room whose fromUserId the narrowed policy no longer lists was refused"
   k -n tenant-p patch zimroom inside --type=merge -p '{"spec":{"roomId":"tp-9"}}' >"$work/vap.log" 2>&1 \
-    && fail "changing roomId to one outside the narrowed prefixes was admitted"
-  grep -q "zim.zego.im/room-id-prefixes: tq-" "$work/vap.log" || { cat "$work/vap.log"; fail "the roomId change was refused, but not by the policy"; }
-  k -n tenant-p delete zimroom inside --wait=false >/dev/null || fail "deleting a room admitted under the older policy"
+    && fatal "changing roomId to one outside the narrowed prefixes was admitted"
+  grep -q "zim.zego.im/room-id-prefixes: tq-" "$work/vap.log" || { cat "$work/vap.log"; fatal "the roomId change was refused, but not by the policy"; }
+  k -n tenant-p delete zimroom inside --wait=false >/dev/null || fatal "deleting a room admitted under the older policy"
   k -n tenant-p patch zimroom inside --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null \
-    || fail "removing the finalizer of a room being deleted was refused"
-  k -n tenant-p wait --for=delete zimroom/inside --timeout=30s >/dev/null || fail "the room did not go"
+    || fatal "removing the finalizer of a room being deleted was refused"
+  k -n tenant-p wait --for=delete zimroom/inside --timeout=30s >/dev/null || fatal "the room did not go"
   ok "a room admitted under an older policy can still be labelled, annotated and deleted (finalizer removed); a roomId change is checked"
   # Field selectors: which object declares a room.
   k create namespace tenant-q >/dev/null
   room lobby shared-lobby | sed 's/tenant-p/tenant-q/' | k apply -f - >/dev/null
   room lobby-2 tq-lobby | sed 's/tenant-p/tenant-q/' | k apply -f - >/dev/null
   got=$(k get zimrooms -A --field-selector spec.roomId=shared-lobby -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name} {end}')
-  [[ $got == "tenant-q/lobby " ]] || fail "kubectl get zimrooms -A --field-selector spec.roomId=shared-lobby returned '$got'"
+  [[ $got == "tenant-q/lobby " ]] || fatal "kubectl get zimrooms -A --field-selector spec.roomId=shared-lobby returned '$got'"
   got=$(k get zimrooms -A --field-selector spec.roomId=shared-1 -o name)
-  [[ $got == "zimroom.zim.zego.im/shared" ]] || fail "--field-selector spec.roomId=shared-1 returned '$got'"
-  k get zimrooms -A --field-selector spec.roomName=x >"$work/fs.log" 2>&1 && fail "a field selector on a field that is not selectable was accepted"
+  [[ $got == "zimroom.zim.zego.im/shared" ]] || fatal "--field-selector spec.roomId=shared-1 returned '$got'"
+  k get zimrooms -A --field-selector spec.roomName=x >"$work/fs.log" 2>&1 && fatal "a field selector on a field that is not selectable was accepted"
   ok "kubectl get zimrooms -A --field-selector spec.roomId=X returns exactly the declaring object"
   # Turned off, or on a server without the API: not rendered.
   "$HELM4" template zim "$chart" -n zim-system --api-versions "$vap_api" --set admissionPolicy.enabled=false | grep -q "kind: ValidatingAdmissionPolicy" \
-    && fail "admissionPolicy.enabled=false still renders the policy"
+    && fatal "admissionPolicy.enabled=false still renders the policy"
   "$HELM4" template zim "$chart" -n zim-system -f "$chart/ci/namespaced-values.yaml" --api-versions "$vap_api" >"$work/ns-vap.yaml"
-  "$TOOLS_PY" - "$work/ns-vap.yaml" <<'PY' || fail "the binding in namespaced mode"
+  "$TOOLS_PY" - "$work/ns-vap.yaml" <<'PY' || fatal "the binding in namespaced mode"
 import sys, yaml
 [b] = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ValidatingAdmissionPolicyBinding"]
 sel = b["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]
@@ -427,4 +426,4 @@ PY
   ok "admissionPolicy.enabled=false renders no policy; in namespaced mode the binding covers the watched namespaces only"
 fi
 
-echo "chart checks: $passed passed, 0 failed"
+finish

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Provides the control plane the controller's end-to-end tests, the chart checks, the README check and the CEL
-# checks run on: a kube-apiserver and an etcd, for one of two Kubernetes versions.
+# Provides the control plane the controller's end-to-end tests (the CEL rules' included), the chart checks and the
+# README check run on: a kube-apiserver and an etcd, for one of two Kubernetes versions.
 #
 #   scripts/kube-apiserver-build.sh [current|floor]     (default: current; ZIM_KUBE_VERSION sets the default)
 #

@@ -9,20 +9,15 @@
 # The rules' runbook anchors and the dashboard's metric names are checked by tests/integration/monitoring.rs, and the rules and
 # the dashboard's queries run against a live operator in tests/e2e/alerting.rs.
 #
-# Prints `ok:`/`FAILED:` per check and ends with `monitoring checks: N passed, M failed`; exits 1 if any failed.
+# Prints `ok:`/`FAILED:` per check and ends with `monitoring checks: N passed, M failed` (scripts/lib/check.sh);
+# exits 1 if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/check.sh
+check_begin monitoring
 eval "$(scripts/tools.sh)"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok: $*"; }
-bad() { failed=$((failed + 1)); echo "FAILED: $*"; }
-check() { # description command...: ok when the command succeeds (its output is shown only if it fails)
-  local what="$1"; shift
-  if "$@" >"$work/check.log" 2>&1; then ok "$what"; else sed 's/^/  > /' "$work/check.log"; bad "$what"; fi
-}
+at_exit 'rm -rf "$work"'
 rules=monitoring/zim-operator.rules.yaml
 dashboard=dashboards/zim-operator.json
 
@@ -79,5 +74,4 @@ check "charts/zim-operator/files/zim-operator.rules.yaml is $rules (scripts/gene
 check "charts/zim-operator/files/zim-operator-dashboard.json is $dashboard (scripts/generate.sh)" \
   cmp "$dashboard" charts/zim-operator/files/zim-operator-dashboard.json
 
-echo "monitoring checks: $passed passed, $failed failed"
-((failed == 0))
+finish

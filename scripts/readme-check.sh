@@ -26,37 +26,19 @@ cd "$(dirname "$0")/.."
 root="$PWD"
 pass=setup
 work="$(mktemp -d)"
-passed=0
-failed=0
 op_pid=""
 sim_pid=""
 kube=""
-finished=""
 cleanup() {
-  if [[ -z "$finished" ]]; then # an unexpected error stopped the script: say so in the closing line
-    echo "FAILED: [$pass] unexpected error (see above)"
-    echo "readme checks: $passed passed, $((failed + 1)) failed"
-  fi
   [[ -n "$op_pid" ]] && kill "$op_pid" 2>/dev/null
   [[ -n "$sim_pid" ]] && kill "$sim_pid" 2>/dev/null
   [[ -n "$kube" ]] && scripts/kube-env.sh stop "$kube" >/dev/null 2>&1
   rm -rf "$work"
 }
-trap cleanup EXIT
+source scripts/lib/check.sh # ok, bad, check, fatal, finish; each line prefixed with [$pass]
+check_begin readme pass
+at_exit cleanup
 eval "$(scripts/tools.sh)"
-ok() { passed=$((passed + 1)); echo "ok: [$pass] $*"; }
-bad() { failed=$((failed + 1)); echo "FAILED: [$pass] $*"; }
-finish() {
-  finished=1
-  echo "readme checks: $passed passed, $failed failed"
-  ((failed == 0)) || exit 1
-  exit 0
-}
-fatal() { bad "$* (cannot go on)"; finish; }
-check() { # description command...: ok when the command succeeds (its output is shown only if it fails)
-  local what="$1"; shift
-  if "$@" >"$work/check.log" 2>&1; then ok "$what"; else sed 's/^/  > /' "$work/check.log" >&2; bad "$what"; fi
-}
 
 app=123456789
 secret=$(openssl rand -hex 16)

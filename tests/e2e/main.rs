@@ -6,6 +6,7 @@
 
 mod alerting;
 mod callbacks;
+mod cel;
 mod egress;
 mod metrics_auth;
 mod ownership;

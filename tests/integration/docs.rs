@@ -167,3 +167,65 @@ fn the_link_check_catches_broken_links() {
     );
     assert!(anchors("## Notes\n## Notes\n").contains("notes-1"));
 }
+
+/// The justfile (the everyday commands) names only scripts and cargo targets that exist, and names every check
+/// script: a script renamed or removed fails here, not the day someone runs the recipe.
+#[test]
+fn justfile_names_what_exists() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let justfile = std::fs::read_to_string(format!("{root}/justfile")).unwrap();
+    let cargo_toml = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    let mut recipes = 0;
+    let mut scripts = Vec::new();
+    let mut header = "";
+    for line in justfile.lines() {
+        if !line.starts_with([' ', '#']) && line.trim_end().ends_with(':') {
+            header = line; // `e2e tier="e2e" *filter:`
+            recipes += 1;
+        }
+        if !line.starts_with("    ") {
+            continue;
+        }
+        let words: Vec<&str> = line
+            .split(|c: char| !(c.is_alphanumeric() || "/._-{}".contains(c)))
+            .filter(|w| !w.is_empty())
+            .collect();
+        scripts.extend(words.iter().filter(|w| w.ends_with(".sh")).map(|w| w.to_string()));
+        for pair in words.windows(2) {
+            let kind = match pair[0] {
+                "--test" => "test",
+                "--bench" => "bench",
+                _ => continue,
+            };
+            // `{{tier}}`: the parameter's default in the recipe's header.
+            let name = match pair[1].strip_prefix("{{").and_then(|p| p.strip_suffix("}}")) {
+                Some(param) => header
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix(&format!("{param}=\"")))
+                    .map(|d| d.trim_end_matches('"'))
+                    .unwrap_or_else(|| panic!("justfile: {param} has no default in {header:?}")),
+                None => pair[1],
+            };
+            let declared = cargo_toml.contains(&format!("[[{kind}]]\nname = \"{name}\"\n"));
+            let file = std::path::Path::new(root).join(format!("{kind}s/{name}.rs")).exists();
+            assert!(declared || file, "justfile: cargo --{kind} {name} names no target");
+        }
+    }
+    assert!(recipes >= 15, "justfile: {recipes} recipes");
+    for script in &scripts {
+        let path = std::path::Path::new(root).join(script);
+        let mode = std::fs::metadata(&path).map(|m| m.permissions().mode());
+        assert!(mode.is_ok_and(|m| m & 0o111 != 0), "justfile: {script} is not an executable file");
+    }
+    let mut checks = vec!["scripts/test.sh".to_owned(), "argocd/test.sh".to_owned()];
+    for entry in std::fs::read_dir(format!("{root}/scripts")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with("-check.sh") {
+            checks.push(format!("scripts/{name}"));
+        }
+    }
+    for check in checks {
+        assert!(scripts.contains(&check), "justfile: no recipe runs {check}");
+    }
+}
