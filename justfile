@@ -1,6 +1,6 @@
 # The everyday commands. With just installed, `just` lists them and `just NAME` runs one; without it, each recipe's
-# indented lines are the command to type at the checkout's root. tests/docs.rs checks that every script and cargo
-# target named here exists.
+# indented lines are the command to type at the checkout's root. tests/integration/docs.rs checks that every script and
+# cargo target named here exists.
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
@@ -15,6 +15,10 @@ test:
 # The tiers that need no server: unit tests, the simulator over HTTP, the binary.
 unit:
     cargo test
+
+# One module of the tiers without a server, filtered: `just integration reconcile::`.
+integration *filter:
+    cargo test --test integration -- {{filter}}
 
 # One end-to-end tier, e2e, outage or uninstall (ZIM_KUBE_VERSION=floor: on 1.20), filtered: `just e2e e2e cel`.
 e2e tier="e2e" *filter:
@@ -56,7 +60,7 @@ fmt:
 clippy:
     cargo clippy --all-targets --features e2e --locked -- -D warnings
 
-# The ZIM simulator on 127.0.0.1:8080 (README "The ZIM simulator").
+# The ZIM simulator on 127.0.0.1:8080 (docs/simulator.md).
 simulate:
     ZEGO_SERVER_SECRET=0123456789abcdef0123456789abcdef cargo run --release -- simulate --listen 127.0.0.1:8080 --app-id 1000001
 
