@@ -208,7 +208,8 @@ fn justfile_names_what_exists() {
                 None => pair[1],
             };
             let declared = cargo_toml.contains(&format!("[[{kind}]]\nname = \"{name}\"\n"));
-            let file = std::path::Path::new(root).join(format!("{kind}s/{name}.rs")).exists();
+            let dir = std::path::Path::new(root).join(format!("{kind}s"));
+            let file = dir.join(format!("{name}.rs")).exists() || dir.join(name).join("main.rs").exists();
             assert!(declared || file, "justfile: cargo --{kind} {name} names no target");
         }
     }
