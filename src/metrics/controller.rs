@@ -114,12 +114,6 @@ impl ProbeResult {
     }
 }
 
-impl EncodeLabelValue for ProbeResult {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        std::fmt::Write::write_str(encoder, self.as_str())
-    }
-}
-
 /// Labels: a probe's result.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProbeLabel {

@@ -45,7 +45,7 @@ macro_rules! label_values {
         }
     )*};
 }
-label_values!(ErrorCategory, NotReadyCategory, Action, Event, Outcome);
+label_values!(ErrorCategory, NotReadyCategory, Action, Event, Outcome, ProbeResult, ReadyState);
 
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))

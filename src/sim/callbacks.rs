@@ -375,15 +375,7 @@ fn describe(e: reqwest::Error) -> String {
     if e.is_timeout() {
         return "timed out".into();
     }
-    let e = e.without_url();
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        source = s.source();
-    }
-    detail
+    crate::zim::client::error_chain(e)
 }
 
 #[cfg(test)]

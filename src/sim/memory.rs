@@ -89,16 +89,7 @@ impl InMemoryZim {
         }
         let params = Params { query, body };
         let (response, _code) = self.sim.with(|s| s.handle_in_memory(credentials, action, &params, &begun));
-        match &begun.fault {
-            Some(fault) => {
-                let (wait_ms, answer) = fault.after(response);
-                if wait_ms > 0 {
-                    tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-                }
-                answer
-            }
-            None => Answer::Json(response),
-        }
+        begun.answer(response).await
     }
 }
 

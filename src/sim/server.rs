@@ -57,16 +57,7 @@ async fn api(
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let req = HttpRequest { query: &query, body: &body, is_post: method == Method::POST, content_type };
     let (response, _code) = sim.with(|s| s.handle_http(&req, &begun));
-    let answer = match &begun.fault {
-        Some(fault) => {
-            let (wait_ms, answer) = fault.after(response);
-            if wait_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-            }
-            answer
-        }
-        None => Answer::Json(response),
-    };
+    let answer = begun.answer(response).await;
     write(answer)
 }
 

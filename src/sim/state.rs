@@ -33,6 +33,23 @@ pub(crate) struct Begun {
     pub arrived_ms: u64,
 }
 
+impl Begun {
+    /// The answer to send for `response`: the response itself, or what the drawn fault makes of it, after the
+    /// fault's delay.
+    pub(crate) async fn answer(&self, response: Value) -> super::faults::Answer {
+        match &self.fault {
+            Some(fault) => {
+                let (wait_ms, answer) = fault.after(response);
+                if wait_ms > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+                }
+                answer
+            }
+            None => super::faults::Answer::Json(response),
+        }
+    }
+}
+
 /// The whole mutable state.
 pub(crate) struct SimState {
     pub(crate) gateway: Gateway,

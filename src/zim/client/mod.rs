@@ -323,17 +323,22 @@ impl HttpClient {
         if e.is_timeout() {
             return ZimError::Timeout { action, timeout_ms: self.timeout.as_millis() as u64 };
         }
-        // `without_url` drops the URL (and with it the signature) from the error and its sources.
-        let e = e.without_url();
-        let mut detail = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            detail.push_str(": ");
-            detail.push_str(&s.to_string());
-            source = s.source();
-        }
-        ZimError::transport(action, &detail)
+        ZimError::transport(action, &error_chain(e))
     }
+}
+
+/// A failed request in words: the error and its sources, without the URL (`without_url` drops it, and with it
+/// the signature, from the error and its sources).
+pub(crate) fn error_chain(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    detail
 }
 
 /// Decodes an HTTP 200 body as the answer to `action`: a JSON object with a `Code` (anything else — a proxy's
