@@ -149,6 +149,11 @@ impl PolicySeen {
             None => self.waiters.remove(ns),
         }
     }
+
+    /// Forgets the fingerprints of Namespaces `live` does not hold (deleted ones).
+    pub(super) fn retain(&mut self, live: impl Fn(&str) -> bool) {
+        self.fingerprints.retain(|ns, _| live(ns));
+    }
 }
 
 /// How long the UID of an object this process cleaned up is remembered: far longer than a watch event takes to
@@ -296,6 +301,18 @@ impl Context {
         lock(&self.policy_seen).changed(ns, fingerprint)
     }
 
+    /// Forgets the policy fingerprints of Namespaces no longer in the (synced) Namespace caches.
+    pub(super) fn sweep_policies(&self) {
+        use futures::FutureExt;
+        let Some(wiring) = self.wiring.get() else { return };
+        if !wiring.namespaces.iter().all(|s| s.wait_until_ready().now_or_never().is_some()) {
+            return;
+        }
+        let live: std::collections::HashSet<String> =
+            wiring.namespaces.iter().flat_map(|s| s.state()).filter_map(|n| n.metadata.name.clone()).collect();
+        lock(&self.policy_seen).retain(|ns| live.contains(ns));
+    }
+
     /// Notes that `room`'s cleanup is done (its finalizer may go).
     pub(super) fn record_cleaned(&self, room: &ZimRoom) {
         if let Some(uid) = room.metadata.uid.as_deref() {
@@ -372,5 +389,9 @@ mod tests {
         assert!(!seen.changed("b", 1), "once");
         seen.waiting("a");
         assert!(!seen.changed("a", 2), "a known namespace re-queues on a change only");
+        // A deleted Namespace is forgotten; seen again (recreated), it is a first sight.
+        seen.retain(|ns| ns == "b");
+        assert_eq!(seen.fingerprints.len(), 1);
+        assert!(!seen.changed("a", 3));
     }
 }

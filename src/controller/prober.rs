@@ -113,6 +113,8 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
             warmed = true;
         }
         let mut longest = resync;
+        // The pacing of apps that no longer have converged rooms goes (apps come and go).
+        paces.retain(|app, _| by_app.contains_key(app));
         for (app, rooms) in by_app {
             let period = effective_period(rooms.len(), resync, budget);
             longest = longest.max(period);
@@ -179,8 +181,10 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
         ctx.metrics.rooms.retain(|key| present.contains(key));
         // And this process's state of them (deleted, out of the label selector, gone with the CRD).
         ctx.objects.retain(|uid| uids.contains(uid));
-        // Registrations of operator users unused for an hour (apps that went away).
+        // Registrations of operator users unused for an hour (apps that went away), and the policy fingerprints
+        // of deleted Namespaces.
         ctx.reconciler.sweep_registrations();
+        ctx.sweep_policies();
         // Last good credentials of deleted Secrets stay only while an object still refers to them.
         let evicted = ctx.credentials.evict_unused(&used, &apps);
         if evicted > 0 {
