@@ -392,6 +392,8 @@ mod tests {
         // A deleted Namespace is forgotten; seen again (recreated), it is a first sight.
         seen.retain(|ns| ns == "b");
         assert_eq!(seen.fingerprints.len(), 1);
-        assert!(!seen.changed("a", 3));
+        assert!(seen.changed("a", 3), "seen again: a first sight, which a reconcile had waited for");
+        seen.retain(|ns| ns == "b");
+        assert!(!seen.changed("a", 3), "a first sight nobody waited for re-queues nothing");
     }
 }
