@@ -22,6 +22,8 @@
 //!   P8  3 AppIds, 300 new rooms each: aggregate CreateRoom rate / (3 × 20/s), throttled replies.
 //!   P9  fairness: another namespace's 20 new rooms (one at a time) behind a 400-room backlog: apply→Ready p50/p99.
 //!   UserRegister calls for P1's 2 000 new rooms of one (AppId, user).
+//!   P10 (only with PERF_ONLY=P10, never in the full run): 100 000 paused ZimRooms in the operator's cache: time to
+//!       /readyz and RSS once every object is handled, at a first start and after a restart (`mod p10` below).
 
 #[path = "../tests/support/harness.rs"]
 mod harness;
@@ -227,6 +229,17 @@ async fn main() {
         rows.push((id.into(), what.into(), value, target.into()));
     };
 
+    // PERF_ONLY=P10 runs only P10 (never part of the full run) and prints it; docs/PERFORMANCE.md is left alone.
+    if let Ok(step) = std::env::var("PERF_P10_COST") {
+        // A child process of P10's cost table (a fresh heap per step).
+        let n = std::env::var("PERF_P10_ROOMS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        p10::cost_child(&step, n);
+        return;
+    }
+    if std::env::var("PERF_ONLY").is_ok_and(|v| v == "P10") {
+        p10::run().await;
+        return;
+    }
     // PERF_ONLY=P4 runs only P4 and prints it (docs/PERFORMANCE.md is left alone): for memory investigations.
     let only_p4 = std::env::var("PERF_ONLY").is_ok_and(|v| v == "P4");
     let period = 20u64; // P2's shortened resync period
@@ -625,7 +638,443 @@ async fn main() {
         md,
         "\nNotes:\n- P1/B: the simulator enforces the strictest reading of ZEGO's limit (never more than 20 accepted calls in any one-second window). The operator spaces calls evenly with a 2 % margin, and measures each interval from the moment the previous caller really resumed to send, so a scheduling stall delays the next call instead of bunching two (before: 5 of 2 000 CreateRoom calls answered 660300005 beside a compiler). P1 runs beside two busy loops; the cost of the send-time spacing is the wake-up latency per call, which is why the rate is a little under 0.98.\n- P2: the resync period is shortened to {period} s and the simulator's limits are lifted for this scenario only, so that 2 000 probes per period fit; the counts, not the rate, are measured. The window opens at the restart: P6's \"probes per room over the next period\" is P2's first row. Creating the 20 P3 and 20 P6 rooms is excluded.\n- P3/P6: converged rooms are re-checked by the prober at background priority, outside the reconcile slots; after a restart the workers do not probe them at all, so new manifests do not queue behind them.\n- P7: 2 040 converged rooms on a 10 s period need 204 probes/s; the prober's share is 0.8 × 20/1.02 = 15.7/s per app, so the effective period stretches to rooms ÷ budget (logged once, exported as zim_operator_probe_effective_period_seconds), and no probe is throttled.\n- P8: each app has its own lanes; nothing global holds them back. Three apps at 20/s put about 120 ZIM calls and 120 status writes a second through one 2-core machine that also runs kube-apiserver, etcd and the simulator.\n- P9: the ZIM limiter serves waiting calls by priority, then namespaces in turn, and a fair gate hands reconcile slots to namespaces in turn; before this, the other namespace's new room waited behind the backlog (0.23 s → 9.5 s with 400 rooms).\n- P5: rooms are destroyed one every 100 ms by advancing the simulator's room clock past each room's destroyDelayTime (the simulator then sends ZEGO's signed room_destroy callback); \"back\" is when the simulator has the room again. Without callbacks the poll finds it within one period.\n- P4: kube-apiserver on 2 cores shares the machine with the operator and the simulator; its CPU per room shows where the time goes. Two status writes and two ZIM calls per new room are by design: the ownership probe (QueryRoomUserList) and CreateRoom; the pending creation written before CreateRoom (so a crash between the call and the status write is recognised), then the outcome. The cache holds objects without managedFields and kubectl's last-applied annotation (that took RSS from 149 MiB to 67 MiB). The references the operator keeps for each object (the prober's schedule, first sight, backoff) hold its namespace and name only, and the claim check compares borrowed fields over the cache (it copied a room ID and a reference per cached object for every reconcile). The RSS figures move by about 2 MiB from run to run on this machine (the chart's limit is 128 Mi); `PERF_ONLY=P4 cargo bench --bench perf` runs P4 alone and writes nothing, for memory investigations: before the leaner references 63.5 / 63.2 MiB, after 61.8 / 62.7 MiB (one run each)."
     );
-    std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PERFORMANCE.md"), md)
-        .expect("write docs/PERFORMANCE.md");
+    // P10 is measured on demand only (PERF_ONLY=P10); its section, written by hand from that run, is kept.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PERFORMANCE.md");
+    let before = std::fs::read_to_string(path).unwrap_or_default();
+    if let Some(at) = before.find("\n## P10") {
+        md.push_str(&before[at..]);
+    }
+    std::fs::write(path, md).expect("write docs/PERFORMANCE.md");
     println!("wrote docs/PERFORMANCE.md in {:.1} min", bench_start.elapsed().as_secs_f64() / 60.0);
+}
+
+/// P10 (`PERF_ONLY=P10` only): 100 000 paused ZimRooms, created in parallel through the API server as
+/// `kubectl apply` leaves them (labels, a last-applied-configuration annotation, kubectl's managedFields), a quarter
+/// with a converged status. The operator starts on them: time to /readyz, time until every object is handled (the
+/// rooms gauges count every object the operator has reconciled) and its RSS then; then the same after a restart,
+/// and once more as the chart runs it (MALLOC_ARENA_MAX=2).
+///
+/// `PERF_P10_ROOMS` sets another number of objects (a quick try). With `ZIM_TEST_KUBECONFIG` the objects of an
+/// earlier run are reused (only the missing ones are created): the first start is then not a first one, which the
+/// output says.
+mod p10 {
+    use std::collections::HashSet;
+    use std::time::{Duration, Instant};
+
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::{Namespace, Secret};
+    use kube::Api;
+    use kube::api::{ListParams, Patch, PatchParams, PostParams};
+    use serde_json::json;
+    use zim_operator::crd::ZimRoom;
+
+    use super::harness::*;
+    use super::{cpu_seconds, rss_mib};
+
+    const NS: &str = "perf-p10";
+    /// Requests in flight while creating the objects.
+    const CREATE_CONCURRENCY: usize = 32;
+    const ARGS: &[&str] = &["--zim-qps", "0", "--resync-period", "1h", "--concurrency", "32"];
+
+    fn rooms_wanted() -> usize {
+        std::env::var("PERF_P10_ROOMS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000)
+    }
+
+    fn name(i: usize) -> String {
+        format!("room-{i:06}")
+    }
+
+    /// One object as `kubectl apply -f` sends it: the manifest, plus the last-applied-configuration annotation that
+    /// holds the manifest itself.
+    pub(super) fn manifest(ns: &str, i: usize) -> serde_json::Value {
+        let declared = json!({
+            "apiVersion": "zim.zego.im/v1alpha1",
+            "kind": "ZimRoom",
+            "metadata": {
+                "name": name(i),
+                "namespace": ns,
+                "labels": {
+                    "app.kubernetes.io/name": "chat",
+                    "app.kubernetes.io/part-of": "community",
+                    "team": format!("team-{}", i % 40),
+                    "tier": if i.is_multiple_of(3) { "premium" } else { "standard" },
+                },
+                "annotations": {"zim.zego.im/paused": "true"},
+            },
+            "spec": {
+                "roomName": format!("Community chat {i}"),
+                "destroyDelayTime": 3600,
+                "attributes": [
+                    {"key": "topic", "value": format!("topic {}", i % 100)},
+                    {"key": "owner", "value": format!("user-{}", i % 5000)},
+                    {"key": "tier", "value": if i.is_multiple_of(3) { "premium" } else { "standard" }},
+                ],
+            },
+        });
+        let mut object = declared.clone();
+        object["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+            format!("{declared}\n").into();
+        object
+    }
+
+    /// The status the operator writes for a converged room (the object was converged before it was paused).
+    pub(super) fn converged_status(room: &ZimRoom) -> serde_json::Value {
+        let name = room.metadata.name.clone().unwrap_or_default();
+        let hash = zim_operator::reconcile::plan::attributes_hash(&room.spec.attributes);
+        let at = "2026-01-05T10:00:00Z";
+        let cond = |type_: &str, status: &str, reason: &str, message: String| {
+            json!({"type": type_, "status": status, "reason": reason, "message": message,
+                   "lastTransitionTime": at, "observedGeneration": 1})
+        };
+        json!({"status": {
+            "roomId": name, "appId": APP, "observedGeneration": 1,
+            "requestId": format!("{:016x}", name.len() as u64 * 0x9e37_79b9 + 17),
+            "managedAttributeKeys": ["owner", "tier", "topic"],
+            "applied": {"roomId": name, "roomName": room.spec.room_name, "destroyDelayTime": 3600,
+                        "attributesHash": hash},
+            "conditions": [
+                cond("Ready", "True", "Available", format!("ZIM room {name} exists as declared")),
+                cond("Synced", "True", "ReconcileSuccess", "the declared state is applied".into()),
+                cond("Reconciling", "False", "Converged", "the current generation is applied".into()),
+                cond("Stalled", "False", "Converged", "the current generation is applied".into()),
+            ],
+        }})
+    }
+
+    /// The namespace, the default credentials Secret and a simulator (created if missing: a reused cluster keeps
+    /// them).
+    async fn world() -> World {
+        let client = client().await;
+        ensure_crd(&client).await;
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        if namespaces.get_opt(NS).await.expect("get namespace").is_none() {
+            let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap();
+            namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
+        }
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+        if secrets.get_opt("zego").await.expect("get secret").is_none() {
+            let s: Secret = serde_json::from_value(json!({
+                "metadata": {"name": "zego"},
+                "stringData": {"appId": APP.to_string(), "serverSecret": SECRET},
+            }))
+            .unwrap();
+            secrets.create(&PostParams::default(), &s).await.expect("create secret");
+        }
+        let sim = zim_operator::sim::Simulator::new(zim_operator::sim::SimConfig {
+            apps: vec![(APP, zim_operator::zim::ServerSecret::new(SECRET))],
+            qps: 0,
+            ..Default::default()
+        })
+        .start_local()
+        .await
+        .expect("simulator");
+        World { client, ns: NS.to_owned(), sim }
+    }
+
+    /// Names of the ZimRooms already in the namespace.
+    async fn existing(api: &Api<ZimRoom>) -> HashSet<String> {
+        let mut names = HashSet::new();
+        let mut lp = ListParams::default().limit(5000);
+        loop {
+            let page = api.list_metadata(&lp).await.expect("list ZimRooms");
+            names.extend(page.items.into_iter().filter_map(|o| o.metadata.name));
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(c) => lp = lp.continue_token(&c),
+                None => return names,
+            }
+        }
+    }
+
+    /// Creates the missing objects (CREATE_CONCURRENCY at a time), every fourth with a converged status: how many
+    /// were created, and how long that took.
+    async fn populate(w: &World, n: usize) -> (usize, Duration) {
+        let api = w.rooms();
+        let have = existing(&api).await;
+        let missing: Vec<usize> = (0..n).filter(|i| !have.contains(&name(*i))).collect();
+        let start = Instant::now();
+        let created = missing.len();
+        let api = &api;
+        let mut pending = futures::stream::iter(missing.into_iter().map(|i| async move {
+            let room: ZimRoom = serde_json::from_value(manifest(NS, i)).unwrap();
+            let pp =
+                PostParams { field_manager: Some("kubectl-client-side-apply".into()), ..Default::default() };
+            let room = api.create(&pp, &room).await.expect("create ZimRoom");
+            if i.is_multiple_of(4) {
+                let pp = PatchParams::default();
+                api.patch_status(&name(i), &pp, &Patch::Merge(converged_status(&room)))
+                    .await
+                    .expect("write a converged status");
+            }
+            i
+        }))
+        .buffer_unordered(CREATE_CONCURRENCY);
+        let mut done = 0usize;
+        while pending.next().await.is_some() {
+            done += 1;
+            if done.is_multiple_of(10_000) {
+                println!("P10  created {done} of {created} in {:.0} s", start.elapsed().as_secs_f64());
+            }
+        }
+        (created, start.elapsed())
+    }
+
+    fn status_kib(pid: u32, field: &str) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// One start of the operator on the objects.
+    struct Start {
+        ready: f64,
+        handled: f64,
+        rss: f64,
+        peak: f64,
+        cpu_ready: f64,
+        cpu: f64,
+    }
+
+    impl std::fmt::Display for Start {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "ready {:.1} s, all handled {:.1} s; RSS then {:.1} MiB (peak {:.1} MiB); CPU {:.1} s to ready, {:.1} s in all",
+                self.ready, self.handled, self.rss, self.peak, self.cpu_ready, self.cpu
+            )
+        }
+    }
+
+    /// Polls `check` every `every` until it holds, or fails after `timeout`.
+    async fn poll<F, Fut>(what: &str, timeout: Duration, every: Duration, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + timeout;
+        while !check().await {
+            assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    async fn start(w: &World, n: usize, env: &[(&str, &str)]) -> (Operator, Start) {
+        let t0 = Instant::now();
+        let op = w.operator_env(ARGS, env).await;
+        let pid = op.child.id().expect("running");
+        // /readyz says "ok" once the ZimRoom watch has listed every object (a standby says otherwise).
+        poll("the operator's /readyz", Duration::from_secs(900), Duration::from_millis(100), || async {
+            op.get("/readyz").await.is_some_and(|b| b == "ok")
+        })
+        .await;
+        let ready = t0.elapsed().as_secs_f64();
+        let cpu_ready = cpu_seconds(pid);
+        println!(
+            "P10  … ready after {ready:.1} s (RSS {:.1} MiB); waiting for every object to be handled",
+            rss_mib(pid)
+        );
+        // Handled: every object has been reconciled once (each reconcile records its Ready state, which the rooms
+        // gauges count; an object whose reconcile failed is counted too). A scrape walks every object, so once a
+        // second.
+        let counted = || async { op.metric("zim_operator_rooms{").await as usize };
+        poll(&format!("{n} objects handled"), Duration::from_secs(3600), Duration::from_secs(1), || async {
+            counted().await >= n
+        })
+        .await;
+        let handled = t0.elapsed().as_secs_f64();
+        let s = Start {
+            ready,
+            handled,
+            rss: rss_mib(pid),
+            peak: status_kib(pid, "VmHWM:") / 1024.0,
+            cpu_ready,
+            cpu: cpu_seconds(pid),
+        };
+        (op, s)
+    }
+
+    /// An object as the API server serves it: [`manifest`] with what the server adds (identity, version,
+    /// timestamps, kubectl's managedFields) and, for every fourth, the converged status and its managedFields entry.
+    fn served(i: usize) -> serde_json::Value {
+        let mut o = manifest(NS, i);
+        let meta = o["metadata"].as_object_mut().unwrap();
+        meta.insert("uid".into(), format!("6f1c2a4e-0b7d-4e55-9c1a-{i:012x}").into());
+        meta.insert("resourceVersion".into(), (1_000_000 + i * 3).to_string().into());
+        meta.insert("generation".into(), 1.into());
+        meta.insert("creationTimestamp".into(), "2026-01-05T10:00:00Z".into());
+        meta.insert("finalizers".into(), json!(["zim.zego.im/destroy-room"]));
+        let keyed =
+            |k: &str| (format!("k:{{\"key\":\"{k}\"}}"), json!({".": {}, "f:key": {}, "f:value": {}}));
+        let attrs: serde_json::Map<String, serde_json::Value> = [".", "owner", "tier", "topic"]
+            .iter()
+            .map(|k| if *k == "." { (".".into(), json!({})) } else { keyed(k) })
+            .collect();
+        let mut fields = vec![json!({
+            "apiVersion": "zim.zego.im/v1alpha1", "fieldsType": "FieldsV1", "manager": "kubectl-client-side-apply",
+            "operation": "Update", "time": "2026-01-05T10:00:00Z",
+            "fieldsV1": {
+                "f:metadata": {
+                    "f:annotations": {".": {}, "f:kubectl.kubernetes.io/last-applied-configuration": {},
+                                      "f:zim.zego.im/paused": {}},
+                    "f:labels": {".": {}, "f:app.kubernetes.io/name": {}, "f:app.kubernetes.io/part-of": {},
+                                 "f:team": {}, "f:tier": {}},
+                },
+                "f:spec": {".": {}, "f:attributes": attrs, "f:destroyDelayTime": {}, "f:roomName": {}},
+            },
+        })];
+        let room: ZimRoom = serde_json::from_value(o.clone()).unwrap();
+        if i.is_multiple_of(4) {
+            o["status"] = converged_status(&room)["status"].clone();
+            let cond = json!({".": {}, "f:lastTransitionTime": {}, "f:message": {}, "f:observedGeneration": {},
+                              "f:reason": {}, "f:status": {}, "f:type": {}});
+            fields.push(json!({
+                "apiVersion": "zim.zego.im/v1alpha1", "fieldsType": "FieldsV1", "manager": "zim-operator",
+                "operation": "Apply", "subresource": "status", "time": "2026-01-05T10:00:01Z",
+                "fieldsV1": {"f:status": {
+                    "f:appId": {}, "f:managedAttributeKeys": {}, "f:observedGeneration": {}, "f:requestId": {},
+                    "f:roomId": {},
+                    "f:applied": {".": {}, "f:attributesHash": {}, "f:destroyDelayTime": {}, "f:roomId": {},
+                                  "f:roomName": {}},
+                    "f:conditions": {".": {}, "k:{\"type\":\"Ready\"}": cond, "k:{\"type\":\"Reconciling\"}": cond,
+                                     "k:{\"type\":\"Stalled\"}": cond, "k:{\"type\":\"Synced\"}": cond},
+                }},
+            }));
+        } else {
+            // What the operator writes for a paused object it has not converged.
+            let cond = |type_: &str, message: &str| {
+                json!({"type": type_, "status": "False", "reason": "ReconcilePaused", "message": message,
+                       "lastTransitionTime": "2026-01-05T10:00:01Z", "observedGeneration": 1})
+            };
+            o["status"] = json!({"observedGeneration": 1, "conditions": [
+                cond("Reconciling", "not reconciling"),
+                cond("Stalled", "not stalled"),
+                cond("Synced", "reconciliation is paused by the zim.zego.im/paused annotation"),
+            ]});
+        }
+        o["metadata"]["managedFields"] = fields.into();
+        o
+    }
+
+    /// What one variant of the cache holds, cumulatively: each drops one more part of the object, or adds one
+    /// more per-object structure the operator or kube-runtime keeps beside the cache.
+    pub(super) const COST_STEPS: &[(&str, &str)] = &[
+        ("served", "the objects as served (Arc<ZimRoom>, as in the cache)"),
+        ("managed", "− metadata.managedFields"),
+        ("last-applied", "− kubectl's last-applied-configuration annotation (the cache until now)"),
+        ("labels", "− metadata.labels"),
+        ("version", "− metadata.resourceVersion"),
+        ("slim", "− ownerReferences, generateName, selfLink, other annotations: cache.rs's slim()"),
+        ("store-key", "+ kube's cache key per object (ObjectRef with resource version and UID)"),
+        ("seen", "+ one ObjectRef (namespace, name) in a set, as each operator set holds"),
+        ("readiness", "+ one \"namespace/name\" entry in the metrics' readiness map"),
+    ];
+
+    /// In a process of its own (a fresh heap): builds `n` objects as the cache holds them under `step`
+    /// ([`COST_STEPS`]) and prints the RSS they take, in bytes per object.
+    pub(super) fn cost_child(step: &str, n: usize) {
+        use kube::runtime::reflector::ObjectRef;
+        use std::sync::Arc;
+        let index = COST_STEPS.iter().position(|(s, _)| *s == step).expect("a known step");
+        let at_least = |s: &str| index >= COST_STEPS.iter().position(|(x, _)| *x == s).unwrap();
+        let before = rss_mib(std::process::id());
+        let mut rooms: Vec<Arc<ZimRoom>> = Vec::with_capacity(n);
+        let mut keys = std::collections::HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut readiness = std::collections::HashMap::new();
+        for i in 0..n {
+            let text = served(i).to_string();
+            let mut room: ZimRoom = serde_json::from_str(&text).unwrap();
+            drop(text);
+            let m = &mut room.metadata;
+            if at_least("managed") {
+                m.managed_fields = None;
+            }
+            if at_least("last-applied") {
+                m.annotations.as_mut().unwrap().remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+            if at_least("labels") {
+                m.labels = None;
+            }
+            if at_least("version") {
+                m.resource_version = None;
+            }
+            if at_least("slim") {
+                m.owner_references = None;
+                m.generate_name = None;
+                m.self_link = None;
+            }
+            // kube's cache stores a copy of the object the watcher hands it (the original goes on to the queue).
+            let room = Arc::new(room.clone());
+            if at_least("store-key") {
+                keys.insert(ObjectRef::from_obj(&*room), room.clone());
+            }
+            if at_least("seen") {
+                let r = ObjectRef::<ZimRoom>::new(room.metadata.name.as_deref().unwrap());
+                seen.insert(r.within(room.metadata.namespace.as_deref().unwrap()));
+            }
+            if at_least("readiness") {
+                let key = format!(
+                    "{}/{}",
+                    room.metadata.namespace.as_deref().unwrap(),
+                    room.metadata.name.as_deref().unwrap()
+                );
+                readiness.insert(
+                    key,
+                    zim_operator::metrics::Readiness::of_conditions(&[], jiff::Timestamp::now()),
+                );
+            }
+            rooms.push(room);
+        }
+        let after = rss_mib(std::process::id());
+        std::hint::black_box((&rooms, &keys, &seen, &readiness));
+        println!("{:.0}", (after - before) * 1_048_576.0 / n as f64);
+    }
+
+    /// Runs [`cost_child`] for every step, each in a new process: the bytes per object of each.
+    async fn costs(n: usize) -> Vec<(&'static str, f64)> {
+        let exe = std::env::current_exe().expect("the bench binary");
+        let mut out = Vec::new();
+        for (step, what) in COST_STEPS {
+            let child = tokio::process::Command::new(&exe)
+                .env("PERF_P10_COST", step)
+                .env("PERF_P10_ROOMS", n.to_string())
+                .output()
+                .await
+                .expect("the bench binary runs");
+            assert!(child.status.success(), "cost step {step}: {}", String::from_utf8_lossy(&child.stderr));
+            let bytes: f64 = String::from_utf8_lossy(&child.stdout).trim().parse().expect("bytes per object");
+            out.push((*what, bytes));
+        }
+        out
+    }
+
+    pub(super) async fn run() {
+        let n = rooms_wanted();
+        let w = world().await;
+        println!("P10  kube-apiserver {}; {n} paused ZimRooms in {NS}", kube_version());
+        let (created, took) = populate(&w, n).await;
+        println!(
+            "P10  created {created} objects in {:.1} s ({:.0}/s; {} existed)",
+            took.as_secs_f64(),
+            created as f64 / took.as_secs_f64().max(0.001),
+            n - created
+        );
+        for (what, bytes) in costs(n).await {
+            println!("P10  cache cost: {what:<90} {bytes:>6.0} B/object");
+        }
+        let quiet: &[(&str, &str)] = &[("RUST_LOG", "info")];
+        let (mut op, first) = start(&w, n, quiet).await;
+        let what = if created == n { "first start" } else { "first start (objects reused: not a first one)" };
+        println!("P10  {what}: {first}");
+        op.terminate().await;
+        let (mut op, again) = start(&w, n, quiet).await;
+        println!("P10  restart: {again}");
+        op.terminate().await;
+        let chart: &[(&str, &str)] = &[("RUST_LOG", "info"), ("MALLOC_ARENA_MAX", "2")];
+        let (mut op, capped) = start(&w, n, chart).await;
+        println!("P10  restart with MALLOC_ARENA_MAX=2 (as the chart runs it): {capped}");
+        op.terminate().await;
+    }
 }

@@ -308,8 +308,12 @@ impl Context {
         if !wiring.namespaces.iter().all(|s| s.wait_until_ready().now_or_never().is_some()) {
             return;
         }
-        let live: std::collections::HashSet<String> =
-            wiring.namespaces.iter().flat_map(|s| s.state()).filter_map(|n| n.metadata.name.clone()).collect();
+        let live: std::collections::HashSet<String> = wiring
+            .namespaces
+            .iter()
+            .flat_map(|s| s.state())
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
         lock(&self.policy_seen).retain(|ns| live.contains(ns));
     }
 

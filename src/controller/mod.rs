@@ -14,6 +14,7 @@
 //!   30 s to 30 min), reset on success; terminal failures retry after about an hour, or at once on a spec or
 //!   Secret change.
 
+mod cache;
 mod callbacks;
 mod claims;
 mod context;

@@ -4,7 +4,8 @@
 //! no longer in the caches — deleted, their finalizer removed by hand, out of the label selector, or gone with the
 //! CRD — so the map never holds more than the objects in the caches.
 //!
-//! A new object with the same name has a new UID, so it never inherits another's state.
+//! A new object with the same name has a new UID, so it never inherits another's state. A UID is kept as the
+//! 128-bit number it spells (Kubernetes UIDs are UUIDs): 16 bytes per object, and no two objects share one.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -38,24 +39,39 @@ pub(crate) struct Taken {
 /// The per-object state of every object the caches hold, keyed by UID.
 #[derive(Debug, Default)]
 pub(crate) struct Objects {
-    by_uid: Mutex<HashMap<Box<str>, State>>,
+    by_uid: Mutex<HashMap<u128, State>>,
 }
 
-fn uid(room: &ZimRoom) -> &str {
-    room.metadata.uid.as_deref().unwrap_or_default()
+/// The object's UID as a number: a UUID's 128 bits, or (for a UID that is no UUID, which the API server never
+/// hands out) a hash of it.
+pub(crate) fn uid_key(uid: &str) -> u128 {
+    let hex: String = uid.chars().filter(|c| *c != '-').collect();
+    match (hex.len(), u128::from_str_radix(&hex, 16)) {
+        (32, Ok(n)) => n,
+        _ => {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            uid.hash(&mut h);
+            u128::from(h.finish())
+        }
+    }
+}
+
+fn uid(room: &ZimRoom) -> u128 {
+    uid_key(room.metadata.uid.as_deref().unwrap_or_default())
 }
 
 impl Objects {
     fn update<T>(&self, room: &ZimRoom, f: impl FnOnce(&mut State) -> T) -> T {
         let mut map = lock(&self.by_uid);
         let uid = uid(room);
-        match map.get_mut(uid) {
+        match map.get_mut(&uid) {
             Some(state) => f(state),
             None => {
                 let mut state = State::default();
                 let out = f(&mut state);
                 if state != State::default() {
-                    map.insert(uid.into(), state);
+                    map.insert(uid, state);
                 }
                 out
             }
@@ -109,12 +125,12 @@ impl Objects {
 
     /// Forgets `room` (its cleanup finished).
     pub(crate) fn forget(&self, room: &ZimRoom) {
-        lock(&self.by_uid).remove(uid(room));
+        lock(&self.by_uid).remove(&uid(room));
     }
 
-    /// Keeps only the objects whose UID `live` holds (the caches' objects).
-    pub(crate) fn retain(&self, live: impl Fn(&str) -> bool) {
-        lock(&self.by_uid).retain(|uid, _| live(uid));
+    /// Keeps only the objects whose UID (see [`uid_key`]) `live` holds (the caches' objects).
+    pub(crate) fn retain(&self, live: impl Fn(u128) -> bool) {
+        lock(&self.by_uid).retain(|uid, _| live(*uid));
     }
 
     /// How many objects have state.
@@ -152,6 +168,12 @@ mod tests {
     }
 
     #[test]
+    fn a_uuid_is_kept_as_its_number() {
+        assert_eq!(uid_key("9f6c0c4e-1b2a-4c39-9a0e-3d2f1e0b7a11"), 0x9f6c0c4e_1b2a_4c39_9a0e_3d2f1e0b7a11);
+        assert_ne!(uid_key("uid-a"), uid_key("uid-b"));
+    }
+
+    #[test]
     fn backoff_grows_and_resets() {
         let objects = Objects::default();
         let a = room("uid-a");
@@ -176,7 +198,7 @@ mod tests {
         assert_eq!(objects.len(), 10_000);
         objects.forget(&room("uid-0"));
         assert_eq!(objects.len(), 9_999);
-        objects.retain(|uid| uid == "uid-1");
+        objects.retain(|uid| uid == uid_key("uid-1"));
         assert_eq!(objects.len(), 1);
         assert!(!objects.take_handed_at_start(&room("uid-never-seen")));
         assert_eq!(objects.len(), 1);

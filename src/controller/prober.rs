@@ -98,8 +98,9 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
         let mut present = HashSet::new();
         let mut uids = HashSet::new();
         for room in stores.iter().flat_map(Store::state) {
-            present.insert(object_key(&room));
-            uids.extend(room.metadata.uid.clone());
+            let (ns, name) = (room.metadata.namespace.as_deref(), room.metadata.name.as_deref());
+            present.insert(crate::metrics::room_key(ns.unwrap_or_default(), name.unwrap_or_default()));
+            uids.extend(room.metadata.uid.as_deref().map(super::objects::uid_key));
             used.extend(ctx.credentials.secret_key(&room));
             let app = room.status.as_ref().and_then(|s| s.app_id);
             apps.extend(app);
@@ -178,9 +179,9 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
         ctx.metrics.prober.set_periods(resync, longest);
         due.retain(|_, (_, last_pass)| *last_pass == pass);
         // Objects that went without the operator's cleanup (a finalizer removed by hand) leave the room gauges.
-        ctx.metrics.rooms.retain(|key| present.contains(key));
+        ctx.metrics.rooms.retain(|key| present.contains(&key));
         // And this process's state of them (deleted, out of the label selector, gone with the CRD).
-        ctx.objects.retain(|uid| uids.contains(uid));
+        ctx.objects.retain(|uid| uids.contains(&uid));
         // Registrations of operator users unused for an hour (apps that went away), and the policy fingerprints
         // of deleted Namespaces.
         ctx.reconciler.sweep_registrations();

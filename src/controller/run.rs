@@ -25,7 +25,7 @@ use crate::reconcile::policy::annotation as policy_annotation;
 use super::context::{Triggers, Wiring};
 use super::credentials::{key_of, secret_changes};
 use super::health::{WATCH_BACKOFF_MAX, WatchHealth};
-use super::{Context, error_policy, object_ref, prober, reconcile};
+use super::{Context, cache, error_policy, object_ref, prober, reconcile};
 
 /// Reconciles the Controller hands to the fair gate at most (per scope). Enough for fairness behind a backlog of
 /// this many objects (about 50 s of creations at 20/s) while bounding the memory of reconciles parked at the gate
@@ -43,7 +43,7 @@ fn policy_fingerprint(ns: &PartialObjectMeta<Namespace>) -> u64 {
 }
 
 /// The parts of a ZimRoom whose change must trigger a reconcile; status writes change none of them.
-fn relevant_fields(room: &ZimRoom) -> Option<u64> {
+pub(super) fn relevant_fields(room: &ZimRoom) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     room.metadata.generation.hash(&mut h);
     room.metadata.deletion_timestamp.is_some().hash(&mut h);
@@ -78,9 +78,10 @@ pub(super) fn room_watch(ctx: &Context, scope: &Option<String>) -> (Api<ZimRoom>
     (api, wc)
 }
 
-/// The ZimRoom watch of scope number `i`: retried with backoff, reported to `/readyz`, cached in `writer`
-/// (only what the operator reads), filtered to the changes that need a reconcile.
-fn room_stream(
+/// The ZimRoom watch of scope number `i`: listed with a streaming list where the server serves one, retried with
+/// backoff, reported to `/readyz`, cached in `writer` (only what the operator reads), filtered to the changes that
+/// need a reconcile.
+async fn room_stream(
     ctx: &Context,
     scope: &Option<String>,
     i: usize,
@@ -88,6 +89,7 @@ fn room_stream(
     writer: reflector::store::Writer<ZimRoom>,
 ) -> impl futures::Stream<Item = Result<ZimRoom, watcher::Error>> + Send + 'static {
     let (rooms, wc) = room_watch(ctx, scope);
+    let wc = cache::initial_listing(&rooms, wc).await;
     let backoff = watcher::ExponentialBackoff::from(
         backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))
@@ -96,16 +98,10 @@ fn room_stream(
             .with_jitter()
             .without_max_times(),
     );
-    watcher(rooms, wc)
+    let stream = watcher(rooms, wc)
         .backoff(backoff)
-        // The cache keeps only what the operator reads: managedFields and kubectl's last-applied copy of the
-        // object are most of an object's size and are never used.
-        .modify(|room: &mut ZimRoom| {
-            room.metadata.managed_fields = None;
-            if let Some(a) = room.metadata.annotations.as_mut() {
-                a.remove("kubectl.kubernetes.io/last-applied-configuration");
-            }
-        })
+        // The cache keeps only what the operator reads (see cache.rs).
+        .modify(cache::slim)
         .inspect(move |event| match event {
             Ok(e) => health.event(i, true, matches!(e, watcher::Event::InitDone)),
             Err(e) => {
@@ -117,8 +113,8 @@ fn room_stream(
             }
         })
         .reflect(writer)
-        .touched_objects()
-        .predicate_filter(relevant_fields, Default::default())
+        .touched_objects();
+    cache::relevant_changes(stream, relevant_fields)
 }
 
 /// Secrets: a metadata-only watch (no secret data is held) of the scope, or of each permitted name when the
@@ -203,7 +199,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let mut controllers = Vec::new();
     for (i, scope) in scopes.iter().enumerate() {
         let (reader, writer) = reflector::store();
-        let stream = room_stream(&ctx, scope, i, watch_health.clone(), writer);
+        let stream = room_stream(&ctx, scope, i, watch_health.clone(), writer).await;
         stores.push(reader.clone());
         let (tx, rx) = mpsc::channel::<ObjectRef<ZimRoom>>(1024);
         triggers.insert(scope.clone(), tx);

@@ -32,7 +32,7 @@ pub use callbacks::{CallbackLabel, CallbackMetrics};
 pub use controller::{
     CategoryLabel, ProbeLabel, ProbeResult, ProberMetrics, ReconcileMetrics, ReconcileResult, ResultLabel,
 };
-pub use rooms::{NotReadyLabel, Readiness, ReadyLabel, ReadyState, RoomMetrics};
+pub use rooms::{NotReadyLabel, Readiness, ReadyLabel, ReadyState, RoomMetrics, room_key};
 pub use zim::{ActionLabel, CallLabel, PREINITIALISED_CODES, ZimMetrics};
 
 /// Writes each label enum as its `as_str`.
