@@ -94,8 +94,10 @@ fn standby_cache(ctx: &Arc<Context>) -> (Vec<Store<ZimRoom>>, tokio::task::JoinH
         streams.push(
             watcher(api, wc)
                 .default_backoff()
+                // What the leader's cache keeps (cache.rs), less the annotations and attributes, which finding
+                // the objects of a room never reads.
                 .modify(|room: &mut ZimRoom| {
-                    room.metadata.managed_fields = None;
+                    super::cache::slim(room);
                     room.metadata.annotations = None;
                     room.spec.attributes.clear();
                 })
