@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::reconcile::{CleanupError, DefaultCredentialsScope, ErrorCategory, Note, Policy, Reconciler};
 
 use super::credentials::CredentialCache;
-use super::objects::Objects;
+use super::objects::{Cleaned, Objects};
 use super::status::{WriteError, publish};
 
 /// How the controller runs.
@@ -153,32 +153,6 @@ impl PolicySeen {
     /// Forgets the fingerprints of Namespaces `live` does not hold (deleted ones).
     pub(super) fn retain(&mut self, live: impl Fn(&str) -> bool) {
         self.fingerprints.retain(|ns, _| live(ns));
-    }
-}
-
-/// How long the UID of an object this process cleaned up is remembered: far longer than a watch event takes to
-/// arrive, even on a loaded API server.
-const CLEANED_MEMORY: Duration = Duration::from_secs(600);
-
-/// The objects (by UID) whose cleanup this process has finished. Until the watch delivers an object's removal, a
-/// re-queue (a Secret event, a retry) can hand the controller a stale cached copy that still shows the finalizer;
-/// cleaning it up again would call DestroyRoom a second time — and could destroy a room another object has created
-/// with that ID since.
-#[derive(Debug, Default)]
-pub(super) struct Cleaned {
-    at: HashMap<String, std::time::Instant>,
-}
-
-impl Cleaned {
-    /// Records that the object with `uid` was cleaned up at `now` (and forgets those older than CLEANED_MEMORY).
-    pub(super) fn record(&mut self, uid: &str, now: std::time::Instant) {
-        self.at.retain(|_, at| now.duration_since(*at) < CLEANED_MEMORY);
-        self.at.insert(uid.to_owned(), now);
-    }
-
-    /// Whether the object with `uid` was cleaned up already.
-    pub(super) fn contains(&self, uid: &str) -> bool {
-        self.at.contains_key(uid)
     }
 }
 
@@ -368,19 +342,7 @@ impl Context {
 
 #[cfg(test)]
 mod tests {
-    use super::{CLEANED_MEMORY, Cleaned, PolicySeen};
-
-    #[test]
-    fn a_cleaned_object_is_remembered_for_a_while() {
-        let mut cleaned = Cleaned::default();
-        let t0 = std::time::Instant::now();
-        cleaned.record("uid-1", t0);
-        assert!(cleaned.contains("uid-1"));
-        assert!(!cleaned.contains("uid-2"), "another object (a new one with the same name has a new UID)");
-        cleaned.record("uid-2", t0 + CLEANED_MEMORY);
-        assert!(!cleaned.contains("uid-1"), "forgotten after CLEANED_MEMORY");
-        assert!(cleaned.contains("uid-2"));
-    }
+    use super::PolicySeen;
 
     #[test]
     fn only_a_policy_change_or_a_waiting_reconcile_re_queues_a_namespace() {

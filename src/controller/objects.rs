@@ -4,6 +4,8 @@
 //! no longer in the caches — deleted, their finalizer removed by hand, out of the label selector, or gone with the
 //! CRD — so the map never holds more than the objects in the caches.
 //!
+//! The cleanups this process finished are remembered apart, for a while after the object is gone ([`Cleaned`]).
+//!
 //! A new object with the same name has a new UID, so it never inherits another's state. A UID is kept as the
 //! 128-bit number it spells (Kubernetes UIDs are UUIDs): 16 bytes per object, and no two objects share one.
 
@@ -140,6 +142,34 @@ impl Objects {
     }
 }
 
+// Also by UID, but outliving the object: the cleanups this process finished.
+
+/// How long the UID of an object this process cleaned up is remembered: far longer than a watch event takes to
+/// arrive, even on a loaded API server.
+const CLEANED_MEMORY: Duration = Duration::from_secs(600);
+
+/// The objects (by UID) whose cleanup this process has finished. Until the watch delivers an object's removal, a
+/// re-queue (a Secret event, a retry) can hand the controller a stale cached copy that still shows the finalizer;
+/// cleaning it up again would call DestroyRoom a second time — and could destroy a room another object has created
+/// with that ID since.
+#[derive(Debug, Default)]
+pub(crate) struct Cleaned {
+    at: HashMap<String, std::time::Instant>,
+}
+
+impl Cleaned {
+    /// Records that the object with `uid` was cleaned up at `now` (and forgets those older than CLEANED_MEMORY).
+    pub(crate) fn record(&mut self, uid: &str, now: std::time::Instant) {
+        self.at.retain(|_, at| now.duration_since(*at) < CLEANED_MEMORY);
+        self.at.insert(uid.to_owned(), now);
+    }
+
+    /// Whether the object with `uid` was cleaned up already.
+    pub(crate) fn contains(&self, uid: &str) -> bool {
+        self.at.contains_key(uid)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +195,18 @@ mod tests {
         objects.handed_at_start(&a);
         assert!(objects.take_handed_at_start(&a));
         assert!(!objects.take_handed_at_start(&a));
+    }
+
+    #[test]
+    fn a_cleaned_object_is_remembered_for_a_while() {
+        let mut cleaned = Cleaned::default();
+        let t0 = std::time::Instant::now();
+        cleaned.record("uid-1", t0);
+        assert!(cleaned.contains("uid-1"));
+        assert!(!cleaned.contains("uid-2"), "another object (a new one with the same name has a new UID)");
+        cleaned.record("uid-2", t0 + CLEANED_MEMORY);
+        assert!(!cleaned.contains("uid-1"), "forgotten after CLEANED_MEMORY");
+        assert!(cleaned.contains("uid-2"));
     }
 
     #[test]
