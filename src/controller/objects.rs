@@ -1,7 +1,7 @@
 //! What this process remembers of each object, in one map keyed by the object's UID: whether it was seen, handed
 //! to the prober at a start, found gone by the prober, asked to be re-checked, and its failures in a row (the
-//! backoff). An entry goes when the object's cleanup finishes, and the prober's pass drops the entries of objects
-//! no longer in the caches — deleted, their finalizer removed by hand, out of the label selector, or gone with the
+//! backoff). An entry goes when the object's cleanup finishes, and the prober's passes drop the entries of objects
+//! no longer in the caches (at the second pass that misses them) — deleted, their finalizer removed by hand, out of the label selector, or gone with the
 //! CRD — so the map never holds more than the objects in the caches.
 //!
 //! The cleanups this process finished are remembered apart, for a while after the object is gone ([`Cleaned`]).
@@ -25,6 +25,8 @@ struct State {
     absent: bool,
     recheck: bool,
     failures: u32,
+    /// Absent from the caches at the last sweep (dropped if still absent at the next one).
+    unseen: bool,
 }
 
 /// What a reconcile takes from the state (the one-shot facts are cleared as they are taken).
@@ -68,7 +70,10 @@ impl Objects {
         let mut map = lock(&self.by_uid);
         let uid = uid(room);
         match map.get_mut(&uid) {
-            Some(state) => f(state),
+            Some(state) => {
+                state.unseen = false;
+                f(state)
+            }
             None => {
                 let mut state = State::default();
                 let out = f(&mut state);
@@ -131,8 +136,16 @@ impl Objects {
     }
 
     /// Keeps only the objects whose UID (see [`uid_key`]) `live` holds (the caches' objects).
+    ///
+    /// An entry goes at the second sweep that does not find its object: the caches are read at the start of the
+    /// prober's pass, so an object created since (and reconciled already) is kept until the next pass sees it.
     pub(crate) fn retain(&self, live: impl Fn(u128) -> bool) {
-        lock(&self.by_uid).retain(|uid, _| live(*uid));
+        lock(&self.by_uid).retain(|uid, state| {
+            let gone = !live(*uid);
+            let keep = !(gone && state.unseen);
+            state.unseen = gone;
+            keep
+        });
     }
 
     /// How many objects have state.
@@ -241,8 +254,17 @@ mod tests {
         objects.forget(&room("uid-0"));
         assert_eq!(objects.len(), 9_999);
         objects.retain(|uid| uid == uid_key("uid-1"));
-        assert_eq!(objects.len(), 1);
+        assert_eq!(objects.len(), 9_999, "the first sweep that misses an object only marks it");
+        // An object reconciled since that sweep (it was not in the caches yet when they were read) stays.
+        objects.take(&room("uid-new"));
+        objects.take(&room("uid-2"));
+        objects.retain(|uid| uid == uid_key("uid-1"));
+        assert_eq!(objects.len(), 3, "uid-1 (live), uid-2 and uid-new (touched since the last sweep)");
+        objects.retain(|uid| uid == uid_key("uid-1") || uid == uid_key("uid-new"));
+        objects.retain(|uid| uid == uid_key("uid-1") || uid == uid_key("uid-new"));
+        assert_eq!(objects.len(), 2);
+        assert!(!objects.take(&room("uid-new")).first_sight, "kept with its state");
         assert!(!objects.take_handed_at_start(&room("uid-never-seen")));
-        assert_eq!(objects.len(), 1);
+        assert_eq!(objects.len(), 2);
     }
 }

@@ -168,11 +168,6 @@ impl RoomMetrics {
         lock(&self.readiness).retain(|k, _| keep(*k));
     }
 
-    /// How many objects are recorded.
-    pub fn recorded(&self) -> usize {
-        lock(&self.readiness).len()
-    }
-
     /// Sets the gauges from the recorded Ready states, with ages as of `now`.
     pub(super) fn refresh(&self, now: jiff::Timestamp) {
         let states = lock(&self.readiness);

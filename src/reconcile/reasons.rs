@@ -276,7 +276,24 @@ mod tests {
         for r in READY_REASONS {
             assert_eq!(NotReadyCategory::of_reason(r.name), r.not_ready, "{}", r.name);
             assert_eq!(is_stalled(r.name), r.stalled, "{}", r.name);
-            assert_eq!(r.kstatus(), if r.stalled { "Failed" } else { "InProgress" });
+            // What the object then says to kstatus: Stalled=True (Failed) or Reconciling=True (InProgress).
+            let mut status = crate::crd::ZimRoomStatus::default();
+            let at = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH);
+            crate::reconcile::conditions::set(
+                &mut status.conditions,
+                "Ready",
+                false,
+                r.name,
+                "m",
+                Some(1),
+                &at,
+            );
+            let stuck = matches!(
+                crate::reconcile::decide::progress(&status, "h", false, false),
+                crate::reconcile::decide::Progress::Stuck { .. }
+            );
+            assert_eq!(stuck, r.stalled, "{}", r.name);
+            assert_eq!(r.kstatus(), if stuck { "Failed" } else { "InProgress" });
             // A reason that needs a person is never retried on the fast schedule alone, except credentials
             // (a Secret change re-queues the object at once anyway).
             if r.stalled && r.requeue == FAST {

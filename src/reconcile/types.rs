@@ -96,20 +96,6 @@ impl Facts<Claim> {
     }
 }
 
-impl<C> Facts<C> {
-    /// The same facts with another claim lookup.
-    pub fn with_claims<D>(self, claims: D) -> Facts<D> {
-        Facts {
-            credentials: self.credentials,
-            policy: self.policy,
-            claims,
-            known_absent: self.known_absent,
-            first_sight: self.first_sight,
-            recheck: self.recheck,
-        }
-    }
-}
-
 /// Who owns the room an object declares when others declare it too. The core asks only when the object could act
 /// on the room (past the gate, the policy and the credentials), with the AppId it would act in: the controller
 /// scans its cache then, not for every object a start hands to the prober.
