@@ -1,8 +1,9 @@
 //! What this process remembers of each object, in one map keyed by the object's UID: whether it was seen, handed
 //! to the prober at a start, found gone by the prober, asked to be re-checked, and its failures in a row (the
 //! backoff). An entry goes when the object's cleanup finishes, and the prober's passes drop the entries of objects
-//! no longer in the caches (at the second pass that misses them) — deleted, their finalizer removed by hand, out of the label selector, or gone with the
-//! CRD — so the map never holds more than the objects in the caches.
+//! no longer in the caches (at the second pass that misses them) — deleted, their finalizer removed by hand, out
+//! of the label selector, or gone with the CRD — so the map holds no more than the objects in the caches and
+//! those created since the last pass.
 //!
 //! The cleanups this process finished are remembered apart, for a while after the object is gone ([`Cleaned`]).
 //!
