@@ -169,11 +169,6 @@ pub async fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
-    let (kube_config, source) = crate::kube_config::load(args.kubeconfig.as_deref()).await?;
-    // The proxy URL may carry credentials: only whether there is one is logged.
-    info!(source = ?source, proxied = kube_config.proxy_url.is_some(), "Kubernetes client configured");
-    let client = kube::Client::try_from(kube_config)
-        .map_err(|e| format!("cannot build the Kubernetes client: {e}"))?;
     let own_namespace = args
         .lease_namespace
         .clone()
@@ -199,6 +194,11 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
             config.check().map(|()| config)
         })
         .transpose()?;
+    let (kube_config, source) = crate::kube_config::load(args.kubeconfig.as_deref()).await?;
+    // The proxy URL may carry credentials: only whether there is one is logged.
+    info!(source = ?source, proxied = kube_config.proxy_url.is_some(), "Kubernetes client configured");
+    let client = kube::Client::try_from(kube_config)
+        .map_err(|e| format!("cannot build the Kubernetes client: {e}"))?;
     let default_secret = args.credentials_secret.as_ref().map(|s| match s.split_once('/') {
         Some((ns, name)) => (ns.to_owned(), name.to_owned()),
         None => (own_namespace.clone(), s.clone()),

@@ -11,9 +11,9 @@ use super::support::proxy::Proxy;
 
 const T: Duration = Duration::from_secs(30);
 
-/// The harness's `--lease-duration` (4 s) and the renew deadline derived from it: two thirds.
-const LEASE_DURATION: Duration = Duration::from_secs(4);
-const RENEW_DEADLINE: Duration = Duration::from_millis(2667);
+/// The harness's `--lease-duration` (10 s) and the renew deadline derived from it: two thirds.
+const LEASE_DURATION: Duration = Duration::from_secs(10);
+const RENEW_DEADLINE: Duration = Duration::from_millis(6667);
 
 /// Time for a process to act on its deadline: its timer firing late on a busy machine, and the exit.
 const SLACK: Duration = Duration::from_millis(500);

@@ -443,8 +443,10 @@ impl Operator {
             .arg(admin.to_string())
             .arg("--lease-namespace")
             .arg(&world.ns)
+            // Long enough that a leader on a loaded test machine renews within its renew deadline (two thirds:
+            // 6.7 s, each attempt cut at 3.3 s); a leader that cannot exits (src/leader/mod.rs).
             .arg("--lease-duration")
-            .arg("4")
+            .arg("10")
             .args(extra)
             .env(
                 "RUST_LOG",
