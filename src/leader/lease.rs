@@ -1,7 +1,6 @@
 //! The Lease itself: reading, taking, renewing and releasing it through the API server, with optimistic
 //! concurrency (every write carries the resourceVersion it was based on, so of two writers one gets a conflict).
 
-use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -128,8 +127,8 @@ impl Elector {
 }
 
 impl Attempt for Elector {
-    fn try_hold(&mut self) -> impl Future<Output = Result<Hold, String>> + Send {
-        async move { self.try_hold_inner().await.map_err(|e| e.to_string()) }
+    async fn try_hold(&mut self) -> Result<Hold, String> {
+        self.try_hold_inner().await.map_err(|e| e.to_string())
     }
 }
 
