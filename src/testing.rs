@@ -129,3 +129,6 @@ impl From<RoomBuilder> for ZimRoom {
         b.build()
     }
 }
+
+/// The form a ZimRoom takes in the operator's watch cache (for the benchmark's memory table).
+pub use crate::controller::CachedRoom;

@@ -5,10 +5,12 @@
 //! decision is the same whichever claimant is reconciled first: a claimant whose status records the room keeps
 //! it; among new claimants the oldest wins, then the lowest `namespace/name`.
 
-use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
 use super::object_ref;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::cached::CachedRoom;
 use crate::crd::ZimRoom;
 use crate::reconcile::decide::{self, Claimant, winner};
 use crate::reconcile::{Claim, ClaimSource};
@@ -18,24 +20,30 @@ use super::Context;
 /// One other object declaring the same room.
 pub(crate) struct Rival {
     claimant: Claimant,
-    pub(crate) object: ObjectRef<ZimRoom>,
+    pub(crate) object: ObjectRef<CachedRoom>,
 }
 
-fn key(room: &ZimRoom) -> String {
-    format!("{}/{}", room.namespace().unwrap_or_default(), room.name_any())
-}
-
-fn claimant(room: &ZimRoom, room_id: &str, app_id: u32) -> Claimant {
-    let status = room.status.as_ref();
-    let holds = status.is_some_and(|s| s.room_id.as_deref() == Some(room_id) && s.app_id == Some(app_id));
-    let created = room.metadata.creation_timestamp.as_ref().map_or(i64::MAX, |t| t.0.as_second());
-    Claimant { key: key(room), holds, created }
+/// A claimant from its metadata and the room ID and AppId its status records.
+fn claimant(
+    meta: &ObjectMeta,
+    recorded: (Option<&str>, Option<u32>),
+    room_id: &str,
+    app_id: u32,
+) -> Claimant {
+    let holds = recorded == (Some(room_id), Some(app_id));
+    let created = meta.creation_timestamp.as_ref().map_or(i64::MAX, |t| t.0.as_second());
+    let key = format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    );
+    Claimant { key, holds, created }
 }
 
 /// The other live (not deleting) objects that declare `room`'s room in `app_id`.
 pub(crate) async fn rivals(ctx: &Context, room: &ZimRoom, app_id: u32) -> Vec<Rival> {
     let room_id = room.room_id();
-    let is_me = |o: &ZimRoom| {
+    let is_me = |o: &CachedRoom| {
         o.metadata.name == room.metadata.name && o.metadata.namespace == room.metadata.namespace
     };
     // Runs for every reconcile over the whole cache: compares borrowed fields, copies nothing per object.
@@ -47,16 +55,20 @@ pub(crate) async fn rivals(ctx: &Context, room: &ZimRoom, app_id: u32) -> Vec<Ri
         .collect();
     let mut out = Vec::new();
     for other in candidates {
-        let other_app = match other.status.as_ref().and_then(|s| s.app_id) {
+        let other_app = match other.app_id() {
             Some(app) => app,
             // Without credentials it cannot act on any room: it claims nothing yet.
-            None => match decide::app_of(None, ctx.credentials.for_room(&other).await.ok().as_ref()) {
+            None => match decide::app_of(None, ctx.credentials.for_room(&*other).await.ok().as_ref()) {
                 Some(app) => app,
                 None => continue,
             },
         };
         if other_app == app_id {
-            out.push(Rival { claimant: claimant(&other, &room_id, app_id), object: object_ref(&other) });
+            let recorded = (other.status_room_id(), other.app_id());
+            out.push(Rival {
+                claimant: claimant(&other.metadata, recorded, &room_id, app_id),
+                object: object_ref(&*other),
+            });
         }
     }
     out
@@ -67,7 +79,9 @@ pub(crate) fn claim(room: &ZimRoom, app_id: u32, rivals: &[Rival]) -> Claim {
     if rivals.is_empty() {
         return Claim::Owner;
     }
-    let mine = claimant(room, &room.room_id(), app_id);
+    let status = room.status.as_ref();
+    let recorded = (status.and_then(|s| s.room_id.as_deref()), status.and_then(|s| s.app_id));
+    let mine = claimant(&room.metadata, recorded, &room.room_id(), app_id);
     let mut all: Vec<Claimant> = rivals.iter().map(|r| r.claimant.clone()).collect();
     all.push(mine.clone());
     match winner(&all) {

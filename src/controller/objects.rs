@@ -15,8 +15,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::backoff;
-use crate::crd::ZimRoom;
 use crate::lock;
+use kube::Resource;
 
 /// One object's state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,12 +62,12 @@ pub(crate) fn uid_key(uid: &str) -> u128 {
     }
 }
 
-fn uid(room: &ZimRoom) -> u128 {
-    uid_key(room.metadata.uid.as_deref().unwrap_or_default())
+fn uid(room: &impl Resource) -> u128 {
+    uid_key(room.meta().uid.as_deref().unwrap_or_default())
 }
 
 impl Objects {
-    fn update<T>(&self, room: &ZimRoom, f: impl FnOnce(&mut State) -> T) -> T {
+    fn update<T>(&self, room: &impl Resource, f: impl FnOnce(&mut State) -> T) -> T {
         let mut map = lock(&self.by_uid);
         let uid = uid(room);
         match map.get_mut(&uid) {
@@ -87,7 +87,7 @@ impl Objects {
     }
 
     /// The facts a reconcile of `room` starts from; marks it seen and clears the one-shot facts.
-    pub(crate) fn take(&self, room: &ZimRoom) -> Taken {
+    pub(crate) fn take(&self, room: &impl Resource) -> Taken {
         self.update(room, |s| {
             let taken = Taken { first_sight: !s.seen, absent: s.absent, recheck: s.recheck };
             s.seen = true;
@@ -98,27 +98,27 @@ impl Objects {
     }
 
     /// `room` was handed to the prober at a start, without a probe.
-    pub(crate) fn handed_at_start(&self, room: &ZimRoom) {
+    pub(crate) fn handed_at_start(&self, room: &impl Resource) {
         self.update(room, |s| s.handed_at_start = true);
     }
 
     /// Whether `room` was handed to the prober at a start (and forgets it).
-    pub(crate) fn take_handed_at_start(&self, room: &ZimRoom) -> bool {
+    pub(crate) fn take_handed_at_start(&self, room: &impl Resource) -> bool {
         self.update(room, |s| std::mem::take(&mut s.handed_at_start))
     }
 
     /// The prober found `room`'s room gone: its next reconcile skips the probe.
-    pub(crate) fn mark_absent(&self, room: &ZimRoom) {
+    pub(crate) fn mark_absent(&self, room: &impl Resource) {
         self.update(room, |s| s.absent = true);
     }
 
     /// A re-check of `room` was asked for.
-    pub(crate) fn mark_recheck(&self, room: &ZimRoom) {
+    pub(crate) fn mark_recheck(&self, room: &impl Resource) {
         self.update(room, |s| s.recheck = true);
     }
 
     /// The next backoff delay for `room` (one more failure), on the fast or slow schedule.
-    pub(crate) fn backoff(&self, room: &ZimRoom, slow: bool) -> Duration {
+    pub(crate) fn backoff(&self, room: &impl Resource, slow: bool) -> Duration {
         let n = self.update(room, |s| {
             s.failures = s.failures.saturating_add(1);
             s.failures
@@ -127,12 +127,12 @@ impl Objects {
     }
 
     /// `room` succeeded: its backoff starts over.
-    pub(crate) fn reset_backoff(&self, room: &ZimRoom) {
+    pub(crate) fn reset_backoff(&self, room: &impl Resource) {
         self.update(room, |s| s.failures = 0);
     }
 
     /// Forgets `room` (its cleanup finished).
-    pub(crate) fn forget(&self, room: &ZimRoom) {
+    pub(crate) fn forget(&self, room: &impl Resource) {
         lock(&self.by_uid).remove(&uid(room));
     }
 
@@ -187,6 +187,7 @@ impl Cleaned {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::ZimRoom;
 
     fn room(uid: &str) -> ZimRoom {
         let mut r = ZimRoom::new("lobby", Default::default());

@@ -13,6 +13,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tracing::warn;
 
+use super::cached::Declared;
 use crate::callback::{CallbackSecret, CallbackSecrets};
 use crate::crd::ZimRoom;
 use crate::lock;
@@ -87,15 +88,18 @@ impl CredentialCache {
     }
 
     /// The Secret a room's credentials come from: `spec.credentialsSecretRef` in its namespace, else the default.
-    pub(crate) fn secret_key(&self, room: &ZimRoom) -> Option<SecretKey> {
-        match &room.spec.credentials_secret_ref {
-            Some(r) => Some((room.namespace().unwrap_or_default(), r.name.clone())),
+    pub(crate) fn secret_key(&self, room: &impl Declared) -> Option<SecretKey> {
+        match room.secret_name() {
+            Some(name) => Some((room.meta().namespace.clone().unwrap_or_default(), name.to_owned())),
             None => self.default_secret.clone(),
         }
     }
 
     /// The credentials for `room`.
-    pub(crate) async fn for_room(&self, room: &ZimRoom) -> Result<ResolvedCredentials, CredentialsError> {
+    pub(crate) async fn for_room(
+        &self,
+        room: &impl Declared,
+    ) -> Result<ResolvedCredentials, CredentialsError> {
         match self.secret_key(room) {
             Some(key) => self.get(&key).await,
             None => Err(CredentialsError::NotFound(
@@ -106,7 +110,7 @@ impl CredentialCache {
     }
 
     /// The last good credentials `room`'s Secret gave, if any.
-    pub(crate) fn last_good_for(&self, room: &ZimRoom) -> Option<ResolvedCredentials> {
+    pub(crate) fn last_good_for(&self, room: &impl Declared) -> Option<ResolvedCredentials> {
         let key = self.secret_key(room)?;
         lock(&self.last_good).get(&key).cloned()
     }
