@@ -32,6 +32,7 @@ use super::object_ref;
 use crate::backoff::jitter;
 use crate::crd::ZimRoom;
 use crate::metrics::ProbeResult;
+use crate::reconcile::decide::probe::{self, ProbeVerdict};
 use crate::zim::limiter::{CallTag, Priority, tagged};
 
 use super::{Context, object_key};
@@ -199,23 +200,38 @@ pub(crate) async fn probe_loop(
     while probes.join_next().await.is_some() {}
 }
 
-/// Probes one room; hands it to the Controller when it is gone (recreated without another probe) or its
-/// credentials fail (the Controller reports that).
+/// Probes one room, as [`decide::probe`] decides: only in the AppId its status records; a vanished room goes to
+/// the Controller, recreated without another probe; a failure a person must fix (revoked credentials) goes to the
+/// Controller too, whose reconcile reports it on the status; credentials that now name another app make no call
+/// (the reconcile reports `AppIdChanged`).
 async fn probe_one(ctx: &Context, room: &ZimRoom) {
     let object = object_ref(room);
     let Ok(credentials) = ctx.credentials.for_room(room).await else {
         ctx.trigger(object);
         return;
     };
+    let recorded = room.status.as_ref().and_then(|s| s.app_id);
+    if !probe::may_probe(recorded, credentials.credentials.app_id) {
+        info!(room = %object_key(room), "the credentials now name another app; handing the room to the controller");
+        ctx.request_recheck(room);
+        return;
+    }
     let result = ctx.reconciler.probe(room, &credentials).await;
     ctx.metrics.prober.probed(match &result {
         Ok(true) => ProbeResult::Exists,
         Ok(false) => ProbeResult::Gone,
         Err(_) => ProbeResult::Error,
     });
-    if let Ok(false) = result {
-        info!(room = %object_key(room), "room vanished; handing it to the controller");
-        ctx.hand_over_absent(room);
+    match probe::after_probe(result.as_ref().map(|e| *e).map_err(|e| e.class())) {
+        ProbeVerdict::Exists | ProbeVerdict::Retry => {}
+        ProbeVerdict::Gone => {
+            info!(room = %object_key(room), "room vanished; handing it to the controller");
+            ctx.hand_over_absent(room);
+        }
+        ProbeVerdict::Report => {
+            info!(room = %object_key(room), "the probe failed for good; handing the room to the controller to report it");
+            ctx.request_recheck(room);
+        }
     }
 }
 

@@ -15,6 +15,7 @@ mod status_contract;
 #[path = "../support/mod.rs"]
 mod support;
 mod tenancy;
+mod trust;
 
 use std::time::Duration;
 

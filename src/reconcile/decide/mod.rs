@@ -21,6 +21,7 @@
 //! Stalled reasons from the reason table ([`super::reasons`]). The table tests are in `tests.rs`.
 
 pub mod delete;
+pub mod probe;
 #[cfg(test)]
 mod tests;
 
@@ -51,9 +52,9 @@ pub fn attributes_applied(room: &ZimRoom) -> bool {
 }
 
 /// Whether a reconcile leaves the object to the prober without any call: the first sight of a converged room
-/// (a start), not asked to re-check, not known to be gone, and still admitted by the namespace's policy as it is
+/// (a start), not asked to re-check, not known to be gone, still admitted by the namespace's policy as it is
 /// declared — a policy an admin changed while the operator was down applies at the start (the reconcile then
-/// refuses the object before any ZIM call).
+/// refuses the object before any ZIM call) — and with credentials of the AppId its status records.
 pub fn leave_to_prober<C>(room: &ZimRoom, facts: &Facts<C>) -> bool {
     facts.first_sight
         && !facts.recheck
@@ -61,6 +62,15 @@ pub fn leave_to_prober<C>(room: &ZimRoom, facts: &Facts<C>) -> bool {
         && is_converged(room)
         && attributes_applied(room)
         && admitted(room, facts)
+        && in_recorded_app(room, facts)
+}
+
+/// Whether the credentials (when they resolve) name the AppId the status records: credentials changed to another
+/// app while the operator was down are reported at the start (`AppIdChanged`), not probed in the other app.
+fn in_recorded_app<C>(room: &ZimRoom, facts: &Facts<C>) -> bool {
+    let recorded = room.status.as_ref().and_then(|s| s.app_id);
+    facts.credentials.as_ref().is_ok_and(|c| probe::may_probe(recorded, c.credentials.app_id))
+        || facts.credentials.is_err()
 }
 
 /// Whether the namespace's policy admits `room` as declared (the checks made before any ZIM call). The Secret's

@@ -150,7 +150,15 @@ fn a_start_leaves_converged_admitted_rooms_to_the_prober() {
     paused.metadata.annotations = Some([(PAUSED_ANNOTATION.to_string(), "true".to_string())].into());
     let mut stale = ok.clone();
     stale.metadata.generation = Some(2);
+    // Its status records app 1 (the credentials' app) or app 2 (the credentials changed while the operator was
+    // down: reconciled, which reports AppIdChanged without a call).
+    let mut in_app_1 = ok.clone();
+    in_app_1.status.as_mut().unwrap().app_id = Some(1);
+    let mut in_app_2 = ok.clone();
+    in_app_2.status.as_mut().unwrap().app_id = Some(2);
     let table = [
+        (&in_app_1, facts(true, false, false, open.clone()), true),
+        (&in_app_2, facts(true, false, false, open.clone()), false),
         (&ok, facts(true, false, false, open.clone()), true),
         (&ok, facts(false, false, false, open.clone()), false),
         (&ok, facts(true, true, false, open.clone()), false),
