@@ -964,7 +964,6 @@ mod p10 {
         ("managed", "− metadata.managedFields"),
         ("last-applied", "− kubectl's last-applied-configuration annotation (the cache until now)"),
         ("labels", "− metadata.labels"),
-        ("version", "− metadata.resourceVersion"),
         ("slim", "− ownerReferences, generateName, selfLink, other annotations: cache.rs's slim()"),
         ("cached", "as CachedRoom: the two annotations read as fields, the status as one JSON text"),
         ("store-key", "+ kube's cache key per object (an ObjectRef with the UID)"),
@@ -995,9 +994,6 @@ mod p10 {
             }
             if at_least("labels") {
                 m.labels = None;
-            }
-            if at_least("version") {
-                m.resource_version = None;
             }
             if at_least("slim") {
                 m.owner_references = None;

@@ -8,14 +8,15 @@
 //! - `metadata.name` and `namespace`: every key;
 //! - `metadata.uid`: the involved object of events, the memory of finished cleanups, kube's cache keys;
 //! - `metadata.generation`, `deletionTimestamp`, `finalizers`: the event filter, the finalizer, convergence;
+//! - `metadata.resourceVersion`: the watcher resumes from the version of the last object it saw (the objects are
+//!   slimmed inside the watch, as they are deserialized, so the watcher reads this copy);
 //! - `metadata.creationTimestamp`: claims (the oldest claimant of a contested room holds it);
 //! - the annotations `zim.zego.im/paused` and `zim.zego.im/reconcile-requested-at`;
 //! - `spec` and `status`, whole: the next status is built from the cached one and compared with it to skip writes.
 //!
 //! Dropped: `managedFields`, `labels` (a label selector is applied by the API server), every other annotation
-//! (kubectl's last-applied copy of the object among them), `resourceVersion` (the watcher tracks its own before
-//! this; status writes are server-side applies and the finalizer's patches test the finalizer list, neither sends
-//! a version), `ownerReferences`, `generateName`, `selfLink` and `deletionGracePeriodSeconds`.
+//! (kubectl's last-applied copy of the object among them), `ownerReferences`, `generateName`, `selfLink` and
+//! `deletionGracePeriodSeconds`.
 //!
 //! The initial listing is a streaming list (Kubernetes' WatchList: one watch that sends the current objects one by
 //! one, then a bookmark) where the API server serves one, and a paged list otherwise (Kubernetes 1.20 has no
@@ -42,7 +43,6 @@ pub(crate) fn slim(room: &mut ZimRoom) {
     let meta = &mut room.metadata;
     meta.managed_fields = None;
     meta.labels = None;
-    meta.resource_version = None;
     meta.owner_references = None;
     meta.generate_name = None;
     meta.self_link = None;
@@ -218,7 +218,7 @@ mod tests {
             kept["metadata"],
             serde_json::json!({
                 "name": "lobby", "namespace": "chat", "uid": "9f6c0c4e-1b2a-4c39-9a0e-3d2f1e0b7a11",
-                "generation": 2, "creationTimestamp": "2026-01-05T10:00:00Z",
+                "resourceVersion": "123456", "generation": 2, "creationTimestamp": "2026-01-05T10:00:00Z",
                 "deletionTimestamp": "2026-01-06T10:00:00Z", "finalizers": ["zim.zego.im/destroy-room"],
                 "annotations": {
                     "zim.zego.im/paused": "true",

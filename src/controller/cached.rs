@@ -5,8 +5,8 @@
 //! what the operator reads of an object, in the smallest form that still answers the questions asked of every
 //! cached object at once (claims, the prober's pass, callbacks, the Secret and Namespace mappings):
 //!
-//! - `metadata`: name, namespace, UID, generation, creationTimestamp, deletionTimestamp and finalizers only
-//!   (see [`super::cache::slim`]), never the annotations: their map is a whole B-tree leaf (about 540 bytes)
+//! - `metadata`: name, namespace, UID, resourceVersion, generation, creationTimestamp, deletionTimestamp and
+//!   finalizers only (see [`super::cache::slim`]), never the annotations: their map is a whole B-tree leaf (about 540 bytes)
 //!   even with one entry;
 //! - the two annotations the operator reads, as fields: `paused` (is `zim.zego.im/paused` `"true"`) and the value
 //!   of `zim.zego.im/reconcile-requested-at`, if any;
@@ -250,7 +250,11 @@ mod tests {
         assert!(cached.paused);
         assert_eq!(cached.reconcile_requested.as_deref(), Some("2026-01-05T11:00:00Z"));
         assert_eq!(cached.metadata.labels, None);
-        assert_eq!(cached.metadata.resource_version, None);
+        assert_eq!(
+            cached.metadata.resource_version.as_deref(),
+            Some("123456"),
+            "the watcher resumes from it"
+        );
         assert_eq!(cached.room().status, served.status);
     }
 }
