@@ -190,6 +190,8 @@ pub struct Context {
     policy_seen: Mutex<PolicySeen>,
     /// Objects whose cleanup this process finished (see [`Cleaned`]).
     cleaned: Mutex<Cleaned>,
+    /// Claims granted to objects not cached with their room yet (see `claims.rs`).
+    pub(super) claiming: super::claims::InFlight,
     /// Whether the ZimRoom CRD is being deleted, and when that was last read.
     crd_deleting: Mutex<Option<(std::time::Instant, bool)>>,
 }
@@ -218,6 +220,7 @@ impl Context {
             wiring: std::sync::OnceLock::new(),
             policy_seen: Mutex::default(),
             cleaned: Mutex::default(),
+            claiming: Default::default(),
             crd_deleting: Mutex::default(),
         }
     }

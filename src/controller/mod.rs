@@ -124,6 +124,8 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
     if outcome.requeue != Requeue::Prober {
         write_if_changed(api, room, &outcome.status, timeout, &ctx.metrics).await?;
     }
+    // A claim granted in this reconcile stays until the cache has the status that records the room.
+    ctx.claiming.settled(&object_key(room), decide::holds_room(&outcome.status));
     for note in &outcome.notes {
         publish(&ctx.recorder, room, note).await;
     }
@@ -212,6 +214,7 @@ async fn cleanup_once(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Resu
             }
             ctx.metrics.rooms.set_ready(&object_key(room), None);
             ctx.objects.forget(room);
+            ctx.claiming.settled(&object_key(room), false);
             // The next claimant takes the room over once this object is gone.
             if let Some(next) = successor {
                 ctx.trigger(next.object);

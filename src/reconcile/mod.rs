@@ -19,6 +19,7 @@ pub mod decide;
 pub mod failure;
 pub mod plan;
 pub mod policy;
+pub mod proven;
 pub mod reasons;
 mod run;
 #[cfg(test)]
@@ -102,7 +103,7 @@ impl Registrations {
 
 /// The reconcile core. One per process; it remembers which operator users are registered.
 pub struct Reconciler<Z = ZimClient> {
-    zim: Z,
+    zim: proven::Proving<Z>,
     default_from_user_id: String,
     registrations: Mutex<Registrations>,
 }
@@ -110,7 +111,16 @@ pub struct Reconciler<Z = ZimClient> {
 impl<Z: ZimApi> Reconciler<Z> {
     /// A reconciler calling ZIM through `zim`, acting as `default_from_user_id` unless told otherwise.
     pub fn new(zim: Z, default_from_user_id: impl Into<String>) -> Self {
-        Self { zim, default_from_user_id: default_from_user_id.into(), registrations: Mutex::default() }
+        Self {
+            zim: proven::Proving::new(zim),
+            default_from_user_id: default_from_user_id.into(),
+            registrations: Mutex::default(),
+        }
+    }
+
+    /// Which credentials ZIM has accepted (see [`proven`]).
+    pub fn proven(&self) -> &proven::Proven {
+        self.zim.proven()
     }
 
     /// How many (AppId, user) registrations are remembered, and how many are in flight.
@@ -122,11 +132,12 @@ impl<Z: ZimApi> Reconciler<Z> {
     /// Forgets the registrations unused for [`REGISTRATION_MEMORY`] (also done as the set grows).
     pub fn sweep_registrations(&self) {
         lock(&self.registrations).sweep(Instant::now());
+        self.zim.proven().sweep();
     }
 
     /// The ZIM client.
     pub fn zim(&self) -> &Z {
-        &self.zim
+        self.zim.inner()
     }
 
     /// Reconciles `room` once from the `facts` the caller gathered; `sink` persists the creation intent before a

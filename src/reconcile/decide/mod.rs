@@ -73,14 +73,25 @@ fn in_recorded_app<C>(room: &ZimRoom, facts: &Facts<C>) -> bool {
         || facts.credentials.is_err()
 }
 
-/// Whether the namespace's policy admits `room` as declared (the checks made before any ZIM call). The Secret's
-/// own user matters only when the spec names one.
+/// Whether the namespace's policy admits `room` as declared (the checks made before any ZIM call).
 fn admitted<C>(room: &ZimRoom, facts: &Facts<C>) -> bool {
+    admitted_by(room, &facts.policy, facts.credentials.as_ref().ok())
+}
+
+/// Whether `policy` admits `room` as declared with `credentials` (the checks made before any ZIM call). The
+/// Secret's own user matters only when the spec names one.
+pub fn admitted_by(room: &ZimRoom, policy: &Policy, credentials: Option<&ResolvedCredentials>) -> bool {
     let spec_from_user = room.spec.from_user_id.as_deref();
-    let secret_from_user =
-        spec_from_user.and(facts.credentials.as_ref().ok()).and_then(|c| c.from_user_id.as_deref());
+    let secret_from_user = spec_from_user.and(credentials).and_then(|c| c.from_user_id.as_deref());
     let own_secret = room.spec.credentials_secret_ref.is_some();
-    facts.policy.refusal(&room.room_id(), own_secret, spec_from_user, secret_from_user).is_none()
+    policy.refusal(&room.room_id(), own_secret, spec_from_user, secret_from_user).is_none()
+}
+
+/// Whether another object declaring the same room counts as a claimant of it: only one its namespace's policy
+/// admits, and which holds the room (its status records it) or has credentials ZIM accepted for that app. A
+/// refused object, or one whose Secret merely names the app, neither blocks nor inherits another's room.
+pub fn counts_as_claimant(admitted: bool, holds: bool, proven: bool) -> bool {
+    admitted && (holds || proven)
 }
 
 /// The credentials the object may use: the operator's default Secret (no `spec.credentialsSecretRef`) only where

@@ -378,3 +378,24 @@ fn progress_table() {
     assert_eq!(progress(&ZimRoomStatus::default(), "h", false, false), working(reason::CREATING));
     assert_eq!(progress(&with_ready(false, reason::QUOTA_EXCEEDED, None), "h", false, true), Progress::Done);
 }
+
+/// admitted × holds × proven: only an admitted object that holds the room or has proven credentials claims it.
+#[test]
+fn only_admitted_holders_or_proven_objects_claim_a_room() {
+    for admitted in [false, true] {
+        for holds in [false, true] {
+            for proven in [false, true] {
+                let counts = super::counts_as_claimant(admitted, holds, proven);
+                assert_eq!(
+                    counts,
+                    admitted && (holds || proven),
+                    "admitted {admitted}, holds {holds}, proven {proven}"
+                );
+            }
+        }
+    }
+    // The two refusals the issue names: a ForbiddenByPolicy object (even one whose status says it holds the
+    // room), and a Secret that names the app without ZIM having accepted its secret.
+    assert!(!super::counts_as_claimant(false, true, true));
+    assert!(!super::counts_as_claimant(true, false, false));
+}
