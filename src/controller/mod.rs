@@ -80,9 +80,17 @@ async fn reconcile(cached: Arc<CachedRoom>, ctx: Arc<Context>) -> Result<Action,
     Box::pin(tagged(tag, async move { reconcile_now(Arc::new(cached.room()), ctx, ns).await })).await
 }
 
+/// How soon a reconcile that found a stale copy (see `decide::stale`) tries again.
+const STALE_COPY_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
 async fn reconcile_now(room: Arc<ZimRoom>, ctx: Arc<Context>, ns: String) -> Result<Action, Error> {
     ctx.health.beat();
     let api: Api<ZimRoom> = Api::namespaced(ctx.client.clone(), &ns);
+    if ctx.objects.is_stale(&*room) {
+        // The cache has not caught up with this process's own last status write: decide from the newer copy.
+        debug!(room = %object_key(&*room), "a copy older than the last status written; waiting for the cache");
+        return Ok(Action::requeue(STALE_COPY_RETRY));
+    }
     let start = Instant::now();
     let result = finalizer(&api, FINALIZER, room.clone(), |event| async {
         match event {
@@ -116,13 +124,13 @@ async fn gather<'a>(room: &ZimRoom, ctx: &'a Context) -> Result<Facts<claims::Ca
 
 async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {
     let start = Instant::now();
-    let name = room.name_any();
     let facts = gather(room, ctx).await?;
     let timeout = ctx.config.write_timeout;
-    let sink = StatusSink { api, name: &name, timeout, metrics: &ctx.metrics };
+    let sink = StatusSink { api, room, timeout, metrics: &ctx.metrics, objects: &ctx.objects };
     let outcome = ctx.reconciler.reconcile(room, &facts, &sink, now()).await;
     if outcome.requeue != Requeue::Prober {
-        write_if_changed(api, room, &outcome.status, timeout, &ctx.metrics).await?;
+        let version = write_if_changed(api, room, &outcome.status, timeout, &ctx.metrics).await?;
+        ctx.objects.written(room, version);
     }
     // A claim granted in this reconcile stays until the cache has the status that records the room.
     ctx.claiming.settled(&object_key(room), decide::holds_room(&outcome.status));
@@ -227,7 +235,11 @@ async fn cleanup_once(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Resu
             let readiness = Readiness::of_conditions(&status.conditions, jiff::Timestamp::now());
             ctx.metrics.rooms.set_ready(&object_key(room), Some(readiness));
             // Best effort: the event already says how to unblock.
-            let _ = write_if_changed(api, room, &status, ctx.config.write_timeout, &ctx.metrics).await;
+            if let Ok(version) =
+                write_if_changed(api, room, &status, ctx.config.write_timeout, &ctx.metrics).await
+            {
+                ctx.objects.written(room, version);
+            }
             Err(e.into())
         }
     }

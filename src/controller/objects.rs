@@ -26,6 +26,8 @@ struct State {
     absent: bool,
     recheck: bool,
     failures: u32,
+    /// The resourceVersion this process's last status write returned (0: none): a copy below it is stale.
+    written: u64,
     /// Absent from the caches at the last sweep (dropped if still absent at the next one).
     unseen: bool,
 }
@@ -131,6 +133,20 @@ impl Objects {
         self.update(room, |s| s.failures = 0);
     }
 
+    /// This process wrote `room`'s status, which is now at `version`.
+    pub(crate) fn written(&self, room: &impl Resource, version: Option<u64>) {
+        if let Some(v) = version {
+            self.update(room, |s| s.written = s.written.max(v));
+        }
+    }
+
+    /// Whether `room` is a copy older than this process's last status write for it
+    /// ([`crate::reconcile::decide::stale::stale_copy`]).
+    pub(crate) fn is_stale(&self, room: &impl Resource) -> bool {
+        let floor = lock(&self.by_uid).get(&uid(room)).map(|s| s.written).filter(|v| *v > 0);
+        crate::reconcile::decide::stale::stale_copy(room.meta().resource_version.as_deref(), floor)
+    }
+
     /// Forgets `room` (its cleanup finished).
     pub(crate) fn forget(&self, room: &impl Resource) {
         lock(&self.by_uid).remove(&uid(room));
@@ -194,6 +210,28 @@ mod tests {
         r.metadata.namespace = Some("chat".into());
         r.metadata.uid = Some(uid.into());
         r
+    }
+
+    /// Issue 22, scenario 8: after this process wrote an object's status (at version 120), a copy from before that
+    /// write (119) is stale and a reconcile waits for the cache; the written copy and later ones are not. Another
+    /// object's floor is its own.
+    #[test]
+    fn a_copy_older_than_the_last_status_written_is_stale() {
+        let objects = Objects::default();
+        let at = |uid: &str, version: &str| {
+            let mut r = room(uid);
+            r.metadata.resource_version = Some(version.into());
+            r
+        };
+        assert!(!objects.is_stale(&at("uid-a", "119")), "nothing written yet");
+        objects.written(&at("uid-a", "119"), Some(120));
+        assert!(objects.is_stale(&at("uid-a", "119")));
+        assert!(!objects.is_stale(&at("uid-a", "120")));
+        assert!(!objects.is_stale(&at("uid-a", "121")));
+        assert!(!objects.is_stale(&at("uid-b", "1")));
+        // A write that returned an older version (out of order) never lowers the floor.
+        objects.written(&at("uid-a", "119"), Some(110));
+        assert!(objects.is_stale(&at("uid-a", "115")));
     }
 
     #[test]

@@ -22,6 +22,7 @@
 
 pub mod delete;
 pub mod probe;
+pub mod stale;
 #[cfg(test)]
 mod tests;
 
