@@ -23,6 +23,7 @@ mod credentials;
 mod fair;
 mod health;
 mod objects;
+mod pack;
 mod prober;
 mod run;
 mod status;
