@@ -5,12 +5,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use zim_operator::{cmd_apply, cmd_run, cmd_simulate, telemetry};
 
-/// mimalloc instead of the system's allocator: the watch cache holds every ZimRoom for the life of the process as
-/// many small allocations, which glibc rounds up further and does not give back after the burst of a start
-/// (docs/PERFORMANCE.md, P10: about 40 MiB less with 100 000 objects).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Kubernetes operator that makes ZEGO ZIM chat rooms declarative.
 #[derive(Parser)]
 #[command(name = "zim-operator", version, about)]
