@@ -17,6 +17,7 @@ mod status_contract;
 #[path = "../support/mod.rs"]
 mod support;
 mod tenancy;
+mod trust;
 
 use std::time::Duration;
 
