@@ -15,16 +15,7 @@ const T: Duration = Duration::from_secs(30);
 
 /// A second namespace for `w`'s operator, with the same credentials Secret `zego`.
 async fn second_namespace(w: &World, ns: &str) {
-    let namespaces: Api<Namespace> = Api::all(w.client.clone());
-    let obj: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
-    namespaces.create(&PostParams::default(), &obj).await.expect("create namespace");
-    let secrets: Api<Secret> = Api::namespaced(w.client.clone(), ns);
-    let s: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "zego"},
-        "stringData": {"appId": APP.to_string(), "serverSecret": SECRET},
-    }))
-    .unwrap();
-    secrets.create(&PostParams::default(), &s).await.expect("create secret");
+    w.tenant_namespace(ns, APP, SECRET).await;
 }
 
 async fn apply_in(w: &World, ns: &str, r: ZimRoom) {
