@@ -99,6 +99,10 @@ pub struct RunArgs {
     /// from POD_NAMESPACE, else "default").
     #[arg(long, env = "ZIM_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
+    /// Name of the Secret, in the Lease's namespace, holding the key that seals each status's ownership record
+    /// (created by the operator if it does not exist; see docs/RELIABILITY.md, "Status records").
+    #[arg(long, env = "ZIM_SEAL_SECRET", default_value = "zim-operator-seal")]
+    pub seal_secret: String,
     /// Seconds a leader's Lease lasts without renewal: a standby takes over when the Lease has not changed for
     /// this long.
     #[arg(long, env = "ZIM_LEASE_DURATION", default_value_t = 15)]
@@ -217,7 +221,11 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
     })
     .map_err(|e| e.to_string())?
     .with_observer(Arc::new(metrics.zim.clone()));
-    let reconciler = Reconciler::new(zim, args.from_user_id.clone());
+    let seal_secret =
+        controller::SealSecret { namespace: own_namespace.clone(), name: args.seal_secret.clone() };
+    // Keyed when this replica starts leading (controller::run), before its first reconcile.
+    let sealer = Arc::new(crate::reconcile::seal::Sealer::unkeyed());
+    let reconciler = Reconciler::new(zim, args.from_user_id.clone()).with_sealer(sealer);
     let config = controller::Config {
         namespaces: args.namespaces.iter().filter(|n| !n.is_empty()).cloned().collect(),
         label_selector: args.label_selector.clone(),
@@ -233,6 +241,7 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
             .then(|| crate::zim::limiter::granted_per_second(args.zim_qps) * args.probe_share),
         secret_names: args.secret_names.iter().filter(|n| !n.is_empty()).cloned().collect(),
         slow_retry: args.slow_retry,
+        seal_secret: Some(seal_secret),
         ..Default::default()
     };
 

@@ -60,6 +60,9 @@ pub mod reason {
     pub const CONFLICT: &str = "Conflict";
     /// Ready: the credentials now resolve to another AppId than the one the room lives in.
     pub const APP_ID_CHANGED: &str = "AppIdChanged";
+    /// Ready: the status's ownership record does not carry the operator's seal (a status writer other than the
+    /// operator changed it); no ZIM call is made and deletion leaves the room.
+    pub const UNVERIFIED_STATUS: &str = "UnverifiedStatus";
     /// Ready: the namespace's admin policy (annotations on the Namespace) does not allow what the object asks
     /// (its roomId, the default credentials, its fromUserId, adopting an existing room); no ZIM call is made.
     pub const FORBIDDEN_BY_POLICY: &str = "ForbiddenByPolicy";
@@ -280,6 +283,12 @@ pub struct ZimRoomStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// The operator's seal over the ownership record above (roomId, appId, pendingCreation, adopted,
+    /// managedAttributeKeys, applied) and the object's UID, made with a key only the operator reads. A record
+    /// whose seal does not verify was not written by the operator: the object then makes no ZIM call and its
+    /// deletion leaves the room in ZIM (Ready=False UnverifiedStatus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
 }
 
 /// What the operator applied to ZIM, to detect changes without asking ZIM.

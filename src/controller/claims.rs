@@ -8,7 +8,8 @@
 //! **Who counts** ([`decide::counts_as_claimant`]): only an object its namespace's policy admits as declared (its
 //! roomId, the default credentials, its fromUserId), and which either holds the room (its status records it) or
 //! has credentials ZIM has accepted for that AppId (`reconcile::proven`). A `ForbiddenByPolicy` object, or one
-//! whose Secret merely names another team's AppId, never blocks or inherits another's room.
+//! whose Secret merely names another team's AppId, never blocks or inherits another's room. A status record that
+//! does not carry the operator's seal (`reconcile::seal`) holds nothing.
 //!
 //! **Simultaneous claims.** The cache lags the API server, so two objects created within the same second in two
 //! namespaces could each decide before the other is cached, and both become owner. Claim decisions therefore take
@@ -117,7 +118,9 @@ pub(crate) async fn rivals(ctx: &Context, room: &ZimRoom, app_id: u32) -> Vec<Ri
             continue;
         }
         let recorded = (other.status_room_id(), other.app_id());
-        let claimant = claimant(&other.metadata, recorded, &room_id, app_id);
+        let mut claimant = claimant(&other.metadata, recorded, &room_id, app_id);
+        // A record the operator did not seal holds nothing (the copy is expanded only for a claimant that holds).
+        claimant.holds = claimant.holds && ctx.reconciler.sealer().trust(&other.room()).trusted();
         // A namespace whose policy is not known yet counts its objects as admitted (they may block, never take).
         let admitted = match ctx.policy(other.metadata.namespace.as_deref().unwrap_or_default()).await {
             Ok(policy) => decide::admitted_by(&other.room(), &policy, credentials.as_ref()),

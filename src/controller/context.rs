@@ -48,6 +48,8 @@ pub struct Config {
     pub slow_retry: Duration,
     /// Bound on each status write.
     pub write_timeout: Duration,
+    /// The seal key's Secret, whose legacy records the leader seals (see `seal_key`); `None`: no sweep.
+    pub seal_secret: Option<super::SealSecret>,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
             secret_names: Vec::new(),
             slow_retry: Duration::from_secs(3600),
             write_timeout: Duration::from_secs(10),
+            seal_secret: None,
         }
     }
 }

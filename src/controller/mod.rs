@@ -26,6 +26,7 @@ mod objects;
 mod pack;
 mod prober;
 mod run;
+mod seal_key;
 mod status;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ use crate::zim::limiter::{CallTag, Priority, tagged};
 pub(crate) use callbacks::bridge as callback_bridge;
 pub use context::{Config, Context, Error};
 pub use run::run;
+pub use seal_key::SealSecret;
 
 pub use cached::CachedRoom;
 

@@ -188,6 +188,11 @@ fn rooms_in(store: &Store<CachedRoom>, ns: &str) -> Vec<ObjectRef<CachedRoom>> {
 
 /// Runs the controllers and the prober until `shutdown` is cancelled; in-flight reconciles finish first.
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    if let Some(at) = &ctx.config.seal_secret
+        && !super::seal_key::install(&ctx.client, at, ctx.reconciler.sealer(), &shutdown).await
+    {
+        return;
+    }
     let scopes = scopes(&ctx);
     let watch_health = Arc::new(WatchHealth::new(ctx.health.clone(), scopes.len()));
     let mut stores = Vec::new();
@@ -242,12 +247,19 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         );
     }
     ctx.wire(Wiring { stores: stores.clone(), namespaces: ns_stores, triggers });
+    let sweep = ctx.config.seal_secret.clone().map(|at| {
+        let sealer = ctx.reconciler.sealer().clone();
+        tokio::spawn(super::seal_key::sweep(ctx.client.clone(), at, sealer, stores.clone(), shutdown.clone()))
+    });
     let prober = tokio::spawn(prober::probe_loop(ctx.clone(), stores, shutdown.clone()));
     let heartbeat = tokio::spawn(heartbeat(ctx.clone(), watch_health, shutdown.clone()));
     futures::future::join_all(controllers).await;
     shutdown.cancel();
     let _ = prober.await;
     let _ = heartbeat.await;
+    if let Some(sweep) = sweep {
+        let _ = sweep.await;
+    }
 }
 
 /// Every second: a heartbeat for `/healthz`, the watches' readiness refreshed, and every 5 s the API server asked.

@@ -236,6 +236,7 @@ pub(super) mod tests {
             (reason::IMMUTABLE_FIELD_CHANGED, "invalid_spec"),
             (reason::CONFLICT, "conflict"),
             (reason::APP_ID_CHANGED, "conflict"),
+            (reason::UNVERIFIED_STATUS, "conflict"),
             (reason::FORBIDDEN_BY_POLICY, "policy"),
             (reason::DELETING, "deleting"),
             ("SomethingNew", "other"),

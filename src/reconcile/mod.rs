@@ -22,6 +22,7 @@ pub mod policy;
 pub mod proven;
 pub mod reasons;
 mod run;
+pub mod seal;
 #[cfg(test)]
 mod tests;
 mod types;
@@ -106,6 +107,7 @@ pub struct Reconciler<Z = ZimClient> {
     zim: proven::Proving<Z>,
     default_from_user_id: String,
     registrations: Mutex<Registrations>,
+    sealer: Arc<seal::Sealer>,
 }
 
 impl<Z: ZimApi> Reconciler<Z> {
@@ -115,7 +117,20 @@ impl<Z: ZimApi> Reconciler<Z> {
             zim: proven::Proving::new(zim),
             default_from_user_id: default_from_user_id.into(),
             registrations: Mutex::default(),
+            sealer: Arc::new(seal::Sealer::ephemeral()),
         }
+    }
+
+    /// Seals and checks status records with `sealer` (the controller's key, shared by its replicas) instead of a
+    /// key of this process's own.
+    pub fn with_sealer(mut self, sealer: Arc<seal::Sealer>) -> Self {
+        self.sealer = sealer;
+        self
+    }
+
+    /// The sealer of status records (see [`seal`]).
+    pub fn sealer(&self) -> &Arc<seal::Sealer> {
+        &self.sealer
     }
 
     /// Which credentials ZIM has accepted (see [`proven`]).
@@ -145,8 +160,37 @@ impl<Z: ZimApi> Reconciler<Z> {
     /// the prober ([`decide::leave_to_prober`], no call); the gate (paused, invalid, immutable); the namespace's
     /// policy (roomId, default credentials); the credentials; the AppId; the claim (asked of `facts.claims` only
     /// here); the operator user; then probe, read, create and attributes.
+    ///
+    /// First of all, the status's ownership record must be the operator's ([`seal`]): an unverified one makes no
+    /// call (Ready=False `UnverifiedStatus`). The status of a trusted record comes back sealed, and so does the
+    /// intent `sink` gets.
     #[instrument(skip_all, fields(room = %room.metadata.name.as_deref().unwrap_or(""), ns = %room.metadata.namespace.as_deref().unwrap_or("")))]
     pub async fn reconcile<C: ClaimSource, S: IntentSink>(
+        &self,
+        room: &ZimRoom,
+        facts: &Facts<C>,
+        sink: &S,
+        now: Time,
+    ) -> Outcome {
+        let trust = self.sealer.trust(room);
+        if !trust.trusted() && !room.is_paused() {
+            let name = room.metadata.name.as_deref().unwrap_or_default();
+            let ns = room.metadata.namespace.as_deref().unwrap_or_default();
+            let message = format!(
+                "the status's ownership record (roomId, appId, pendingCreation, adopted, managedAttributeKeys, applied) does not carry the operator's seal, so the operator did not write it: no ZIM call is made for this object, and deleting it leaves the room in ZIM. To have the room examined afresh under the namespace's adoption policy, remove the status: kubectl patch zimroom {name} -n {ns} --subresource=status --type=merge -p '{{\"status\":null}}'"
+            );
+            return Run::new(room, now).refuse(reason::UNVERIFIED_STATUS, &message);
+        }
+        let uid = room.metadata.uid.as_deref().unwrap_or_default();
+        let sealing = SealingSink { inner: sink, sealer: &self.sealer, uid };
+        let mut outcome = self.reconcile_trusted(room, facts, &sealing, now).await;
+        if trust.trusted() {
+            self.sealer.seal_into(uid, &mut outcome.status);
+        }
+        outcome
+    }
+
+    async fn reconcile_trusted<C: ClaimSource, S: IntentSink>(
         &self,
         room: &ZimRoom,
         facts: &Facts<C>,
@@ -316,7 +360,13 @@ impl<Z: ZimApi> Reconciler<Z> {
     /// (deletionPolicy Delete, the default for a room it created) or leaves it — see [`decide::on_delete`] for
     /// every rule. "No such room" is success. The credentials are those of the app the room lives in.
     #[instrument(skip_all, fields(room = %room.metadata.name.as_deref().unwrap_or("")))]
+    ///
+    /// A status whose ownership record is unverified ([`seal`]) never destroys the room: it is left in ZIM.
     pub async fn cleanup(&self, room: &ZimRoom, facts: &DeleteFacts) -> Result<Cleanup, CleanupError> {
+        if !self.sealer.trust(room).trusted() {
+            let why = "the status's ownership record does not carry the operator's seal (someone else wrote it), so this object is not proven to own the room".to_owned();
+            return Ok(Cleanup::Orphaned { why });
+        }
         let room_id = match decide::on_delete(room, facts) {
             OnDelete::Nothing => return Ok(Cleanup::NeverCreated),
             OnDelete::Orphan { why } => return Ok(Cleanup::Orphaned { why }),
@@ -358,4 +408,21 @@ pub fn deletion_blocked(room: &ZimRoom, error: &CleanupError, now: &Time) -> Zim
 
 fn join(errors: &[validate::FieldError]) -> String {
     errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// Seals the intent before the inner sink persists it, so a crash after CreateRoom leaves a sealed record.
+struct SealingSink<'a, S> {
+    inner: &'a S,
+    sealer: &'a seal::Sealer,
+    uid: &'a str,
+}
+
+impl<S: IntentSink> IntentSink for SealingSink<'_, S> {
+    type Error = S::Error;
+
+    async fn persist_intent(&self, status: &ZimRoomStatus) -> Result<(), S::Error> {
+        let mut sealed = status.clone();
+        self.sealer.seal_into(self.uid, &mut sealed);
+        self.inner.persist_intent(&sealed).await
+    }
 }

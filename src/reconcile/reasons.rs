@@ -108,7 +108,8 @@ pub enum NotReadyCategory {
     Quota,
     /// The spec needs a fix.
     InvalidSpec,
-    /// Another object owns the room, or the credentials moved to another app.
+    /// Another object owns the room, the credentials moved to another app, or the status's ownership record is
+    /// not the operator's (UnverifiedStatus).
     Conflict,
     /// The namespace's admin policy does not allow what the object asks.
     Policy,
@@ -197,7 +198,7 @@ const FAST: Requeue = Requeue::Backoff { slow: false };
 
 /// Every reason a Ready=False condition can carry.
 #[rustfmt::skip]
-pub const READY_REASONS: [ReadyReason; 13] = {
+pub const READY_REASONS: [ReadyReason; 14] = {
     use ErrorCategory as E;
     use NotReadyCategory as N;
     const fn row(name: &'static str, stalled: bool, not_ready: N, error: E, requeue: Requeue, hint: Option<&'static str>) -> ReadyReason {
@@ -216,6 +217,7 @@ pub const READY_REASONS: [ReadyReason; 13] = {
         row(reason::INVALID_SPEC,              true,  N::InvalidSpec, E::InvalidSpec,    Requeue::OnChange, None),
         row(reason::IMMUTABLE_FIELD_CHANGED,   true,  N::InvalidSpec, E::ImmutableField, Requeue::OnChange, None),
         row(reason::CONFLICT,                  true,  N::Conflict,    E::Conflict,       Requeue::OnChange, None),
+        row(reason::UNVERIFIED_STATUS,         true,  N::Conflict,    E::Conflict,       Requeue::OnChange, None),
         row(reason::APP_ID_CHANGED,            true,  N::Conflict,    E::Credentials,    Requeue::OnChange, None),
         row(reason::FORBIDDEN_BY_POLICY,       true,  N::Policy,      E::Policy,         Requeue::OnChange, None),
     ]

@@ -138,9 +138,54 @@ async fn gates_make_no_call() {
         }),
         ..Default::default()
     });
+    let uid = changed.metadata.uid.clone().unwrap_or_default();
+    rec.sealer().seal_into(&uid, changed.status.as_mut().unwrap());
     let (out, calls) = step(&sim, &rec, &mut changed).await;
     assert!(calls.is_empty());
     assert_eq!(reason_of(&out, "Ready"), "ImmutableFieldChanged");
+}
+
+/// A status record the operator did not seal is not acted on: each forgery of a Ready room's record (adopted
+/// flipped, a pending creation, a foreign attribute key) makes no call, says UnverifiedStatus, and its deletion
+/// destroys nothing; the operator's own record (sealed) works as before, and a paused object stays paused.
+#[tokio::test]
+async fn an_unsealed_record_is_not_acted_on() {
+    let (sim, rec) = setup();
+    let mut r = lobby(&[("topic", "general")]);
+    step(&sim, &rec, &mut r).await;
+    let sealed = r.status.clone().unwrap();
+    assert!(sealed.seal.is_some(), "the operator seals what it writes");
+    let forgeries: [fn(&mut ZimRoomStatus); 3] = [
+        |s| s.adopted = Some(!s.adopted.unwrap_or(false)),
+        |s| s.pending_creation = true,
+        |s| s.managed_attribute_keys.push("owner".into()),
+    ];
+    for forge in forgeries {
+        let mut forged = r.clone();
+        forge(forged.status.as_mut().unwrap());
+        let (out, calls) = step(&sim, &rec, &mut forged).await;
+        assert!(calls.is_empty(), "{calls:?}");
+        assert_eq!(reason_of(&out, "Ready"), "UnverifiedStatus");
+        assert_eq!(out.status.seal, sealed.seal, "an unverified record is never sealed");
+        assert!(out.notes.iter().any(|n| n.warning && n.reason == "UnverifiedStatus"));
+        let cleanup = rec.cleanup(&forged, &DeleteFacts::owner(Ok(creds()))).await.unwrap();
+        assert!(matches!(cleanup, Cleanup::Orphaned { .. }), "{cleanup:?}");
+        assert!(sim.room(DEMO_APP_ID, "lobby").is_some());
+
+        forged.metadata.annotations =
+            Some([(crate::crd::PAUSED_ANNOTATION.to_owned(), "true".to_owned())].into());
+        let (out, calls) = step(&sim, &rec, &mut forged).await;
+        assert!(calls.is_empty());
+        assert_eq!(reason_of(&out, "Synced"), "ReconcilePaused");
+    }
+    // A record sealed for another object does not verify here.
+    let mut other = r.clone();
+    other.metadata.uid = Some("another-uid".into());
+    let (out, _) = step(&sim, &rec, &mut other).await;
+    assert_eq!(reason_of(&out, "Ready"), "UnverifiedStatus");
+    // The operator's own record: destroyed on deletion, as a room it created.
+    let cleanup = rec.cleanup(&r, &DeleteFacts::owner(Ok(creds()))).await.unwrap();
+    assert!(matches!(cleanup, Cleanup::Destroyed { .. }), "{cleanup:?}");
 }
 
 /// A vanished room that somebody else creates before the operator's CreateRoom (660300014) is theirs: adopted,

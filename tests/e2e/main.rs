@@ -14,6 +14,7 @@ mod ownership;
 mod reliability;
 mod split_brain;
 mod status_contract;
+mod status_records;
 #[path = "../support/mod.rs"]
 mod support;
 mod tenancy;
@@ -504,6 +505,7 @@ async fn the_operator_s_writes_fit_the_schema_strictly() {
             condition("Reconciling", "False"),
             condition("Stalled", "False"),
         ],
+        seal: Some(format!("v1:{}", "0".repeat(64))),
     };
     let patch =
         serde_json::json!({"apiVersion": "zim.zego.im/v1alpha1", "kind": "ZimRoom", "status": status});

@@ -145,6 +145,8 @@ async fn crash_window_is_not_adoption() {
         Some(1),
         &now(),
     );
+    // As the operator wrote it: sealed.
+    rec.sealer().seal_into(r.metadata.uid.as_deref().unwrap_or_default(), &mut intent);
     r.status = Some(intent);
     sim.sim.seed_room(APP, "lobby", "Lobby", 600, &[("topic".into(), "general".into())]);
     let before = last_seq(&sim);

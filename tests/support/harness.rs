@@ -370,14 +370,18 @@ impl World {
         let out = child.wait_with_output().await.unwrap();
         assert!(out.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
 
-        let sa = format!("{}-zim-operator", self.ns);
+        self.token_kubeconfig(&format!("{}-zim-operator", self.ns)).await
+    }
+
+    /// A kubeconfig holding a token of ServiceAccount `sa` of this world's namespace.
+    pub async fn token_kubeconfig(&self, sa: &str) -> PathBuf {
         let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
             Api::namespaced(self.client.clone(), &self.ns);
         let request: k8s_openapi::api::authentication::v1::TokenRequest =
             serde_json::from_value(serde_json::json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
                 .unwrap();
         let issued =
-            accounts.create_token_request(&sa, &PostParams::default(), &request).await.expect("token");
+            accounts.create_token_request(sa, &PostParams::default(), &request).await.expect("token");
         let token = issued.status.expect("token issued").token;
         let mut kc = kube::config::Kubeconfig::read_from(kubeconfig()).expect("kubeconfig");
         for user in &mut kc.auth_infos {
@@ -385,9 +389,17 @@ impl World {
                 Some(kube::config::AuthInfo { token: Some(token.clone().into()), ..Default::default() });
         }
         let path =
-            std::env::temp_dir().join(format!("zim-e2e-{}-{}.kubeconfig", self.ns, std::process::id()));
+            std::env::temp_dir().join(format!("zim-e2e-{}-{sa}-{}.kubeconfig", self.ns, std::process::id()));
         std::fs::write(&path, serde_json::to_vec(&kc).unwrap()).unwrap();
         path
+    }
+
+    /// A client acting as ServiceAccount `sa` of this world's namespace (its RBAC, nothing more).
+    pub async fn client_as(&self, sa: &str) -> Client {
+        let path = self.token_kubeconfig(sa).await;
+        let kc = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config");
+        Client::try_from(config).expect("client")
     }
 
     /// Starts an operator that talks to the API server through `kubeconfig` (e.g. [`World::chart_kubeconfig`]).
@@ -463,6 +475,9 @@ impl Operator {
             .arg(admin.to_string())
             .arg("--lease-namespace")
             .arg(&world.ns)
+            // The name the chart gives it (release named after the namespace), which its RBAC allows.
+            .arg("--seal-secret")
+            .arg(format!("{}-zim-operator-seal", world.ns))
             // Long enough that a leader on a loaded test machine renews within its renew deadline (two thirds:
             // 6.7 s, each attempt cut at 3.3 s); a leader that cannot exits (src/leader/mod.rs).
             .arg("--lease-duration")

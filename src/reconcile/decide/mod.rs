@@ -193,6 +193,40 @@ pub fn after_read(found: bool) -> Next {
     if found { Next::SyncAttributes } else { Next::Create(Creation::Recreate) }
 }
 
+/// What a status's ownership record is worth (see [`crate::reconcile::seal`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// The record holds no fact: nothing to prove.
+    Empty,
+    /// The operator's seal verifies.
+    Sealed,
+    /// No valid seal, on an object older than the key while the key's first sweep is running: trusted as before.
+    Legacy,
+    /// Facts without a valid seal: not the operator's record. No ZIM call, no destruction, no claim.
+    Unverified,
+}
+
+impl Trust {
+    /// Whether the operator may act on the record.
+    pub fn trusted(self) -> bool {
+        self != Trust::Unverified
+    }
+}
+
+/// The trust of a record: `has_facts`, whether its seal verifies (asked only when it matters), and whether the
+/// object is old enough for the legacy window.
+pub fn trust(has_facts: bool, verifies: impl FnOnce() -> bool, legacy: bool) -> Trust {
+    if !has_facts {
+        Trust::Empty
+    } else if verifies() {
+        Trust::Sealed
+    } else if legacy {
+        Trust::Legacy
+    } else {
+        Trust::Unverified
+    }
+}
+
 /// Whether the object holds a room in its recorded app: created or adopted (applied), adopted, or a creation is
 /// pending. An object that only recorded an intent whose CreateRoom ZIM refused holds nothing.
 pub fn holds_room(status: &ZimRoomStatus) -> bool {

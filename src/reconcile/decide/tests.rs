@@ -399,3 +399,32 @@ fn only_admitted_holders_or_proven_objects_claim_a_room() {
     assert!(!super::counts_as_claimant(false, true, true));
     assert!(!super::counts_as_claimant(true, false, false));
 }
+
+/// A record's trust: nothing to prove without facts (the seal is not even checked), the seal first, the legacy
+/// window only for an unsealed record, unverified otherwise.
+#[test]
+fn trust_of_a_record() {
+    let cases = [
+        // facts  verifies legacy  trust
+        (false, false, false, Trust::Empty),
+        (false, true, true, Trust::Empty),
+        (true, true, false, Trust::Sealed),
+        (true, true, true, Trust::Sealed),
+        (true, false, true, Trust::Legacy),
+        (true, false, false, Trust::Unverified),
+    ];
+    for (facts, verifies, legacy, want) in cases {
+        let asked = std::cell::Cell::new(false);
+        let got = trust(
+            facts,
+            || {
+                asked.set(true);
+                verifies
+            },
+            legacy,
+        );
+        assert_eq!(got, want, "facts {facts}, verifies {verifies}, legacy {legacy}");
+        assert_eq!(got.trusted(), want != Trust::Unverified);
+        assert_eq!(asked.get(), facts, "the seal is checked only for a record with facts");
+    }
+}

@@ -4,8 +4,8 @@
 --                retrying a transient failure, an attribute change not applied yet)
 --   Suspended    paused by the zim.zego.im/paused annotation
 --   Degraded     Stalled=True: progress needs a person (InvalidSpec, ImmutableFieldChanged, CredentialsInvalid,
---                AuthFailed, QuotaExceeded, Conflict, AppIdChanged, ForbiddenByPolicy, attributes ZIM
---                refuses)
+--                AuthFailed, QuotaExceeded, Conflict, AppIdChanged, UnverifiedStatus, ForbiddenByPolicy,
+--                attributes ZIM refuses)
 --   Healthy      Ready=True for the current generation, neither Reconciling nor Stalled
 -- Objects written by versions without Reconciling/Stalled fall back to the Ready reason (a terminal reason is
 -- Degraded, any other Ready=False Progressing). Every condition is read before deciding; the script returns once.
@@ -20,6 +20,7 @@ local terminal = {
   QuotaExceeded = true,
   Conflict = true,
   AppIdChanged = true,
+  UnverifiedStatus = true,
   ForbiddenByPolicy = true,
 }
 
