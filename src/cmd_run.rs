@@ -277,7 +277,7 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
                 .map_err(|e| format!("cannot serve ZEGO callbacks on {addr}: {e}"))?;
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
             let (server, events) = crate::callback::CallbackServer::new(
-                ctx.credentials_for_callbacks(),
+                controller::callback_trust(ctx.clone(), leading_rx.clone()),
                 Arc::new(metrics.callbacks.clone()),
                 crate::callback::DEFAULT_QUEUE_CAPACITY,
             );
