@@ -54,7 +54,8 @@ pub struct RunArgs {
     #[arg(long, env = "ZIM_RESYNC_PERIOD", value_parser = parse_duration)]
     pub resync_period: Option<Duration>,
     /// Serve ZEGO's server callbacks on this address (e.g. 0.0.0.0:8090; off when unset): a verified
-    /// room_destroy re-checks the room at once. The Secret's `callbackSecret` key verifies the signature.
+    /// room_destroy re-checks the room at once. The Secret's `callbackSecret` key verifies the signature, once
+    /// ZIM has accepted the Secret's serverSecret for that AppId; only the leader verifies.
     #[arg(long, env = "ZIM_CALLBACK_ADDR")]
     pub callback_addr: Option<SocketAddr>,
     /// The share of QueryRoomUserList's rate (--zim-qps) the periodic re-check may use per app; past it the
@@ -286,7 +287,7 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
                 .map_err(|e| format!("cannot serve ZEGO callbacks on {addr}: {e}"))?;
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
             let (server, events) = crate::callback::CallbackServer::new(
-                ctx.credentials_for_callbacks(),
+                controller::callback_trust(ctx.clone(), leading_rx.clone()),
                 Arc::new(metrics.callbacks.clone()),
                 crate::callback::DEFAULT_QUEUE_CAPACITY,
             );

@@ -53,11 +53,16 @@ pub enum Outcome {
     Stale,
     /// A verified callback whose (AppId, timestamp, nonce) was seen within the window (200, not acted on).
     Replayed,
+    /// A verified `room_destroy` over its app's callback re-check allowance: not queued (200).
+    Throttled,
+    /// A callback to a standby replica, which verifies nothing (503: ZEGO retries, and the Service may send the
+    /// retry to the leader).
+    Standby,
 }
 
 impl Outcome {
     /// Every value.
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Accepted,
         Outcome::Coalesced,
         Outcome::Ignored,
@@ -66,10 +71,12 @@ impl Outcome {
         Outcome::Overflow,
         Outcome::Stale,
         Outcome::Replayed,
+        Outcome::Throttled,
+        Outcome::Standby,
     ];
 
-    /// The label: `accepted`, `coalesced`, `ignored`, `bad_signature`, `malformed`, `overflow`, `stale` or
-    /// `replayed`.
+    /// The label: `accepted`, `coalesced`, `ignored`, `bad_signature`, `malformed`, `overflow`, `stale`,
+    /// `replayed`, `throttled` or `standby`.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Accepted => "accepted",
@@ -80,6 +87,8 @@ impl Outcome {
             Outcome::Overflow => "overflow",
             Outcome::Stale => "stale",
             Outcome::Replayed => "replayed",
+            Outcome::Throttled => "throttled",
+            Outcome::Standby => "standby",
         }
     }
 }

@@ -10,9 +10,14 @@
 //!   without a secret cannot be verified and is refused like a bad signature.
 //! - **Which body:** JSON, percent-encoded JSON or a form, whatever the content type says; `appid`, `nonce` and
 //!   `timestamp` as strings or integers, the timestamp in seconds or milliseconds (see `body.rs`).
+//! - **Whose secrets:** [`CallbackSecrets`] gives only the callback secrets of Secrets whose server secret ZIM has
+//!   accepted for that AppId, and only on the leader (`reconcile::decide::callback`): a Secret in any namespace
+//!   can claim any AppId and callbackSecret, so a claim alone authenticates nothing. A standby, which makes no
+//!   ZIM call and so holds no proof, verifies nothing and answers 503 (`standby`): ZEGO retries, and the Service
+//!   may send the retry to the leader.
 //! - **Answers:** 200 for every verified callback, whatever happens to it; 401 when the signature does not match
-//!   or the AppId has no secret; 400 when the body is not a callback (a field missing or of the wrong type);
-//!   413 above [`MAX_BODY_BYTES`]. Each answer is given before any work on the room is done: the work is the
+//!   or the AppId has no secret; 503 on a standby; 400 when the body is not a callback (a field missing or of the
+//!   wrong type); 413 above [`MAX_BODY_BYTES`]. Each answer is given before any work on the room is done: the work is the
 //!   controller's, after it takes the event from the queue. Every answer to a POST is reported to the
 //!   [`CallbackObserver`] as an (event, [`Outcome`]) pair from closed sets (metric labels).
 //! - **What is acted on:** only `room_destroy`. `room_create`, `room_enter`, `room_exit` and any other event are
@@ -20,6 +25,9 @@
 //! - **Coalescing:** while an event for an (AppId, room) waits in the queue, more callbacks for it are
 //!   `coalesced` into that one: the queued re-check will read the room's state after all of them. Once the
 //!   controller has taken the event ([`RoomEvents::recv`]), the next callback queues a new one.
+//! - **Per app:** a `room_destroy` not coalesced is queued only within its app's allowance
+//!   ([`CallbackSecrets::admit_recheck`]: a share of the app's probe budget); beyond it, it is `throttled`:
+//!   answered 200 and not queued, and the periodic poll finds the room.
 //! - **A full queue:** the event is dropped, counted as `overflow`, and still answered 200. Answering 5xx would
 //!   make ZEGO resend it up to five times over about a minute while the operator is already behind; the periodic
 //!   existence poll, which never depends on callbacks, finds the room gone at the latest one period later.
@@ -122,11 +130,25 @@ impl fmt::Display for CallbackSecret {
     }
 }
 
-/// Where the receiver finds the callback secrets of an AppId. Asked once per callback, so it should answer from
-/// memory (e.g. the controller's credentials cache).
+/// Where the receiver finds the callback secrets of an AppId, and whether it may queue a re-check. Asked once per
+/// callback, so it should answer from memory (e.g. the controller's credentials cache and proof record).
 pub trait CallbackSecrets: Send + Sync {
     /// The secrets a callback for `app_id` may be signed with; empty when the AppId is unknown.
     fn secrets(&self, app_id: u32) -> Vec<CallbackSecret>;
+
+    /// Whether this replica verifies callbacks at all. A standby does not: it answers 503 (`standby`), so ZEGO
+    /// retries and the Service may send the retry to the leader.
+    fn verifying(&self) -> bool {
+        true
+    }
+
+    /// Whether one more re-check of a room of `app_id` may be queued now (the app's callback allowance); an
+    /// admitted one is counted against the allowance. Asked only for a verified `room_destroy` that is not
+    /// coalesced into a queued one.
+    fn admit_recheck(&self, app_id: u32) -> bool {
+        let _ = app_id;
+        true
+    }
 }
 
 impl<F: Fn(u32) -> Vec<CallbackSecret> + Send + Sync> CallbackSecrets for F {
@@ -249,6 +271,13 @@ impl CallbackServer {
         let event = callback.event;
         let app_id = callback.app_id;
         let room_id = callback.room_id.as_deref().unwrap_or("");
+        if !self.inner.secrets.verifying() {
+            debug!(
+                event = event.as_str(),
+                app_id, room_id, "zim callback: this replica stands by; not verified"
+            );
+            return answer(event, Outcome::Standby, StatusCode::SERVICE_UNAVAILABLE);
+        }
         let secrets = self.inner.secrets.secrets(app_id);
         if secrets.is_empty() {
             debug!(
@@ -313,6 +342,9 @@ impl CallbackServer {
         if queued.contains(&key) {
             return Outcome::Coalesced;
         }
+        if !self.inner.secrets.admit_recheck(app_id) {
+            return Outcome::Throttled;
+        }
         let event = RoomEvent { app_id, room_id: key.1.clone(), event: Event::RoomDestroy };
         match self.inner.tx.try_send(event) {
             Ok(()) => {
@@ -371,6 +403,7 @@ async fn receive(State(server): State<CallbackServer>, headers: HeaderMap, body:
     let handled = server.handle(&bytes);
     let text = match (handled.outcome, handled.reason) {
         (Outcome::BadSignature, _) => "signature not verified\n".to_owned(),
+        (Outcome::Standby, _) => "this replica stands by; retry\n".to_owned(),
         (_, Some(reason)) => format!("not a callback: {reason}\n"),
         _ => "ok\n".to_owned(),
     };

@@ -204,7 +204,8 @@ fn bad_or_missing_signatures_are_refused() {
     wrong["signature"] = json!(sign("not-the-secret", "1499676978", "350176"));
     cases.push(wrong);
     let mut other_nonce = good.clone();
-    other_nonce["nonce"] = json!("350177");
+    // (Not one `destroy` hands out: tests running at once take nonces from one counter.)
+    other_nonce["nonce"] = json!("999999999");
     cases.push(other_nonce);
     let mut other_time = good.clone();
     other_time["timestamp"] = json!(1_499_676_979u64);
@@ -372,7 +373,18 @@ fn labels_are_the_documented_closed_sets() {
     let outcomes: Vec<_> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
     assert_eq!(
         outcomes,
-        ["accepted", "coalesced", "ignored", "bad_signature", "malformed", "overflow", "stale", "replayed"]
+        [
+            "accepted",
+            "coalesced",
+            "ignored",
+            "bad_signature",
+            "malformed",
+            "overflow",
+            "stale",
+            "replayed",
+            "throttled",
+            "standby"
+        ]
     );
 }
 
@@ -431,4 +443,54 @@ fn stale_and_replayed_callbacks_are_not_acted_on() {
     assert_eq!(events.try_recv(), None, "nothing queued for a replay");
     // Another nonce is another callback.
     assert_eq!(outcome_of(&server, &bytes(&at(-5, "lobby", "78"))), (Outcome::Accepted, 200));
+}
+
+/// A lookup that stands by, or admits `allowance` re-checks in all.
+struct Gate {
+    leading: bool,
+    allowance: std::sync::atomic::AtomicUsize,
+}
+
+impl CallbackSecrets for Gate {
+    fn secrets(&self, app_id: u32) -> Vec<CallbackSecret> {
+        if app_id == APP { vec![CallbackSecret::new(SECRET)] } else { Vec::new() }
+    }
+
+    fn verifying(&self) -> bool {
+        self.leading
+    }
+
+    fn admit_recheck(&self, _app_id: u32) -> bool {
+        self.allowance.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+    }
+}
+
+/// A standby verifies nothing: even a correctly signed callback is answered 503 (`standby`) and queues nothing,
+/// so ZEGO retries and the retry may reach the leader.
+#[test]
+fn a_standby_verifies_nothing() {
+    let gate = Gate { leading: false, allowance: 10.into() };
+    let seen = Arc::new(Seen::default());
+    let (server, mut events) = CallbackServer::with_clock(Arc::new(gate), seen.clone(), 8, sample_clock);
+    assert_eq!(outcome_of(&server, &bytes(&destroy("lobby"))), (Outcome::Standby, 503));
+    assert!(events.try_recv().is_none());
+}
+
+/// Beyond the app's allowance a room_destroy is `throttled`: answered 200, not queued. A room already queued
+/// coalesces without taking from the allowance.
+#[test]
+fn re_checks_beyond_the_allowance_are_throttled() {
+    let gate = Gate { leading: true, allowance: 2.into() };
+    let seen = Arc::new(Seen::default());
+    let (server, mut events) = CallbackServer::with_clock(Arc::new(gate), seen.clone(), 64, sample_clock);
+    use Outcome::*;
+    let outcomes: Vec<_> =
+        ["a", "a", "b", "c", "d"].iter().map(|r| outcome_of(&server, &bytes(&destroy(r)))).collect();
+    assert_eq!(
+        outcomes,
+        [(Accepted, 200), (Coalesced, 200), (Accepted, 200), (Throttled, 200), (Throttled, 200)]
+    );
+    assert_eq!(events.try_recv(), Some(destroyed("a")));
+    assert_eq!(events.try_recv(), Some(destroyed("b")));
+    assert!(events.try_recv().is_none());
 }

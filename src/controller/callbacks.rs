@@ -2,35 +2,34 @@
 //!
 //! A `room_destroy` for (AppId, roomId) names every ZimRoom whose status records that app and room. On the
 //! leader each is queued for an immediate re-check (probe at interactive priority, then recreate if it is really
-//! gone) — never a write on the callback's word. With two replicas the Service spreads callbacks over both: a
-//! standby, which runs no controller, keeps its own cache of ZimRooms to find the objects and nudges each through
-//! the API server (the `zim.zego.im/reconcile-requested-at` annotation, which the leader's watch turns into a
-//! reconcile), at most once per object every [`NUDGE_COALESCE`]. The standby's cache is dropped when it becomes
-//! the leader.
+//! gone) — never a write on the callback's word — at most once a second per object, and within the app's
+//! callback allowance (a share of its probe budget, charged to its periodic prober: `decide::callback`).
+//!
+//! **Who verifies.** Only the leader, and only with the callback secrets of Secrets whose server secret ZIM has
+//! accepted for the callback's AppId ([`CallbackTrust`]). A standby makes no ZIM call, so it can prove no
+//! Secret: it verifies nothing and answers 503, which ZEGO retries (2, 4, 8, 16 and 32 s later); with two
+//! replicas the Service spreads the retries over both, so one reaches the leader unless all six deliveries
+//! land on the standby, and the periodic poll finds the room in any case. A standby never writes to the API
+//! server or calls ZIM on a callback's word.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use kube::api::{Patch, PatchParams};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, ResourceExt};
+use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::cached::CachedRoom;
 use super::object_ref;
-use crate::callback::{Event, RoomEvent, RoomEvents};
-use crate::crd::{RECONCILE_REQUESTED_ANNOTATION, ZimRoom};
+use crate::callback::{CallbackSecret, CallbackSecrets, Event, RoomEvent, RoomEvents};
+use crate::reconcile::decide::callback::{self, Allowance};
+use crate::reconcile::proven::Proven;
+use crate::zim::Credentials;
 
 use super::Context;
-
-/// A standby nudges one object at most this often.
-pub(crate) const NUDGE_COALESCE: Duration = Duration::from_secs(2);
 
 /// The leader re-checks one object at most this often for callbacks; callbacks in between (ZEGO's retries, a
 /// flood) are folded into one more re-check when the interval ends, so the last one is always followed by a
@@ -79,126 +78,130 @@ pub(crate) fn managing(stores: &[Store<CachedRoom>], app_id: u32, room_id: &str)
         .collect()
 }
 
-/// A standby's cache of the ZimRooms in the operator's scope (the same watches as the controller's), and of the
-/// credentials Secrets they use (re-read every minute): the callback secrets to verify callbacks with.
-fn standby_cache(ctx: &Arc<Context>) -> (Vec<Store<CachedRoom>>, tokio::task::JoinHandle<()>) {
-    let mut stores = Vec::new();
-    let mut streams = Vec::new();
-    for scope in super::run::scopes(ctx) {
-        let (api, wc) = super::run::room_watch(ctx, &scope);
-        let (reader, writer) = reflector::store();
-        stores.push(reader);
-        streams.push(
-            watcher(api, wc)
-                .default_backoff()
-                // (What the leader's cache keeps: see cached.rs.)
-                .reflect(writer)
-                .boxed(),
-        );
-    }
-    let watching = futures::stream::select_all(streams).for_each(|e| {
-        if let Err(e) = e {
-            warn!(error = %e, "standby ZimRoom watch (for callbacks) failed; retrying");
-        }
-        futures::future::ready(())
-    });
-    let (ctx, readers) = (ctx.clone(), stores.clone());
-    let warming = async move {
-        for tick in 0u64.. {
-            let ready = futures::future::join_all(readers.iter().map(Store::wait_until_ready));
-            let _ = ready.await;
-            let used: std::collections::HashSet<_> = readers
-                .iter()
-                .flat_map(Store::state)
-                .filter_map(|r| ctx.credentials.secret_key(&*r))
-                .collect();
-            if tick % 30 == 29 {
-                for key in &used {
-                    ctx.credentials.invalidate(key);
-                }
-            }
-            ctx.credentials.warm(used).await;
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-    };
-    let task = tokio::spawn(async move {
-        tokio::join!(watching, warming);
-    });
-    (stores, task)
-}
-
-/// Takes room events from the callback receiver until `shutdown`: re-checks on the leader, nudges on a standby.
+/// Takes room events from the callback receiver until `shutdown` and re-checks the objects that record the room.
+/// Only the leader acts: a standby's receiver verifies nothing (see [`CallbackTrust`]), and an event taken while
+/// this replica does not lead is dropped.
 pub(crate) async fn bridge(
     ctx: Arc<Context>,
     mut events: RoomEvents,
-    mut leading: watch::Receiver<bool>,
+    leading: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) {
-    let mut standby: Option<(Vec<Store<CachedRoom>>, tokio::task::JoinHandle<()>)> = None;
-    let mut nudged: HashMap<ObjectRef<CachedRoom>, Instant> = HashMap::new();
     let rechecks = Arc::new(std::sync::Mutex::new(Rechecks::default()));
     loop {
-        let is_leader = *leading.borrow_and_update();
-        match (is_leader, &standby) {
-            (true, Some((_, task))) => {
-                task.abort();
-                standby = None;
-            }
-            (false, None) => standby = Some(standby_cache(&ctx)),
-            _ => {}
-        }
         let event = tokio::select! {
             _ = shutdown.cancelled() => break,
-            changed = leading.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                continue;
-            }
             event = events.recv() => match event {
                 Some(e) => e,
                 None => break,
             },
         };
         let RoomEvent { app_id, room_id, event: kind } = event;
-        if kind != Event::RoomDestroy {
+        if kind != Event::RoomDestroy || !*leading.borrow() {
             continue;
         }
-        if is_leader {
-            let objects = managing(&ctx.stores(), app_id, &room_id);
-            debug!(app_id, room_id, objects = objects.len(), "room_destroy callback: re-checking");
-            for object in objects {
-                recheck_coalesced(&ctx, &rechecks, object);
-            }
-        } else if let Some((stores, _)) = &standby {
-            let now = Instant::now();
-            nudged.retain(|_, at| now.duration_since(*at) < NUDGE_COALESCE);
-            for object in managing(stores, app_id, &room_id).iter().map(|r| object_ref(&**r)) {
-                if nudged.contains_key(&object) {
-                    continue;
-                }
-                nudged.insert(object.clone(), now);
-                nudge(&ctx, &object).await;
-            }
+        let objects = managing(&ctx.stores(), app_id, &room_id);
+        debug!(app_id, room_id, objects = objects.len(), "room_destroy callback: re-checking");
+        for object in objects {
+            recheck_coalesced(&ctx, &rechecks, object);
         }
-    }
-    if let Some((_, task)) = standby {
-        task.abort();
     }
 }
 
-/// Asks the leader, through the API server, to reconcile `object` now.
-async fn nudge(ctx: &Context, object: &ObjectRef<CachedRoom>) {
-    let Some(ns) = object.namespace.as_deref() else { return };
-    let api: Api<ZimRoom> = Api::namespaced(ctx.client.clone(), ns);
-    let stamp = jiff::Timestamp::now().to_string();
-    let patch = serde_json::json!({"metadata": {"annotations": {RECONCILE_REQUESTED_ANNOTATION: stamp}}});
-    match api.patch(&object.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(r) => {
-            debug!(room = %format!("{ns}/{}", r.name_any()), "room_destroy callback on a standby: nudged the leader")
+/// What the callback receiver asks the controller: the callback secrets that verify a callback (only those of
+/// Secrets whose server secret ZIM has accepted for the AppId, and only while this replica leads), and whether
+/// an app's callback re-check allowance admits one more re-check (charged to the app's periodic prober).
+pub(crate) struct CallbackTrust {
+    ctx: Arc<Context>,
+    leading: watch::Receiver<bool>,
+    /// Each app's allowance and when it was last refilled. Only apps with a proven callback secret get here (a
+    /// re-check is asked for after verification), so it holds at most the apps in use.
+    allowances: std::sync::Mutex<HashMap<u32, (Allowance, Instant)>>,
+}
+
+impl CallbackTrust {
+    pub(crate) fn new(ctx: Arc<Context>, leading: watch::Receiver<bool>) -> Self {
+        Self { ctx, leading, allowances: Default::default() }
+    }
+}
+
+/// The callback secrets among `candidates` (each with its Secret's credentials) that verify a callback for
+/// `app_id`, as [`callback::verifies`] decides.
+pub(crate) fn verifying_secrets(
+    leading: bool,
+    app_id: u32,
+    candidates: Vec<(Credentials, CallbackSecret)>,
+    proven: &Proven,
+) -> Vec<CallbackSecret> {
+    candidates
+        .into_iter()
+        .filter(|(c, _)| callback::verifies(leading, c.app_id, app_id, proven.is_proven(c)))
+        .map(|(_, s)| s)
+        .collect()
+}
+
+impl CallbackSecrets for CallbackTrust {
+    fn secrets(&self, app_id: u32) -> Vec<CallbackSecret> {
+        let candidates = self.ctx.credentials.callback_candidates(app_id);
+        verifying_secrets(self.verifying(), app_id, candidates, self.ctx.reconciler.proven())
+    }
+
+    fn verifying(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    fn admit_recheck(&self, app_id: u32) -> bool {
+        let rate = callback::recheck_rate(self.ctx.config.probe_budget);
+        let now = Instant::now();
+        let mut allowances = crate::lock(&self.allowances);
+        let (allowance, at) = allowances.entry(app_id).or_insert_with(|| (Allowance::full(rate), now));
+        let admitted = allowance.take(now.duration_since(*at).as_secs_f64(), rate);
+        *at = now;
+        drop(allowances);
+        if admitted {
+            self.ctx.charge_probe(app_id);
         }
-        Err(e) => {
-            warn!(error = %e, room = %format!("{ns}/{}", object.name), "could not nudge the leader about a room_destroy callback; the poll will find it")
-        }
+        admitted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zim::ZimError;
+
+    /// Scenario 5 at unit level: of the Secrets claiming app 7, only the callback secret beside a server secret
+    /// ZIM accepted verifies, and only on the leader; a Secret whose server secret changes is proven again.
+    #[test]
+    fn only_callback_secrets_beside_a_proven_server_secret_verify() {
+        let proven = Proven::default();
+        let owner = Credentials::new(7, "right");
+        let squatter = Credentials::new(7, "wrong");
+        let candidates = || {
+            vec![
+                (owner.clone(), CallbackSecret::new("owner-cb")),
+                (squatter.clone(), CallbackSecret::new("squatter-cb")),
+                (Credentials::new(8, "other"), CallbackSecret::new("other-cb")),
+            ]
+        };
+        let shown = |v: Vec<CallbackSecret>| v.iter().map(|s| s.expose().to_owned()).collect::<Vec<_>>();
+        assert!(verifying_secrets(true, 7, candidates(), &proven).is_empty(), "nothing proven yet");
+        proven.observe(&owner, &Ok::<(), ZimError>(()));
+        proven.observe(
+            &squatter,
+            &Err::<(), _>(ZimError::api(
+                crate::zim::Action::QueryRoomUserList,
+                crate::zim::codes::SIGNATURE_WRONG,
+                "m",
+                "r",
+            )),
+        );
+        assert_eq!(shown(verifying_secrets(true, 7, candidates(), &proven)), ["owner-cb"]);
+        assert!(verifying_secrets(false, 7, candidates(), &proven).is_empty(), "a standby verifies nothing");
+        // The owner's Secret gets a new server secret: not proven until ZIM accepts it.
+        let rotated = vec![(Credentials::new(7, "rotated"), CallbackSecret::new("owner-cb"))];
+        assert!(verifying_secrets(true, 7, rotated.clone(), &proven).is_empty());
+        proven.observe(&rotated[0].0, &Ok::<(), ZimError>(()));
+        assert_eq!(shown(verifying_secrets(true, 7, rotated, &proven)), ["owner-cb"]);
     }
 }

@@ -197,6 +197,8 @@ pub struct Context {
     pub(super) claiming: super::claims::InFlight,
     /// Whether the ZimRoom CRD is being deleted, and when that was last read.
     crd_deleting: Mutex<Option<(std::time::Instant, bool)>>,
+    /// Callback re-checks per app not yet charged to the prober's pacing.
+    probe_charges: Mutex<HashMap<u32, u32>>,
 }
 
 impl Context {
@@ -225,6 +227,7 @@ impl Context {
             cleaned: Mutex::default(),
             claiming: Default::default(),
             crd_deleting: Mutex::default(),
+            probe_charges: Mutex::default(),
         }
     }
 
@@ -325,9 +328,15 @@ impl Context {
         }
     }
 
-    /// The callback secrets of the apps in use (from the credentials Secrets' `callbackSecret` key).
-    pub fn credentials_for_callbacks(&self) -> Arc<dyn crate::callback::CallbackSecrets> {
-        self.credentials.clone()
+    /// Charges one callback re-check of a room of `app_id` to the app's periodic prober (see
+    /// `decide::callback`).
+    pub(crate) fn charge_probe(&self, app_id: u32) {
+        *lock(&self.probe_charges).entry(app_id).or_default() += 1;
+    }
+
+    /// The callback re-checks charged per app since the last call.
+    pub(crate) fn take_probe_charges(&self) -> HashMap<u32, u32> {
+        std::mem::take(&mut *lock(&self.probe_charges))
     }
 
     /// The prober found `room`'s room gone: queue it; its reconcile skips the probe.

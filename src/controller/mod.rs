@@ -48,6 +48,15 @@ use crate::zim::Class;
 use crate::zim::limiter::{CallTag, Priority, tagged};
 
 pub(crate) use callbacks::bridge as callback_bridge;
+
+/// What the callback receiver of a process asks its controller (see `callbacks.rs`): the callback secrets of
+/// proven Secrets while `leading`, and each app's callback re-check allowance.
+pub fn callback_trust(
+    ctx: std::sync::Arc<Context>,
+    leading: tokio::sync::watch::Receiver<bool>,
+) -> std::sync::Arc<dyn crate::callback::CallbackSecrets> {
+    std::sync::Arc::new(callbacks::CallbackTrust::new(ctx, leading))
+}
 pub use context::{Config, Context, Error};
 pub use run::run;
 pub use seal_key::SealSecret;

@@ -64,6 +64,12 @@ impl Pace {
         self.next = self.next.max(now.checked_sub(tick).unwrap_or(now)) + interval;
         true
     }
+
+    /// Charges `n` probes made outside the prober (callback re-checks of the app's rooms) to the pace: the
+    /// periodic probes that follow start `n` intervals later, so both together stay within the budget.
+    fn charge(&mut self, now: Instant, tick: Duration, interval: Duration, n: u32) {
+        self.next = self.next.max(now.checked_sub(tick).unwrap_or(now)) + interval * n;
+    }
 }
 
 /// Re-checks each converged room's existence about once per (effective) period until `shutdown`.
@@ -87,6 +93,9 @@ pub(crate) async fn probe_loop(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut probes = tokio::task::JoinSet::new();
     let mut warmed = false;
+    // The Secrets whose first room after a start was probed at once: its answer proves the Secret's server
+    // secret, and so lets its callbackSecret verify callbacks (`decide::callback`) within seconds of a start.
+    let mut proving: HashSet<super::credentials::SecretKey> = HashSet::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -121,6 +130,7 @@ pub(crate) async fn probe_loop(
         let mut longest = resync;
         // The pacing of apps that no longer have converged rooms goes (apps come and go).
         paces.retain(|app, _| by_app.contains_key(app));
+        let mut charges = ctx.take_probe_charges();
         for (app, rooms) in by_app {
             let period = effective_period(rooms.len(), resync, budget);
             longest = longest.max(period);
@@ -146,14 +156,18 @@ pub(crate) async fn probe_loop(
                 }
             }
             let interval = budget.filter(|b| *b > 0.0).map(|b| Duration::from_secs_f64(1.0 / b));
+            if let (Some(n), Some(interval)) = (charges.remove(&app), interval) {
+                pace.charge(now, tick, interval, n);
+            }
             for room in rooms {
                 let key = object_ref(&*room);
                 // A room's first probe: after a start (the workers did not probe it), a uniformly random point of
-                // its first period; after a reconcile (which just checked it), one period on. Later ones one
-                // period on, ±10 %.
+                // its first period — at once for the first room of each Secret, which proves it —; after a
+                // reconcile (which just checked it), one period on. Later ones one period on, ±10 %.
                 let (next, last_pass) = due.entry(key).or_insert_with(|| {
                     let first = if ctx.objects.take_handed_at_start(&*room) {
-                        now + period.mul_f64(rand::rng().random::<f64>())
+                        let proves = ctx.credentials.secret_key(&*room).is_some_and(|k| proving.insert(k));
+                        if proves { now } else { now + period.mul_f64(rand::rng().random::<f64>()) }
                     } else {
                         now + jitter(period, 0.1)
                     };
@@ -262,5 +276,24 @@ mod tests {
         }
         // 10 s of ticks (plus the first tick's carried-over budget).
         assert!((3920..=4080).contains(&admitted), "{admitted} probes in 10 s at 392/s");
+    }
+
+    /// Callback re-checks charged to an app's pace delay its periodic probes by as many intervals: at 10/s, 20
+    /// charged re-checks leave the prober 2 s of budget less.
+    #[test]
+    fn charged_rechecks_come_out_of_the_budget() {
+        let (tick, interval) = (Duration::from_millis(100), Duration::from_millis(100));
+        let start = Instant::now();
+        let mut pace = Pace { next: start, stretched: false };
+        pace.charge(start, tick, interval, 20);
+        let mut admitted = 0;
+        for t in 1..=50 {
+            let now = start + tick * t;
+            while pace.admit(now, tick, interval) {
+                admitted += 1;
+            }
+        }
+        // 5 s at 10/s is 50 probes, less the 20 charged.
+        assert!((29..=31).contains(&admitted), "{admitted} periodic probes in 5 s after 20 charged");
     }
 }

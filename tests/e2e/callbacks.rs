@@ -1,11 +1,15 @@
 //! ZEGO callbacks end to end: the simulator destroys an empty room when its room clock passes the room's
 //! destroyDelayTime and sends the documented, signed `room_destroy` callback to the operator's `--callback-addr`;
 //! the operator re-checks the room and recreates it — with the resync period at 1 h, so only the callback can
-//! explain a quick recovery. Also through the standby of two replicas, without callbacks (the poll), with a
-//! forged callback, and with a flood of callbacks for one room.
+//! explain a quick recovery. Also: a standby of two replicas verifies nothing; without callbacks (the poll); a
+//! forged callback; a flood of callbacks for one room; a callbackSecret beside a server secret ZIM never accepted
+//! (another namespace claiming the app); and a flood for every room of one app, bounded by its allowance.
 
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
 use zim_operator::sim::{CallbackSecret, CallbackTarget};
 
 use super::builder::room;
@@ -23,6 +27,24 @@ async fn world(ns: &str, port: u16) -> World {
         .sim
         .set_callback_target(Some(CallbackTarget::new(&url, CallbackSecret::new(CALLBACK_SECRET)).unwrap()));
     w
+}
+
+/// Posts a `room_destroy` for `room_id` of `app`, signed now with `secret`; returns the HTTP status.
+async fn post_destroy(
+    http: &reqwest::Client,
+    url: &str,
+    app: u32,
+    room_id: &str,
+    secret: &str,
+    nonce: u32,
+) -> u16 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let signature = zim_operator::sim::callbacks::signature(secret, &now.to_string(), &nonce.to_string());
+    let body = serde_json::json!({
+        "appid": app.to_string(), "event": "room_destroy", "timestamp": now, "nonce": nonce.to_string(),
+        "signature": signature, "room_id": room_id, "operator_account": "", "user_ids": [],
+    });
+    http.post(url).json(&body).send().await.unwrap().status().as_u16()
 }
 
 /// Lets the simulator's clock pass `name`'s destroyDelayTime (60 s): the empty room is destroyed, as ZEGO does.
@@ -65,9 +87,12 @@ async fn a_destroyed_room_is_back_within_seconds() {
     assert!(!op.logs().contains(CALLBACK_SECRET), "the callback secret is never logged");
 }
 
-/// Two replicas, the callback sent to the standby: it nudges the leader through the API server.
+/// Two replicas, the callback sent to the standby: the standby makes no ZIM call, so it has proven no Secret and
+/// verifies nothing; it answers 503 (ZEGO retries) and neither writes to the API server nor calls ZIM. The same
+/// room_destroy sent to the leader (where the Service may send ZEGO's retry) brings the room back. Before, the
+/// standby verified the callback with any Secret claiming the AppId and patched the object.
 #[tokio::test]
-async fn a_callback_to_the_standby_reaches_the_leader() {
+async fn a_callback_to_the_standby_is_left_to_the_leader() {
     let (leader_port, standby_port) = (free_port(), free_port());
     let w = world("e2e-cb-standby", standby_port).await;
     let a = w
@@ -98,26 +123,160 @@ async fn a_callback_to_the_standby_reaches_the_leader() {
     .await;
     w.apply_room(room("lobby").destroy_delay(60)).await;
     w.wait_reason("lobby", "Available", T).await;
-    let destroyed = destroy_by_clock(&w, "lobby").await;
-    let back = tokio::time::timeout(Duration::from_secs(5), async {
-        while w.sim.sim.room(APP, "lobby").is_none() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    destroy_by_clock(&w, "lobby").await;
+    eventually("the standby to answer the simulator's callback", T, || async {
+        let standby = "zim_operator_callbacks_total{event=\"room_destroy\",outcome=\"standby\"}";
+        (b.metric(standby).await >= 1.0).then_some(())
     })
     .await;
-    assert!(back.is_ok(), "not recreated within 5 s\nstandby:\n{}\nleader:\n{}", b.logs(), a.logs());
-    assert!(destroyed.elapsed() <= Duration::from_secs(5));
-    assert!(
-        b.metric("zim_operator_callbacks_total{event=\"room_destroy\",outcome=\"accepted\"}").await >= 1.0
+    let http = reqwest::Client::new();
+    let leader = format!("http://127.0.0.1:{leader_port}/zim/callback");
+    let sent = Instant::now();
+    assert_eq!(post_destroy(&http, &leader, APP, "lobby", CALLBACK_SECRET, 1).await, 200);
+    eventually("the leader to recreate the room", Duration::from_secs(5), || async {
+        w.sim.sim.room(APP, "lobby")
+    })
+    .await;
+    println!("standby: recreated {:?} after the callback reached the leader", sent.elapsed());
+    assert_eq!(
+        b.metric("zim_operator_callbacks_total{event=\"room_destroy\",outcome=\"accepted\"}").await,
+        0.0,
+        "the standby verified nothing"
     );
     assert_eq!(b.metric("zim_operator_zim_calls_total").await, 0.0, "the standby never calls ZIM");
     let r = w.get("lobby").await.unwrap();
     assert!(
-        r.metadata.annotations.unwrap_or_default().contains_key("zim.zego.im/reconcile-requested-at"),
-        "the standby nudged the object"
+        !r.metadata.annotations.unwrap_or_default().contains_key("zim.zego.im/reconcile-requested-at"),
+        "the standby wrote nothing to the object"
     );
 }
 
+/// Scenario 5 of issue 22: a Secret in another namespace claims app A's AppId, with a callbackSecret of its own
+/// and a server secret ZIM refuses (so never proven). Its callbackSecret verifies nothing for app A: 401 and no
+/// re-check, where before the callback was accepted and A's room probed. The owner's Secret, whose server secret
+/// ZIM has accepted, still verifies.
+#[tokio::test]
+async fn a_callback_secret_beside_an_unproven_server_secret_verifies_nothing() {
+    let port = free_port();
+    let w = world("e2e-cb-squat", port).await;
+    let squatter = "e2e-cb-squat-b";
+    w.tenant_namespace(squatter, APP, "00000000000000000000000000000000").await;
+    let secrets: Api<Secret> = Api::namespaced(w.client.clone(), squatter);
+    let patch = serde_json::json!({"stringData": {"callbackSecret": "squatter-cb"}});
+    secrets.patch("zego", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let _op =
+        w.operator(&["--resync-period", "1h", "--callback-addr", &addr, "--namespaces", squatter]).await;
+    w.apply_room(room("lobby")).await;
+    w.wait_reason("lobby", "Available", T).await;
+    // The squatter's Secret is read (its object uses it) and refused by ZIM.
+    w.apply_room_in(squatter, room("decoy").secret_ref("zego")).await;
+    w.wait_reason_in(squatter, "decoy", "AuthFailed", T).await;
+
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/zim/callback");
+    let probes_of_lobby = |since: u64| {
+        w.sim.sim.log_since(since).into_iter().filter(|e| e.app_id == APP && e.room_id == "lobby").count()
+    };
+    let before = w.last_seq();
+    for nonce in 0..5 {
+        let status = post_destroy(&http, &url, APP, "lobby", "squatter-cb", nonce).await;
+        assert_eq!(status, 401, "a callbackSecret beside an unproven server secret verifies nothing");
+    }
+    // The owner's callback goes through the same path: once it has been acted on, the squatter's had their chance.
+    assert_eq!(post_destroy(&http, &url, APP, "lobby", CALLBACK_SECRET, 100).await, 200);
+    eventually("the owner's callback to re-check lobby", T, || async {
+        (probes_of_lobby(before) >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(probes_of_lobby(before), 1, "one re-check, the owner's");
+}
+
+/// Scenario 5's flood: every room of one app signed `room_destroy` once a second. The app's callback re-checks
+/// stay within its allowance (a quarter of its probe budget per second, one second's burst; the rest
+/// `throttled`), so the app's QueryRoomUserList calls stay far under its lane, and the periodic re-check of
+/// another app's rooms goes on. Before, each room was re-checked once a second: the app's lane ran at the limit.
+#[tokio::test]
+async fn a_flood_of_callbacks_for_many_rooms_stays_within_the_app_s_allowance() {
+    const ROOMS: usize = 24;
+    const FLOOD_SECS: u64 = 8;
+    let resync = Duration::from_secs(6);
+    let port = free_port();
+    let w = world("e2e-cb-budget", port).await;
+    let other = "e2e-cb-budget-b";
+    w.tenant_namespace(other, APP_B, SECRET_B).await;
+    let addr = format!("127.0.0.1:{port}");
+    let op = w.operator(&["--resync-period", "6s", "--callback-addr", &addr, "--namespaces", other]).await;
+    let names: Vec<String> = (0..ROOMS).map(|i| format!("r-{i}")).collect();
+    w.apply_rooms(names.iter().map(|n| room(n).build()).collect()).await;
+    w.apply_room_in(other, room("b-0").secret_ref("zego")).await;
+    w.apply_room_in(other, room("b-1").secret_ref("zego")).await;
+    for n in &names {
+        w.wait_reason(n, "Available", T).await;
+    }
+    w.wait_reason_in(other, "b-0", "Available", T).await;
+    w.wait_reason_in(other, "b-1", "Available", T).await;
+
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/zim/callback");
+    let start_ms = w.sim.sim.log().last().map_or(0, |e| e.at_ms);
+    let before = w.last_seq();
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    let mut nonce = 0u32;
+    for _ in 0..FLOOD_SECS {
+        ticks.tick().await;
+        let sends = names.iter().map(|n| {
+            nonce += 1;
+            post_destroy(&http, &url, APP, n, CALLBACK_SECRET, nonce)
+        });
+        let statuses = futures::future::join_all(sends).await;
+        assert!(statuses.iter().all(|s| *s == 200), "every verified callback is answered 200: {statuses:?}");
+    }
+    // The window: the flood and one more second for the last admitted re-checks; wait until the simulator's
+    // clock has passed it (the periodic probes keep arriving).
+    let end_ms = start_ms + (FLOOD_SECS + 1) * 1000;
+    eventually("the simulator's log to pass the window", T, || async {
+        w.sim.sim.log().last().is_some_and(|e| e.at_ms > end_ms).then_some(())
+    })
+    .await;
+    let in_window: Vec<_> = w
+        .sim
+        .sim
+        .log_since(before)
+        .into_iter()
+        .filter(|e| e.at_ms <= end_ms && e.action == "QueryRoomUserList")
+        .collect();
+    let of_a: Vec<u64> =
+        in_window.iter().filter(|e| e.app_id == APP).map(|e| (e.at_ms - start_ms) / 1000).collect();
+    let of_b = in_window.iter().filter(|e| e.app_id == APP_B).count();
+    let per_second: Vec<usize> = (0..=FLOOD_SECS).map(|s| of_a.iter().filter(|x| **x == s).count()).collect();
+    let window = Duration::from_millis(end_ms - start_ms);
+    // The bound: the periodic probes (each room at most once per 0.9 × period, plus one) and the allowance.
+    let budget = zim_operator::zim::limiter::granted_per_second(20) * 0.8;
+    let rate = zim_operator::reconcile::decide::callback::recheck_rate(Some(budget));
+    let periodic =
+        ROOMS * (window.as_secs_f64() / resync.mul_f64(0.9).as_secs_f64()).floor() as usize + ROOMS;
+    let callbacks = (rate * window.as_secs_f64() + rate.max(1.0)).ceil() as usize;
+    let throttled =
+        op.metric("zim_operator_callbacks_total{event=\"room_destroy\",outcome=\"throttled\"}").await;
+    println!(
+        "flood: {} callbacks over {FLOOD_SECS} s → {} QueryRoomUserList of app A in {window:?} (per second {per_second:?}; \
+         bound {periodic} periodic + {callbacks} callback re-checks at {rate:.2}/s), {throttled} throttled, \
+         {of_b} of app B",
+        ROOMS as u64 * FLOOD_SECS,
+        of_a.len()
+    );
+    assert!(
+        of_a.len() <= periodic + callbacks,
+        "{} probes of app A, over {periodic} + {callbacks}",
+        of_a.len()
+    );
+    assert!(
+        throttled >= (ROOMS as u64 * FLOOD_SECS) as f64 / 2.0,
+        "most of the flood was throttled: {throttled}"
+    );
+    assert!(of_b >= 2, "the other app's rooms were re-checked by the poll during the flood: {of_b}");
+}
 /// Without callbacks the room comes back at the poll (a 3 s period here), not before: the CreateRoom that brings
 /// it back follows an existence probe that found it gone, and nothing else touched the room in between.
 #[tokio::test]

@@ -303,6 +303,30 @@ impl World {
         .await
     }
 
+    /// Applies `room` in namespace `ns` (another than the world's own), as a user would.
+    pub async fn apply_room_in(&self, ns: &str, room: impl Into<ZimRoom>) {
+        let r: ZimRoom = room.into();
+        let name = r.metadata.name.clone().expect("a named ZimRoom");
+        let mut value = serde_json::to_value(&r).unwrap();
+        value["metadata"]["namespace"] = ns.into();
+        value["metadata"].as_object_mut().unwrap().remove("generation");
+        value.as_object_mut().unwrap().remove("status");
+        let api: Api<ZimRoom> = Api::namespaced(self.client.clone(), ns);
+        api.patch(&name, &PatchParams::apply("e2e-user").force(), &Patch::Apply(&value))
+            .await
+            .expect("apply");
+    }
+
+    /// Waits until `ns/name`'s Ready condition has `reason`.
+    pub async fn wait_reason_in(&self, ns: &str, name: &str, reason: &str, timeout: Duration) -> ZimRoom {
+        let api: Api<ZimRoom> = Api::namespaced(self.client.clone(), ns);
+        eventually(&format!("ZimRoom {ns}/{name} to reach Ready reason {reason}"), timeout, || async {
+            let r = api.get_opt(name).await.ok()??;
+            (r.condition("Ready")?.reason == reason).then_some(r)
+        })
+        .await
+    }
+
     pub async fn wait_gone(&self, name: &str, timeout: Duration) {
         eventually(&format!("ZimRoom {}/{name} to be gone", self.ns), timeout, || async {
             self.get(name).await.is_none().then_some(())

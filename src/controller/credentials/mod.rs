@@ -1,6 +1,7 @@
 //! Credentials from Secrets: parsing (`appId`, `serverSecret`, optional `fromUserId` and `callbackSecret`), a
 //! cache refreshed when the Secret changes, the last good credentials of each Secret (so deletion can finish
-//! after the Secret is gone), the callback secrets per AppId (for verifying ZEGO's callbacks), and the
+//! after the Secret is gone), the callback secrets per AppId with the server secret beside them (a callback
+//! secret verifies ZEGO's callbacks only once that server secret is proven: `controller/callbacks.rs`), and the
 //! metadata-only Secret watch that re-queues the ZimRooms using a Secret — only when its data changed.
 
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ use kube::{Api, Client, ResourceExt};
 use tracing::warn;
 
 use super::cached::Declared;
-use crate::callback::{CallbackSecret, CallbackSecrets};
+use crate::callback::CallbackSecret;
 use crate::crd::ZimRoom;
 use crate::lock;
 use crate::reconcile::{CredentialsError, ResolvedCredentials};
@@ -68,8 +69,8 @@ pub(crate) struct CredentialCache {
     last_good_by_app: Mutex<HashMap<(String, u32), ResolvedCredentials>>,
     /// Secrets seen deleted whose last good credentials are still held.
     deleted: Mutex<std::collections::HashSet<SecretKey>>,
-    /// The `callbackSecret` of each Secret read, with the Secret's AppId.
-    callback: Mutex<HashMap<SecretKey, (u32, CallbackSecret)>>,
+    /// The `callbackSecret` of each Secret read, with the Secret's credentials (AppId and server secret).
+    callback: Mutex<HashMap<SecretKey, (Credentials, CallbackSecret)>>,
     /// A fingerprint of each Secret's data as last read: a change that leaves it equal re-queues nothing.
     fingerprints: Mutex<HashMap<SecretKey, u64>>,
 }
@@ -171,7 +172,9 @@ impl CredentialCache {
             Ok(Some(secret)) => {
                 let parsed = parse_secret(&format!("{ns}/{name}"), &secret);
                 match (&parsed, callback_secret(&secret)) {
-                    (Ok(c), Some(cb)) => lock(&self.callback).insert(key.clone(), (c.credentials.app_id, cb)),
+                    (Ok(c), Some(cb)) => {
+                        lock(&self.callback).insert(key.clone(), (c.credentials.clone(), cb))
+                    }
                     _ => lock(&self.callback).remove(key),
                 };
                 (parsed, Some(data_fingerprint(&secret)))
@@ -309,9 +312,11 @@ impl CredentialCache {
     }
 }
 
-impl CallbackSecrets for CredentialCache {
-    fn secrets(&self, app_id: u32) -> Vec<CallbackSecret> {
-        lock(&self.callback).values().filter(|(app, _)| *app == app_id).map(|(_, s)| s.clone()).collect()
+impl CredentialCache {
+    /// The callback secrets of the Secrets that claim `app_id`, each with the Secret's credentials: a claim, not a
+    /// proof (see `decide::callback`).
+    pub(crate) fn callback_candidates(&self, app_id: u32) -> Vec<(Credentials, CallbackSecret)> {
+        lock(&self.callback).values().filter(|(c, _)| c.app_id == app_id).cloned().collect()
     }
 }
 

@@ -133,7 +133,7 @@ async fn what_objects_use_is_kept() {
     cache.evict_unused(&[used_key].into(), &[8].into());
     // app-7's reads stay (in use); app-8's last good credentials stay (a status records app 8).
     assert_eq!(cache.sizes(), [1, 1, 1, 2, 2, 0]);
-    assert_eq!(cache.secrets(7).len(), 1, "the callback secret of an app in use");
+    assert_eq!(cache.callback_candidates(7).len(), 1, "the callback secret of an app in use");
 }
 
 /// A deletion uses only credentials of the object's own namespace: an object whose Secret is missing and whose

@@ -20,6 +20,7 @@
 //! The status contract: [`progress`] derives `Reconciling` and `Stalled` (kstatus) from the outcome, with the
 //! Stalled reasons from the reason table ([`super::reasons`]). The table tests are in `tests.rs`.
 
+pub mod callback;
 pub mod delete;
 pub mod probe;
 pub mod stale;
