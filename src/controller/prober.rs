@@ -203,7 +203,9 @@ pub(crate) async fn probe_loop(
         ctx.objects.retain(|uid| uids.contains(&uid));
         // Registrations of operator users unused for an hour (apps that went away), and the policy fingerprints
         // of deleted Namespaces.
-        ctx.reconciler.sweep_registrations();
+        // Proofs last three resync periods: each Secret's rooms are probed at least once a period (more with
+        // jitter), which proves it again before it could lapse.
+        ctx.reconciler.sweep_registrations(resync * 3);
         ctx.sweep_policies();
         // Last good credentials of deleted Secrets stay only while an object still refers to them.
         let evicted = ctx.credentials.evict_unused(&used, &apps);

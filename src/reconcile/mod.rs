@@ -144,10 +144,11 @@ impl<Z: ZimApi> Reconciler<Z> {
         (r.known.len(), r.in_flight.len())
     }
 
-    /// Forgets the registrations unused for [`REGISTRATION_MEMORY`] (also done as the set grows).
-    pub fn sweep_registrations(&self) {
+    /// Forgets the registrations unused for [`REGISTRATION_MEMORY`] (also done as the set grows), and the proofs
+    /// not renewed within `proof_memory` (at least [`proven::PROOF_MEMORY`]).
+    pub fn sweep_registrations(&self, proof_memory: Duration) {
         lock(&self.registrations).sweep(Instant::now());
-        self.zim.proven().sweep();
+        self.zim.proven().sweep_older_than(proof_memory.max(proven::PROOF_MEMORY));
     }
 
     /// The ZIM client.

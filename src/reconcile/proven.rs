@@ -9,8 +9,10 @@
 //!   team's AppId blocks nobody), see `controller/claims.rs`;
 //! - whether a Secret's `callbackSecret` may authenticate callbacks for its AppId.
 //!
-//! The memory is per process (a restart proves again at the first calls) and bounded: an entry unused for
-//! [`PROOF_MEMORY`] goes at the next [`Proven::sweep`], like the operator users' registrations.
+//! The memory is per process (a restart proves again at the first calls) and bounded: an entry not proven again
+//! for [`PROOF_MEMORY`] goes at the next [`Proven::sweep`]. The controller keeps entries for at least three resync
+//! periods ([`Proven::sweep_older_than`]): a Secret whose only rooms are probed once a period is proven again by
+//! those probes before its proof could lapse (its callbacks would be refused meanwhile).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -66,9 +68,14 @@ impl Proven {
 
     /// Forgets the pairs not proven again within [`PROOF_MEMORY`]; returns how many are kept.
     pub fn sweep(&self) -> usize {
+        self.sweep_older_than(PROOF_MEMORY)
+    }
+
+    /// Forgets the pairs not proven again within `memory`; returns how many are kept.
+    pub fn sweep_older_than(&self, memory: Duration) -> usize {
         let now = Instant::now();
         let mut seen = lock(&self.seen);
-        seen.retain(|_, at| now.duration_since(*at) < PROOF_MEMORY);
+        seen.retain(|_, at| now.duration_since(*at) < memory);
         seen.len()
     }
 }
@@ -183,5 +190,22 @@ mod tests {
         tokio::time::advance(PROOF_MEMORY).await;
         assert_eq!(proven.sweep(), 0);
         assert!(!proven.is_proven(&good));
+    }
+
+    /// The controller keeps proofs for three resync periods: a proof an hourly probe renews never lapses between
+    /// two probes, even with a period longer than [`PROOF_MEMORY`].
+    #[tokio::test(start_paused = true)]
+    async fn a_longer_memory_keeps_proofs_between_probes() {
+        let proven = Proven::default();
+        let good = Credentials::new(7, "right");
+        let period = Duration::from_secs(66 * 60);
+        proven.observe(&good, &answer(crate::zim::codes::ROOM_NOT_FOUND));
+        tokio::time::advance(period).await;
+        assert_eq!(proven.sweep_older_than(period * 3), 1, "kept past PROOF_MEMORY");
+        proven.observe(&good, &answer(crate::zim::codes::ROOM_NOT_FOUND));
+        tokio::time::advance(period * 2).await;
+        assert_eq!(proven.sweep_older_than(period * 3), 1, "renewed by the probe");
+        tokio::time::advance(period).await;
+        assert_eq!(proven.sweep_older_than(period * 3), 0, "gone three periods after the last proof");
     }
 }

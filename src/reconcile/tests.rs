@@ -236,6 +236,6 @@ async fn registrations_are_bounded() {
     assert!(actions.contains(&"UserRegister".to_string()), "{actions:?}");
     assert_eq!(rec.registrations(), (1, 0));
     tokio::time::advance(REGISTRATION_MEMORY).await;
-    rec.sweep_registrations();
+    rec.sweep_registrations(Duration::ZERO);
     assert_eq!(rec.registrations(), (0, 0));
 }
