@@ -98,8 +98,9 @@ const STALE_COPY_RETRY: std::time::Duration = std::time::Duration::from_millis(5
 async fn reconcile_now(room: Arc<ZimRoom>, ctx: Arc<Context>, ns: String) -> Result<Action, Error> {
     ctx.health.beat();
     let api: Api<ZimRoom> = Api::namespaced(ctx.client.clone(), &ns);
-    if ctx.objects.is_stale(&*room) {
-        // The cache has not caught up with this process's own last status write: decide from the newer copy.
+    if room.metadata.deletion_timestamp.is_some() && ctx.objects.is_stale(&*room) {
+        // A deletion from a copy older than this process's own last status write: wait for the newer copy (the
+        // reconcile core makes the same check for the other reconciles, `Requeue::StaleCopy`).
         debug!(room = %object_key(&*room), "a copy older than the last status written; waiting for the cache");
         return Ok(Action::requeue(STALE_COPY_RETRY));
     }
@@ -131,6 +132,7 @@ async fn gather<'a>(room: &ZimRoom, ctx: &'a Context) -> Result<Facts<claims::Ca
         known_absent: state.absent,
         first_sight: state.first_sight,
         recheck: state.recheck,
+        written: state.written,
     })
 }
 
@@ -140,7 +142,7 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
     let timeout = ctx.config.write_timeout;
     let sink = StatusSink { api, room, timeout, metrics: &ctx.metrics, objects: &ctx.objects };
     let outcome = ctx.reconciler.reconcile(room, &facts, &sink, now()).await;
-    if outcome.requeue != Requeue::Prober {
+    if !matches!(outcome.requeue, Requeue::Prober | Requeue::StaleCopy) {
         let version = write_if_changed(api, room, &outcome.status, timeout, &ctx.metrics).await?;
         ctx.objects.written(room, version);
     }
@@ -162,6 +164,10 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
         Requeue::Resync | Requeue::OnChange => {
             ctx.objects.reset_backoff(room);
             Action::await_change()
+        }
+        Requeue::StaleCopy => {
+            debug!(room = %object_key(room), "a copy older than the last status written; waiting for the cache");
+            Action::requeue(STALE_COPY_RETRY)
         }
         Requeue::Backoff { slow } => Action::requeue(ctx.objects.backoff(room, slow)),
         Requeue::Slow => Action::requeue(jitter(ctx.config.slow_retry, 0.1)),

@@ -41,6 +41,8 @@ pub(crate) struct Taken {
     pub(crate) absent: bool,
     /// A re-check was asked for.
     pub(crate) recheck: bool,
+    /// The resourceVersion of this process's last status write.
+    pub(crate) written: Option<u64>,
 }
 
 /// The per-object state of every object the caches hold, keyed by UID.
@@ -88,13 +90,18 @@ impl Objects {
         }
     }
 
-    /// The facts a reconcile of `room` starts from; marks it seen and clears the one-shot facts.
+    /// The facts a reconcile of `room` starts from; marks it seen and clears the one-shot facts — unless the copy
+    /// is stale, which the reconcile will not act on: they wait for the newer copy.
     pub(crate) fn take(&self, room: &impl Resource) -> Taken {
+        let version = room.meta().resource_version.clone();
         self.update(room, |s| {
-            let taken = Taken { first_sight: !s.seen, absent: s.absent, recheck: s.recheck };
-            s.seen = true;
-            s.absent = false;
-            s.recheck = false;
+            let written = (s.written > 0).then_some(s.written);
+            let taken = Taken { first_sight: !s.seen, absent: s.absent, recheck: s.recheck, written };
+            if !crate::reconcile::decide::stale::stale_copy(version.as_deref(), written) {
+                s.seen = true;
+                s.absent = false;
+                s.recheck = false;
+            }
             taken
         })
     }
@@ -232,16 +239,28 @@ mod tests {
         // A write that returned an older version (out of order) never lowers the floor.
         objects.written(&at("uid-a", "119"), Some(110));
         assert!(objects.is_stale(&at("uid-a", "115")));
+        // A stale copy's reconcile takes the floor but leaves the one-shot facts for the newer copy.
+        objects.mark_recheck(&at("uid-a", "119"));
+        let stale = objects.take(&at("uid-a", "119"));
+        assert_eq!((stale.recheck, stale.written), (true, Some(120)));
+        assert!(objects.take(&at("uid-a", "120")).recheck, "kept for the newer copy");
+        assert!(!objects.take(&at("uid-a", "120")).recheck, "then taken once");
     }
 
     #[test]
     fn one_shot_facts_are_taken_once_and_state_is_per_uid() {
         let objects = Objects::default();
         let a = room("uid-a");
-        assert_eq!(objects.take(&a), Taken { first_sight: true, absent: false, recheck: false });
+        assert_eq!(
+            objects.take(&a),
+            Taken { first_sight: true, absent: false, recheck: false, written: None }
+        );
         objects.mark_absent(&a);
         objects.mark_recheck(&a);
-        assert_eq!(objects.take(&a), Taken { first_sight: false, absent: true, recheck: true });
+        assert_eq!(
+            objects.take(&a),
+            Taken { first_sight: false, absent: true, recheck: true, written: None }
+        );
         assert_eq!(objects.take(&a), Taken::default());
         // The same name with a new UID is a new object.
         assert!(objects.take(&room("uid-b")).first_sight);

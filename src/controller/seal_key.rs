@@ -20,6 +20,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
@@ -154,10 +155,11 @@ pub(crate) async fn sweep(
         return;
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &at.namespace);
-    for store in &stores {
+    // Polled, not awaited: a second waiter on a store's readiness is not always woken (the prober polls too).
+    while !stores.iter().all(|s| s.wait_until_ready().now_or_never().is_some()) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = store.wait_until_ready() => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     }
     for pass in 1..=MAX_PASSES {

@@ -157,7 +157,8 @@ impl<Z: ZimApi> Reconciler<Z> {
     }
 
     /// Reconciles `room` once from the `facts` the caller gathered; `sink` persists the creation intent before a
-    /// first CreateRoom; `now` stamps condition transitions. In order: a converged room seen at a start is left to
+    /// first CreateRoom; `now` stamps condition transitions. In order: a copy older than the last status this
+    /// process wrote is not acted on ([`Requeue::StaleCopy`]); a converged room seen at a start is left to
     /// the prober ([`decide::leave_to_prober`], no call); the gate (paused, invalid, immutable); the namespace's
     /// policy (roomId, default credentials); the credentials; the AppId; the claim (asked of `facts.claims` only
     /// here); the operator user; then probe, read, create and attributes.
@@ -173,6 +174,15 @@ impl<Z: ZimApi> Reconciler<Z> {
         sink: &S,
         now: Time,
     ) -> Outcome {
+        if decide::stale::stale_copy(room.metadata.resource_version.as_deref(), facts.written) {
+            // Deciding from it could undo what this process has just recorded (say, an adoption).
+            return Outcome {
+                status: room.status.clone().unwrap_or_default(),
+                notes: Vec::new(),
+                requeue: Requeue::StaleCopy,
+                error_category: None,
+            };
+        }
         let trust = self.sealer.trust(room);
         if !trust.trusted() && !room.is_paused() {
             let name = room.metadata.name.as_deref().unwrap_or_default();

@@ -79,6 +79,9 @@ pub struct Facts<C = Claim> {
     pub first_sight: bool,
     /// A re-check was asked for (a callback said the room was destroyed): probe now, whatever the state.
     pub recheck: bool,
+    /// The resourceVersion this process's last status write for the object returned: a copy older than it is
+    /// stale ([`super::decide::stale`]) and is not acted on.
+    pub written: Option<u64>,
 }
 
 impl Facts<Claim> {
@@ -92,6 +95,7 @@ impl Facts<Claim> {
             known_absent: false,
             first_sight: false,
             recheck: false,
+            written: None,
         }
     }
 }
@@ -175,6 +179,9 @@ pub enum Requeue {
     /// A converged room seen at a start: the prober takes it (its first probe spread over one period); nothing was
     /// called and the status is as it was.
     Prober,
+    /// The copy is older than this process's last status write (the cache lags): nothing was called, the status
+    /// is as it was; again shortly, from the newer copy.
+    StaleCopy,
 }
 
 /// A Kubernetes event to emit.

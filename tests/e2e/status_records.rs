@@ -46,10 +46,24 @@ fn actions_since(w: &World, room_id: &str, seq: u64) -> Vec<String> {
     w.sim.sim.log().into_iter().filter(|e| e.seq > seq && e.room_id == room_id).map(|e| e.action).collect()
 }
 
+/// An operator under the chart's RBAC, once its new seal key is marked swept (its legacy window, which trusts
+/// records on objects as old as the key, is closed).
 async fn chart_operator(w: &World) -> Operator {
     w.create_secret("zego").await;
     let kc = w.chart_kubeconfig(&["credentials.existingSecret=zego"]).await;
-    w.operator_as(&kc, &[]).await
+    let op = w.operator_as(&kc, &[]).await;
+    wait_swept(w).await;
+    op
+}
+
+async fn wait_swept(w: &World) {
+    let secrets: Api<Secret> = Api::namespaced(w.client.clone(), &w.ns);
+    let key_name = format!("{}-zim-operator-seal", w.ns);
+    eventually("the seal key marked swept", T, || async {
+        let key = secrets.get_opt(&key_name).await.ok().flatten()?;
+        key.metadata.annotations?.contains_key("zim.zego.im/records-sealed").then_some(())
+    })
+    .await;
 }
 
 /// 2a: an adopted room (deletion leaves it, `destroy-adopted-rooms` is absent) whose record a tenant flips to
@@ -168,13 +182,7 @@ async fn records_from_before_the_key_are_sealed_and_kept() {
 
     let kc = w.chart_kubeconfig(&["credentials.existingSecret=zego"]).await;
     let _op = w.operator_as(&kc, &[]).await;
-    let secrets: Api<Secret> = Api::namespaced(w.client.clone(), &w.ns);
-    let key_name = format!("{}-zim-operator-seal", w.ns);
-    eventually("the seal key marked swept", T, || async {
-        let key = secrets.get_opt(&key_name).await.ok().flatten()?;
-        key.metadata.annotations?.contains_key("zim.zego.im/records-sealed").then_some(())
-    })
-    .await;
+    wait_swept(&w).await;
     let r = w.get("old").await.unwrap();
     assert!(r.status.as_ref().unwrap().seal.is_some(), "the legacy record is sealed");
 

@@ -370,6 +370,48 @@ async fn cleanup_without_credentials_names_the_way_out() {
     assert!(err.to_string().contains("deletionPolicy: Orphan"), "{err}");
 }
 
+/// Issue 22, scenario 8: the cache lags. This process wrote the intent (pendingCreation) at version 119, then
+/// found the room created meanwhile by someone else and recorded the adoption at version 120. A reconcile that
+/// starts from the copy at 119 would see a pending creation, call CreateRoom, read "already exists" as its own
+/// earlier creation and record `adopted: false` over the adoption (so the adopted room would be destroyed on
+/// deletion). With the floor of the last write (120) it calls nothing and changes nothing; the copy at 120 is acted
+/// on as usual.
+#[tokio::test]
+async fn a_copy_older_than_the_last_write_is_not_acted_on() {
+    let sim = sim(0, 100).await;
+    sim.sim.seed_room(APP, "lobby", "Lobby", 600, &[("topic".into(), "general".into())]);
+    let rec = reconciler(&sim);
+    let mut stale = lobby();
+    stale.metadata.resource_version = Some("119".into());
+    let mut intent = ZimRoomStatus {
+        room_id: Some("lobby".into()),
+        app_id: Some(APP),
+        pending_creation: true,
+        ..Default::default()
+    };
+    rec.sealer().seal_into(stale.metadata.uid.as_deref().unwrap_or_default(), &mut intent);
+    stale.status = Some(intent.clone());
+
+    let floor = Facts { written: Some(120), ..Facts::owner(Ok(creds())) };
+    let before = last_seq(&sim);
+    let out = rec.reconcile(&stale, &floor, &NoSink, now()).await;
+    assert_eq!(out.requeue, Requeue::StaleCopy);
+    assert_eq!(out.status, intent, "nothing recorded from a stale copy");
+    assert!(out.notes.is_empty());
+    assert!(actions_since(&sim, before).is_empty(), "no call from a stale copy");
+
+    // Without the floor the same copy is re-decided: the adoption recorded at 120 is overwritten.
+    let out = rec.reconcile(&stale, &Facts::owner(Ok(creds())), &NoSink, now()).await;
+    assert_eq!(out.status.adopted, Some(false), "what the floor prevents");
+    assert!(actions_since(&sim, before).contains(&"CreateRoom".to_string()));
+
+    // The copy at the floor is acted on.
+    let mut current = stale.clone();
+    current.metadata.resource_version = Some("120".into());
+    let out = rec.reconcile(&current, &floor, &NoSink, now()).await;
+    assert_ne!(out.requeue, Requeue::StaleCopy);
+}
+
 /// A blocked deletion's status describes the generation being deleted in every condition and in
 /// `observedGeneration` (setting a custom resource's deletionTimestamp bumps its generation): before, only Ready did.
 #[tokio::test]
