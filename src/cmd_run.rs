@@ -243,6 +243,7 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         secret_names: args.secret_names.iter().filter(|n| !n.is_empty()).cloned().collect(),
         slow_retry: args.slow_retry,
         seal_secret: Some(seal_secret),
+        callbacks: args.callback_addr.is_some(),
         ..Default::default()
     };
 

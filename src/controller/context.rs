@@ -50,6 +50,9 @@ pub struct Config {
     pub write_timeout: Duration,
     /// The seal key's Secret, whose legacy records the leader seals (see `seal_key`); `None`: no sweep.
     pub seal_secret: Option<super::SealSecret>,
+    /// ZEGO callbacks are served (`--callback-addr`): after a start the prober proves each Secret at once, so its
+    /// callbackSecret verifies within seconds.
+    pub callbacks: bool,
 }
 
 impl Default for Config {
@@ -66,6 +69,7 @@ impl Default for Config {
             slow_retry: Duration::from_secs(3600),
             write_timeout: Duration::from_secs(10),
             seal_secret: None,
+            callbacks: false,
         }
     }
 }

@@ -93,8 +93,9 @@ pub(crate) async fn probe_loop(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut probes = tokio::task::JoinSet::new();
     let mut warmed = false;
-    // The Secrets whose first room after a start was probed at once: its answer proves the Secret's server
-    // secret, and so lets its callbackSecret verify callbacks (`decide::callback`) within seconds of a start.
+    // With callbacks served, the Secrets whose first room after a start was probed at once: its answer proves the
+    // Secret's server secret, and so lets its callbackSecret verify callbacks (`decide::callback`) within seconds
+    // of a start. Without callbacks nothing needs the proof that soon: every first probe is spread.
     let mut proving: HashSet<super::credentials::SecretKey> = HashSet::new();
     loop {
         tokio::select! {
@@ -162,11 +163,12 @@ pub(crate) async fn probe_loop(
             for room in rooms {
                 let key = object_ref(&*room);
                 // A room's first probe: after a start (the workers did not probe it), a uniformly random point of
-                // its first period — at once for the first room of each Secret, which proves it —; after a
+                // its first period — at once for the first room of each Secret when callbacks are served —; after a
                 // reconcile (which just checked it), one period on. Later ones one period on, ±10 %.
                 let (next, last_pass) = due.entry(key).or_insert_with(|| {
                     let first = if ctx.objects.take_handed_at_start(&*room) {
-                        let proves = ctx.credentials.secret_key(&*room).is_some_and(|k| proving.insert(k));
+                        let proves = ctx.config.callbacks
+                            && ctx.credentials.secret_key(&*room).is_some_and(|k| proving.insert(k));
                         if proves { now } else { now + period.mul_f64(rand::rng().random::<f64>()) }
                     } else {
                         now + jitter(period, 0.1)
