@@ -118,6 +118,9 @@ for ns in chat team-a; do
   can no get pods -n "$ns"; can no create deployments.apps -n "$ns"; can no get configmaps -n "$ns"
 done
 can yes create leases.coordination.k8s.io -n zim-system; can yes update leases.coordination.k8s.io -n zim-system
+# The seal key: created in the release namespace, then read and marked by name only.
+can yes create secrets -n zim-system; can yes patch secrets/zim-operator-seal -n zim-system
+can no patch secrets/other -n zim-system; can no delete secrets/zim-operator-seal -n zim-system
 can no create leases.coordination.k8s.io -n chat; can no create clusterroles.rbac.authorization.k8s.io
 can yes get customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
 can no get customresourcedefinitions.apiextensions.k8s.io/other.example.com; can no delete customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
@@ -140,12 +143,28 @@ allowed = [
     [{"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["team-a", "team-b"],
       "verbs": ["get", "list", "watch"]}],
 ]
-seen = []
+# The roles aggregated into admin/edit/view are for the namespaces' users, not the operator (bound to nobody
+# here): ZimRooms without zimrooms/status.
+aggregated = {
+    "ns-zim-operator-edit": [{"apiGroups": ["zim.zego.im"], "resources": ["zimrooms"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]}],
+    "ns-zim-operator-view": [{"apiGroups": ["zim.zego.im"], "resources": ["zimrooms"],
+        "verbs": ["get", "list", "watch"]}],
+}
+seen, users = [], []
 for d in yaml.safe_load_all(open(sys.argv[1])):
     if d and d["kind"] == "ClusterRole":
+        labels = d["metadata"].get("labels", {})
+        if any(k.startswith("rbac.authorization.k8s.io/aggregate-to-") for k in labels):
+            assert d["rules"] == aggregated[d["metadata"]["name"]], d
+            users.append(d["metadata"]["name"])
+            continue
         assert d["rules"] in allowed, d["rules"]
         seen.append(d["rules"])
+    if d and d["kind"] in ("ClusterRoleBinding", "RoleBinding"):
+        assert not d["roleRef"]["name"].endswith(("-edit", "-view")), d
 assert len(seen) == 2, seen
+assert sorted(users) == sorted(aggregated), users
 PY
 k apply -f "$work/ns-rbac.yaml" >/dev/null
 as=system:serviceaccount:zim-system:ns-zim-operator
@@ -154,6 +173,7 @@ for ns in team-a team-b; do
 done
 can no list zimrooms.zim.zego.im -n chat; can no get secrets -n chat; can no list zimrooms.zim.zego.im --all-namespaces
 can yes get secrets -n zim-system; can yes create leases.coordination.k8s.io -n zim-system
+can yes create secrets -n zim-system; can yes patch secrets/ns-zim-operator-seal -n zim-system; can no create secrets -n team-a
 can yes get customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
 can no list customresourcedefinitions.apiextensions.k8s.io; can no delete customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
 can yes get namespaces/team-a; can no get namespaces/chat; can no patch namespaces/team-a
