@@ -15,7 +15,11 @@
 #  9. the ValidatingAdmissionPolicy on the server: `kubectl apply` refuses a ZimRoom outside its namespace's
 #     room-id-prefixes or with a spec.fromUserId the namespace does not list, with a message naming the annotation;
 #     accepts the allowed ones; never blocks edits or the deletion of a room admitted under an older policy; and
-#     `kubectl get zimrooms -A --field-selector spec.roomId=X` returns exactly the declaring object.
+#     `kubectl get zimrooms -A --field-selector spec.roomId=X` returns exactly the declaring object;
+# 10. unsafe value combinations do not render, with both helms: the values schema names the value, and the template's
+#     own message (seen with --skip-schema-validation) says why; the safe forms render what they promise
+#     (NetworkPolicy destinations, the callback Ingress's host and TLS, a ServiceMonitor without a token, the PDB
+#     and the topology spread only with two replicas or more, kubeVersion).
 # The server is the current Kubernetes (scripts/kube-env.sh; ZIM_KUBE_VERSION=floor runs the same checks on 1.20,
 # where 9 is left out: no admission policies, no field selectors on custom resources).
 set -euo pipefail
@@ -66,8 +70,9 @@ for values in default namespaced-values cluster-values hardened-values; do
   ok "kubernetes-validate --strict: $n objects ($values)"
 done
 
-# 3. server-side dry-run on a real kube-apiserver (on 1.20 PodDisruptionBudget is policy/v1beta1, so there the PDB is
-# checked by kubernetes-validate above and left out here).
+# 3. server-side dry-run on a real kube-apiserver (the value sets are rendered for the current Kubernetes, whose
+# PodDisruptionBudget is policy/v1; on 1.20 that PDB is left out of those dry-runs and the PDB rendered for 1.20,
+# policy/v1beta1, is dry-run instead).
 kubeconfig=$(scripts/kube-env.sh start "$work/kube" $$)
 export KUBECONFIG="$kubeconfig"
 k() { "$KUBECTL" "$@"; }
@@ -97,6 +102,12 @@ PY
   grep -qi warning "$work/dry.log" && { cat "$work/dry.log"; fatal "server-side dry-run ($values) draws warnings"; }
   ok "server-side dry-run on kube-apiserver $server_version ($values), no warnings"
 done
+"$HELM4" template zim "$chart" -n zim-system --kube-version "$server_version" --show-only templates/pdb.yaml >"$work/pdb.yaml"
+want=policy/v1; ((current)) || want=policy/v1beta1
+grep -qx "apiVersion: $want" "$work/pdb.yaml" || { cat "$work/pdb.yaml"; fatal "the PDB rendered for $server_version is not $want"; }
+k apply --dry-run=server -f "$work/pdb.yaml" >"$work/dry.log" 2>&1 || { cat "$work/dry.log"; fatal "server-side dry-run of the PDB rendered for $server_version"; }
+grep -qi warning "$work/dry.log" && { cat "$work/dry.log"; fatal "the PDB rendered for $server_version draws warnings"; }
+ok "the PodDisruptionBudget rendered for kube-apiserver $server_version is $want and passes its server-side dry-run"
 
 # 4. RBAC by impersonation.
 can() { # expect(yes|no) verb resource [namespace flags...]
@@ -241,7 +252,7 @@ assert env["ZIM_CA_FILE"] == "/etc/zim-operator/ca/bundle.pem" and env["HTTPS_PR
 assert {m["mountPath"] for m in c["volumeMounts"]} == {"/etc/zim-operator/ca", "/etc/ssl/corp"}
 assert {v["name"] for v in d["volumes"]} == {"zim-ca", "corp-roots"}
 assert [p["name"] for p in one([d for d in hardened if not d["metadata"]["name"].endswith("-callbacks")], "Service")["spec"]["ports"]] == ["metrics"]
-assert one(hardened, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics"
+assert not [d for d in hardened if d["kind"] == "ServiceMonitor"], "a ServiceMonitor with metrics.auth=kubernetes"
 ns_env = {e["name"]: e.get("value") for e in one(namespaced, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
 assert ns_env["ZIM_CA_FILE"] == "/etc/zim-operator/ca/ca.crt", ns_env
 # NetworkPolicy: every egress rule names its destinations (DNS included); IPv6 beside IPv4; probes and metrics.
@@ -445,5 +456,111 @@ assert sel == {"key": "kubernetes.io/metadata.name", "operator": "In", "values":
 PY
   ok "admissionPolicy.enabled=false renders no policy; in namespaced mode the binding covers the watched namespaces only"
 fi
+
+# 10. Unsafe value combinations: refused by the schema (naming the value) and by the template (saying why), with
+# both helms; the safe forms render what they promise.
+refuses() { # helm what schema-field(dotted, empty: the schema accepts) template-message helm-args...
+  local helm="$1" what="$2" field="$3" message="$4"; shift 4
+  local v; v=$("$helm" version --short)
+  if "$helm" template zim "$chart" -n zim-system "$@" >"$work/refused.log" 2>&1; then
+    fatal "helm $v renders $what"
+  fi
+  if [[ -n $field ]]; then
+    local pattern="$field"; [[ $v == v4.* ]] && pattern="'/${field//.//}'"
+    grep -q "schema" "$work/refused.log" && grep -qF "$pattern" "$work/refused.log" \
+      || { cat "$work/refused.log"; fatal "helm $v refuses $what, but its schema error does not name $field"; }
+    "$helm" template zim "$chart" -n zim-system --skip-schema-validation "$@" >"$work/refused.log" 2>&1 \
+      && fatal "helm $v --skip-schema-validation renders $what"
+  fi
+  grep -qF "$message" "$work/refused.log" || { cat "$work/refused.log"; fatal "helm $v refuses $what without saying \"$message\""; }
+}
+np_on=(--set networkPolicy.enabled=true)
+api=(--set 'networkPolicy.apiServerCIDRs={10.96.0.1/32}')
+ing_on=(--set callbacks.enabled=true --set callbacks.ingress.enabled=true)
+host=(--set callbacks.ingress.host=zim.example.com)
+for helm in "$HELM3" "$HELM4"; do
+  v=$("$helm" version --short)
+  refuses "$helm" "networkPolicy.enabled=true without apiServerCIDRs" networkPolicy.apiServerCIDRs \
+    "networkPolicy.apiServerCIDRs must list the Kubernetes API server's addresses" "${np_on[@]}"
+  refuses "$helm" "networkPolicy.enabled=true without zimCIDRs" networkPolicy.zimCIDRs \
+    "networkPolicy.zimCIDRs must be set when networkPolicy.enabled is true" "${np_on[@]}" "${api[@]}"
+  refuses "$helm" "the callback Ingress without a host" callbacks.ingress.host \
+    "callbacks.ingress.host must be set when callbacks.ingress.enabled is true" "${ing_on[@]}"
+  refuses "$helm" "the callback Ingress without TLS" callbacks.ingress.tls \
+    'callbacks.ingress.tls must have a block whose hosts list "zim.example.com"' "${ing_on[@]}" "${host[@]}"
+  refuses "$helm" "the callback Ingress with TLS for another host" "" \
+    'callbacks.ingress.tls must have a block whose hosts list "zim.example.com"' "${ing_on[@]}" "${host[@]}" \
+    --set 'callbacks.ingress.tls[0].secretName=t' --set 'callbacks.ingress.tls[0].hosts[0]=other.example.com'
+  refuses "$helm" "a ServiceMonitor with metrics.auth=kubernetes" metrics.serviceMonitor.enabled \
+    "metrics.serviceMonitor.enabled=true cannot be combined with metrics.auth=kubernetes" \
+    --set metrics.auth=kubernetes --set metrics.serviceMonitor.enabled=true
+  refuses "$helm" "a PDB whose minAvailable equals replicaCount" "" \
+    "podDisruptionBudget.minAvailable (2) must be smaller than replicaCount (2)" --set podDisruptionBudget.minAvailable=2
+  refuses "$helm" "a PDB with minAvailable 100%" "" "podDisruptionBudget.minAvailable 100% would block" \
+    --set-string podDisruptionBudget.minAvailable=100%
+  refuses "$helm" "a Kubernetes older than the chart's kubeVersion" "" "chart requires kubeVersion" --kube-version v1.19.16
+  ok "helm $v refuses NetworkPolicy without API-server or ZIM CIDRs, the callback Ingress without a host or TLS for it, a ServiceMonitor with metrics.auth=kubernetes, a PDB blocking drains, Kubernetes < 1.20 (schema and template messages)"
+
+  n=$(cut -c2 <<<"$v")
+  r() { local out="$work/safe-$1-$n.yaml"; shift; "$helm" template zim "$chart" -n zim-system "$@" >"$out" || fatal "helm $v template $*"; }
+  r np "${np_on[@]}" "${api[@]}" --set 'networkPolicy.zimCIDRs={203.0.113.0/24}'
+  r ing "${ing_on[@]}" "${host[@]}" --set 'callbacks.ingress.tls[0].secretName=t' \
+    --set 'callbacks.ingress.tls[0].hosts[0]=zim.example.com'
+  r sm --set metrics.serviceMonitor.enabled=true --set metrics.port=8080
+  r default
+  r one --set replicaCount=1
+  r floor --kube-version v1.20.0
+  r nospread --set topologySpread.enabled=false --set podDisruptionBudget.enabled=false
+  r zone --set topologySpread.topologyKey=topology.kubernetes.io/zone --set topologySpread.whenUnsatisfiable=DoNotSchedule
+  r own --set 'topologySpreadConstraints[0].maxSkew=2' --set 'topologySpreadConstraints[0].topologyKey=rack' \
+    --set 'topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway'
+  "$TOOLS_PY" - "$work" "$n" <<'PY' || fatal "helm $v: the safe forms of the guarded values"
+import sys, yaml
+work, n = sys.argv[1:3]
+def docs(name):
+    return [d for d in yaml.safe_load_all(open(f"{work}/safe-{name}-{n}.yaml")) if d]
+def kind(ds, k):
+    return [d for d in ds if d["kind"] == k]
+# NetworkPolicy: every egress rule has peers; the ZIM rule allows exactly zimCIDRs; nothing allows any address.
+[np] = kind(docs("np"), "NetworkPolicy")
+egress = np["spec"]["egress"]
+assert all(r.get("to") for r in egress), egress
+assert egress[1]["to"] == [{"ipBlock": {"cidr": "10.96.0.1/32"}}], egress[1]
+assert egress[2] == {"to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}], "ports": [{"port": 443, "protocol": "TCP"}]}, egress[2]
+assert len(egress) == 3, egress
+# The callback Ingress: its host, and TLS for that host.
+[ing] = kind(docs("ing"), "Ingress")
+assert [r["host"] for r in ing["spec"]["rules"]] == ["zim.example.com"], ing["spec"]["rules"]
+assert ing["spec"]["tls"] == [{"secretName": "t", "hosts": ["zim.example.com"]}], ing["spec"]["tls"]
+# The ServiceMonitor (metrics.auth none): the metrics port, plain HTTP, and no token of any kind.
+[sm] = kind(docs("sm"), "ServiceMonitor")
+[ep] = sm["spec"]["endpoints"]
+assert ep["port"] == "metrics" and ep["scheme"] == "http", ep
+assert not {"bearerTokenFile", "bearerTokenSecret", "authorization", "basicAuth", "oauth2"} & set(ep), ep
+# PDB and spread by default with two replicas; neither with one; policy/v1beta1 on 1.20.
+default = docs("default")
+[dep] = kind(default, "Deployment")
+assert dep["spec"]["replicas"] == 2
+selector = dep["spec"]["selector"]["matchLabels"]
+[pdb] = kind(default, "PodDisruptionBudget")
+assert pdb["apiVersion"] == "policy/v1" and pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": selector}}, pdb
+spread = dep["spec"]["template"]["spec"]["topologySpreadConstraints"]
+assert spread == [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+                   "labelSelector": {"matchLabels": selector}}], spread
+one = docs("one")
+assert not kind(one, "PodDisruptionBudget"), "a PDB with replicaCount=1"
+assert "topologySpreadConstraints" not in kind(one, "Deployment")[0]["spec"]["template"]["spec"]
+[pdb] = kind(docs("floor"), "PodDisruptionBudget")
+assert pdb["apiVersion"] == "policy/v1beta1", pdb["apiVersion"]
+nospread = docs("nospread")
+assert not kind(nospread, "PodDisruptionBudget")
+assert "topologySpreadConstraints" not in kind(nospread, "Deployment")[0]["spec"]["template"]["spec"]
+[zone] = kind(docs("zone"), "Deployment")[0]["spec"]["template"]["spec"]["topologySpreadConstraints"]
+assert zone["topologyKey"] == "topology.kubernetes.io/zone" and zone["whenUnsatisfiable"] == "DoNotSchedule", zone
+own = kind(docs("own"), "Deployment")[0]["spec"]["template"]["spec"]["topologySpreadConstraints"]
+assert own == [{"maxSkew": 2, "topologyKey": "rack", "whenUnsatisfiable": "ScheduleAnyway"}], own
+PY
+  ok "helm $v: NetworkPolicy egress only to the listed CIDRs, the Ingress with its host and TLS, a ServiceMonitor without a token, PDB (policy/v1, v1beta1 on 1.20) and a soft hostname spread only with 2+ replicas"
+done
 
 finish
