@@ -52,6 +52,15 @@ for values in default namespaced-values cluster-values hardened-values; do
   cmp -s "$work/$values-3.yaml" "$work/$values-4.yaml" || fatal "helm 3 and helm 4 render $values differently"
 done
 ok "helm 3 and helm 4 render identical manifests"
+for helm in "$HELM3" "$HELM4"; do
+  "$helm" show readme "$chart" >"$work/readme.txt" || fatal "helm show readme"
+  grep -q '^# zim-operator chart' "$work/readme.txt" || fatal "helm $("$helm" version --short) show readme prints no chart README"
+  "$helm" package "$chart" -d "$work/pkg" >/dev/null || fatal "helm package"
+  tar -tzf "$work"/pkg/zim-operator-*.tgz >"$work/pkg.txt" || fatal "the packaged chart cannot be listed"
+  grep -qx 'zim-operator/README.md' "$work/pkg.txt" || fatal "the packaged chart has no README.md"
+  rm -rf "$work/pkg"
+done
+ok "helm show readme prints the chart README, and the packaged chart carries it (helm 3 and 4)"
 
 # 2. kubernetes-validate --strict on the built-in kinds (ServiceMonitor and PrometheusRule are CRD kinds it cannot
 # know).
