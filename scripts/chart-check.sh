@@ -61,6 +61,17 @@ for helm in "$HELM3" "$HELM4"; do
   rm -rf "$work/pkg"
 done
 ok "helm show readme prints the chart README, and the packaged chart carries it (helm 3 and 4)"
+for helm in "$HELM3" "$HELM4"; do
+  "$helm" template zim "$chart" -n zim-system --show-only templates/crd.yaml \
+    --set-string 'crds.annotations.argocd\.argoproj\.io/sync-options=Prune=false\,Delete=false' >"$work/crd-ann.yaml" \
+    || fatal "helm template with crds.annotations"
+  "$TOOLS_PY" - "$work/crd-ann.yaml" <<'PY' || fatal "crds.annotations is not rendered beside helm.sh/resource-policy"
+import sys, yaml
+a = yaml.safe_load(open(sys.argv[1]))["metadata"]["annotations"]
+assert a == {"helm.sh/resource-policy": "keep", "argocd.argoproj.io/sync-options": "Prune=false,Delete=false"}, a
+PY
+done
+ok "crds.annotations reaches the CRD beside helm.sh/resource-policy: keep (Argo CD's Prune=false, helm 3 and 4)"
 
 # 2. kubernetes-validate --strict on the built-in kinds (ServiceMonitor and PrometheusRule are CRD kinds it cannot
 # know).

@@ -6,6 +6,8 @@ template is current).
     python3 scripts/chart-crd.py < crds/zimroom.yaml > charts/zim-operator/templates/crd.yaml
 
 The template renders the CRD when `crds.enabled`, marks it `helm.sh/resource-policy: keep` when `crds.keep`, adds
+`crds.annotations` (e.g. Argo CD's `argocd.argoproj.io/sync-options: Prune=false`, which Argo CD honours where it
+ignores Helm's resource policy), adds
 the chart's labels, keeps the `selectableFields` (field selectors on custom resources) only on Kubernetes 1.31 and
 newer, where they are on by default (older servers refuse the field under server-side apply, or drop it), and keeps
 every `x-kubernetes-validations` block (the CEL rules) only where the server enforces them: Kubernetes 1.25 and newer (`.Capabilities.KubeVersion`; `helm template` without a cluster uses Helm's own
@@ -34,10 +36,15 @@ metadata:
   name: {name}
   labels:
     {{{{- include "zim-operator.labels" . | nindent 4 }}}}
-  {{{{- if .Values.crds.keep }}}}
+  {{{{- if or .Values.crds.keep .Values.crds.annotations }}}}
   annotations:
+    {{{{- if .Values.crds.keep }}}}
     # Kept on `helm uninstall`: deleting the CRD would delete every ZimRoom.
     helm.sh/resource-policy: keep
+    {{{{- end }}}}
+    {{{{- with .Values.crds.annotations }}}}
+    {{{{- toYaml . | nindent 4 }}}}
+    {{{{- end }}}}
   {{{{- end }}}}
 """
 

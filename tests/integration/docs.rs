@@ -63,6 +63,23 @@ fn argocd_snippet_is_the_tested_script() {
     let start = page.find(marker).expect("docs/argocd.md has the argocd-cm snippet") + marker.len();
     let end = start + page[start..].find("```").unwrap();
     assert_eq!(&page[start..end], indented, "docs/argocd.md's argocd-cm snippet differs from health.lua");
+
+    // The Application health check for an app of apps, the same way.
+    let lua = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/argocd/resource_customizations/argoproj.io/Application/health.lua"
+    ))
+    .unwrap();
+    let indented: String =
+        lua.lines().map(|l| if l.is_empty() { "\n".to_string() } else { format!("      {l}\n") }).collect();
+    let marker = "resource.customizations.health.argoproj.io_Application: |\n";
+    let start = page.find(marker).expect("docs/argocd.md has the Application health check") + marker.len();
+    let end = start + page[start..].find("```").unwrap();
+    assert_eq!(
+        &page[start..end],
+        indented,
+        "docs/argocd.md's Application health check differs from its health.lua"
+    );
 }
 
 /// The reference's field table agrees with the CRD's schema and descriptions: each row's type is the field's type,
