@@ -9,6 +9,7 @@ pub mod harness;
 pub mod kstatus;
 pub mod markdown;
 pub mod net;
+pub mod wire_proxy;
 
 use std::time::Duration;
 
