@@ -19,8 +19,10 @@
 //! answers in 50 ms it is 95 %. Counting from the moment the request is written would lose less, but the client
 //! cannot see when a proxy or a new connection lets it through, and that is the failure above.
 //!
-//! **Spacing.** Within the window, grants are still spaced at 1/limit s (a schedule kept from one grant to the
-//! next, so a late timer costs nothing), so a backlog goes out evenly rather than as a burst of the limit.
+//! **Spacing.** Within the window, grants are still spaced at 1/limit s, so a backlog goes out evenly rather than
+//! as a burst of the limit. The schedule is kept from one grant to the next, so a late timer costs nothing, and a
+//! stall of up to 200 ms (the process not scheduled on a busy machine) is caught up with grants back to back, as
+//! far as the window allows: stalls cost the old spacing most of what it lost under load.
 //!
 //! **Who goes first.** Waiting callers are served by [`Priority`] (a call a person is waiting for — a new room,
 //! a spec change, a callback's re-check — before the periodic re-check of converged rooms), then round-robin
@@ -52,6 +54,9 @@ use super::types::Action;
 use crate::lock;
 pub use decorator::RateLimited;
 use window::{Opens, UNANSWERED_GRACE, Window};
+
+/// How far the spacing schedule may fall behind and still be caught up (grants back to back, within the window).
+const CATCH_UP: Duration = Duration::from_millis(200);
 
 /// The calls per second one busy lane grants with a limit of `per_second` when answers take 20 ms (a lane grants
 /// `per_second` calls per one second and the time from grant to answer); the probe budget plans with it.
@@ -371,9 +376,10 @@ impl LaneState {
         }
         let Some(grant) = self.queues.pop() else { return Step::Stop };
         self.window.start();
-        // From the planned instant, so a timer that fires late does not push the schedule back; after an idle time
-        // or a stall, at most half an interval is caught up.
-        self.paced_until = Some((at + interval).max(now + interval / 2));
+        // From the planned instant, so a timer that fires late does not push the schedule back, and a stall (the
+        // process not scheduled, callers late to queue) is caught up as far as the window allows, up to
+        // [`CATCH_UP`]: after an idle time, 200 ms worth of calls (5 at 20/s) go at once.
+        self.paced_until = Some((at + interval).max((now + interval).checked_sub(CATCH_UP).unwrap_or(now)));
         Step::Grant(grant)
     }
 }

@@ -50,6 +50,45 @@ async fn a_lane_grants_the_limit_per_window_spaced_evenly() {
     assert_eq!(limiter.total_waited(), WINDOW, "each call waited from the previous grant");
 }
 
+/// The instants (from `start`) at which `n` callers queued at once are granted.
+async fn granted_at_once(limiter: &Arc<RateLimiter>, n: usize, start: Instant) -> Vec<Duration> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                let permit = limiter.acquire(1, Action::CreateRoom).await;
+                let at = Instant::now() - start;
+                permit.answered();
+                at
+            })
+        })
+        .collect();
+    let mut granted = Vec::new();
+    for t in tasks {
+        granted.push(t.await.unwrap());
+    }
+    granted.sort();
+    granted
+}
+
+/// Callers late to queue (a stall of the process) are caught up within the window, back to back until the
+/// schedule is met; after an idle time at most 200 ms worth of calls go at once.
+#[tokio::test(start_paused = true)]
+async fn a_stall_is_caught_up_and_an_idle_lane_bursts_at_most_200_ms_worth() {
+    let limiter = Arc::new(RateLimiter::new(20));
+    let start = Instant::now();
+    limiter.acquire(1, Action::CreateRoom).await.answered();
+    limiter.acquire(1, Action::CreateRoom).await.answered();
+    // Due at 100 ms and 150 ms, the next callers come at 200 ms.
+    tokio::time::sleep(150 * MS).await;
+    let late = granted_at_once(&limiter, 5, start).await;
+    assert_eq!(late, [200 * MS, 200 * MS, 200 * MS, 250 * MS, 300 * MS]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle = Instant::now();
+    let after_idle = granted_at_once(&limiter, 7, idle).await;
+    assert_eq!(after_idle, [Duration::ZERO; 5].into_iter().chain([50 * MS, 100 * MS]).collect::<Vec<_>>());
+}
+
 /// A call counts while it is in flight, however long: with the limit in flight nothing more is granted, and a
 /// call answered late counts for one window from its answer.
 #[tokio::test(start_paused = true)]
