@@ -1090,11 +1090,9 @@ mod p10 {
         ("managed", "− metadata.managedFields"),
         ("last-applied", "− kubectl's last-applied-configuration annotation (the cache until now)"),
         ("labels", "− metadata.labels"),
-        ("version", "− metadata.resourceVersion"),
         ("slim", "− ownerReferences, generateName, selfLink, other annotations: cache.rs's slim()"),
-        ("store-key", "+ kube's cache key per object (ObjectRef with resource version and UID)"),
-        ("seen", "+ one ObjectRef (namespace, name) in a set, as each operator set holds"),
-        ("readiness", "+ one \"namespace/name\" entry in the metrics' readiness map"),
+        ("cached", "as CachedRoom: the two annotations read as fields, the status as one JSON text"),
+        ("store-key", "+ kube's cache key per object (an ObjectRef with the UID)"),
     ];
 
     /// In a process of its own (a fresh heap): builds `n` objects as the cache holds them under `step`
@@ -1102,13 +1100,13 @@ mod p10 {
     pub(super) fn cost_child(step: &str, n: usize) {
         use kube::runtime::reflector::ObjectRef;
         use std::sync::Arc;
+        use zim_operator::testing::CachedRoom;
         let index = COST_STEPS.iter().position(|(s, _)| *s == step).expect("a known step");
         let at_least = |s: &str| index >= COST_STEPS.iter().position(|(x, _)| *x == s).unwrap();
         let before = rss_mib(std::process::id());
         let mut rooms: Vec<Arc<ZimRoom>> = Vec::with_capacity(n);
+        let mut cached: Vec<Arc<CachedRoom>> = Vec::with_capacity(n);
         let mut keys = std::collections::HashMap::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut readiness = std::collections::HashMap::new();
         for i in 0..n {
             let text = served(i).to_string();
             let mut room: ZimRoom = serde_json::from_str(&text).unwrap();
@@ -1123,38 +1121,25 @@ mod p10 {
             if at_least("labels") {
                 m.labels = None;
             }
-            if at_least("version") {
-                m.resource_version = None;
-            }
             if at_least("slim") {
                 m.owner_references = None;
                 m.generate_name = None;
                 m.self_link = None;
             }
-            // kube's cache stores a copy of the object the watcher hands it (the original goes on to the queue).
-            let room = Arc::new(room.clone());
-            if at_least("store-key") {
-                keys.insert(ObjectRef::from_obj(&*room), room.clone());
+            if at_least("cached") {
+                // As the watch delivers it: deserialized into the cached form (which slims first).
+                let c = Arc::new(CachedRoom::from(room));
+                if at_least("store-key") {
+                    keys.insert(ObjectRef::from_obj(&*c), c.clone());
+                }
+                cached.push(c);
+            } else {
+                // kube's cache stores a copy of the object the watcher hands it (the original goes on to the queue).
+                rooms.push(Arc::new(room.clone()));
             }
-            if at_least("seen") {
-                let r = ObjectRef::<ZimRoom>::new(room.metadata.name.as_deref().unwrap());
-                seen.insert(r.within(room.metadata.namespace.as_deref().unwrap()));
-            }
-            if at_least("readiness") {
-                let key = format!(
-                    "{}/{}",
-                    room.metadata.namespace.as_deref().unwrap(),
-                    room.metadata.name.as_deref().unwrap()
-                );
-                readiness.insert(
-                    key,
-                    zim_operator::metrics::Readiness::of_conditions(&[], jiff::Timestamp::now()),
-                );
-            }
-            rooms.push(room);
         }
         let after = rss_mib(std::process::id());
-        std::hint::black_box((&rooms, &keys, &seen, &readiness));
+        std::hint::black_box((&rooms, &cached, &keys));
         println!("{:.0}", (after - before) * 1_048_576.0 / n as f64);
     }
 

@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::admin::auth::{KubeReviewer, MetricsAuth};
 use crate::admin::{self, AdminConfig, Health};
 use crate::controller::{self, Context};
+use crate::leader;
 use crate::metrics::Metrics;
 use crate::reconcile::{DEFAULT_FROM_USER_ID, DefaultCredentialsScope, Reconciler};
 use crate::zim::{ClientConfig, DEFAULT_ENDPOINT, TlsRoots, ZimClient};
@@ -99,9 +99,14 @@ pub struct RunArgs {
     /// from POD_NAMESPACE, else "default").
     #[arg(long, env = "ZIM_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
-    /// Seconds a leader's Lease lasts without renewal.
+    /// Seconds a leader's Lease lasts without renewal: a standby takes over when the Lease has not changed for
+    /// this long.
     #[arg(long, env = "ZIM_LEASE_DURATION", default_value_t = 15)]
     pub lease_duration: u64,
+    /// How long the leader goes on without a successful renewal of its Lease, e.g. 10s; then it exits (code 1) to
+    /// restart as a standby. Shorter than --lease-duration; default two thirds of it. It renews every fifth of it.
+    #[arg(long, env = "ZIM_LEASE_RENEW_DEADLINE", value_parser = parse_duration)]
+    pub lease_renew_deadline: Option<Duration>,
     /// Identity in the Lease and in events (default: POD_NAME, else host name and process id).
     #[arg(long, env = "ZIM_IDENTITY")]
     pub identity: Option<String>,
@@ -164,11 +169,6 @@ pub async fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
-    let (kube_config, source) = crate::kube_config::load(args.kubeconfig.as_deref()).await?;
-    // The proxy URL may carry credentials: only whether there is one is logged.
-    info!(source = ?source, proxied = kube_config.proxy_url.is_some(), "Kubernetes client configured");
-    let client = kube::Client::try_from(kube_config)
-        .map_err(|e| format!("cannot build the Kubernetes client: {e}"))?;
     let own_namespace = args
         .lease_namespace
         .clone()
@@ -178,6 +178,27 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         format!("{}-{}", host.trim(), std::process::id())
     });
+    let lease = args
+        .leader_election
+        .then(|| {
+            let lease_duration = Duration::from_secs(args.lease_duration);
+            let config = leader::Config {
+                name: args.lease_name.clone(),
+                namespace: own_namespace.clone(),
+                identity: identity.clone(),
+                lease_duration,
+                renew_deadline: args
+                    .lease_renew_deadline
+                    .unwrap_or_else(|| leader::Config::default_renew_deadline(lease_duration)),
+            };
+            config.check().map(|()| config)
+        })
+        .transpose()?;
+    let (kube_config, source) = crate::kube_config::load(args.kubeconfig.as_deref()).await?;
+    // The proxy URL may carry credentials: only whether there is one is logged.
+    info!(source = ?source, proxied = kube_config.proxy_url.is_some(), "Kubernetes client configured");
+    let client = kube::Client::try_from(kube_config)
+        .map_err(|e| format!("cannot build the Kubernetes client: {e}"))?;
     let default_secret = args.credentials_secret.as_ref().map(|s| match s.split_once('/') {
         Some((ns, name)) => (ns.to_owned(), name.to_owned()),
         None => (own_namespace.clone(), s.clone()),
@@ -267,72 +288,19 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
             Some((serving, bridge))
         }
     };
-    let mut code = ExitCode::SUCCESS;
     let grace = args.shutdown_grace;
-    if args.leader_election {
-        let build = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-            .with_namespace(&own_namespace)
-            .with_identity(&identity)
-            .with_duration(args.lease_duration)
-            .with_grace(args.lease_duration.div_ceil(3).max(1))
-            .build();
-        // Setting up the Lease talks to the API server, which may not answer: SIGTERM must not wait for it.
-        let manager = tokio::select! {
-            built = build => built.map_err(|e| {
-                format!("cannot set up leader election (Lease {own_namespace}/{}): {e}", args.lease_name)
-            })?,
-            _ = shutdown.cancelled() => {
-                info!("stopped before leader election was set up");
-                return Ok(code);
-            }
-        };
-        let (mut leader, lease_task) = manager.watch().await;
-        health.set_standby(true);
-        info!(lease = %args.lease_name, "waiting for the leader lease");
-        let became_leader = loop {
-            if *leader.borrow_and_update() {
-                break true;
-            }
-            tokio::select! {
-                changed = leader.changed() => if changed.is_err() { break false },
-                _ = shutdown.cancelled() => break false,
-            }
-        };
-        if became_leader {
-            info!("acquired the leader lease; reconciling");
-            health.set_standby(false);
-            metrics.leader.set(1);
-            let _ = leading.send(true);
-            let run = finish_within(controller::run(ctx, shutdown.clone()), &shutdown, &health, grace);
-            let lost = async {
-                loop {
-                    if leader.changed().await.is_err() || !*leader.borrow() {
-                        break;
-                    }
-                }
-            };
-            tokio::select! {
-                _ = run => {}
-                _ = lost => {
-                    error!("lost the leader lease; stopping so that this replica restarts as a standby");
-                    shutdown.cancel();
-                    code = ExitCode::from(1);
-                }
-            }
-            metrics.leader.set(0);
-        }
-        // Dropping the receiver makes the lease task release the lease.
-        drop(leader);
-        match tokio::time::timeout(Duration::from_secs(5), lease_task).await {
-            Ok(Ok(Ok(_))) => info!("released the leader lease"),
-            Ok(Ok(Err(e))) => error!(error = %e, "could not release the leader lease"),
-            _ => error!("the lease task did not finish"),
+    let work = finish_within(controller::run(ctx, shutdown.clone()), &shutdown, &health, grace);
+    if let Some(config) = lease {
+        let code = leader::run(client.clone(), config, &health, &metrics, &leading, &shutdown, work).await;
+        if code != ExitCode::SUCCESS {
+            // Leadership was lost: nothing of this process may act any more, and returning drops every task.
+            return Ok(code);
         }
     } else {
         // Without leader election this replica reconciles: it counts as the leader for zim_operator_leader.
         metrics.leader.set(1);
         let _ = leading.send(true);
-        finish_within(controller::run(ctx, shutdown.clone()), &shutdown, &health, grace).await;
+        work.await;
         metrics.leader.set(0);
     }
     shutdown.cancel();
@@ -347,7 +315,7 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
         warn!("the admin server did not stop within 2 s");
     }
     info!("zim-operator stopped");
-    Ok(code)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `work` (the controllers, which stop by themselves once `shutdown` is cancelled and their in-flight

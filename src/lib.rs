@@ -53,6 +53,7 @@ pub mod cmd_run;
 pub(crate) mod controller;
 pub mod crd;
 pub(crate) mod kube_config;
+pub(crate) mod leader;
 pub mod manifest;
 pub mod metrics;
 pub mod reconcile;

@@ -15,6 +15,10 @@ use crate::crd::{DeletionPolicy, PAUSED_ANNOTATION, RoomAttribute, SecretRef, Zi
 pub const APP: u32 = 777001;
 /// The server secret of [`APP`] (a throwaway value: the md5 of "1").
 pub const SECRET: &str = "c4ca4238a0b923820dcc509a6f75849b";
+/// A second ZEGO app, another team's (the end-to-end simulator knows both).
+pub const APP_B: u32 = 777002;
+/// The server secret of [`APP_B`] (the md5 of "2").
+pub const SECRET_B: &str = "c81e728d9d4c2f636f067f89cc14862c";
 
 /// A ZimRoom named `name` with nothing else set: the spec's schema defaults (destroyDelayTime 10800), no
 /// namespace (the CLI reads that as `default`; the end-to-end harness puts it in the test's namespace).
@@ -129,3 +133,6 @@ impl From<RoomBuilder> for ZimRoom {
         b.build()
     }
 }
+
+/// The form a ZimRoom takes in the operator's watch cache (for the benchmark's memory table).
+pub use crate::controller::CachedRoom;

@@ -24,20 +24,33 @@
 //!   make ZEGO resend it up to five times over about a minute while the operator is already behind; the periodic
 //!   existence poll, which never depends on callbacks, finds the room gone at the latest one period later.
 //!
+//! - **Freshness:** a verified callback whose timestamp is more than [`MAX_AGE`] behind this machine's clock, or
+//!   more than [`MAX_AHEAD`] ahead of it, is refused (401, `stale`). ZEGO documents no freshness window; its
+//!   retries of one callback span about 62 s, and ZIM itself allows ±10 minutes of clock skew on requests, so the
+//!   window is that skew plus two minutes of retries. (One Chinese page calls a `room_destroy`'s timestamp the
+//!   room's creation time, most likely copied from `room_create`; were it so, the destruction of a room older than
+//!   the window would be refused here and found by the poll instead.)
+//! - **Replays:** a verified callback whose (AppId, timestamp, nonce) was seen within the window is answered 200
+//!   and not acted on (`replayed`): ZEGO resends the same nonce and signature on each retry, so a second delivery
+//!   is either a retry of one already handled or a captured callback sent again. The memory holds at most
+//!   [`MAX_NONCES`] entries (each goes when it leaves the window); beyond that, callbacks are handled without
+//!   being remembered, and coalescing still bounds them to one queued re-check per room.
+//!
 //! A callback is only a trigger to re-read the room from ZIM, never a fact about it. The signature covers the
-//! timestamp and nonce but not the body, ZEGO resends the same nonce and signature on each retry for about a
-//! minute, and no freshness window is documented, so nothing here rejects a replay: a captured signature with a
-//! forged body can at most make the operator probe one room once more than it would have (the same
-//! QueryRoomUserList its poll makes), and coalescing bounds even that to one queued probe per room.
+//! timestamp and nonce but not the body, so a captured signature with a forged body can at most make the operator
+//! probe one room once more than it would have (the same QueryRoomUserList its poll makes), within the window and
+//! once per nonce.
 //!
 //! Nothing here logs or echoes a secret, a signature or a body; the event, AppId, room and outcome are logged at
 //! debug level. The listener defends itself like the admin server's (header read timeout, connection cap,
 //! bounded head and connection lifetime: `admin::listener`).
 
 mod body;
+mod labels;
 mod queue;
 pub mod signature;
 
+pub use labels::{Event, Outcome};
 use queue::Queued;
 pub use queue::{RoomEvent, RoomEvents};
 
@@ -69,6 +82,16 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Room events waiting for the controller at most, by default. Coalescing keeps at most one per room.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
+
+/// How far behind this machine's clock a callback's timestamp may be: ZIM's ±10 minutes of clock skew plus two
+/// minutes for ZEGO's retries (about 62 s).
+pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(12 * 60);
+
+/// How far ahead of this machine's clock a callback's timestamp may be: ZIM's clock skew.
+pub const MAX_AHEAD: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// The most (AppId, timestamp, nonce) triples remembered for replay detection.
+pub const MAX_NONCES: usize = 65_536;
 
 /// A callback secret (the console's CallbackSecret, which may equal the ServerSecret). Its `Debug` and
 /// `Display` never show the value.
@@ -118,81 +141,6 @@ impl CallbackSecrets for HashMap<u32, Vec<CallbackSecret>> {
     }
 }
 
-/// A callback's event, as a metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Event {
-    /// `room_create`.
-    RoomCreate,
-    /// `room_destroy`.
-    RoomDestroy,
-    /// Any other event, or a body whose event could not be read.
-    Other,
-}
-
-impl Event {
-    /// Every value.
-    pub const ALL: [Event; 3] = [Event::RoomCreate, Event::RoomDestroy, Event::Other];
-
-    /// The label: `room_create`, `room_destroy` or `other`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Event::RoomCreate => "room_create",
-            Event::RoomDestroy => "room_destroy",
-            Event::Other => "other",
-        }
-    }
-
-    /// The event named `name` in a callback body.
-    fn from_name(name: &str) -> Self {
-        match name {
-            "room_create" => Event::RoomCreate,
-            "room_destroy" => Event::RoomDestroy,
-            _ => Event::Other,
-        }
-    }
-}
-
-/// What became of one callback, as a metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// A verified `room_destroy`, queued for the controller (200).
-    Accepted,
-    /// A verified `room_destroy` for a room whose event is still queued (200).
-    Coalesced,
-    /// A verified event the operator does not act on (200).
-    Ignored,
-    /// The signature did not match, or the AppId has no secret (401).
-    BadSignature,
-    /// Not a callback: unreadable, a field missing or invalid, or too large (400, 413).
-    Malformed,
-    /// A verified `room_destroy` dropped because the queue was full (200).
-    Overflow,
-}
-
-impl Outcome {
-    /// Every value.
-    pub const ALL: [Outcome; 6] = [
-        Outcome::Accepted,
-        Outcome::Coalesced,
-        Outcome::Ignored,
-        Outcome::BadSignature,
-        Outcome::Malformed,
-        Outcome::Overflow,
-    ];
-
-    /// The label: `accepted`, `coalesced`, `ignored`, `bad_signature`, `malformed` or `overflow`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Accepted => "accepted",
-            Outcome::Coalesced => "coalesced",
-            Outcome::Ignored => "ignored",
-            Outcome::BadSignature => "bad_signature",
-            Outcome::Malformed => "malformed",
-            Outcome::Overflow => "overflow",
-        }
-    }
-}
-
 /// Told the outcome of every callback (e.g. to count `zim_operator_callbacks_total{event,outcome}`).
 pub trait CallbackObserver: Send + Sync {
     /// One callback of `event` ended as `outcome`.
@@ -231,6 +179,10 @@ struct Inner {
     queued: Queued,
     /// Set by the first overflow after the queue had room, so a full queue is warned about once per episode.
     overflowing: AtomicBool,
+    /// This machine's clock, Unix milliseconds.
+    clock: fn() -> u64,
+    /// The (AppId, timestamp, nonce) of the verified callbacks within the freshness window, with their Unix time.
+    nonces: std::sync::Mutex<HashMap<(u32, String, String), u64>>,
 }
 
 impl CallbackServer {
@@ -241,10 +193,28 @@ impl CallbackServer {
         observer: Arc<dyn CallbackObserver>,
         capacity: usize,
     ) -> (Self, RoomEvents) {
+        Self::with_clock(secrets, observer, capacity, now_ms)
+    }
+
+    /// As [`CallbackServer::new`], with `clock` (Unix milliseconds) as this machine's clock for the freshness
+    /// window (tests replay ZEGO's published samples at their own time).
+    pub fn with_clock(
+        secrets: Arc<dyn CallbackSecrets>,
+        observer: Arc<dyn CallbackObserver>,
+        capacity: usize,
+        clock: fn() -> u64,
+    ) -> (Self, RoomEvents) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let queued = Queued::default();
-        let inner =
-            Inner { secrets, observer, tx, queued: queued.clone(), overflowing: AtomicBool::new(false) };
+        let inner = Inner {
+            secrets,
+            observer,
+            tx,
+            queued: queued.clone(),
+            overflowing: AtomicBool::new(false),
+            clock,
+            nonces: Default::default(),
+        };
         (Self { inner: Arc::new(inner) }, RoomEvents { rx, queued })
     }
 
@@ -291,17 +261,49 @@ impl CallbackServer {
             debug!(event = event.as_str(), app_id, room_id, "zim callback: signature does not match");
             return answer(event, Outcome::BadSignature, StatusCode::UNAUTHORIZED);
         }
-        let age_ms = now_ms() as i64 - callback.unix_ms as i64;
+        let now = (self.inner.clock)();
+        let age_ms = now as i64 - callback.unix_ms as i64;
+        if age_ms > MAX_AGE.as_millis() as i64 || -age_ms > MAX_AHEAD.as_millis() as i64 {
+            debug!(
+                event = event.as_str(),
+                app_id, room_id, age_ms, "zim callback: outside the freshness window"
+            );
+            return answer(event, Outcome::Stale, StatusCode::UNAUTHORIZED);
+        }
+        if event == Event::RoomDestroy && callback.room_id.is_none() {
+            debug!(event = event.as_str(), app_id, "zim callback: room_destroy without room_id");
+            return malformed(event, body::Reason::Missing("room_id"));
+        }
+        if !self.first_delivery(app_id, &callback.timestamp, &callback.nonce, now) {
+            debug!(
+                event = event.as_str(),
+                app_id, room_id, age_ms, "zim callback: nonce seen before; not acted on"
+            );
+            return answer(event, Outcome::Replayed, StatusCode::OK);
+        }
         let outcome = match (event, &callback.room_id) {
             (Event::RoomDestroy, Some(room_id)) => self.enqueue(app_id, room_id),
-            (Event::RoomDestroy, None) => {
-                debug!(event = event.as_str(), app_id, "zim callback: room_destroy without room_id");
-                return malformed(event, body::Reason::Missing("room_id"));
-            }
             _ => Outcome::Ignored,
         };
         debug!(event = event.as_str(), app_id, room_id, age_ms, outcome = outcome.as_str(), "zim callback");
         answer(event, outcome, StatusCode::OK)
+    }
+
+    /// Whether this is the first delivery of (`app_id`, `timestamp`, `nonce`) within the window (remembers it).
+    fn first_delivery(&self, app_id: u32, timestamp: &str, nonce: &str, now: u64) -> bool {
+        let mut nonces = crate::lock(&self.inner.nonces);
+        let key = (app_id, timestamp.to_owned(), nonce.to_owned());
+        if nonces.contains_key(&key) {
+            return false;
+        }
+        if nonces.len() >= MAX_NONCES {
+            let window = (MAX_AGE + MAX_AHEAD).as_millis() as u64;
+            nonces.retain(|_, at| now.saturating_sub(*at) < window);
+        }
+        if nonces.len() < MAX_NONCES {
+            nonces.insert(key, now);
+        }
+        true
     }
 
     /// Queues a re-check of (app_id, room_id) unless one is queued already.

@@ -32,7 +32,8 @@ fn receiver(capacity: usize) -> (CallbackServer, RoomEvents, Arc<Seen>) {
         (ROTATING_APP, vec![CallbackSecret::new("old"), CallbackSecret::new("new")]),
     ]);
     let seen = Arc::new(Seen::default());
-    let (server, events) = CallbackServer::new(Arc::new(secrets), seen.clone(), capacity);
+    let (server, events) =
+        CallbackServer::with_clock(Arc::new(secrets), seen.clone(), capacity, sample_clock);
     (server, events, seen)
 }
 
@@ -45,8 +46,16 @@ fn sign(secret: &str, timestamp: &str, nonce: &str) -> String {
 }
 
 /// A room_destroy as in ZEGO's sample (appid and nonce strings, timestamp a number), signed with SECRET.
+/// A room_destroy at the sample's time, with a nonce of its own (each call is another delivery).
 fn destroy(room: &str) -> Value {
-    event_body(APP, "room_destroy", room, 1_499_676_978, "350176", SECRET)
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(350_176);
+    let nonce = NONCE.fetch_add(1, Ordering::Relaxed).to_string();
+    event_body(APP, "room_destroy", room, 1_499_676_978, &nonce, SECRET)
+}
+
+/// This machine's clock in these tests: half a minute after ZEGO's sample callbacks were signed.
+fn sample_clock() -> u64 {
+    1_499_677_008_000
 }
 
 fn event_body(app: u32, event: &str, room: &str, timestamp: u64, nonce: &str, secret: &str) -> Value {
@@ -105,7 +114,8 @@ fn documented_json_room_destroy_is_queued() {
 fn published_vector_verifies_in_a_body() {
     let (server, mut events, seen) = receiver(8);
     let secrets = HashMap::from([(1u32, vec![CallbackSecret::new("secret")])]);
-    let (vector_server, _events) = CallbackServer::new(Arc::new(secrets), seen.clone(), 8);
+    let (vector_server, _events) =
+        CallbackServer::with_clock(Arc::new(secrets), seen.clone(), 8, || 1_470_820_228_000);
     let body = json!({
         "appid": "1", "event": "room_create", "room_id": "r", "timestamp": 1_470_820_198u64, "nonce": "123412",
         "signature": "5bd59fd62953a8059fb7eaba95720f66d19e4517",
@@ -144,7 +154,8 @@ fn percent_encoded_json_body_is_accepted() {
     assert_eq!(outcome_of(&server, body.as_bytes()), (Outcome::Accepted, 200));
     assert_eq!(events.try_recv(), Some(destroyed("lobby one")));
 
-    // `+` for the space and lower-case hex digits, as other encoders write them.
+    // `+` for the space and lower-case hex digits, as other encoders write them (another delivery).
+    let body = percent_encode(&bytes(&destroy("lobby one")));
     let plus = body.replace("%20", "+").replace("%7B", "%7b").replace("%7D", "%7d");
     assert!(plus.contains("lobby+one") && plus.starts_with("%7b"), "{plus}");
     assert_eq!(outcome_of(&server, plus.as_bytes()), (Outcome::Accepted, 200));
@@ -229,8 +240,8 @@ fn unknown_app_is_refused() {
 #[test]
 fn any_of_several_secrets_verifies() {
     let (server, mut events, _) = receiver(8);
-    for (secret, room) in [("old", "a"), ("new", "b")] {
-        let body = event_body(ROTATING_APP, "room_destroy", room, 1_499_676_978, "5", secret);
+    for (secret, room, nonce) in [("old", "a", "5"), ("new", "b", "6")] {
+        let body = event_body(ROTATING_APP, "room_destroy", room, 1_499_676_978, nonce, secret);
         assert_eq!(outcome_of(&server, &bytes(&body)), (Outcome::Accepted, 200), "{secret}");
         assert_eq!(events.try_recv().map(|e| (e.app_id, e.room_id)), Some((ROTATING_APP, room.to_owned())));
     }
@@ -292,8 +303,10 @@ fn malformed_bodies_are_refused() {
 #[test]
 fn other_events_are_acknowledged_and_ignored() {
     let (server, mut events, seen) = receiver(8);
-    for event in ["room_create", "room_enter", "room_exit", "group_create"] {
-        let body = event_body(APP, event, "r-other", 1_499_676_978, "9", SECRET);
+    for (event, nonce) in
+        [("room_create", "9"), ("room_enter", "10"), ("room_exit", "11"), ("group_create", "12")]
+    {
+        let body = event_body(APP, event, "r-other", 1_499_676_978, nonce, SECRET);
         assert_eq!(outcome_of(&server, &bytes(&body)), (Outcome::Ignored, 200), "{event}");
     }
     // Unverified, they are refused like any other.
@@ -357,7 +370,10 @@ fn labels_are_the_documented_closed_sets() {
     let events: Vec<_> = Event::ALL.iter().map(|e| e.as_str()).collect();
     assert_eq!(events, ["room_create", "room_destroy", "other"]);
     let outcomes: Vec<_> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
-    assert_eq!(outcomes, ["accepted", "coalesced", "ignored", "bad_signature", "malformed", "overflow"]);
+    assert_eq!(
+        outcomes,
+        ["accepted", "coalesced", "ignored", "bad_signature", "malformed", "overflow", "stale", "replayed"]
+    );
 }
 
 /// A callback secret never shows in `Debug` or `Display`; whitespace from a file is trimmed.
@@ -380,8 +396,39 @@ fn closures_serve_as_lookup_and_observer() {
         }
     };
     let lookup = |app_id: u32| if app_id == APP { vec![CallbackSecret::new(SECRET)] } else { Vec::new() };
-    let (server, mut events) = CallbackServer::new(Arc::new(lookup), Arc::new(observer), 4);
+    let (server, mut events) =
+        CallbackServer::with_clock(Arc::new(lookup), Arc::new(observer), 4, sample_clock);
     assert_eq!(outcome_of(&server, &bytes(&destroy("closure"))), (Outcome::Accepted, 200));
     assert_eq!(events.try_recv(), Some(destroyed("closure")));
     assert_eq!(count.load(Ordering::Relaxed), 1);
+}
+
+/// Issue 22, scenario 5: a verified callback outside the freshness window is refused (401, `stale`): more than
+/// twelve minutes behind this machine's clock or more than ten ahead; inside the window it is accepted. A second
+/// delivery of one (AppId, timestamp, nonce) — a retry already handled, or a capture sent again with another
+/// room in its body — is answered 200 and not queued (`replayed`). Before, any captured callback replayed forever.
+#[test]
+fn stale_and_replayed_callbacks_are_not_acted_on() {
+    let (server, mut events, _) = receiver(8);
+    let now = sample_clock() / 1000;
+    let at = |offset: i64, room: &str, nonce: &str| {
+        event_body(APP, "room_destroy", room, now.checked_add_signed(offset).unwrap(), nonce, SECRET)
+    };
+    assert_eq!(outcome_of(&server, &bytes(&at(-13 * 60, "old", "1"))), (Outcome::Stale, 401));
+    assert_eq!(outcome_of(&server, &bytes(&at(11 * 60, "ahead", "2"))), (Outcome::Stale, 401));
+    assert_eq!(events.try_recv(), None);
+    assert_eq!(outcome_of(&server, &bytes(&at(-11 * 60, "late", "3"))), (Outcome::Accepted, 200));
+    assert_eq!(outcome_of(&server, &bytes(&at(9 * 60, "early", "4"))), (Outcome::Accepted, 200));
+    assert_eq!(events.try_recv(), Some(destroyed("late")));
+    assert_eq!(events.try_recv(), Some(destroyed("early")));
+
+    let first = at(-5, "lobby", "77");
+    assert_eq!(outcome_of(&server, &bytes(&first)), (Outcome::Accepted, 200));
+    assert_eq!(events.try_recv(), Some(destroyed("lobby")));
+    // The same delivery again (ZEGO's retry of one we answered, or a capture), and the capture with another room.
+    assert_eq!(outcome_of(&server, &bytes(&first)), (Outcome::Replayed, 200));
+    assert_eq!(outcome_of(&server, &bytes(&at(-5, "elsewhere", "77"))), (Outcome::Replayed, 200));
+    assert_eq!(events.try_recv(), None, "nothing queued for a replay");
+    // Another nonce is another callback.
+    assert_eq!(outcome_of(&server, &bytes(&at(-5, "lobby", "78"))), (Outcome::Accepted, 200));
 }

@@ -1,20 +1,22 @@
 //! What the ZimRoom watch keeps, and how it makes its initial listing.
 //!
 //! The watch cache holds every ZimRoom in scope for the life of the process, so each byte kept per object is paid
-//! 100 000 times on a large cluster. The watcher hands each object to [`slim`] before the cache stores it; only
-//! what the operator reads stays (docs/PERFORMANCE.md, P10, says what each field costs):
+//! 100 000 times on a large cluster. The watch deserializes each object into [`super::cached::CachedRoom`], which
+//! first hands it to [`slim`]: only what the operator reads stays (docs/PERFORMANCE.md, P10, says what each field
+//! costs), and the cached form then packs it (see cached.rs):
 //!
 //! - `metadata.name` and `namespace`: every key;
 //! - `metadata.uid`: the involved object of events, the memory of finished cleanups, kube's cache keys;
 //! - `metadata.generation`, `deletionTimestamp`, `finalizers`: the event filter, the finalizer, convergence;
+//! - `metadata.resourceVersion`: the watcher resumes from the version of the last object it saw (the objects are
+//!   slimmed inside the watch, as they are deserialized, so the watcher reads this copy);
 //! - `metadata.creationTimestamp`: claims (the oldest claimant of a contested room holds it);
 //! - the annotations `zim.zego.im/paused` and `zim.zego.im/reconcile-requested-at`;
 //! - `spec` and `status`, whole: the next status is built from the cached one and compared with it to skip writes.
 //!
 //! Dropped: `managedFields`, `labels` (a label selector is applied by the API server), every other annotation
-//! (kubectl's last-applied copy of the object among them), `resourceVersion` (the watcher tracks its own before
-//! this; status writes are server-side applies and the finalizer's patches test the finalizer list, neither sends
-//! a version), `ownerReferences`, `generateName`, `selfLink` and `deletionGracePeriodSeconds`.
+//! (kubectl's last-applied copy of the object among them), `ownerReferences`, `generateName`, `selfLink` and
+//! `deletionGracePeriodSeconds`.
 //!
 //! The initial listing is a streaming list (Kubernetes' WatchList: one watch that sends the current objects one by
 //! one, then a bookmark) where the API server serves one, and a paged list otherwise (Kubernetes 1.20 has no
@@ -30,6 +32,7 @@ use kube::api::{WatchEvent, WatchParams};
 use kube::runtime::watcher;
 use tracing::{debug, info};
 
+use super::cached::CachedRoom;
 use crate::crd::{PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION, ZimRoom};
 
 /// The annotations the operator reads from a ZimRoom.
@@ -40,7 +43,6 @@ pub(crate) fn slim(room: &mut ZimRoom) {
     let meta = &mut room.metadata;
     meta.managed_fields = None;
     meta.labels = None;
-    meta.resource_version = None;
     meta.owner_references = None;
     meta.generate_name = None;
     meta.self_link = None;
@@ -58,7 +60,7 @@ const CHANGES_TTL: Duration = Duration::from_secs(3600);
 
 /// The identity of an object for [`relevant_changes`]: namespace, name and UID (a new object under an old name is
 /// another object).
-fn identity(room: &ZimRoom) -> u64 {
+fn identity(room: &CachedRoom) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     room.metadata.namespace.hash(&mut h);
     room.metadata.name.hash(&mut h);
@@ -72,10 +74,10 @@ fn identity(room: &ZimRoom) -> u64 {
 /// less per object).
 pub(crate) fn relevant_changes<S>(
     stream: S,
-    relevant: fn(&ZimRoom) -> Option<u64>,
-) -> impl Stream<Item = Result<ZimRoom, watcher::Error>>
+    relevant: fn(&CachedRoom) -> Option<u64>,
+) -> impl Stream<Item = Result<CachedRoom, watcher::Error>>
 where
-    S: Stream<Item = Result<ZimRoom, watcher::Error>>,
+    S: Stream<Item = Result<CachedRoom, watcher::Error>>,
 {
     let mut seen = Changes::default();
     stream.filter(move |item| {
@@ -120,7 +122,7 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 /// must end them with the bookmark that marks their end. A server without streaming lists refuses the request
 /// (Kubernetes 1.20: `resourceVersionMatch` is forbidden on a watch; later ones without the WatchList feature:
 /// `sendInitialEvents` is forbidden) or, were one to ignore the parameters, sends no such bookmark.
-pub(crate) async fn serves_streaming_lists(api: &Api<ZimRoom>) -> bool {
+pub(crate) async fn serves_streaming_lists(api: &Api<CachedRoom>) -> bool {
     let params = WatchParams::streaming_lists().labels(NO_OBJECT).timeout(ASK_TIMEOUT.as_secs() as u32);
     let ask = async {
         let mut events = api.watch(&params, "0").await?.boxed();
@@ -147,7 +149,7 @@ pub(crate) async fn serves_streaming_lists(api: &Api<ZimRoom>) -> bool {
 
 /// The watcher configuration of the ZimRoom watch: `config` with a streaming initial listing when the server
 /// serves one, else with the paged list as it is (kube's default pages of 500 objects).
-pub(crate) async fn initial_listing(api: &Api<ZimRoom>, config: watcher::Config) -> watcher::Config {
+pub(crate) async fn initial_listing(api: &Api<CachedRoom>, config: watcher::Config) -> watcher::Config {
     if serves_streaming_lists(api).await {
         info!("the ZimRoom watch lists with a streaming list (WatchList)");
         config.streaming_lists()
@@ -216,7 +218,7 @@ mod tests {
             kept["metadata"],
             serde_json::json!({
                 "name": "lobby", "namespace": "chat", "uid": "9f6c0c4e-1b2a-4c39-9a0e-3d2f1e0b7a11",
-                "generation": 2, "creationTimestamp": "2026-01-05T10:00:00Z",
+                "resourceVersion": "123456", "generation": 2, "creationTimestamp": "2026-01-05T10:00:00Z",
                 "deletionTimestamp": "2026-01-06T10:00:00Z", "finalizers": ["zim.zego.im/destroy-room"],
                 "annotations": {
                     "zim.zego.im/paused": "true",
@@ -238,7 +240,8 @@ mod tests {
         assert_eq!(room.room_id(), served.room_id());
         assert_eq!(decide::is_converged(&room), decide::is_converged(&served));
         assert_eq!(decide::attributes_applied(&room), decide::attributes_applied(&served));
-        assert_eq!(super::super::run::relevant_fields(&room), super::super::run::relevant_fields(&served));
+        let relevant = |r: &ZimRoom| super::super::run::relevant_fields(&CachedRoom::from(r.clone()));
+        assert_eq!(relevant(&room), relevant(&served));
         assert_eq!(super::super::object_ref(&room), super::super::object_ref(&served));
         assert_eq!(room.metadata.uid, served.metadata.uid);
         assert_eq!(room.metadata.creation_timestamp, served.metadata.creation_timestamp);
@@ -264,10 +267,8 @@ mod tests {
         let room = as_served();
         let mut again = room.clone();
         again.metadata.uid = Some("another".into());
-        assert_ne!(identity(&room), identity(&again));
-        let mut slimmed = room.clone();
-        slim(&mut slimmed);
-        assert_eq!(identity(&room), identity(&slimmed), "slimming keeps the identity");
+        let cached = |r: &ZimRoom| CachedRoom::from(r.clone());
+        assert_ne!(identity(&cached(&room)), identity(&cached(&again)));
     }
 
     #[tokio::test]
@@ -278,18 +279,17 @@ mod tests {
         let mut paused_off = room.clone();
         paused_off.metadata.annotations.as_mut().unwrap().remove(crate::crd::PAUSED_ANNOTATION);
         let events = vec![
-            Ok(room.clone()),
-            Ok(status_only),
+            Ok(CachedRoom::from(room.clone())),
+            Ok(CachedRoom::from(status_only)),
             Err(watcher::Error::NoResourceVersion),
-            Ok(paused_off.clone()),
-            Ok(paused_off),
+            Ok(CachedRoom::from(paused_off.clone())),
+            Ok(CachedRoom::from(paused_off)),
         ];
         let passed: Vec<_> =
             relevant_changes(futures::stream::iter(events), super::super::run::relevant_fields)
                 .collect()
                 .await;
-        let kinds: Vec<_> =
-            passed.iter().map(|r| r.as_ref().map(|r| r.is_paused()).map_err(|_| ())).collect();
+        let kinds: Vec<_> = passed.iter().map(|r| r.as_ref().map(|r| r.paused).map_err(|_| ())).collect();
         assert_eq!(kinds, [Ok(true), Err(()), Ok(false)]);
     }
 

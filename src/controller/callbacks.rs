@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::cached::CachedRoom;
 use super::object_ref;
 use crate::callback::{Event, RoomEvent, RoomEvents};
 use crate::crd::{RECONCILE_REQUESTED_ANNOTATION, ZimRoom};
@@ -39,12 +40,12 @@ pub(crate) const RECHECK_COALESCE: Duration = Duration::from_secs(1);
 /// Per object: when its last callback re-check was requested, and whether one more is scheduled.
 #[derive(Default)]
 struct Rechecks {
-    last: HashMap<ObjectRef<ZimRoom>, (Instant, bool)>,
+    last: HashMap<ObjectRef<CachedRoom>, (Instant, bool)>,
 }
 
 /// Requests a re-check of `object` now, or once at the end of its coalescing interval.
-fn recheck_coalesced(ctx: &Arc<Context>, state: &Arc<std::sync::Mutex<Rechecks>>, room: Arc<ZimRoom>) {
-    let object = object_ref(&room);
+fn recheck_coalesced(ctx: &Arc<Context>, state: &Arc<std::sync::Mutex<Rechecks>>, room: Arc<CachedRoom>) {
+    let object = object_ref(&*room);
     let now = Instant::now();
     let mut s = crate::lock(state);
     s.last.retain(|_, (at, trailing)| *trailing || now.duration_since(*at) < RECHECK_COALESCE * 10);
@@ -58,33 +59,29 @@ fn recheck_coalesced(ctx: &Arc<Context>, state: &Arc<std::sync::Mutex<Rechecks>>
             tokio::spawn(async move {
                 tokio::time::sleep_until(due).await;
                 crate::lock(&state).last.insert(object, (Instant::now(), false));
-                ctx.request_recheck(&room);
+                ctx.request_recheck(&*room);
             });
         }
         _ => {
             s.last.insert(object, (now, false));
             drop(s);
-            ctx.request_recheck(&room);
+            ctx.request_recheck(&*room);
         }
     }
 }
 
 /// The objects whose status records room `room_id` of app `app_id`.
-pub(crate) fn managing(stores: &[Store<ZimRoom>], app_id: u32, room_id: &str) -> Vec<Arc<ZimRoom>> {
+pub(crate) fn managing(stores: &[Store<CachedRoom>], app_id: u32, room_id: &str) -> Vec<Arc<CachedRoom>> {
     stores
         .iter()
         .flat_map(Store::state)
-        .filter(|r| {
-            let status = r.status.as_ref();
-            status.and_then(|s| s.app_id) == Some(app_id)
-                && status.and_then(|s| s.room_id.as_deref()).unwrap_or(r.room_id_str()) == room_id
-        })
+        .filter(|r| r.app_id() == Some(app_id) && r.status_room_id().unwrap_or(r.room_id_str()) == room_id)
         .collect()
 }
 
 /// A standby's cache of the ZimRooms in the operator's scope (the same watches as the controller's), and of the
 /// credentials Secrets they use (re-read every minute): the callback secrets to verify callbacks with.
-fn standby_cache(ctx: &Arc<Context>) -> (Vec<Store<ZimRoom>>, tokio::task::JoinHandle<()>) {
+fn standby_cache(ctx: &Arc<Context>) -> (Vec<Store<CachedRoom>>, tokio::task::JoinHandle<()>) {
     let mut stores = Vec::new();
     let mut streams = Vec::new();
     for scope in super::run::scopes(ctx) {
@@ -94,13 +91,7 @@ fn standby_cache(ctx: &Arc<Context>) -> (Vec<Store<ZimRoom>>, tokio::task::JoinH
         streams.push(
             watcher(api, wc)
                 .default_backoff()
-                // What the leader's cache keeps (cache.rs), less the annotations and attributes, which finding
-                // the objects of a room never reads.
-                .modify(|room: &mut ZimRoom| {
-                    super::cache::slim(room);
-                    room.metadata.annotations = None;
-                    room.spec.attributes.clear();
-                })
+                // (What the leader's cache keeps: see cached.rs.)
                 .reflect(writer)
                 .boxed(),
         );
@@ -119,7 +110,7 @@ fn standby_cache(ctx: &Arc<Context>) -> (Vec<Store<ZimRoom>>, tokio::task::JoinH
             let used: std::collections::HashSet<_> = readers
                 .iter()
                 .flat_map(Store::state)
-                .filter_map(|r| ctx.credentials.secret_key(&r))
+                .filter_map(|r| ctx.credentials.secret_key(&*r))
                 .collect();
             if tick % 30 == 29 {
                 for key in &used {
@@ -143,8 +134,8 @@ pub(crate) async fn bridge(
     mut leading: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) {
-    let mut standby: Option<(Vec<Store<ZimRoom>>, tokio::task::JoinHandle<()>)> = None;
-    let mut nudged: HashMap<ObjectRef<ZimRoom>, Instant> = HashMap::new();
+    let mut standby: Option<(Vec<Store<CachedRoom>>, tokio::task::JoinHandle<()>)> = None;
+    let mut nudged: HashMap<ObjectRef<CachedRoom>, Instant> = HashMap::new();
     let rechecks = Arc::new(std::sync::Mutex::new(Rechecks::default()));
     loop {
         let is_leader = *leading.borrow_and_update();
@@ -182,7 +173,7 @@ pub(crate) async fn bridge(
         } else if let Some((stores, _)) = &standby {
             let now = Instant::now();
             nudged.retain(|_, at| now.duration_since(*at) < NUDGE_COALESCE);
-            for object in managing(stores, app_id, &room_id).iter().map(|r| object_ref(r)) {
+            for object in managing(stores, app_id, &room_id).iter().map(|r| object_ref(&**r)) {
                 if nudged.contains_key(&object) {
                     continue;
                 }
@@ -197,7 +188,7 @@ pub(crate) async fn bridge(
 }
 
 /// Asks the leader, through the API server, to reconcile `object` now.
-async fn nudge(ctx: &Context, object: &ObjectRef<ZimRoom>) {
+async fn nudge(ctx: &Context, object: &ObjectRef<CachedRoom>) {
     let Some(ns) = object.namespace.as_deref() else { return };
     let api: Api<ZimRoom> = Api::namespaced(ctx.client.clone(), ns);
     let stamp = jiff::Timestamp::now().to_string();

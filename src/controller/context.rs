@@ -12,6 +12,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::Error as FinalizerError;
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::cached::CachedRoom;
 use super::object_ref;
 use crate::admin::Health;
 use crate::crd::ZimRoom;
@@ -121,7 +122,7 @@ impl Error {
 }
 
 /// Where to queue an object for a reconcile: the Controller of its scope (a namespace, or `None` for all).
-pub(crate) type Triggers = HashMap<Option<String>, tokio::sync::mpsc::Sender<ObjectRef<ZimRoom>>>;
+pub(crate) type Triggers = HashMap<Option<String>, tokio::sync::mpsc::Sender<ObjectRef<CachedRoom>>>;
 
 /// Which Namespace events re-queue the namespace's rooms.
 #[derive(Debug, Default)]
@@ -159,7 +160,7 @@ impl PolicySeen {
 /// The running controllers' caches and queues.
 pub(super) struct Wiring {
     /// The ZimRoom watch caches (claims are decided from them).
-    pub(super) stores: Vec<Store<ZimRoom>>,
+    pub(super) stores: Vec<Store<CachedRoom>>,
     /// The Namespace caches (metadata only), for each namespace's policy.
     pub(super) namespaces: Vec<Store<PartialObjectMeta<Namespace>>>,
     /// Where to queue an object for a reconcile, per scope (a namespace, or `None` for all).
@@ -189,6 +190,8 @@ pub struct Context {
     policy_seen: Mutex<PolicySeen>,
     /// Objects whose cleanup this process finished (see [`Cleaned`]).
     cleaned: Mutex<Cleaned>,
+    /// Claims granted to objects not cached with their room yet (see `claims.rs`).
+    pub(super) claiming: super::claims::InFlight,
     /// Whether the ZimRoom CRD is being deleted, and when that was last read.
     crd_deleting: Mutex<Option<(std::time::Instant, bool)>>,
 }
@@ -217,6 +220,7 @@ impl Context {
             wiring: std::sync::OnceLock::new(),
             policy_seen: Mutex::default(),
             cleaned: Mutex::default(),
+            claiming: Default::default(),
             crd_deleting: Mutex::default(),
         }
     }
@@ -304,12 +308,12 @@ impl Context {
     }
 
     /// The watch caches.
-    pub(crate) fn stores(&self) -> Vec<Store<ZimRoom>> {
+    pub(crate) fn stores(&self) -> Vec<Store<CachedRoom>> {
         self.wiring.get().map(|w| w.stores.clone()).unwrap_or_default()
     }
 
     /// Queues `object` for a reconcile (e.g. a claimant that takes a room over).
-    pub(crate) fn trigger(&self, object: ObjectRef<ZimRoom>) {
+    pub(crate) fn trigger(&self, object: ObjectRef<CachedRoom>) {
         let scope = if self.config.namespaces.is_empty() { None } else { object.namespace.clone() };
         if let Some(tx) = self.wiring.get().and_then(|w| w.triggers.get(&scope))
             && tx.try_send(object).is_err()
@@ -324,13 +328,13 @@ impl Context {
     }
 
     /// The prober found `room`'s room gone: queue it; its reconcile skips the probe.
-    pub(super) fn hand_over_absent(&self, room: &ZimRoom) {
+    pub(super) fn hand_over_absent(&self, room: &impl kube::Resource) {
         self.objects.mark_absent(room);
         self.trigger(object_ref(room));
     }
 
     /// Queues `room` for a re-check now (a callback said its room was destroyed).
-    pub(crate) fn request_recheck(&self, room: &ZimRoom) {
+    pub(crate) fn request_recheck(&self, room: &impl kube::Resource) {
         self.objects.mark_recheck(room);
         self.trigger(object_ref(room));
     }

@@ -15,6 +15,7 @@
 //!   Secret change.
 
 mod cache;
+mod cached;
 mod callbacks;
 mod claims;
 mod context;
@@ -22,6 +23,7 @@ mod credentials;
 mod fair;
 mod health;
 mod objects;
+mod pack;
 mod prober;
 mod run;
 mod status;
@@ -32,7 +34,7 @@ use std::time::Instant;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use crate::backoff::jitter;
@@ -48,36 +50,48 @@ pub(crate) use callbacks::bridge as callback_bridge;
 pub use context::{Config, Context, Error};
 pub use run::run;
 
+pub use cached::CachedRoom;
+
 use status::{StatusSink, publish, write_if_changed};
 
 /// A reference to `room` by namespace and name, which is all references compare (and the Controller's queue keys
 /// on). Unlike `ObjectRef::from_obj` it copies no resource version and UID: the operator holds one for each object
 /// in several sets (prober, first sight, backoff), and builds them often.
-pub(crate) fn object_ref(room: &ZimRoom) -> ObjectRef<ZimRoom> {
-    let r = ObjectRef::new(room.metadata.name.as_deref().unwrap_or_default());
-    match room.metadata.namespace.as_deref() {
+pub(crate) fn object_ref(room: &impl Resource) -> ObjectRef<CachedRoom> {
+    let r = ObjectRef::new(room.meta().name.as_deref().unwrap_or_default());
+    match room.meta().namespace.as_deref() {
         Some(ns) => r.within(ns),
         None => r,
     }
 }
 
-fn object_key(room: &ZimRoom) -> String {
-    format!("{}/{}", room.namespace().unwrap_or_default(), room.name_any())
+fn object_key(room: &impl Resource) -> String {
+    let meta = room.meta();
+    format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default())
 }
 
 /// One reconcile: waits for a slot of the fair gate (round-robin between namespaces), then runs with its ZIM calls
 /// tagged by namespace at interactive priority (the ZIM limiter serves namespaces in turn as well).
-async fn reconcile(room: Arc<ZimRoom>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = room.namespace().ok_or(Error::MissingNamespace)?;
+async fn reconcile(cached: Arc<CachedRoom>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = cached.namespace().ok_or(Error::MissingNamespace)?;
     let _slot = ctx.gate.enter(&ns).await;
     let tag = CallTag { tenant: ns.as_str().into(), priority: Priority::Interactive };
     // Boxed: a reconcile parked at the gate holds only its object, not the whole reconcile's state.
-    Box::pin(tagged(tag, reconcile_now(room, ctx, ns))).await
+    // The object whole again (the cache keeps a compact form, see cached.rs), only once it has a slot.
+    Box::pin(tagged(tag, async move { reconcile_now(Arc::new(cached.room()), ctx, ns).await })).await
 }
+
+/// How soon a reconcile that found a stale copy (see `decide::stale`) tries again.
+const STALE_COPY_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 async fn reconcile_now(room: Arc<ZimRoom>, ctx: Arc<Context>, ns: String) -> Result<Action, Error> {
     ctx.health.beat();
     let api: Api<ZimRoom> = Api::namespaced(ctx.client.clone(), &ns);
+    if ctx.objects.is_stale(&*room) {
+        // The cache has not caught up with this process's own last status write: decide from the newer copy.
+        debug!(room = %object_key(&*room), "a copy older than the last status written; waiting for the cache");
+        return Ok(Action::requeue(STALE_COPY_RETRY));
+    }
     let start = Instant::now();
     let result = finalizer(&api, FINALIZER, room.clone(), |event| async {
         match event {
@@ -111,14 +125,16 @@ async fn gather<'a>(room: &ZimRoom, ctx: &'a Context) -> Result<Facts<claims::Ca
 
 async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Action, Error> {
     let start = Instant::now();
-    let name = room.name_any();
     let facts = gather(room, ctx).await?;
     let timeout = ctx.config.write_timeout;
-    let sink = StatusSink { api, name: &name, timeout, metrics: &ctx.metrics };
+    let sink = StatusSink { api, room, timeout, metrics: &ctx.metrics, objects: &ctx.objects };
     let outcome = ctx.reconciler.reconcile(room, &facts, &sink, now()).await;
     if outcome.requeue != Requeue::Prober {
-        write_if_changed(api, room, &outcome.status, timeout, &ctx.metrics).await?;
+        let version = write_if_changed(api, room, &outcome.status, timeout, &ctx.metrics).await?;
+        ctx.objects.written(room, version);
     }
+    // A claim granted in this reconcile stays until the cache has the status that records the room.
+    ctx.claiming.settled(&object_key(room), decide::holds_room(&outcome.status));
     for note in &outcome.notes {
         publish(&ctx.recorder, room, note).await;
     }
@@ -207,6 +223,7 @@ async fn cleanup_once(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Resu
             }
             ctx.metrics.rooms.set_ready(&object_key(room), None);
             ctx.objects.forget(room);
+            ctx.claiming.settled(&object_key(room), false);
             // The next claimant takes the room over once this object is gone.
             if let Some(next) = successor {
                 ctx.trigger(next.object);
@@ -219,22 +236,26 @@ async fn cleanup_once(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Resu
             let readiness = Readiness::of_conditions(&status.conditions, jiff::Timestamp::now());
             ctx.metrics.rooms.set_ready(&object_key(room), Some(readiness));
             // Best effort: the event already says how to unblock.
-            let _ = write_if_changed(api, room, &status, ctx.config.write_timeout, &ctx.metrics).await;
+            if let Ok(version) =
+                write_if_changed(api, room, &status, ctx.config.write_timeout, &ctx.metrics).await
+            {
+                ctx.objects.written(room, version);
+            }
             Err(e.into())
         }
     }
 }
 
-fn error_policy(room: Arc<ZimRoom>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(room: Arc<CachedRoom>, error: &Error, ctx: Arc<Context>) -> Action {
     if let Error::Finalizer(kube::Error::Api(status)) = error
         && status.code == 404
     {
         // The finalizer of an object that is already gone (a stale cached copy): nothing left to do.
-        debug!(room = %object_key(&room), "the object is gone");
+        debug!(room = %object_key(&*room), "the object is gone");
         return Action::await_change();
     }
-    warn!(room = %object_key(&room), error = %error, "reconcile failed");
+    warn!(room = %object_key(&*room), error = %error, "reconcile failed");
     // A deletion that ZIM refuses for good (auth, app disabled) waits for a person: retry slowly.
     let slow = matches!(error, Error::Cleanup(CleanupError::Zim { source, .. }) if matches!(source.class(), Class::Terminal(_)));
-    Action::requeue(ctx.objects.backoff(&room, slow))
+    Action::requeue(ctx.objects.backoff(&*room, slow))
 }

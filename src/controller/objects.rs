@@ -15,8 +15,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::backoff;
-use crate::crd::ZimRoom;
 use crate::lock;
+use kube::Resource;
 
 /// One object's state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,6 +26,8 @@ struct State {
     absent: bool,
     recheck: bool,
     failures: u32,
+    /// The resourceVersion this process's last status write returned (0: none): a copy below it is stale.
+    written: u64,
     /// Absent from the caches at the last sweep (dropped if still absent at the next one).
     unseen: bool,
 }
@@ -62,12 +64,12 @@ pub(crate) fn uid_key(uid: &str) -> u128 {
     }
 }
 
-fn uid(room: &ZimRoom) -> u128 {
-    uid_key(room.metadata.uid.as_deref().unwrap_or_default())
+fn uid(room: &impl Resource) -> u128 {
+    uid_key(room.meta().uid.as_deref().unwrap_or_default())
 }
 
 impl Objects {
-    fn update<T>(&self, room: &ZimRoom, f: impl FnOnce(&mut State) -> T) -> T {
+    fn update<T>(&self, room: &impl Resource, f: impl FnOnce(&mut State) -> T) -> T {
         let mut map = lock(&self.by_uid);
         let uid = uid(room);
         match map.get_mut(&uid) {
@@ -87,7 +89,7 @@ impl Objects {
     }
 
     /// The facts a reconcile of `room` starts from; marks it seen and clears the one-shot facts.
-    pub(crate) fn take(&self, room: &ZimRoom) -> Taken {
+    pub(crate) fn take(&self, room: &impl Resource) -> Taken {
         self.update(room, |s| {
             let taken = Taken { first_sight: !s.seen, absent: s.absent, recheck: s.recheck };
             s.seen = true;
@@ -98,27 +100,27 @@ impl Objects {
     }
 
     /// `room` was handed to the prober at a start, without a probe.
-    pub(crate) fn handed_at_start(&self, room: &ZimRoom) {
+    pub(crate) fn handed_at_start(&self, room: &impl Resource) {
         self.update(room, |s| s.handed_at_start = true);
     }
 
     /// Whether `room` was handed to the prober at a start (and forgets it).
-    pub(crate) fn take_handed_at_start(&self, room: &ZimRoom) -> bool {
+    pub(crate) fn take_handed_at_start(&self, room: &impl Resource) -> bool {
         self.update(room, |s| std::mem::take(&mut s.handed_at_start))
     }
 
     /// The prober found `room`'s room gone: its next reconcile skips the probe.
-    pub(crate) fn mark_absent(&self, room: &ZimRoom) {
+    pub(crate) fn mark_absent(&self, room: &impl Resource) {
         self.update(room, |s| s.absent = true);
     }
 
     /// A re-check of `room` was asked for.
-    pub(crate) fn mark_recheck(&self, room: &ZimRoom) {
+    pub(crate) fn mark_recheck(&self, room: &impl Resource) {
         self.update(room, |s| s.recheck = true);
     }
 
     /// The next backoff delay for `room` (one more failure), on the fast or slow schedule.
-    pub(crate) fn backoff(&self, room: &ZimRoom, slow: bool) -> Duration {
+    pub(crate) fn backoff(&self, room: &impl Resource, slow: bool) -> Duration {
         let n = self.update(room, |s| {
             s.failures = s.failures.saturating_add(1);
             s.failures
@@ -127,12 +129,26 @@ impl Objects {
     }
 
     /// `room` succeeded: its backoff starts over.
-    pub(crate) fn reset_backoff(&self, room: &ZimRoom) {
+    pub(crate) fn reset_backoff(&self, room: &impl Resource) {
         self.update(room, |s| s.failures = 0);
     }
 
+    /// This process wrote `room`'s status, which is now at `version`.
+    pub(crate) fn written(&self, room: &impl Resource, version: Option<u64>) {
+        if let Some(v) = version {
+            self.update(room, |s| s.written = s.written.max(v));
+        }
+    }
+
+    /// Whether `room` is a copy older than this process's last status write for it
+    /// ([`crate::reconcile::decide::stale::stale_copy`]).
+    pub(crate) fn is_stale(&self, room: &impl Resource) -> bool {
+        let floor = lock(&self.by_uid).get(&uid(room)).map(|s| s.written).filter(|v| *v > 0);
+        crate::reconcile::decide::stale::stale_copy(room.meta().resource_version.as_deref(), floor)
+    }
+
     /// Forgets `room` (its cleanup finished).
-    pub(crate) fn forget(&self, room: &ZimRoom) {
+    pub(crate) fn forget(&self, room: &impl Resource) {
         lock(&self.by_uid).remove(&uid(room));
     }
 
@@ -187,12 +203,35 @@ impl Cleaned {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::ZimRoom;
 
     fn room(uid: &str) -> ZimRoom {
         let mut r = ZimRoom::new("lobby", Default::default());
         r.metadata.namespace = Some("chat".into());
         r.metadata.uid = Some(uid.into());
         r
+    }
+
+    /// Issue 22, scenario 8: after this process wrote an object's status (at version 120), a copy from before that
+    /// write (119) is stale and a reconcile waits for the cache; the written copy and later ones are not. Another
+    /// object's floor is its own.
+    #[test]
+    fn a_copy_older_than_the_last_status_written_is_stale() {
+        let objects = Objects::default();
+        let at = |uid: &str, version: &str| {
+            let mut r = room(uid);
+            r.metadata.resource_version = Some(version.into());
+            r
+        };
+        assert!(!objects.is_stale(&at("uid-a", "119")), "nothing written yet");
+        objects.written(&at("uid-a", "119"), Some(120));
+        assert!(objects.is_stale(&at("uid-a", "119")));
+        assert!(!objects.is_stale(&at("uid-a", "120")));
+        assert!(!objects.is_stale(&at("uid-a", "121")));
+        assert!(!objects.is_stale(&at("uid-b", "1")));
+        // A write that returned an older version (out of order) never lowers the floor.
+        objects.written(&at("uid-a", "119"), Some(110));
+        assert!(objects.is_stale(&at("uid-a", "115")));
     }
 
     #[test]

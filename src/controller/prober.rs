@@ -27,14 +27,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::cached::CachedRoom;
 use super::object_ref;
 use crate::backoff::jitter;
 use crate::crd::ZimRoom;
 use crate::metrics::ProbeResult;
+use crate::reconcile::decide::probe::{self, ProbeVerdict};
 use crate::zim::limiter::{CallTag, Priority, tagged};
 
 use super::{Context, object_key};
-use crate::reconcile::decide::is_converged;
 
 /// Probes waiting or running at once, at most (they are paced before they start, so few ever wait).
 const MAX_IN_FLIGHT: usize = 32;
@@ -66,9 +67,13 @@ impl Pace {
 }
 
 /// Re-checks each converged room's existence about once per (effective) period until `shutdown`.
-pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, shutdown: CancellationToken) {
+pub(crate) async fn probe_loop(
+    ctx: Arc<Context>,
+    stores: Vec<Store<CachedRoom>>,
+    shutdown: CancellationToken,
+) {
     // Each converged room's next probe, and the last pass that saw it converged (older entries are dropped).
-    let mut due: HashMap<ObjectRef<ZimRoom>, (Instant, u64)> = HashMap::new();
+    let mut due: HashMap<ObjectRef<CachedRoom>, (Instant, u64)> = HashMap::new();
     let mut pass = 0u64;
     let mut paces: HashMap<u32, Pace> = HashMap::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
@@ -94,17 +99,17 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
         // evicting unused last good credentials), and each app's converged rooms.
         let mut used = HashSet::new();
         let mut apps = HashSet::new();
-        let mut by_app: HashMap<u32, Vec<Arc<ZimRoom>>> = HashMap::new();
+        let mut by_app: HashMap<u32, Vec<Arc<CachedRoom>>> = HashMap::new();
         let mut present = HashSet::new();
         let mut uids = HashSet::new();
         for room in stores.iter().flat_map(Store::state) {
             let (ns, name) = (room.metadata.namespace.as_deref(), room.metadata.name.as_deref());
             present.insert(crate::metrics::room_key(ns.unwrap_or_default(), name.unwrap_or_default()));
             uids.extend(room.metadata.uid.as_deref().map(super::objects::uid_key));
-            used.extend(ctx.credentials.secret_key(&room));
-            let app = room.status.as_ref().and_then(|s| s.app_id);
+            used.extend(ctx.credentials.secret_key(&*room));
+            let app = room.app_id();
             apps.extend(app);
-            if is_converged(&room) {
+            if room.is_converged() {
                 by_app.entry(app.unwrap_or(0)).or_default().push(room);
             }
         }
@@ -142,12 +147,12 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
             }
             let interval = budget.filter(|b| *b > 0.0).map(|b| Duration::from_secs_f64(1.0 / b));
             for room in rooms {
-                let key = object_ref(&room);
+                let key = object_ref(&*room);
                 // A room's first probe: after a start (the workers did not probe it), a uniformly random point of
                 // its first period; after a reconcile (which just checked it), one period on. Later ones one
                 // period on, ±10 %.
                 let (next, last_pass) = due.entry(key).or_insert_with(|| {
-                    let first = if ctx.objects.take_handed_at_start(&room) {
+                    let first = if ctx.objects.take_handed_at_start(&*room) {
                         now + period.mul_f64(rand::rng().random::<f64>())
                     } else {
                         now + jitter(period, 0.1)
@@ -172,7 +177,7 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
                 };
                 probes.spawn(tagged(tag, async move {
                     let Ok(_permit) = permits.acquire_owned().await else { return };
-                    probe_one(&ctx, &room).await;
+                    probe_one(&ctx, &room.room()).await;
                 }));
             }
         }
@@ -195,23 +200,38 @@ pub(crate) async fn probe_loop(ctx: Arc<Context>, stores: Vec<Store<ZimRoom>>, s
     while probes.join_next().await.is_some() {}
 }
 
-/// Probes one room; hands it to the Controller when it is gone (recreated without another probe) or its
-/// credentials fail (the Controller reports that).
+/// Probes one room, as [`decide::probe`] decides: only in the AppId its status records; a vanished room goes to
+/// the Controller, recreated without another probe; a failure a person must fix (revoked credentials) goes to the
+/// Controller too, whose reconcile reports it on the status; credentials that now name another app make no call
+/// (the reconcile reports `AppIdChanged`).
 async fn probe_one(ctx: &Context, room: &ZimRoom) {
     let object = object_ref(room);
     let Ok(credentials) = ctx.credentials.for_room(room).await else {
         ctx.trigger(object);
         return;
     };
+    let recorded = room.status.as_ref().and_then(|s| s.app_id);
+    if !probe::may_probe(recorded, credentials.credentials.app_id) {
+        info!(room = %object_key(room), "the credentials now name another app; handing the room to the controller");
+        ctx.request_recheck(room);
+        return;
+    }
     let result = ctx.reconciler.probe(room, &credentials).await;
     ctx.metrics.prober.probed(match &result {
         Ok(true) => ProbeResult::Exists,
         Ok(false) => ProbeResult::Gone,
         Err(_) => ProbeResult::Error,
     });
-    if let Ok(false) = result {
-        info!(room = %object_key(room), "room vanished; handing it to the controller");
-        ctx.hand_over_absent(room);
+    match probe::after_probe(result.as_ref().map(|e| *e).map_err(|e| e.class())) {
+        ProbeVerdict::Exists | ProbeVerdict::Retry => {}
+        ProbeVerdict::Gone => {
+            info!(room = %object_key(room), "room vanished; handing it to the controller");
+            ctx.hand_over_absent(room);
+        }
+        ProbeVerdict::Report => {
+            info!(room = %object_key(room), "the probe failed for good; handing the room to the controller to report it");
+            ctx.request_recheck(room);
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::crd::{PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION, ZimRoom};
+use super::cached::CachedRoom;
 use crate::reconcile::policy::annotation as policy_annotation;
 
 use super::context::{Triggers, Wiring};
@@ -43,15 +43,13 @@ fn policy_fingerprint(ns: &PartialObjectMeta<Namespace>) -> u64 {
 }
 
 /// The parts of a ZimRoom whose change must trigger a reconcile; status writes change none of them.
-pub(super) fn relevant_fields(room: &ZimRoom) -> Option<u64> {
+pub(super) fn relevant_fields(room: &CachedRoom) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     room.metadata.generation.hash(&mut h);
     room.metadata.deletion_timestamp.is_some().hash(&mut h);
     room.metadata.finalizers.hash(&mut h);
-    let annotations = room.metadata.annotations.as_ref();
-    for key in [PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION] {
-        annotations.and_then(|a| a.get(key)).hash(&mut h);
-    }
+    room.paused.hash(&mut h);
+    room.reconcile_requested.hash(&mut h);
     Some(h.finish())
 }
 
@@ -66,7 +64,7 @@ pub(super) fn scopes(ctx: &Context) -> Vec<Option<String>> {
 
 /// The ZimRooms of `scope` and the watch over them (with the label selector, if any): the controller's watch and
 /// a standby's cache are the same.
-pub(super) fn room_watch(ctx: &Context, scope: &Option<String>) -> (Api<ZimRoom>, watcher::Config) {
+pub(super) fn room_watch(ctx: &Context, scope: &Option<String>) -> (Api<CachedRoom>, watcher::Config) {
     let api = match scope {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
@@ -86,8 +84,8 @@ async fn room_stream(
     scope: &Option<String>,
     i: usize,
     health: Arc<WatchHealth>,
-    writer: reflector::store::Writer<ZimRoom>,
-) -> impl futures::Stream<Item = Result<ZimRoom, watcher::Error>> + Send + 'static {
+    writer: reflector::store::Writer<CachedRoom>,
+) -> impl futures::Stream<Item = Result<CachedRoom, watcher::Error>> + Send + 'static {
     let (rooms, wc) = room_watch(ctx, scope);
     let wc = cache::initial_listing(&rooms, wc).await;
     let backoff = watcher::ExponentialBackoff::from(
@@ -100,8 +98,7 @@ async fn room_stream(
     );
     let stream = watcher(rooms, wc)
         .backoff(backoff)
-        // The cache keeps only what the operator reads (see cache.rs).
-        .modify(cache::slim)
+        // (The objects arrive as CachedRoom: only what the operator reads, see cached.rs.)
         .inspect(move |event| match event {
             Ok(e) => health.event(i, true, matches!(e, watcher::Event::InitDone)),
             Err(e) => {
@@ -180,12 +177,12 @@ fn namespace_stream(
 }
 
 /// The objects of `store` in namespace `ns`.
-fn rooms_in(store: &Store<ZimRoom>, ns: &str) -> Vec<ObjectRef<ZimRoom>> {
+fn rooms_in(store: &Store<CachedRoom>, ns: &str) -> Vec<ObjectRef<CachedRoom>> {
     store
         .state()
         .into_iter()
         .filter(|room| room.namespace().as_deref() == Some(ns))
-        .map(|r| object_ref(&r))
+        .map(|r| object_ref(&*r))
         .collect()
 }
 
@@ -201,7 +198,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         let (reader, writer) = reflector::store();
         let stream = room_stream(&ctx, scope, i, watch_health.clone(), writer).await;
         stores.push(reader.clone());
-        let (tx, rx) = mpsc::channel::<ObjectRef<ZimRoom>>(1024);
+        let (tx, rx) = mpsc::channel::<ObjectRef<CachedRoom>>(1024);
         triggers.insert(scope.clone(), tx);
         let (ns_reader, ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
         ns_stores.push(ns_reader);
@@ -220,8 +217,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                 secret_store
                     .state()
                     .into_iter()
-                    .filter(|room| mapper_ctx.credentials.secret_key(room).as_ref() == Some(&key))
-                    .map(|room| object_ref(&room))
+                    .filter(|room| mapper_ctx.credentials.secret_key(&**room).as_ref() == Some(&key))
+                    .map(|room| object_ref(&*room))
                     .collect::<Vec<_>>()
             })
             .reconcile_on(tokio_stream_from(rx))
@@ -292,7 +289,7 @@ fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl futur
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::ZimRoomStatus;
+    use crate::crd::{PAUSED_ANNOTATION, RECONCILE_REQUESTED_ANNOTATION, ZimRoom, ZimRoomStatus};
 
     #[test]
     fn a_missing_crd_gets_a_hint() {
@@ -318,12 +315,16 @@ mod tests {
             "metadata": {"name": "a", "namespace": "b", "generation": 1}, "spec": {},
         }))
         .unwrap();
-        let before = relevant_fields(&room);
+        let relevant = |room: &ZimRoom| relevant_fields(&CachedRoom::from(room.clone()));
+        let before = relevant(&room);
         room.status = Some(ZimRoomStatus { request_id: Some("1".into()), ..Default::default() });
         room.metadata.resource_version = Some("99".into());
-        assert_eq!(relevant_fields(&room), before);
+        assert_eq!(relevant(&room), before);
         room.metadata.annotations =
             Some([(RECONCILE_REQUESTED_ANNOTATION.to_string(), "now".to_string())].into());
-        assert_ne!(relevant_fields(&room), before);
+        let requested = relevant(&room);
+        assert_ne!(requested, before);
+        room.metadata.annotations.as_mut().unwrap().insert(PAUSED_ANNOTATION.into(), "true".into());
+        assert_ne!(relevant(&room), requested, "pausing is relevant");
     }
 }

@@ -30,14 +30,15 @@ pub enum WriteError {
     Timeout(Duration),
 }
 
-/// Writes the status of `name` with server-side apply, bounded by `timeout`.
+/// Writes the status of `name` with server-side apply, bounded by `timeout`; returns the object's new
+/// resourceVersion (as an integer, when it is one).
 pub(crate) async fn write_status(
     api: &Api<ZimRoom>,
     name: &str,
     status: &ZimRoomStatus,
     timeout: Duration,
     metrics: &Metrics,
-) -> Result<(), WriteError> {
+) -> Result<Option<u64>, WriteError> {
     let patch = serde_json::json!({
         "apiVersion": "zim.zego.im/v1alpha1",
         "kind": "ZimRoom",
@@ -46,25 +47,25 @@ pub(crate) async fn write_status(
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let patch = Patch::Apply(&patch);
     match tokio::time::timeout(timeout, api.patch_status(name, &params, &patch)).await {
-        Ok(Ok(_)) => {
+        Ok(Ok(written)) => {
             metrics.reconcile.status_writes.inc();
-            Ok(())
+            Ok(written.metadata.resource_version.as_deref().and_then(crate::reconcile::decide::stale::parse))
         }
         Ok(Err(e)) => Err(WriteError::Api(e)),
         Err(_) => Err(WriteError::Timeout(timeout)),
     }
 }
 
-/// Writes `status` if it differs from what the object carries.
+/// Writes `status` if it differs from what the object carries; returns the new resourceVersion if it wrote.
 pub(crate) async fn write_if_changed(
     api: &Api<ZimRoom>,
     room: &ZimRoom,
     status: &ZimRoomStatus,
     timeout: Duration,
     metrics: &Metrics,
-) -> Result<(), WriteError> {
+) -> Result<Option<u64>, WriteError> {
     if room.status.as_ref() == Some(status) {
-        return Ok(());
+        return Ok(None);
     }
     let name = room.metadata.name.as_deref().unwrap_or_default();
     write_status(api, name, status, timeout, metrics).await
@@ -73,16 +74,20 @@ pub(crate) async fn write_if_changed(
 /// Writes the creation intent to the status before the first CreateRoom.
 pub(crate) struct StatusSink<'a> {
     pub(crate) api: &'a Api<ZimRoom>,
-    pub(crate) name: &'a str,
+    pub(crate) room: &'a ZimRoom,
     pub(crate) timeout: Duration,
     pub(crate) metrics: &'a Metrics,
+    pub(crate) objects: &'a super::objects::Objects,
 }
 
 impl IntentSink for StatusSink<'_> {
     type Error = WriteError;
 
     async fn persist_intent(&self, status: &ZimRoomStatus) -> Result<(), WriteError> {
-        write_status(self.api, self.name, status, self.timeout, self.metrics).await
+        let name = self.room.metadata.name.as_deref().unwrap_or_default();
+        let version = write_status(self.api, name, status, self.timeout, self.metrics).await?;
+        self.objects.written(self.room, version);
+        Ok(())
     }
 }
 

@@ -19,6 +19,7 @@ pub mod decide;
 pub mod failure;
 pub mod plan;
 pub mod policy;
+pub mod proven;
 pub mod reasons;
 mod run;
 #[cfg(test)]
@@ -56,6 +57,10 @@ type Flight = Arc<tokio::sync::Mutex<()>>;
 
 /// The default operator user when neither the spec nor the credentials name one.
 pub const DEFAULT_FROM_USER_ID: &str = "zim-operator";
+
+/// The reason of the warning event sent at each reconcile of a ZimRoom whose Namespace has a policy switch that
+/// is neither `allow` nor `deny` (it counts as `deny`; see [`policy`]).
+pub const INVALID_POLICY_EVENT: &str = "InvalidPolicy";
 
 /// How long a registration is remembered after its last use. Forgetting one costs one more UserRegister, which
 /// ZIM answers "already exists" (treated as success); remembering every (AppId, user) forever would let apps that
@@ -98,7 +103,7 @@ impl Registrations {
 
 /// The reconcile core. One per process; it remembers which operator users are registered.
 pub struct Reconciler<Z = ZimClient> {
-    zim: Z,
+    zim: proven::Proving<Z>,
     default_from_user_id: String,
     registrations: Mutex<Registrations>,
 }
@@ -106,7 +111,16 @@ pub struct Reconciler<Z = ZimClient> {
 impl<Z: ZimApi> Reconciler<Z> {
     /// A reconciler calling ZIM through `zim`, acting as `default_from_user_id` unless told otherwise.
     pub fn new(zim: Z, default_from_user_id: impl Into<String>) -> Self {
-        Self { zim, default_from_user_id: default_from_user_id.into(), registrations: Mutex::default() }
+        Self {
+            zim: proven::Proving::new(zim),
+            default_from_user_id: default_from_user_id.into(),
+            registrations: Mutex::default(),
+        }
+    }
+
+    /// Which credentials ZIM has accepted (see [`proven`]).
+    pub fn proven(&self) -> &proven::Proven {
+        self.zim.proven()
     }
 
     /// How many (AppId, user) registrations are remembered, and how many are in flight.
@@ -118,11 +132,12 @@ impl<Z: ZimApi> Reconciler<Z> {
     /// Forgets the registrations unused for [`REGISTRATION_MEMORY`] (also done as the set grows).
     pub fn sweep_registrations(&self) {
         lock(&self.registrations).sweep(Instant::now());
+        self.zim.proven().sweep();
     }
 
     /// The ZIM client.
     pub fn zim(&self) -> &Z {
-        &self.zim
+        self.zim.inner()
     }
 
     /// Reconciles `room` once from the `facts` the caller gathered; `sink` persists the creation intent before a
@@ -164,6 +179,9 @@ impl<Z: ZimApi> Reconciler<Z> {
             None => {}
         }
         let policy = &facts.policy;
+        for why in &policy.invalid {
+            run.note(true, INVALID_POLICY_EVENT, why.clone());
+        }
         if let Err(why) = policy.check_room_id(&room.room_id()) {
             return run.refuse(reason::FORBIDDEN_BY_POLICY, &why);
         }
@@ -317,20 +335,24 @@ impl<Z: ZimApi> Reconciler<Z> {
 }
 
 /// The status of an object whose deletion is blocked by `error`: Ready=False `Deleting` with the error's message
-/// (which says how to unblock it).
+/// (which says how to unblock it), Reconciling=True `Deleting` (the operator keeps retrying), Stalled=False,
+/// Synced=False `ReconcileError`; every condition and `observedGeneration` describe the generation being deleted
+/// (the status contract: no condition may describe an older generation than `observedGeneration`).
 pub fn deletion_blocked(room: &ZimRoom, error: &CleanupError, now: &Time) -> ZimRoomStatus {
     let mut status = room.status.clone().unwrap_or_default();
     let generation = room.metadata.generation;
     let message = error.to_string();
-    conditions::set(
-        &mut status.conditions,
-        condition::READY,
-        false,
-        reason::DELETING,
-        &message,
-        generation,
-        now,
-    );
+    let set = |status: &mut ZimRoomStatus, type_: &str, value: bool, reason: &str, message: &str| {
+        conditions::set(&mut status.conditions, type_, value, reason, message, generation, now);
+    };
+    set(&mut status, condition::READY, false, reason::DELETING, &message);
+    set(&mut status, condition::RECONCILING, true, reason::DELETING, &format!("deleting: {message}"));
+    set(&mut status, condition::STALLED, false, reason::DELETING, "not stalled");
+    set(&mut status, condition::SYNCED, false, reason::RECONCILE_ERROR, &message);
+    for c in &mut status.conditions {
+        c.observed_generation = generation;
+    }
+    status.observed_generation = generation;
     status
 }
 

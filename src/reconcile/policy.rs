@@ -10,8 +10,10 @@
 //! | `zim.zego.im/destroy-adopted-rooms` | `allow` / `deny` | `deny` |
 //! | `zim.zego.im/from-user-ids` | comma-separated user IDs `spec.fromUserId` may name | only the Secret's `fromUserId` |
 //!
-//! A value that is neither `allow` nor `deny` (also `true`/`false`) counts as `deny`, and the message says so:
-//! a typo never opens anything. Every refusal is decided before any ZIM call.
+//! A switch accepts exactly `allow` or `deny` (lower case, surrounding blanks ignored). Any other value — `true`,
+//! `false`, `Allow`, a typo — counts as `deny`: the refusal's message says so, and every reconcile of the
+//! namespace's ZimRooms sends an `InvalidPolicy` warning event naming the annotation ([`Policy::invalid`]). A typo
+//! never opens anything. Every refusal is decided before any ZIM call.
 
 use std::collections::BTreeMap;
 
@@ -58,6 +60,8 @@ pub struct Policy {
     /// User IDs `spec.fromUserId` may name besides the Secret's; `None`: any (the `apply` command, which acts
     /// with the caller's own credentials).
     pub from_user_ids: Option<Vec<String>>,
+    /// One message per switch whose value is neither `allow` nor `deny` (each counts as `deny`).
+    pub invalid: Vec<String>,
 }
 
 impl Policy {
@@ -70,6 +74,7 @@ impl Policy {
             adopt: Ok(()),
             destroy_adopted: Ok(()),
             from_user_ids: None,
+            invalid: Vec::new(),
         }
     }
 
@@ -84,17 +89,20 @@ impl Policy {
             get(key)
                 .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
         };
+        let invalid = std::cell::RefCell::new(Vec::new());
         let switch = |key: &str, absent_allows: bool, absent_why: &str| -> Result<(), String> {
             match get(key) {
                 None if absent_allows => Ok(()),
                 None => Err(format!("namespace {ns} is not annotated {key}: allow ({absent_why})")),
-                Some(v) if v.eq_ignore_ascii_case("allow") || v.eq_ignore_ascii_case("true") => Ok(()),
-                Some(v) if v.eq_ignore_ascii_case("deny") || v.eq_ignore_ascii_case("false") => {
-                    Err(format!("namespace {ns} is annotated {key}: {v}"))
+                Some("allow") => Ok(()),
+                Some("deny") => Err(format!("namespace {ns} is annotated {key}: deny")),
+                Some(v) => {
+                    let why = format!(
+                        "namespace {ns} is annotated {key}: {v:?}, which is neither allow nor deny and counts as deny"
+                    );
+                    invalid.borrow_mut().push(why.clone());
+                    Err(why)
                 }
-                Some(v) => Err(format!(
-                    "namespace {ns} is annotated {key}: {v:?}, which is neither allow nor deny and counts as deny"
-                )),
             }
         };
         Self {
@@ -112,6 +120,7 @@ impl Policy {
                 "adopted rooms are never destroyed unless the namespace allows it",
             ),
             from_user_ids: Some(list(annotation::FROM_USER_IDS).unwrap_or_default()),
+            invalid: invalid.into_inner(),
         }
     }
 
@@ -229,16 +238,41 @@ mod tests {
         assert!(ns(&[(annotation::ROOM_ID_PREFIXES, "")]).check_room_id("x").is_err());
     }
 
+    /// Each value of a switch: only `allow` allows, only `allow` and `deny` are valid; every other value denies
+    /// and is listed in `invalid` (for the warning event).
     #[test]
-    fn switches_read_allow_and_deny_and_a_typo_denies() {
-        let p = ns(&[
-            (annotation::ADOPT_EXISTING, "deny"),
-            (annotation::DESTROY_ADOPTED, "Allow"),
-            (annotation::DEFAULT_CREDENTIALS, "yes please"),
-        ]);
-        assert!(p.adopt.unwrap_err().contains("adopt-existing-rooms: deny"));
-        assert!(p.destroy_adopted.is_ok());
-        assert!(p.default_credentials.unwrap_err().contains("neither allow nor deny and counts as deny"));
+    fn switches_accept_exactly_allow_and_deny() {
+        let cases: &[(&str, bool, bool)] = &[
+            // value, allowed, valid
+            ("allow", true, true),
+            (" allow ", true, true),
+            ("deny", false, true),
+            ("true", false, false),
+            ("false", false, false),
+            ("Allow", false, false),
+            ("DENY", false, false),
+            ("yes please", false, false),
+            ("", false, false),
+        ];
+        for &(value, allowed, valid) in cases {
+            for key in
+                [annotation::ADOPT_EXISTING, annotation::DESTROY_ADOPTED, annotation::DEFAULT_CREDENTIALS]
+            {
+                let p = ns(&[(key, value)]);
+                let switch = match key {
+                    annotation::ADOPT_EXISTING => &p.adopt,
+                    annotation::DESTROY_ADOPTED => &p.destroy_adopted,
+                    _ => &p.default_credentials,
+                };
+                assert_eq!(switch.is_ok(), allowed, "{key}: {value:?}");
+                assert_eq!(p.invalid.is_empty(), valid, "{key}: {value:?}: {:?}", p.invalid);
+                if !valid {
+                    let why = switch.as_ref().unwrap_err();
+                    assert!(why.contains("neither allow nor deny and counts as deny"), "{why}");
+                    assert_eq!(p.invalid, std::slice::from_ref(why));
+                }
+            }
+        }
     }
 
     #[test]

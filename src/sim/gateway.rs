@@ -76,6 +76,12 @@ impl Gateway {
         Self { secrets: apps.into_iter().collect(), qps, windows: HashMap::new() }
     }
 
+    /// Replaces `app_id`'s server secret, as a new one generated in ZEGO's console does: requests signed with the
+    /// old one are refused from now on.
+    pub(crate) fn set_secret(&mut self, app_id: u32, secret: ServerSecret) {
+        self.secrets.insert(app_id, secret);
+    }
+
     /// Changes the QPS limit (0: none) and forgets the windows counted so far.
     pub(crate) fn set_qps(&mut self, qps: u32) {
         self.qps = qps;

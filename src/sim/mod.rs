@@ -194,6 +194,11 @@ impl Simulator {
         self.lock().set_faults(plan);
     }
 
+    /// Replaces `app_id`'s server secret (a new secret generated in the console revokes the old one).
+    pub fn set_app_secret(&self, app_id: u32, secret: &str) {
+        self.with(|s| s.gateway.set_secret(app_id, crate::zim::ServerSecret::new(secret)));
+    }
+
     /// Sets the QPS limit per (AppId, Action) and/or the room quota.
     pub fn set_limits(&self, qps: Option<u32>, room_quota: Option<usize>) {
         self.lock().set_limits(qps, room_quota);

@@ -161,13 +161,16 @@ async fn forged_and_flooding_callbacks() {
     let before = w.last_seq();
     let url = format!("http://127.0.0.1:{port}/zim/callback");
     let http = reqwest::Client::new();
-    let body = |signature: &str, nonce: u32| {
+    // Signed now: a callback outside the freshness window (12 minutes behind) is refused.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let body_at = |timestamp: u64, signature: &str, nonce: u32| {
         serde_json::json!({
-            "appid": APP.to_string(), "event": "room_destroy", "timestamp": 1_764_374_400u64,
+            "appid": APP.to_string(), "event": "room_destroy", "timestamp": timestamp,
             "nonce": nonce.to_string(), "signature": signature, "room_id": "lobby",
             "operator_account": "", "user_ids": [],
         })
     };
+    let body = |signature: &str, nonce: u32| body_at(now, signature, nonce);
     let forged =
         http.post(&url).json(&body("0000000000000000000000000000000000000000", 1)).send().await.unwrap();
     assert_eq!(forged.status(), 401);
@@ -176,9 +179,14 @@ async fn forged_and_flooding_callbacks() {
             >= 1.0
     );
 
-    let sign = |nonce: u32| {
-        zim_operator::sim::callbacks::signature(CALLBACK_SECRET, "1764374400", &nonce.to_string())
+    let sign_at = |timestamp: u64, nonce: u32| {
+        zim_operator::sim::callbacks::signature(CALLBACK_SECRET, &timestamp.to_string(), &nonce.to_string())
     };
+    let sign = |nonce: u32| sign_at(now, nonce);
+    let old = now - 13 * 60;
+    let stale = http.post(&url).json(&body_at(old, &sign_at(old, 5000), 5000)).send().await.unwrap();
+    assert_eq!(stale.status(), 401, "a callback signed 13 minutes ago is refused");
+    assert!(op.metric("zim_operator_callbacks_total{event=\"room_destroy\",outcome=\"stale\"}").await >= 1.0);
     let start = Instant::now();
     use futures::StreamExt;
     let sends = futures::stream::iter(0..1000u32)

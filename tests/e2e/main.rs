@@ -1,8 +1,9 @@
 //! The controller end to end on a real kube-apiserver + etcd and the ZIM simulator over HTTP, with the operator
 //! as a separate process: create, edit, immutable edits, delete, orphan, late Secrets, resync recreation, SIGTERM
-//! and quiet restarts, the crash window, leader election, invalid, paused and nudged objects, and the admin
-//! endpoints; the alert rules and the dashboard against a real Prometheus (alerting.rs). One API server per test
-//! binary (see harness.rs); each test has its own namespace, simulator and operator.
+//! and quiet restarts, the crash window, leader election (and a leader cut off from the API server,
+//! split_brain.rs), invalid, paused and nudged objects, and the admin endpoints; the alert rules and the dashboard
+//! against a real Prometheus (alerting.rs). One API server per test binary (see harness.rs); each test has its own
+//! namespace, simulator and operator.
 
 mod alerting;
 mod callbacks;
@@ -11,10 +12,12 @@ mod egress;
 mod metrics_auth;
 mod ownership;
 mod reliability;
+mod split_brain;
 mod status_contract;
 #[path = "../support/mod.rs"]
 mod support;
 mod tenancy;
+mod trust;
 
 use std::time::Duration;
 

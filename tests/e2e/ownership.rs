@@ -15,16 +15,7 @@ const T: Duration = Duration::from_secs(30);
 
 /// A second namespace for `w`'s operator, with the same credentials Secret `zego`.
 async fn second_namespace(w: &World, ns: &str) {
-    let namespaces: Api<Namespace> = Api::all(w.client.clone());
-    let obj: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
-    namespaces.create(&PostParams::default(), &obj).await.expect("create namespace");
-    let secrets: Api<Secret> = Api::namespaced(w.client.clone(), ns);
-    let s: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "zego"},
-        "stringData": {"appId": APP.to_string(), "serverSecret": SECRET},
-    }))
-    .unwrap();
-    secrets.create(&PostParams::default(), &s).await.expect("create secret");
+    w.tenant_namespace(ns, APP, SECRET).await;
 }
 
 async fn apply_in(w: &World, ns: &str, r: ZimRoom) {
@@ -186,5 +177,109 @@ async fn refused_attribute_keeps_ready_and_retries_slowly() {
             "a refused attribute must not be retried on the fast schedule"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Issue 22, scenario 4: objects that are refused never claim a room. A `ForbiddenByPolicy` object (its roomId
+/// outside its namespace's prefixes) and an object whose Secret names the app with a secret ZIM refuses both
+/// declare `shared` before a legitimate object in a third namespace does. Before, the legitimate one was `Conflict`
+/// ("owned by" the refused one) for good, and deleting it orphaned the room. Now it creates the room, and deleting
+/// it (deletionPolicy Delete) destroys it.
+#[tokio::test]
+async fn refused_objects_claim_no_room() {
+    let w = World::new("e2e-own-refused-a").await;
+    let (b, c) = ("e2e-own-refused-b", "e2e-own-refused-c");
+    second_namespace(&w, b).await;
+    w.tenant_namespace(c, APP, "00000000000000000000000000000000").await;
+    w.create_secret("zego").await;
+    let namespaces: Api<Namespace> = Api::all(w.client.clone());
+    let prefixes = serde_json::json!({"metadata": {"annotations": {"zim.zego.im/room-id-prefixes": "ta-"}}});
+    namespaces.patch(&w.ns, &PatchParams::default(), &Patch::Merge(&prefixes)).await.unwrap();
+    let _op = w.operator(&["--namespaces", b, "--namespaces", c]).await;
+
+    w.apply_room(room("steal").room_id("shared").secret_ref("zego")).await;
+    w.wait_reason("steal", "ForbiddenByPolicy", T).await;
+    apply_in(&w, c, room("junk").room_id("shared").secret_ref("zego").build()).await;
+    wait_reason_in(&w, c, "junk", "AuthFailed").await;
+    // The legitimate object is younger by at least a second (claims compare creation seconds).
+    let older = w.get("steal").await.unwrap().metadata.creation_timestamp.unwrap().0.as_second();
+    eventually("a later second", T, || async { (jiff::Timestamp::now().as_second() > older).then_some(()) })
+        .await;
+
+    apply_in(&w, b, room("shared").secret_ref("zego").deletion_policy(DeletionPolicy::Delete).build()).await;
+    wait_reason_in(&w, b, "shared", "Available").await;
+    assert!(w.sim.sim.room(APP, "shared").is_some());
+
+    let b_api: Api<ZimRoom> = Api::namespaced(w.client.clone(), b);
+    b_api.delete("shared", &DeleteParams::default()).await.unwrap();
+    eventually("e2e-own-refused-b/shared to be gone", T, || async {
+        b_api.get_opt("shared").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(w.calls("DestroyRoom"), 1, "the owner's deletion destroyed its room: no refused successor");
+    assert!(w.sim.sim.room(APP, "shared").is_none());
+}
+
+/// Issue 22, scenario 9: two objects with one roomId created at the same moment in two namespaces (the one with
+/// the higher `namespace/name` first, so it decides before the other is in the cache, and the other, winning the
+/// tie on the same creation second, decided it owned the room too). For each of 12 such pairs: exactly one owner
+/// (Available), the other `Conflict`, one write to ZIM for the room (the CreateRoom, which carries the
+/// attributes), and the room holds the owner's attributes.
+#[tokio::test]
+async fn simultaneous_claims_have_one_owner() {
+    let w = World::new("e2e-own-race-b").await;
+    let a = "e2e-own-race-a";
+    second_namespace(&w, a).await;
+    w.create_secret("zego").await;
+    let op = w.operator(&["--namespaces", a]).await;
+    let pairs = 12;
+    for i in 0..pairs {
+        let id = format!("race-{i}");
+        let later = room(&id).secret_ref("zego").attribute("topic", "from-b").build();
+        let sooner = room(&id).secret_ref("zego").attribute("topic", "from-a").build();
+        tokio::join!(w.apply_room(later), async {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            apply_in(&w, a, sooner).await
+        });
+    }
+    let a_api: Api<ZimRoom> = Api::namespaced(w.client.clone(), a);
+    for i in 0..pairs {
+        let id = format!("race-{i}");
+        let seen = std::sync::Mutex::new(String::new());
+        let settle = async {
+            eventually(&format!("both objects of {id} to settle"), T, || async {
+                let r = |o: Option<ZimRoom>| o.and_then(|o| o.condition("Ready").map(|c| c.reason.clone()));
+                let mine = r(w.get(&id).await);
+                let theirs = r(a_api.get_opt(&id).await.ok().flatten());
+                *seen.lock().unwrap() = format!("{mine:?} / {theirs:?}");
+                let settled = |x: &Option<String>| matches!(x.as_deref(), Some("Available" | "Conflict"));
+                (settled(&mine) && settled(&theirs)).then(|| (mine.unwrap(), theirs.unwrap()))
+            })
+            .await
+        };
+        let (mine, theirs) = match tokio::time::timeout(T - Duration::from_secs(1), settle).await {
+            Ok(v) => v,
+            Err(_) => {
+                let logs: Vec<String> = op
+                    .logs()
+                    .lines()
+                    .filter(|l| l.contains(&id) || l.contains("WARN") || l.contains("ERROR"))
+                    .map(String::from)
+                    .collect();
+                panic!("{id}: {}\n{}", seen.lock().unwrap(), logs.join("\n"))
+            }
+        };
+        let owners = [&mine, &theirs].iter().filter(|r| r.as_str() == "Available").count();
+        assert_eq!(owners, 1, "{id}: exactly one owner ({mine} / {theirs})");
+        let writes: Vec<String> = w
+            .log()
+            .into_iter()
+            .filter(|e| e.room_id == id && matches!(e.action.as_str(), "CreateRoom" | "ModifyRoomAttribute"))
+            .map(|e| format!("{} {}", e.action, e.code))
+            .collect();
+        assert_eq!(writes, ["CreateRoom 0"], "{id}: one write, from the owner");
+        let topic = w.sim.sim.room(APP, &id).unwrap().attributes.get("topic").cloned();
+        let owner_topic = if mine == "Available" { "from-b" } else { "from-a" };
+        assert_eq!(topic.as_deref(), Some(owner_topic), "{id}");
     }
 }

@@ -279,3 +279,58 @@ async fn a_policy_changed_while_the_operator_was_down_applies_at_its_start() {
     assert!(w.sim.sim.log_since(before).is_empty(), "no ZIM call: {:?}", w.sim.sim.log_since(before));
     assert!(w.sim.sim.room(APP, "tb-outside").is_some(), "the room itself is left alone");
 }
+
+/// Issue 22, scenario 1: a tenant cannot delete with another namespace's credentials. Team B (its own namespace and
+/// app) has a room `backend` made by its backend, and a ZimRoom of its own, so the operator has read B's Secret.
+/// A tenant lets its object create `backend` in its own app, points the object at a missing Secret, writes B's
+/// AppId into its status and deletes it. Before, the deletion fell back to the last good credentials of that app
+/// from any Secret: DestroyRoom(backend) in B's app, signed with B's secret. Now no call reaches B's app; the
+/// deletion is blocked and says how to release the room.
+#[tokio::test]
+async fn a_deletion_never_uses_another_namespace_s_credentials() {
+    let w = World::new("e2e-tenant-borrow").await;
+    let b = "e2e-tenant-borrow-b";
+    w.tenant_namespace(b, APP_B, SECRET_B).await;
+    w.sim.sim.seed_room(APP_B, "backend", "Backend", 600, &[]);
+    w.create_secret("zego").await;
+    let kc = w.chart_kubeconfig(&[]).await;
+    let _op = w.operator_as(&kc, &["--namespaces", b]).await;
+
+    let b_rooms: Api<zim_operator::crd::ZimRoom> = Api::namespaced(w.client.clone(), b);
+    let mut own = serde_json::to_value(room("own").room_id("b-own").secret_ref("zego").build()).unwrap();
+    own.as_object_mut().unwrap().remove("status");
+    b_rooms.patch("own", &PatchParams::apply("e2e-user").force(), &Patch::Apply(&own)).await.unwrap();
+    eventually("B's own room", T, || async { w.sim.sim.room(APP_B, "b-own") }).await;
+
+    w.apply_room(room("x").room_id("backend").secret_ref("zego").deletion_policy(DeletionPolicy::Delete))
+        .await;
+    w.wait_reason("x", "Available", T).await;
+    assert!(w.sim.sim.room(APP, "backend").is_some(), "x made backend in its own app");
+    w.apply_room(room("x").room_id("backend").secret_ref("missing").deletion_policy(DeletionPolicy::Delete))
+        .await;
+    w.wait_reason("x", "CredentialsNotFound", T).await;
+    let patch = serde_json::json!({"status": {"appId": APP_B}});
+    w.rooms().patch_status("x", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    w.rooms().delete("x", &DeleteParams::default()).await.unwrap();
+
+    w.wait_reason("x", "Deleting", T).await;
+    let blocked = events(&w, "DeletionBlocked").await;
+    assert!(blocked.iter().any(|m| m.contains("deletionPolicy: Orphan")), "{blocked:?}");
+    assert_eq!(w.calls_in(APP_B, "DestroyRoom"), 0, "no DestroyRoom in B's app");
+    assert!(w.sim.sim.room(APP_B, "backend").is_some(), "B's room is intact");
+    let b_calls: Vec<String> = w
+        .sim
+        .sim
+        .log()
+        .into_iter()
+        .filter(|e| e.app_id == APP_B && e.room_id == "backend")
+        .map(|e| e.action)
+        .collect();
+    assert!(b_calls.is_empty(), "no call about backend in B's app: {b_calls:?}");
+
+    // The way out the event names: release the room.
+    let orphan = serde_json::json!({"spec": {"deletionPolicy": "Orphan"}});
+    w.rooms().patch("x", &PatchParams::default(), &Patch::Merge(&orphan)).await.unwrap();
+    w.wait_gone("x", T).await;
+    assert_eq!(w.calls_in(APP_B, "DestroyRoom"), 0);
+}

@@ -368,6 +368,64 @@ async fn cleanup_without_credentials_names_the_way_out() {
     assert!(err.to_string().contains("deletionPolicy: Orphan"), "{err}");
 }
 
+/// A blocked deletion's status describes the generation being deleted in every condition and in
+/// `observedGeneration` (setting a custom resource's deletionTimestamp bumps its generation): before, only Ready did.
+#[tokio::test]
+async fn a_blocked_deletion_describes_the_generation_being_deleted() {
+    let sim = sim(0, 100).await;
+    let rec = reconciler(&sim);
+    let mut r = lobby();
+    run(&rec, &mut r).await;
+    let before = r.status.clone().unwrap();
+    assert_eq!(before.conditions.len(), 4, "{before:?}");
+    r.metadata.generation = Some(2);
+    r.metadata.deletion_timestamp = Some(zim_operator::now());
+    let err =
+        rec.cleanup(&r, &DeleteFacts::owner(Err("Secret chat/zego not found".into()))).await.unwrap_err();
+    let status = zim_operator::reconcile::deletion_blocked(&r, &err, &zim_operator::now());
+    assert_eq!(status.observed_generation, Some(2));
+    let mut types: Vec<_> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
+    types.sort_unstable();
+    assert_eq!(types, ["Ready", "Reconciling", "Stalled", "Synced"]);
+    assert!(status.conditions.iter().all(|c| c.observed_generation == Some(2)), "{status:?}");
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Deleting"));
+    assert!(ready.message.contains("deletionPolicy: Orphan"), "{}", ready.message);
+    let reconciling = status.conditions.iter().find(|c| c.type_ == "Reconciling").unwrap();
+    assert_eq!((reconciling.status.as_str(), reconciling.reason.as_str()), ("True", "Deleting"));
+    // The ownership record is untouched.
+    assert_eq!(
+        (status.room_id, status.app_id, status.adopted),
+        (before.room_id, before.app_id, before.adopted)
+    );
+}
+
+/// A policy switch that is neither `allow` nor `deny` counts as deny and says so in a warning event: `true` on
+/// adopt-existing-rooms refuses the adoption of an existing room (before, `true` allowed it).
+#[tokio::test]
+async fn a_policy_value_other_than_allow_or_deny_denies_and_warns() {
+    use zim_operator::reconcile::policy::{DefaultCredentialsScope, Policy, annotation};
+    let sim = sim(0, 100).await;
+    sim.sim.seed_room(APP, "lobby", "Lobby", 600, &[]);
+    let rec = reconciler(&sim);
+    let mut r = lobby();
+    let annotations = [(annotation::ADOPT_EXISTING.to_owned(), "true".to_owned())].into();
+    let facts = Facts {
+        policy: Policy::from_namespace("chat", Some(&annotations), DefaultCredentialsScope::All),
+        ..Facts::owner(Ok(creds()))
+    };
+    let out = rec.reconcile(&r, &facts, &NoSink, now()).await;
+    r.status = Some(out.status.clone());
+    assert_eq!(ready(&r), ("False".to_owned(), "ForbiddenByPolicy".to_owned()), "{:?}", out.status);
+    let warned: Vec<_> = out.notes.iter().filter(|n| n.warning && n.reason == "InvalidPolicy").collect();
+    assert_eq!(warned.len(), 1, "{:?}", out.notes);
+    assert!(
+        warned[0]
+            .message
+            .contains("zim.zego.im/adopt-existing-rooms: \"true\", which is neither allow nor deny")
+    );
+}
+
 /// Deleting a room we created destroys it.
 #[tokio::test]
 async fn cleanup_destroys_a_room_we_created() {

@@ -1,6 +1,8 @@
 //! R2: the API server goes away for 30 s mid-run, then etcd briefly. The operator keeps running, reports
 //! not-ready while it cannot watch, and converges after both return, without a restart. Its own test binary: it
-//! stops the API server that the other end-to-end tests would share.
+//! stops the API server that the other end-to-end tests would share. The operator runs without leader election: a
+//! leader exits when it cannot renew its Lease within the renew deadline (22.3, tests/e2e/split_brain.rs), and
+//! this test is about the watches surviving the outage.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -16,7 +18,7 @@ use zim_operator::testing::room;
 async fn r2_api_server_and_etcd_outage() {
     let w = World::new("r2-outage").await;
     w.create_secret("zego").await;
-    let mut op = w.operator(&[]).await;
+    let mut op = w.operator(&["--leader-election", "false"]).await;
     op.wait_ready().await;
     w.apply_room(room("before").destroy_delay(600)).await;
     w.wait_reason("before", "Available", Duration::from_secs(30)).await;

@@ -25,7 +25,7 @@ use zim_operator::crd::ZimRoom;
 use zim_operator::sim::{LogEntry, RunningSim, SimConfig, Simulator};
 use zim_operator::zim::ServerSecret;
 
-pub use zim_operator::testing::{APP, SECRET};
+pub use zim_operator::testing::{APP, APP_B, SECRET, SECRET_B};
 
 struct KubeEnv {
     kubeconfig: PathBuf,
@@ -212,7 +212,7 @@ impl World {
             serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
         namespaces.create(&PostParams::default(), &ns_obj).await.expect("create namespace");
         let sim = Simulator::new(SimConfig {
-            apps: vec![(APP, ServerSecret::new(SECRET))],
+            apps: vec![(APP, ServerSecret::new(SECRET)), (APP_B, ServerSecret::new(SECRET_B))],
             qps: 0,
             ..Default::default()
         })
@@ -224,6 +224,26 @@ impl World {
 
     pub async fn create_secret(&self, name: &str) {
         self.create_secret_with(name, &[]).await;
+    }
+
+    /// A namespace `ns` (besides the world's own), with a credentials Secret `zego` of `app`.
+    pub async fn tenant_namespace(&self, ns: &str, app: u32, secret: &str) {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let ns_obj: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+        namespaces.create(&PostParams::default(), &ns_obj).await.expect("create namespace");
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        let s: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "zego"},
+            "stringData": {"appId": app.to_string(), "serverSecret": secret},
+        }))
+        .unwrap();
+        secrets.create(&PostParams::default(), &s).await.expect("create secret");
+    }
+
+    /// The calls of `action` the simulator received for `app`.
+    pub fn calls_in(&self, app: u32, action: &str) -> usize {
+        self.sim.sim.log().iter().filter(|e| e.app_id == app && e.action == action).count()
     }
 
     /// A credentials Secret with more keys (e.g. `callbackSecret`).
@@ -447,8 +467,10 @@ impl Operator {
             .arg(admin.to_string())
             .arg("--lease-namespace")
             .arg(&world.ns)
+            // Long enough that a leader on a loaded test machine renews within its renew deadline (two thirds:
+            // 6.7 s, each attempt cut at 3.3 s); a leader that cannot exits (src/leader/mod.rs).
             .arg("--lease-duration")
-            .arg("4")
+            .arg("10")
             .args(extra)
             .env(
                 "RUST_LOG",

@@ -13,6 +13,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tracing::warn;
 
+use super::cached::Declared;
 use crate::callback::{CallbackSecret, CallbackSecrets};
 use crate::crd::ZimRoom;
 use crate::lock;
@@ -63,7 +64,8 @@ pub(crate) struct CredentialCache {
     default_secret: Option<SecretKey>,
     entries: Mutex<HashMap<SecretKey, Result<ResolvedCredentials, CredentialsError>>>,
     last_good: Mutex<HashMap<SecretKey, ResolvedCredentials>>,
-    last_good_by_app: Mutex<HashMap<u32, ResolvedCredentials>>,
+    /// The last good credentials of each (namespace, AppId), from the namespace's own Secrets.
+    last_good_by_app: Mutex<HashMap<(String, u32), ResolvedCredentials>>,
     /// Secrets seen deleted whose last good credentials are still held.
     deleted: Mutex<std::collections::HashSet<SecretKey>>,
     /// The `callbackSecret` of each Secret read, with the Secret's AppId.
@@ -87,15 +89,18 @@ impl CredentialCache {
     }
 
     /// The Secret a room's credentials come from: `spec.credentialsSecretRef` in its namespace, else the default.
-    pub(crate) fn secret_key(&self, room: &ZimRoom) -> Option<SecretKey> {
-        match &room.spec.credentials_secret_ref {
-            Some(r) => Some((room.namespace().unwrap_or_default(), r.name.clone())),
+    pub(crate) fn secret_key(&self, room: &impl Declared) -> Option<SecretKey> {
+        match room.secret_name() {
+            Some(name) => Some((room.meta().namespace.clone().unwrap_or_default(), name.to_owned())),
             None => self.default_secret.clone(),
         }
     }
 
     /// The credentials for `room`.
-    pub(crate) async fn for_room(&self, room: &ZimRoom) -> Result<ResolvedCredentials, CredentialsError> {
+    pub(crate) async fn for_room(
+        &self,
+        room: &impl Declared,
+    ) -> Result<ResolvedCredentials, CredentialsError> {
         match self.secret_key(room) {
             Some(key) => self.get(&key).await,
             None => Err(CredentialsError::NotFound(
@@ -106,18 +111,21 @@ impl CredentialCache {
     }
 
     /// The last good credentials `room`'s Secret gave, if any.
-    pub(crate) fn last_good_for(&self, room: &ZimRoom) -> Option<ResolvedCredentials> {
+    pub(crate) fn last_good_for(&self, room: &impl Declared) -> Option<ResolvedCredentials> {
         let key = self.secret_key(room)?;
         lock(&self.last_good).get(&key).cloned()
     }
 
-    /// The last good credentials seen for `app_id`, from any Secret.
-    pub(crate) fn last_good_for_app(&self, app_id: u32) -> Option<ResolvedCredentials> {
-        lock(&self.last_good_by_app).get(&app_id).cloned()
+    /// The last good credentials seen for `app_id` from a Secret of namespace `ns`.
+    pub(crate) fn last_good_in(&self, ns: &str, app_id: u32) -> Option<ResolvedCredentials> {
+        lock(&self.last_good_by_app).get(&(ns.to_owned(), app_id)).cloned()
     }
 
     /// The credentials to delete `room`'s room with: those of the app recorded on its status — its Secret's
-    /// current or last good ones when they are of that app, else the last good ones of that app from any Secret.
+    /// current or last good ones when they are of that app, else the last good ones of that app from another
+    /// Secret of the object's own namespace. Never another namespace's: a tenant who points its object at a
+    /// missing Secret and writes another team's AppId into its status gets no credentials at all (the deletion
+    /// is blocked and says how to release the room), not that team's.
     pub(crate) async fn for_deletion(&self, room: &ZimRoom) -> Result<ResolvedCredentials, String> {
         let recorded = room.status.as_ref().and_then(|s| s.app_id);
         let of_app = |c: &ResolvedCredentials| recorded.is_none_or(|app| c.credentials.app_id == app);
@@ -130,7 +138,8 @@ impl CredentialCache {
         if let Some(c) = self.last_good_for(room).filter(|c| of_app(c)) {
             return Ok(c);
         }
-        if let Some(c) = recorded.and_then(|app| self.last_good_for_app(app)) {
+        let ns = room.metadata.namespace.as_deref().unwrap_or_default();
+        if let Some(c) = recorded.and_then(|app| self.last_good_in(ns, app)) {
             return Ok(c);
         }
         Err(match (current, recorded) {
@@ -184,7 +193,7 @@ impl CredentialCache {
         };
         if let Ok(good) = &result {
             lock(&self.last_good).insert(key.clone(), good.clone());
-            lock(&self.last_good_by_app).insert(good.credentials.app_id, good.clone());
+            lock(&self.last_good_by_app).insert((ns.clone(), good.credentials.app_id), good.clone());
         }
         lock(&self.entries).insert(key.clone(), result.clone());
         Ok((result, changed))
@@ -254,6 +263,8 @@ impl CredentialCache {
             evicted += usize::from(last_good.remove(key).is_some());
             false
         });
+        let last_good_keys: Vec<(SecretKey, u32)> =
+            last_good.iter().map(|(k, c)| (k.clone(), c.credentials.app_id)).collect();
         drop(last_good);
         // Cached reads of Secrets no object refers to (e.g. names that never existed): read again if needed.
         for map_len in [
@@ -263,10 +274,10 @@ impl CredentialCache {
         ] {
             evicted += map_len;
         }
-        let live_apps: std::collections::HashSet<u32> =
-            lock(&self.last_good).values().map(|c| c.credentials.app_id).collect();
-        lock(&self.last_good_by_app).retain(|app, _| {
-            let keep = apps.contains(app) || live_apps.contains(app);
+        let live_apps: std::collections::HashSet<(&str, u32)> =
+            last_good_keys.iter().map(|((ns, _), app)| (ns.as_str(), *app)).collect();
+        lock(&self.last_good_by_app).retain(|(ns, app), _| {
+            let keep = apps.contains(app) || live_apps.contains(&(ns.as_str(), *app));
             evicted += usize::from(!keep);
             keep
         });

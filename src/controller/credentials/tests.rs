@@ -30,7 +30,7 @@ async fn last_good_credentials_go_when_their_deleted_secret_is_unused() {
     let cache = CredentialCache::new(client, None);
     let key = ("ns".to_string(), "zego".to_string());
     lock(&cache.last_good).insert(key.clone(), creds(7));
-    lock(&cache.last_good_by_app).insert(7, creds(7));
+    lock(&cache.last_good_by_app).insert(("ns".into(), 7), creds(7));
     cache.deleted(&key);
     let mut used = std::collections::HashSet::new();
     used.insert(key.clone());
@@ -134,4 +134,24 @@ async fn what_objects_use_is_kept() {
     // app-7's reads stay (in use); app-8's last good credentials stay (a status records app 8).
     assert_eq!(cache.sizes(), [1, 1, 1, 2, 2, 0]);
     assert_eq!(cache.secrets(7).len(), 1, "the callback secret of an app in use");
+}
+
+/// A deletion uses only credentials of the object's own namespace: an object whose Secret is missing and whose
+/// status records another namespace's AppId gets none (before: the last good credentials of that app from any
+/// Secret — another team's), while an object of the namespace that holds them gets them.
+#[tokio::test]
+async fn deletion_never_borrows_another_namespace_s_credentials() {
+    let cache = CredentialCache::new(secrets_server().await, None);
+    // Team "apps" has app 8 (its Secret apps/app-8 was read once).
+    assert_eq!(cache.for_room(&room_using("apps", "app-8")).await.unwrap().credentials.app_id, 8);
+    let recording = |ns: &str, secret: &str| {
+        let mut r = room_using(ns, secret);
+        r.status = Some(crate::crd::ZimRoomStatus { app_id: Some(8), ..Default::default() });
+        r
+    };
+    let err = cache.for_deletion(&recording("tenant", "missing")).await.unwrap_err();
+    assert!(err.contains("not found"), "{err}");
+    // The owner namespace's other objects may use the namespace's last good credentials of the app.
+    let own = cache.for_deletion(&recording("apps", "missing")).await.unwrap();
+    assert_eq!(own.credentials.app_id, 8);
 }

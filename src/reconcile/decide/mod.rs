@@ -21,6 +21,8 @@
 //! Stalled reasons from the reason table ([`super::reasons`]). The table tests are in `tests.rs`.
 
 pub mod delete;
+pub mod probe;
+pub mod stale;
 #[cfg(test)]
 mod tests;
 
@@ -51,9 +53,9 @@ pub fn attributes_applied(room: &ZimRoom) -> bool {
 }
 
 /// Whether a reconcile leaves the object to the prober without any call: the first sight of a converged room
-/// (a start), not asked to re-check, not known to be gone, and still admitted by the namespace's policy as it is
+/// (a start), not asked to re-check, not known to be gone, still admitted by the namespace's policy as it is
 /// declared — a policy an admin changed while the operator was down applies at the start (the reconcile then
-/// refuses the object before any ZIM call).
+/// refuses the object before any ZIM call) — and with credentials of the AppId its status records.
 pub fn leave_to_prober<C>(room: &ZimRoom, facts: &Facts<C>) -> bool {
     facts.first_sight
         && !facts.recheck
@@ -61,16 +63,36 @@ pub fn leave_to_prober<C>(room: &ZimRoom, facts: &Facts<C>) -> bool {
         && is_converged(room)
         && attributes_applied(room)
         && admitted(room, facts)
+        && in_recorded_app(room, facts)
 }
 
-/// Whether the namespace's policy admits `room` as declared (the checks made before any ZIM call). The Secret's
-/// own user matters only when the spec names one.
+/// Whether the credentials (when they resolve) name the AppId the status records: credentials changed to another
+/// app while the operator was down are reported at the start (`AppIdChanged`), not probed in the other app.
+fn in_recorded_app<C>(room: &ZimRoom, facts: &Facts<C>) -> bool {
+    let recorded = room.status.as_ref().and_then(|s| s.app_id);
+    facts.credentials.as_ref().is_ok_and(|c| probe::may_probe(recorded, c.credentials.app_id))
+        || facts.credentials.is_err()
+}
+
+/// Whether the namespace's policy admits `room` as declared (the checks made before any ZIM call).
 fn admitted<C>(room: &ZimRoom, facts: &Facts<C>) -> bool {
+    admitted_by(room, &facts.policy, facts.credentials.as_ref().ok())
+}
+
+/// Whether `policy` admits `room` as declared with `credentials` (the checks made before any ZIM call). The
+/// Secret's own user matters only when the spec names one.
+pub fn admitted_by(room: &ZimRoom, policy: &Policy, credentials: Option<&ResolvedCredentials>) -> bool {
     let spec_from_user = room.spec.from_user_id.as_deref();
-    let secret_from_user =
-        spec_from_user.and(facts.credentials.as_ref().ok()).and_then(|c| c.from_user_id.as_deref());
+    let secret_from_user = spec_from_user.and(credentials).and_then(|c| c.from_user_id.as_deref());
     let own_secret = room.spec.credentials_secret_ref.is_some();
-    facts.policy.refusal(&room.room_id(), own_secret, spec_from_user, secret_from_user).is_none()
+    policy.refusal(&room.room_id(), own_secret, spec_from_user, secret_from_user).is_none()
+}
+
+/// Whether another object declaring the same room counts as a claimant of it: only one its namespace's policy
+/// admits, and which holds the room (its status records it) or has credentials ZIM accepted for that app. A
+/// refused object, or one whose Secret merely names the app, neither blocks nor inherits another's room.
+pub fn counts_as_claimant(admitted: bool, holds: bool, proven: bool) -> bool {
+    admitted && (holds || proven)
 }
 
 /// The credentials the object may use: the operator's default Secret (no `spec.credentialsSecretRef`) only where

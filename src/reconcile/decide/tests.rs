@@ -150,7 +150,15 @@ fn a_start_leaves_converged_admitted_rooms_to_the_prober() {
     paused.metadata.annotations = Some([(PAUSED_ANNOTATION.to_string(), "true".to_string())].into());
     let mut stale = ok.clone();
     stale.metadata.generation = Some(2);
+    // Its status records app 1 (the credentials' app) or app 2 (the credentials changed while the operator was
+    // down: reconciled, which reports AppIdChanged without a call).
+    let mut in_app_1 = ok.clone();
+    in_app_1.status.as_mut().unwrap().app_id = Some(1);
+    let mut in_app_2 = ok.clone();
+    in_app_2.status.as_mut().unwrap().app_id = Some(2);
     let table = [
+        (&in_app_1, facts(true, false, false, open.clone()), true),
+        (&in_app_2, facts(true, false, false, open.clone()), false),
         (&ok, facts(true, false, false, open.clone()), true),
         (&ok, facts(false, false, false, open.clone()), false),
         (&ok, facts(true, true, false, open.clone()), false),
@@ -369,4 +377,25 @@ fn progress_table() {
     assert_eq!(progress(&available(Some("old")), "h", true, false), stuck(reason::ATTRIBUTES_REFUSED));
     assert_eq!(progress(&ZimRoomStatus::default(), "h", false, false), working(reason::CREATING));
     assert_eq!(progress(&with_ready(false, reason::QUOTA_EXCEEDED, None), "h", false, true), Progress::Done);
+}
+
+/// admitted × holds × proven: only an admitted object that holds the room or has proven credentials claims it.
+#[test]
+fn only_admitted_holders_or_proven_objects_claim_a_room() {
+    for admitted in [false, true] {
+        for holds in [false, true] {
+            for proven in [false, true] {
+                let counts = super::counts_as_claimant(admitted, holds, proven);
+                assert_eq!(
+                    counts,
+                    admitted && (holds || proven),
+                    "admitted {admitted}, holds {holds}, proven {proven}"
+                );
+            }
+        }
+    }
+    // The two refusals the issue names: a ForbiddenByPolicy object (even one whose status says it holds the
+    // room), and a Secret that names the app without ZIM having accepted its secret.
+    assert!(!super::counts_as_claimant(false, true, true));
+    assert!(!super::counts_as_claimant(true, false, false));
 }
