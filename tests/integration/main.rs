@@ -19,4 +19,5 @@ mod ownership;
 mod reconcile;
 mod shutdown;
 mod sim;
+mod wire_rate;
 mod zim_client;

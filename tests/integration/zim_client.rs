@@ -342,7 +342,8 @@ async fn burst_of_200_creates_stays_under_the_limit() {
     );
     assert_eq!(throttled, 0);
     assert_eq!(ok, 200);
-    assert!(rate / 20.0 > 0.9 && rate / 20.0 <= 1.0, "achieved {rate:.2}/s");
+    // 200 calls within less than 9 s would put more than 20 into some second; 20 go in the first second.
+    assert!(rate / 20.0 > 0.9 && elapsed >= 9.0, "achieved {rate:.2}/s");
     let served = sim.sim.log().iter().filter(|e| e.action == "CreateRoom" && e.code == 0).count();
     assert_eq!(served, 200);
 }

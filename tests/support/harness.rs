@@ -471,6 +471,7 @@ pub fn free_port() -> u16 {
 }
 
 impl Operator {
+    /// Starts an operator on `world` (its simulator, unless `extra` names another `--endpoint`).
     pub async fn start(world: &World, extra: &[&str], env: &[(&str, &str)]) -> Operator {
         Self::start_with(world, None, extra, env).await
     }
@@ -489,8 +490,11 @@ impl Operator {
         cmd.arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig_path.map_or_else(kubeconfig, std::path::Path::to_path_buf))
-            .arg("--endpoint")
-            .arg(world.sim.endpoint())
+            .args(if extra.contains(&"--endpoint") {
+                Vec::new()
+            } else {
+                vec!["--endpoint".to_owned(), world.sim.endpoint()]
+            })
             .arg("--namespaces")
             .arg(&world.ns)
             .arg("--credentials-secret")

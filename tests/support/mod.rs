@@ -1,8 +1,8 @@
 //! The one home of the tests' helpers, included by every integration-test binary (`integration`, `e2e`, `outage`,
-//! `uninstall`): a simulator and a reconciler for the simulator-over-HTTP tier, the object builder and the fixture
-//! app (from `zim_operator::testing`, which the unit tests in `src/` use too), the kstatus port, the TLS and proxy
-//! fixtures ([`net`]), a TCP proxy that can be cut ([`proxy`]), and, for the tiers with a kube-apiserver, the
-//! end-to-end harness.
+//! `uninstall`): a simulator and a reconciler for the simulator-over-HTTP tier, the object builder and the fixture app
+//! (from `zim_operator::testing`, which the unit tests in `src/` use too), the kstatus port, the TLS and proxy fixtures
+//! ([`net`]), a TCP proxy that can be cut ([`proxy`]), one that makes new connections slow and records what the server
+//! receives ([`wire_proxy`]), and, for the tiers with a kube-apiserver, the end-to-end harness.
 #![allow(dead_code)] // each binary uses part of it
 
 #[cfg(feature = "e2e")]
@@ -11,6 +11,7 @@ pub mod kstatus;
 pub mod markdown;
 pub mod net;
 pub mod proxy;
+pub mod wire_proxy;
 
 use std::time::Duration;
 
