@@ -1,4 +1,4 @@
-//! Reading a callback body into its fields (`ZIM-API.md` C.2). ZEGO says the data is JSON that "needs
+//! Reading a callback body into its fields (the request body, as ZEGO's callback pages describe it). ZEGO says the data is JSON that "needs
 //! UrlDecode" and documents no content type, while its own signature samples read form parameters, so the
 //! content type is ignored and the body itself decides:
 //!

@@ -1,4 +1,4 @@
-//! The receiver of ZEGO's server callbacks (`ZIM-API.md` "Callbacks"; `run --callback-addr`): an HTTP endpoint
+//! The receiver of ZEGO's server callbacks (ZEGO's callback pages; `run --callback-addr`): an HTTP endpoint
 //! that verifies each callback's signature, answers at once, and hands every verified `room_destroy` to the
 //! controller as a [`RoomEvent`] on a bounded queue, so the room is re-checked now instead of at its next poll.
 //!

@@ -1,4 +1,4 @@
-//! ZEGO's callback signature (`ZIM-API.md` C.3): lowercase hex sha1 of `[callbacksecret, timestamp, nonce]`
+//! ZEGO's callback signature (as ZEGO's callback pages describe it): lowercase hex sha1 of `[callbacksecret, timestamp, nonce]`
 //! sorted as strings (byte order, as PHP's `SORT_STRING` and Java's `Arrays.sort` do for ASCII) and
 //! concatenated. The timestamp and nonce are used exactly as the request spelled them.
 

@@ -1,5 +1,5 @@
-//! The six actions, with the codes ZEGO documents for each (`ZIM-API.md` §2, the room OpenAPI files in
-//! `zim-docs/`): UserRegister, CreateRoom, DestroyRoom, ModifyRoomAttribute, QueryRoomAttribute and
+//! The six actions, with the codes ZEGO documents for each (its room API pages and their OpenAPI files):
+//! UserRegister, CreateRoom, DestroyRoom, ModifyRoomAttribute, QueryRoomAttribute and
 //! QueryRoomUserList. They receive their business parameters as the gateway admitted them ([`Params`]: the query
 //! of a GET, the JSON body of a POST) and never see HTTP, so the HTTP server and the in-memory backend apply the
 //! same rules.

@@ -1,5 +1,5 @@
-//! The ZEGO server callbacks the simulator sends, as ZEGO documents them (`ZIM-API.md` "Callbacks" C.1–C.5;
-//! `zim-docs/callbacks/`: room-created.mdx, room-destroyed.mdx, authenticating-server-to-server-callbacks.mdx).
+//! The ZEGO server callbacks the simulator sends, as ZEGO documents them (its callback pages: room created, room
+//! destroyed, and authenticating server-to-server callbacks).
 //!
 //! - Events: `room_create` after a successful CreateRoom (`room_id`, `operator_account` = FromUserId,
 //!   `room_name`, `attributes[{key, value, auto_delete}]`); `room_destroy` after a successful DestroyRoom

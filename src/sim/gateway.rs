@@ -1,12 +1,12 @@
 //! The simulated ZIM gateway: what happens to a request before any room rule applies.
 //!
 //! - the public parameters and the signature, checked in the order of the gateway codes on ZEGO's "Return codes"
-//!   page (`ZIM-API.md` §1.2–1.5): Action, AppId, Timestamp, SignatureNonce, Signature, SignatureVersion, then the
+//!   page: Action, AppId, Timestamp, SignatureNonce, Signature, SignatureVersion, then the
 //!   secret, the ±10-minute window and the md5 signature itself, then whether the Action exists;
 //! - parameter placement: a GET carries everything in the query; a POST carries `Action` and the public parameters
-//!   in the query and its business parameters in a JSON body sent as `application/json` (§1.1);
+//!   in the query and its business parameters in a JSON body sent as `application/json` (ZEGO's "Accessing server APIs" page);
 //! - the QPS window per (AppId, Action): never more than the limit of accepted calls in any one-second window,
-//!   the strictest reading of ZEGO's "20 times/second" (§5, DESIGN.md §3).
+//!   the strictest reading of ZEGO's "20 times/second" (ZEGO's stated frequency limit).
 //!
 //! Everything here is a pure function of the request, the known secrets and the clock passed in.
 

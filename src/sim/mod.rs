@@ -1,4 +1,4 @@
-//! A ZIM server-API simulator, written to ZEGO's documentation (see `ZIM-API.md` and DESIGN.md §6).
+//! A ZIM server-API simulator, written to ZEGO's documentation (docs/simulator.md says where it decides what that leaves open).
 //!
 //! It checks signatures exactly as documented (md5, ±10-minute window, 16-hex nonce, `SignatureVersion=2.0`),
 //! reads GET parameters from the query and POST business parameters from a JSON body, implements UserRegister,

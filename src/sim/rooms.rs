@@ -1,4 +1,4 @@
-//! The room model and the six actions, with the codes ZEGO documents for each (`ZIM-API.md` §2–§4).
+//! The room model and the six actions, with the codes ZEGO documents for each (its room API pages and "Return codes" page).
 //!
 //! [`Rooms`] holds every app's registered users and rooms and the room clock. An empty room lives until its
 //! `DestroyDelayTime` has passed on the room clock (wall time plus whatever tests advanced it by); every removal

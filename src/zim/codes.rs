@@ -1,6 +1,6 @@
 //! ZIM return codes and how the operator treats each one.
 //!
-//! The table follows ZEGO's "Return codes" page (see `ZIM-API.md` §3). Every outcome of a call, including transport
+//! The table follows ZEGO's "Return codes" page. Every outcome of a call, including transport
 //! failures, lands in one [`Class`]; the reconcile loop decides retries from the class alone.
 
 /// How the operator treats an outcome.

@@ -3,8 +3,8 @@
 //! Sources: the CreateRoom/ModifyRoomAttribute OpenAPI files (IDs ≤32 bytes, RoomName ≤64 bytes,
 //! DestroyDelayTime ≤10800, 20 attributes per room in the description) and the client room-attribute guide (key
 //! ≤16 bytes, value ≤1024 bytes, ≤5120 bytes for all values together). The server pages do not state attribute
-//! sizes; we apply the client guide's limits on both sides rather than let a room fail half-way (UNCONFIRMED
-//! upstream, see ZIM-API.md). The ID charset is the union of the characters the different doc versions list.
+//! sizes; we apply the client guide's limits on both sides rather than let a room fail half-way (not
+//! confirmed by ZEGO's server pages). The ID charset is the union of the characters the different doc versions list.
 
 /// Maximum bytes of a RoomId or UserId.
 pub const MAX_ID_BYTES: usize = 32;
