@@ -151,7 +151,9 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
     for note in &outcome.notes {
         publish(&ctx.recorder, room, note).await;
     }
-    let readiness = Readiness::of_conditions(&outcome.status.conditions, jiff::Timestamp::now());
+    let own_credentials = room.spec.credentials_secret_ref.is_some();
+    let readiness =
+        Readiness::of_conditions(&outcome.status.conditions, own_credentials, jiff::Timestamp::now());
     ctx.metrics.rooms.set_ready(&object_key(room), Some(readiness));
     ctx.metrics.reconcile.reconciled(start.elapsed(), outcome.error_category);
     debug!(room = %object_key(room), requeue = ?outcome.requeue, "reconciled");
@@ -250,7 +252,9 @@ async fn cleanup_once(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Resu
         Err(e) => {
             ctx.note(room, true, "DeletionBlocked", e.to_string()).await;
             let status = crate::reconcile::deletion_blocked(room, &e, &now());
-            let readiness = Readiness::of_conditions(&status.conditions, jiff::Timestamp::now());
+            let own_credentials = room.spec.credentials_secret_ref.is_some();
+            let readiness =
+                Readiness::of_conditions(&status.conditions, own_credentials, jiff::Timestamp::now());
             ctx.metrics.rooms.set_ready(&object_key(room), Some(readiness));
             // Best effort: the event already says how to unblock.
             if let Ok(version) =

@@ -7,7 +7,8 @@
 //! One component per part of the operator, each registering its own families: [`ReconcileMetrics`] (reconciles,
 //! failures, status writes), [`ZimMetrics`] (calls, latency, limiter waits), [`RoomMetrics`] (rooms by readiness,
 //! from each object's Ready condition), [`ProberMetrics`] (existence probes and periods), [`CallbackMetrics`]
-//! (ZEGO's server callbacks), plus the leader gauge.
+//! (ZEGO's server callbacks), plus the leader gauge, `zim_operator_build_info` (the version) and the process's own
+//! CPU, memory and file descriptors ([`ProcessCollector`], under the usual `process_` names).
 //!
 //! The series the alert rules (`monitoring/zim-operator.rules.yaml`) and the dashboard
 //! (`dashboards/zim-operator.json`) rely on exist from the start with value 0: every error category, the ZIM
@@ -16,23 +17,26 @@
 
 mod callbacks;
 mod controller;
+mod process;
 mod rooms;
 mod zim;
 
-use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::callback::{Event, Outcome};
-use crate::reconcile::{ErrorCategory, NotReadyCategory};
+use crate::reconcile::{ErrorCategory, NotReadyCategory, Owner};
 use crate::zim::Action;
 
 pub use callbacks::{CallbackLabel, CallbackMetrics};
 pub use controller::{
     CategoryLabel, ProbeLabel, ProbeResult, ProberMetrics, ReconcileMetrics, ReconcileResult, ResultLabel,
 };
-pub use rooms::{NotReadyLabel, Readiness, ReadyLabel, ReadyState, RoomMetrics, room_key};
+pub use process::{ProcessCollector, Sample as ProcessSample};
+pub use rooms::{NotReadyLabel, Readiness, ReadyLabel, ReadyState, RoomMetrics, TenantLabel, room_key};
 pub use zim::{ActionLabel, CallLabel, PREINITIALISED_CODES, ZimMetrics};
 
 /// Writes each label enum as its `as_str`.
@@ -45,7 +49,14 @@ macro_rules! label_values {
         }
     )*};
 }
-label_values!(ErrorCategory, NotReadyCategory, Action, Event, Outcome, ProbeResult, ReadyState);
+label_values!(ErrorCategory, NotReadyCategory, Owner, Action, Event, Outcome, ProbeResult, ReadyState);
+
+/// Labels of `zim_operator_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabel {
+    /// The operator's version (Cargo.toml's, as the chart's appVersion).
+    pub version: &'static str,
+}
 
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
@@ -75,21 +86,26 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric under the `zim_operator` prefix.
+    /// Registers every metric under the `zim_operator` prefix, and the process's own under `process_`.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("zim_operator");
-        let reconcile = ReconcileMetrics::register(&mut registry);
-        let zim = ZimMetrics::register(&mut registry);
-        let rooms = RoomMetrics::register(&mut registry);
-        let prober = ProberMetrics::register(&mut registry);
-        let callbacks = CallbackMetrics::register(&mut registry);
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector));
+        let registry = root.sub_registry_with_prefix("zim_operator");
+        let build = Family::<BuildLabel, Gauge>::default();
+        build.get_or_create(&BuildLabel { version: env!("CARGO_PKG_VERSION") }).set(1);
+        registry.register("build_info", "The operator's version, as a label; the value is always 1", build);
+        let reconcile = ReconcileMetrics::register(registry);
+        let zim = ZimMetrics::register(registry);
+        let rooms = RoomMetrics::register(registry);
+        let prober = ProberMetrics::register(registry);
+        let callbacks = CallbackMetrics::register(registry);
         let leader = Gauge::default();
         registry.register(
             "leader",
             "1 while this replica holds the leader lease (or reconciles without leader election)",
             leader.clone(),
         );
-        Self { registry, reconcile, zim, rooms, prober, callbacks, leader }
+        Self { registry: root, reconcile, zim, rooms, prober, callbacks, leader }
     }
 
     /// The OpenMetrics text.
@@ -122,9 +138,12 @@ mod tests {
         m.zim.observe(Action::CreateRoom, "0", Duration::from_millis(3));
         m.zim.waited(Action::CreateRoom, Duration::ZERO);
         let ready = [rooms::tests::cond("Ready", "True", "Available", 100)];
-        m.rooms.set_ready("chat/lobby", Some(Readiness::of_conditions(&ready, rooms::tests::ts(100))));
+        m.rooms.set_ready("chat/lobby", Some(Readiness::of_conditions(&ready, false, rooms::tests::ts(100))));
         let not_ready = [rooms::tests::cond("Ready", "False", "Creating", 100)];
-        m.rooms.set_ready("chat/other", Some(Readiness::of_conditions(&not_ready, rooms::tests::ts(100))));
+        m.rooms.set_ready(
+            "chat/other",
+            Some(Readiness::of_conditions(&not_ready, false, rooms::tests::ts(100))),
+        );
         m.rooms.set_ready("chat/other", None);
         let text = m.encode();
         assert!(text.contains("zim_operator_reconciles_total{result=\"success\"} 1"), "{text}");
@@ -132,7 +151,10 @@ mod tests {
         assert!(text.contains("zim_operator_zim_calls_total{action=\"CreateRoom\",code=\"0\"} 1"));
         assert!(text.contains("zim_operator_rooms{ready=\"true\"} 1"));
         assert!(text.contains("zim_operator_rooms{ready=\"false\"} 0"));
-        assert!(text.contains("zim_operator_rooms_not_ready{category=\"progressing\"} 0"));
+        assert!(text.contains("zim_operator_rooms_not_ready{category=\"progressing\",owner=\"platform\"} 0"));
+        assert!(
+            text.contains(&format!("zim_operator_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION")))
+        );
         assert!(text.ends_with("# EOF\n"));
         assert!(!text.contains("lobby"));
     }
@@ -156,14 +178,14 @@ mod tests {
             }
         }
         for category in NotReadyCategory::ALL {
-            let c = category.as_str();
-            assert!(text.contains(&format!("zim_operator_rooms_not_ready{{category=\"{c}\"}} 0\n")), "{c}");
-            assert!(
-                text.contains(&format!(
-                    "zim_operator_rooms_not_ready_oldest_seconds{{category=\"{c}\"}} 0.0\n"
-                ))
-            );
+            for owner in ["platform", "tenant"] {
+                let labels = format!("{{category=\"{}\",owner=\"{owner}\"}}", category.as_str());
+                assert!(text.contains(&format!("zim_operator_rooms_not_ready{labels} 0\n")), "{labels}");
+                assert!(text.contains(&format!("zim_operator_rooms_not_ready_oldest_seconds{labels} 0.0\n")));
+            }
         }
+        // The per-namespace gauge has series only for namespaces with such rooms (and, without any, no family).
+        assert!(!text.contains("zim_operator_tenant_rooms_not_ready"));
         let callbacks = text.lines().filter(|l| l.starts_with("zim_operator_callbacks_total{")).count();
         assert_eq!(callbacks, Event::ALL.len() * Outcome::ALL.len());
         assert!(

@@ -1,6 +1,7 @@
 //! Rooms by Ready state: each object's [`Readiness`] (from its Ready condition) is recorded as the controller
-//! sees it, and the gauges are computed from those records at each scrape — by Ready status, and for rooms not
-//! Ready, by [`NotReadyCategory`] with the age of the longest-waiting one.
+//! sees it, and the gauges are computed from those records at each scrape — by Ready status; for rooms not
+//! Ready, by [`NotReadyCategory`] and [`Owner`] with the age of the longest-waiting one; and for rooms whose fix is
+//! their tenant's, by namespace, so that tenant alerts can be routed to the team that owns the namespace.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,7 +15,7 @@ use prometheus_client::registry::Registry;
 
 use crate::crd::{condition, reason};
 use crate::lock;
-use crate::reconcile::NotReadyCategory;
+use crate::reconcile::{NotReadyCategory, Owner, reasons};
 
 /// A Ready condition's status.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -47,9 +48,21 @@ pub struct ReadyLabel {
     pub ready: ReadyState,
 }
 
-/// Labels: why rooms are not Ready.
+/// Labels: why rooms are not Ready, and whose fix they need.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NotReadyLabel {
+    /// A [`NotReadyCategory`].
+    pub category: NotReadyCategory,
+    /// `platform` or `tenant`.
+    pub owner: Owner,
+}
+
+/// Labels: a namespace's rooms not Ready for their tenant's reasons. `room_namespace`, not `namespace`: Prometheus
+/// sets `namespace` to the operator's own on scrape (a clash would rename this one `exported_namespace`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabel {
+    /// The rooms' namespace.
+    pub room_namespace: String,
     /// A [`NotReadyCategory`].
     pub category: NotReadyCategory,
 }
@@ -61,29 +74,35 @@ pub struct Readiness {
     pub ready: Option<bool>,
     /// Why it is not Ready (`None` when it is).
     pub category: Option<NotReadyCategory>,
+    /// Whose fix it needs (meaningless while Ready): see [`reasons::Blame`].
+    pub owner: Owner,
     /// Since when it has not been Ready: the Ready condition's lastTransitionTime (else the Synced condition's,
     /// else when the operator first saw it so).
     pub since: jiff::Timestamp,
 }
 
 impl Readiness {
-    /// The readiness an object's conditions describe; `now` stands in for a missing transition time.
-    pub fn of_conditions(conditions: &[Condition], now: jiff::Timestamp) -> Self {
+    /// The readiness an object's conditions describe; `own_credentials` when the object names its own credentials
+    /// Secret (a failing app is then its tenant's); `now` stands in for a missing transition time.
+    pub fn of_conditions(conditions: &[Condition], own_credentials: bool, now: jiff::Timestamp) -> Self {
         let find = |t: &str| conditions.iter().find(|c| c.type_ == t);
         let ready = find(condition::READY);
         let synced = find(condition::SYNCED);
         let paused = synced.is_some_and(|c| c.reason == reason::RECONCILE_PAUSED);
         let state = ready.map(|c| c.status == "True");
         if state == Some(true) {
-            return Readiness { ready: state, category: None, since: now };
+            return Readiness { ready: state, category: None, owner: Owner::Platform, since: now };
         }
-        let category = if paused {
-            NotReadyCategory::Paused
-        } else {
-            ready.map_or(NotReadyCategory::Other, |c| NotReadyCategory::of_reason(&c.reason))
+        let row = ready.and_then(|c| reasons::ready_reason_row(&c.reason));
+        let (category, owner) = match row {
+            // Paused on purpose by whoever may annotate the object: never alerted.
+            _ if paused => (NotReadyCategory::Paused, Owner::Tenant),
+            Some(row) => (row.not_ready, row.blame.owner(own_credentials)),
+            // No Ready condition yet, or a reason this version does not know: the operator's to explain.
+            None => (NotReadyCategory::Other, Owner::Platform),
         };
         let since = ready.or(synced).map_or(now, |c| c.last_transition_time.0);
-        Readiness { ready: state, category: Some(category), since }
+        Readiness { ready: state, category: Some(category), owner, since }
     }
 
     fn state(&self) -> ReadyState {
@@ -103,8 +122,11 @@ pub struct RoomMetrics {
     pub not_ready: Family<NotReadyLabel, Gauge>,
     /// Per category, seconds since the longest-waiting room of the category stopped being Ready (0 when none).
     pub not_ready_oldest: Family<NotReadyLabel, Gauge<f64, AtomicU64>>,
-    /// Each object's readiness, by [`room_key`].
-    readiness: Mutex<HashMap<u64, Readiness>>,
+    /// Rooms not Ready for their tenant's reasons, by namespace and category: a series only while non-zero, so at
+    /// most one per namespace and category that has such rooms.
+    pub tenant_not_ready: Family<TenantLabel, Gauge>,
+    /// Each object's readiness, by [`room_key`], with its namespace while its owner is the tenant.
+    readiness: Mutex<HashMap<u64, (Readiness, Option<Box<str>>)>>,
 }
 
 /// The key of an object in the readiness records: a fingerprint of its namespace and name (8 bytes per object
@@ -134,7 +156,13 @@ impl RoomMetrics {
             "Seconds since the longest-waiting not-Ready ZimRoom of each category stopped being Ready (0 when none)",
             not_ready_oldest.clone(),
         );
-        let m = Self { rooms, not_ready, not_ready_oldest, readiness: Mutex::default() };
+        let tenant_not_ready = Family::<TenantLabel, Gauge>::default();
+        registry.register(
+            "tenant_rooms_not_ready",
+            "ZimRooms not Ready for their tenant's reasons (spec, policy, ownership, own credentials), by namespace",
+            tenant_not_ready.clone(),
+        );
+        let m = Self { rooms, not_ready, not_ready_oldest, tenant_not_ready, readiness: Mutex::default() };
         m.refresh(jiff::Timestamp::now());
         m
     }
@@ -148,13 +176,14 @@ impl RoomMetrics {
         let mut states = lock(&self.readiness);
         match readiness {
             Some(mut r) => {
-                if let Some(old) = states.get(&key)
+                if let Some((old, _)) = states.get(&key)
                     && r.category.is_some()
                     && old.category == r.category
                 {
                     r.since = r.since.min(old.since);
                 }
-                states.insert(key, r);
+                let tenant = (r.category.is_some() && r.owner == Owner::Tenant).then(|| Box::from(namespace));
+                states.insert(key, (r, tenant));
             }
             None => {
                 states.remove(&key);
@@ -172,27 +201,39 @@ impl RoomMetrics {
     pub(super) fn refresh(&self, now: jiff::Timestamp) {
         let states = lock(&self.readiness);
         let mut by_ready: HashMap<ReadyState, i64> = HashMap::new();
-        let mut by_category: HashMap<NotReadyCategory, (i64, jiff::Timestamp)> = HashMap::new();
-        for r in states.values() {
+        let mut by_category: HashMap<(NotReadyCategory, Owner), (i64, jiff::Timestamp)> = HashMap::new();
+        let mut by_namespace: HashMap<(&str, NotReadyCategory), i64> = HashMap::new();
+        for (r, tenant) in states.values() {
             *by_ready.entry(r.state()).or_default() += 1;
             if let Some(category) = r.category {
-                let entry = by_category.entry(category).or_insert((0, r.since));
+                let entry = by_category.entry((category, r.owner)).or_insert((0, r.since));
                 entry.0 += 1;
                 entry.1 = entry.1.min(r.since);
+                if let Some(namespace) = tenant {
+                    *by_namespace.entry((namespace, category)).or_default() += 1;
+                }
             }
+        }
+        // Series of namespaces whose rooms are fixed go away (their alert resolves).
+        self.tenant_not_ready.clear();
+        for ((namespace, category), n) in by_namespace {
+            let label = TenantLabel { room_namespace: namespace.to_owned(), category };
+            self.tenant_not_ready.get_or_create(&label).set(n);
         }
         drop(states);
         for ready in ReadyState::ALL {
             self.rooms.get_or_create(&ReadyLabel { ready }).set(by_ready.get(&ready).copied().unwrap_or(0));
         }
         for category in NotReadyCategory::ALL {
-            let label = NotReadyLabel { category };
-            let (n, age) = match by_category.get(&category) {
-                Some((n, since)) => (*n, now.duration_since(*since).as_secs_f64().max(0.0)),
-                None => (0, 0.0),
-            };
-            self.not_ready.get_or_create(&label).set(n);
-            self.not_ready_oldest.get_or_create(&label).set(age);
+            for owner in Owner::ALL {
+                let label = NotReadyLabel { category, owner };
+                let (n, age) = match by_category.get(&(category, owner)) {
+                    Some((n, since)) => (*n, now.duration_since(*since).as_secs_f64().max(0.0)),
+                    None => (0, 0.0),
+                };
+                self.not_ready.get_or_create(&label).set(n);
+                self.not_ready_oldest.get_or_create(&label).set(age);
+            }
         }
     }
 }
@@ -242,7 +283,7 @@ pub(super) mod tests {
             ("SomethingNew", "other"),
         ];
         for (r, want) in cases {
-            let readiness = Readiness::of_conditions(&[cond("Ready", "False", r, 1)], ts(2));
+            let readiness = Readiness::of_conditions(&[cond("Ready", "False", r, 1)], false, ts(2));
             assert_eq!(readiness.category.map(NotReadyCategory::as_str), Some(want), "{r}");
         }
     }
@@ -254,19 +295,19 @@ pub(super) mod tests {
         let m = Metrics::new();
         let rooms = &m.rooms;
         let quota = |at| [cond("Ready", "False", reason::QUOTA_EXCEEDED, at)];
-        rooms.set_ready("a/q1", Some(Readiness::of_conditions(&quota(1000), ts(1500))));
-        rooms.set_ready("b/q2", Some(Readiness::of_conditions(&quota(1200), ts(1500))));
+        rooms.set_ready("a/q1", Some(Readiness::of_conditions(&quota(1000), false, ts(1500))));
+        rooms.set_ready("b/q2", Some(Readiness::of_conditions(&quota(1200), false, ts(1500))));
         let paused = [
             cond("Ready", "False", reason::INVALID_SPEC, 1100),
             cond("Synced", "False", reason::RECONCILE_PAUSED, 1300),
         ];
-        rooms.set_ready("a/p", Some(Readiness::of_conditions(&paused, ts(1500))));
-        rooms.set_ready("a/new", Some(Readiness::of_conditions(&[], ts(1400))));
+        rooms.set_ready("a/p", Some(Readiness::of_conditions(&paused, false, ts(1500))));
+        rooms.set_ready("a/new", Some(Readiness::of_conditions(&[], false, ts(1400))));
         // Seen again later, still without conditions: its clock does not restart.
-        rooms.set_ready("a/new", Some(Readiness::of_conditions(&[], ts(1450))));
+        rooms.set_ready("a/new", Some(Readiness::of_conditions(&[], false, ts(1450))));
         rooms.set_ready(
             "a/ok",
-            Some(Readiness::of_conditions(&[cond("Ready", "True", reason::AVAILABLE, 900)], ts(1500))),
+            Some(Readiness::of_conditions(&[cond("Ready", "True", reason::AVAILABLE, 900)], false, ts(1500))),
         );
         rooms.refresh(ts(2000));
         let text = {
@@ -274,13 +315,25 @@ pub(super) mod tests {
             prometheus_client::encoding::text::encode(&mut out, &m.registry).unwrap();
             out
         };
-        assert_eq!(line(&text, "zim_operator_rooms_not_ready{category=\"quota\"}"), 2.0);
-        assert_eq!(line(&text, "zim_operator_rooms_not_ready_oldest_seconds{category=\"quota\"}"), 1000.0);
-        assert_eq!(line(&text, "zim_operator_rooms_not_ready{category=\"paused\"}"), 1.0);
-        assert_eq!(line(&text, "zim_operator_rooms_not_ready_oldest_seconds{category=\"paused\"}"), 900.0);
-        assert_eq!(line(&text, "zim_operator_rooms_not_ready{category=\"invalid_spec\"}"), 0.0);
-        assert_eq!(line(&text, "zim_operator_rooms_not_ready{category=\"other\"}"), 1.0);
-        assert_eq!(line(&text, "zim_operator_rooms_not_ready_oldest_seconds{category=\"other\"}"), 600.0);
+        assert_eq!(line(&text, "zim_operator_rooms_not_ready{category=\"quota\",owner=\"platform\"}"), 2.0);
+        assert_eq!(
+            line(&text, "zim_operator_rooms_not_ready_oldest_seconds{category=\"quota\",owner=\"platform\"}"),
+            1000.0
+        );
+        assert_eq!(line(&text, "zim_operator_rooms_not_ready{category=\"paused\",owner=\"tenant\"}"), 1.0);
+        assert_eq!(
+            line(&text, "zim_operator_rooms_not_ready_oldest_seconds{category=\"paused\",owner=\"tenant\"}"),
+            900.0
+        );
+        assert_eq!(
+            line(&text, "zim_operator_rooms_not_ready{category=\"invalid_spec\",owner=\"platform\"}"),
+            0.0
+        );
+        assert_eq!(line(&text, "zim_operator_rooms_not_ready{category=\"other\",owner=\"platform\"}"), 1.0);
+        assert_eq!(
+            line(&text, "zim_operator_rooms_not_ready_oldest_seconds{category=\"other\",owner=\"platform\"}"),
+            600.0
+        );
         assert_eq!(line(&text, "zim_operator_rooms{ready=\"false\"}"), 3.0);
         assert_eq!(line(&text, "zim_operator_rooms{ready=\"unknown\"}"), 1.0);
         assert_eq!(line(&text, "zim_operator_rooms{ready=\"true\"}"), 1.0);
@@ -288,10 +341,71 @@ pub(super) mod tests {
         rooms.set_ready("a/q1", None);
         rooms.retain(|k| k != room_key("a", "new"));
         rooms.refresh(ts(2000));
-        let quota = NotReadyLabel { category: NotReadyCategory::Quota };
+        let quota = NotReadyLabel { category: NotReadyCategory::Quota, owner: Owner::Platform };
         assert_eq!(rooms.not_ready.get_or_create(&quota).get(), 1);
         assert_eq!(rooms.not_ready_oldest.get_or_create(&quota).get(), 800.0);
-        let other = NotReadyLabel { category: NotReadyCategory::Other };
+        let other = NotReadyLabel { category: NotReadyCategory::Other, owner: Owner::Platform };
         assert_eq!(rooms.not_ready.get_or_create(&other).get(), 0);
+    }
+
+    /// Whose fix a room needs: the spec, policy and ownership are always the tenant's; a failing app is the
+    /// tenant's only when the room names its own Secret; everything else is the platform's. Tenant rooms are
+    /// counted by namespace, and a namespace's series goes away once its rooms are fixed.
+    #[test]
+    fn owners_and_tenant_rooms_by_namespace() {
+        let platform =
+            |r: &str, own| Readiness::of_conditions(&[cond("Ready", "False", r, 1)], own, ts(2)).owner;
+        assert_eq!(platform(reason::INVALID_SPEC, false), Owner::Tenant);
+        assert_eq!(platform(reason::FORBIDDEN_BY_POLICY, false), Owner::Tenant);
+        assert_eq!(platform(reason::CONFLICT, false), Owner::Tenant);
+        assert_eq!(platform(reason::UNVERIFIED_STATUS, false), Owner::Tenant);
+        assert_eq!(platform(reason::AUTH_FAILED, false), Owner::Platform);
+        assert_eq!(platform(reason::AUTH_FAILED, true), Owner::Tenant);
+        assert_eq!(platform(reason::CREDENTIALS_NOT_FOUND, false), Owner::Platform);
+        assert_eq!(platform(reason::CREDENTIALS_NOT_FOUND, true), Owner::Tenant);
+        assert_eq!(platform(reason::QUOTA_EXCEEDED, true), Owner::Tenant);
+        assert_eq!(platform(reason::API_UNAVAILABLE, true), Owner::Platform);
+        assert_eq!(platform(reason::CREATING, true), Owner::Platform);
+        assert_eq!(platform("SomethingNew", true), Owner::Platform);
+
+        let m = Metrics::new();
+        let rooms = &m.rooms;
+        let spec = [cond("Ready", "False", reason::INVALID_SPEC, 1000)];
+        let auth = [cond("Ready", "False", reason::AUTH_FAILED, 1000)];
+        rooms.set_ready("team-a/x", Some(Readiness::of_conditions(&spec, false, ts(1500))));
+        rooms.set_ready("team-a/y", Some(Readiness::of_conditions(&spec, false, ts(1500))));
+        rooms.set_ready("team-b/z", Some(Readiness::of_conditions(&auth, true, ts(1500))));
+        rooms.set_ready("team-c/w", Some(Readiness::of_conditions(&auth, false, ts(1500))));
+        rooms.refresh(ts(2000));
+        let text = m.encode();
+        let tenant = |ns: &str, c: &str| {
+            line(
+                &text,
+                &format!("zim_operator_tenant_rooms_not_ready{{room_namespace=\"{ns}\",category=\"{c}\"}}"),
+            )
+        };
+        assert_eq!(tenant("team-a", "invalid_spec"), 2.0);
+        assert_eq!(tenant("team-b", "auth"), 1.0);
+        assert!(
+            !text.contains("room_namespace=\"team-c\""),
+            "default credentials failing are the platform's"
+        );
+        assert_eq!(line(&text, "zim_operator_rooms_not_ready{category=\"auth\",owner=\"platform\"}"), 1.0);
+        assert_eq!(line(&text, "zim_operator_rooms_not_ready{category=\"auth\",owner=\"tenant\"}"), 1.0);
+        assert_eq!(
+            line(&text, "zim_operator_rooms_not_ready{category=\"invalid_spec\",owner=\"tenant\"}"),
+            2.0
+        );
+        assert_eq!(
+            line(&text, "zim_operator_rooms_not_ready{category=\"invalid_spec\",owner=\"platform\"}"),
+            0.0
+        );
+        // Fixed: team-a's series goes; a room that becomes Ready leaves the tenant count.
+        rooms.set_ready("team-a/x", None);
+        let ready = [cond("Ready", "True", reason::AVAILABLE, 1900)];
+        rooms.set_ready("team-a/y", Some(Readiness::of_conditions(&ready, false, ts(1900))));
+        let text = m.encode();
+        assert!(!text.contains("room_namespace=\"team-a\""), "{text}");
+        assert!(text.contains("room_namespace=\"team-b\""));
     }
 }

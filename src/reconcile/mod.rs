@@ -46,7 +46,7 @@ use crate::zim::{Class, Credentials, ZimApi, ZimClient, ZimError};
 use decide::{AppCheck, Creation, Gate, Next, OnDelete, Step};
 pub use failure::CredentialsProblem;
 pub use policy::{DefaultCredentialsScope, Policy};
-pub use reasons::{ErrorCategory, NotReadyCategory};
+pub use reasons::{Blame, ErrorCategory, NotReadyCategory, Owner};
 use run::Run;
 pub use types::{
     Claim, ClaimSource, Cleanup, CleanupError, CredentialsError, DeleteFacts, Facts, IntentSink, NoSink,

@@ -162,6 +162,53 @@ impl NotReadyCategory {
     }
 }
 
+/// Whose fix a not-Ready room needs: the platform team that runs the operator, or the team that owns the room's
+/// namespace. The alerts are split along it (docs/monitoring.md, "Platform and tenant failures").
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Owner {
+    /// The operator, its default credentials, ZIM or the network: the platform team's alerts.
+    Platform,
+    /// The room's own spec, Secret or namespace policy: routed to the room's namespace.
+    Tenant,
+}
+
+impl Owner {
+    /// Both owners, for pre-registering metric series.
+    pub const ALL: [Owner; 2] = [Owner::Platform, Owner::Tenant];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Owner::Platform => "platform",
+            Owner::Tenant => "tenant",
+        }
+    }
+}
+
+/// Who a Ready=False reason is for, in the reason table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blame {
+    /// Always the platform (ZIM unreachable, the operator's own progress).
+    Platform,
+    /// Always the room's namespace (its spec, its ownership claims, its policy).
+    Tenant,
+    /// Whoever owns the credentials the room uses: the platform for the default credentials Secret, the tenant for
+    /// a Secret the room names (`credentialsSecretRef`): a failing app, its quota and its budget are the app's.
+    Credentials,
+}
+
+impl Blame {
+    /// The owner of a room with this reason; `own_credentials` when the room names its own Secret.
+    pub fn owner(self, own_credentials: bool) -> Owner {
+        match self {
+            Blame::Platform => Owner::Platform,
+            Blame::Tenant => Owner::Tenant,
+            Blame::Credentials if own_credentials => Owner::Tenant,
+            Blame::Credentials => Owner::Platform,
+        }
+    }
+}
+
 /// The hint for a clock more than ten minutes off.
 pub const HINT_CLOCK: &str = "the operator's clock differs from ZEGO's by more than 10 minutes: check NTP";
 /// The hint for refused credentials.
@@ -181,6 +228,8 @@ pub struct ReadyReason {
     pub not_ready: NotReadyCategory,
     /// The failure metrics' category when a reconcile ends with this reason.
     pub error: ErrorCategory,
+    /// Whose fix it needs (the split of the alerts).
+    pub blame: Blame,
     /// When the operator comes back (the failure mapping's exceptions aside).
     pub requeue: Requeue,
     /// What the user should check, appended to the message.
@@ -201,25 +250,26 @@ const FAST: Requeue = Requeue::Backoff { slow: false };
 pub const READY_REASONS: [ReadyReason; 14] = {
     use ErrorCategory as E;
     use NotReadyCategory as N;
-    const fn row(name: &'static str, stalled: bool, not_ready: N, error: E, requeue: Requeue, hint: Option<&'static str>) -> ReadyReason {
-        ReadyReason { name, stalled, not_ready, error, requeue, hint }
+    use Blame as B;
+    const fn row(name: &'static str, stalled: bool, not_ready: N, error: E, blame: Blame, requeue: Requeue, hint: Option<&'static str>) -> ReadyReason {
+        ReadyReason { name, stalled, not_ready, error, blame, requeue, hint }
     }
     [
-        //   reason                            stalled  not-Ready        error                requeue          hint
-        row(reason::CREATING,                  false, N::Progressing, E::Transient,      FAST,             None),
-        row(reason::THROTTLED,                 false, N::Throttled,   E::Throttled,      FAST,             None),
-        row(reason::API_UNAVAILABLE,           false, N::Transient,   E::Transient,      FAST,             None),
-        row(reason::CREDENTIALS_NOT_FOUND,     false, N::Credentials, E::Credentials,    FAST,             None),
-        row(reason::DELETING,                  false, N::Deleting,    E::Transient,      FAST,             None),
-        row(reason::CREDENTIALS_INVALID,       true,  N::Credentials, E::Credentials,    FAST,             None),
-        row(reason::AUTH_FAILED,               true,  N::Auth,        E::Auth,           Requeue::Slow,    Some(HINT_AUTH)),
-        row(reason::QUOTA_EXCEEDED,            true,  N::Quota,       E::Quota,          Requeue::Slow,    Some(HINT_QUOTA)),
-        row(reason::INVALID_SPEC,              true,  N::InvalidSpec, E::InvalidSpec,    Requeue::OnChange, None),
-        row(reason::IMMUTABLE_FIELD_CHANGED,   true,  N::InvalidSpec, E::ImmutableField, Requeue::OnChange, None),
-        row(reason::CONFLICT,                  true,  N::Conflict,    E::Conflict,       Requeue::OnChange, None),
-        row(reason::UNVERIFIED_STATUS,         true,  N::Conflict,    E::Conflict,       Requeue::OnChange, None),
-        row(reason::APP_ID_CHANGED,            true,  N::Conflict,    E::Credentials,    Requeue::OnChange, None),
-        row(reason::FORBIDDEN_BY_POLICY,       true,  N::Policy,      E::Policy,         Requeue::OnChange, None),
+        //  reason                           stalled not-Ready      error              blame           requeue            hint
+        row(reason::CREATING,                false, N::Progressing, E::Transient,      B::Platform,    FAST,              None),
+        row(reason::THROTTLED,               false, N::Throttled,   E::Throttled,      B::Credentials, FAST,              None),
+        row(reason::API_UNAVAILABLE,         false, N::Transient,   E::Transient,      B::Platform,    FAST,              None),
+        row(reason::CREDENTIALS_NOT_FOUND,   false, N::Credentials, E::Credentials,    B::Credentials, FAST,              None),
+        row(reason::DELETING,                false, N::Deleting,    E::Transient,      B::Platform,    FAST,              None),
+        row(reason::CREDENTIALS_INVALID,     true,  N::Credentials, E::Credentials,    B::Credentials, FAST,              None),
+        row(reason::AUTH_FAILED,             true,  N::Auth,        E::Auth,           B::Credentials, Requeue::Slow,     Some(HINT_AUTH)),
+        row(reason::QUOTA_EXCEEDED,          true,  N::Quota,       E::Quota,          B::Credentials, Requeue::Slow,     Some(HINT_QUOTA)),
+        row(reason::INVALID_SPEC,            true,  N::InvalidSpec, E::InvalidSpec,    B::Tenant,      Requeue::OnChange, None),
+        row(reason::IMMUTABLE_FIELD_CHANGED, true,  N::InvalidSpec, E::ImmutableField, B::Tenant,      Requeue::OnChange, None),
+        row(reason::CONFLICT,                true,  N::Conflict,    E::Conflict,       B::Tenant,      Requeue::OnChange, None),
+        row(reason::UNVERIFIED_STATUS,       true,  N::Conflict,    E::Conflict,       B::Tenant,      Requeue::OnChange, None),
+        row(reason::APP_ID_CHANGED,          true,  N::Conflict,    E::Credentials,    B::Credentials, Requeue::OnChange, None),
+        row(reason::FORBIDDEN_BY_POLICY,     true,  N::Policy,      E::Policy,         B::Tenant,      Requeue::OnChange, None),
     ]
 };
 
