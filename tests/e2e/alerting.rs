@@ -5,9 +5,10 @@
 //! fire within seconds: every `for:` becomes 1 s and ZimRoomsNotReady's 900 s age threshold becomes 5 s (the test
 //! fails if either change no longer applies). Everything else — expressions, windows, labels, annotations — is the
 //! shipped file.
-//! - Faulty run: the simulator throttles CreateRoom twice and refuses a room over the app's quota; Prometheus' API
-//!   shows ZimThrottled, ZimQuotaExhausted, ZimRoomsNotReady (category quota) and ZimReconcileErrors firing, and
-//!   none of the alerts for conditions that do not hold. Every query of the dashboard is then evaluated and
+//! - Faulty run: the simulator throttles CreateRoom twice and refuses a room over the app's quota, and one room has
+//!   an invalid spec; Prometheus' API shows ZimThrottled, ZimQuotaExhausted, ZimRoomsNotReady (category quota),
+//!   ZimReconcileErrors and ZimTenantRoomsNotReady (the invalid room's namespace) firing, no platform alert for the
+//!   invalid spec, and none of the alerts for conditions that do not hold. Every query of the dashboard is then evaluated and
 //!   returns series.
 //! - Healthy run: rooms become Ready and no alert is active over several rule evaluations.
 //!
@@ -228,14 +229,17 @@ async fn faults_fire_the_matching_alerts_and_the_dashboard_has_data() {
     w.wait_reason("beta-room", "Available", T).await;
     w.apply_room(room("gamma-room").destroy_delay(600)).await;
     w.wait_reason("gamma-room", "QuotaExceeded", T).await;
+    // Longer than a room ID may be: the tenant's own mistake.
+    w.apply_room(room("an-object-name-longer-than-32-bytes")).await;
+    w.wait_reason("an-object-name-longer-than-32-bytes", "InvalidSpec", T).await;
     assert!(op.metric("zim_operator_zim_calls_total{action=\"CreateRoom\",code=\"660300005\"}").await >= 2.0);
 
     let expected = [
         ("ZimThrottled", "action", "CreateRoom"),
         ("ZimQuotaExhausted", "namespace", w.ns.as_str()),
         ("ZimRoomsNotReady", "category", "quota"),
-        ("ZimReconcileErrors", "category", "quota"),
         ("ZimReconcileErrors", "category", "throttled"),
+        ("ZimTenantRoomsNotReady", "category", "invalid_spec"),
     ];
     let alerts = eventually("the alerts for throttling and the quota to fire", T, || async {
         let alerts = prometheus.alerts().await;
@@ -261,6 +265,18 @@ async fn faults_fire_the_matching_alerts_and_the_dashboard_has_data() {
         assert!(!description.contains("{{"), "the description's template rendered: {description}");
         assert!(!description.contains("gamma-room"), "no room names in annotations: {description}");
     }
+    // The invalid spec is its tenant's: routed by the room's namespace, and in no platform alert.
+    let tenant = alerts.iter().find(|a| a["labels"]["alertname"] == "ZimTenantRoomsNotReady").unwrap();
+    assert_eq!(tenant["labels"]["namespace"], w.ns.as_str(), "{tenant}");
+    assert_eq!(tenant["labels"]["owner"], "tenant", "{tenant}");
+    for a in &alerts {
+        let category = a["labels"]["category"].as_str().unwrap_or_default();
+        let platform = a["labels"]["alertname"] != "ZimTenantRoomsNotReady";
+        assert!(
+            !(platform && ["invalid_spec", "immutable_field"].contains(&category)),
+            "a platform alert for a tenant's spec: {a}"
+        );
+    }
     let quota = alerts.iter().find(|a| a["labels"]["alertname"] == "ZimRoomsNotReady").unwrap();
     assert!(quota["annotations"]["summary"].as_str().unwrap().contains("(quota)"), "{quota}");
 
@@ -272,6 +288,7 @@ async fn faults_fire_the_matching_alerts_and_the_dashboard_has_data() {
         assert!(!result.is_empty(), "dashboard panel {title:?}: {expr} returns no series");
     }
     let refused = prometheus.query("zim_operator_rooms_not_ready{category=\"quota\"} == 1").await;
+    assert_eq!(refused[0]["metric"]["owner"], "platform", "the default credentials' app: {refused:?}");
     assert_eq!(refused.len(), 1, "the scraped gauge counts the refused room: {refused:?}");
 }
 

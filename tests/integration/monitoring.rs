@@ -53,10 +53,23 @@ fn dashboard_queries() -> Vec<(String, String)> {
 }
 
 /// The metric families the operator exports and their types: the `# TYPE` lines of a registry that has seen one
-/// reconcile and one ZIM call (families whose series appear on first use are listed only then).
+/// reconcile, one ZIM call and one room with an invalid spec (families whose series appear on first use are listed
+/// only then).
 fn exported() -> Vec<(String, String)> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    use zim_operator::metrics::Readiness;
     use zim_operator::zim::{Action, CallObserver};
     let metrics = zim_operator::metrics::Metrics::new();
+    let invalid = Condition {
+        type_: "Ready".into(),
+        status: "False".into(),
+        reason: "InvalidSpec".into(),
+        message: String::new(),
+        observed_generation: Some(1),
+        last_transition_time: Time(jiff::Timestamp::now()),
+    };
+    let readiness = Readiness::of_conditions(&[invalid], false, jiff::Timestamp::now());
+    metrics.rooms.set_ready("team-a/lobby", Some(readiness));
     metrics.reconcile.reconciled(Duration::from_millis(1), None);
     metrics.zim.observe(Action::CreateRoom, "0", Duration::from_millis(1));
     metrics.zim.waited(Action::CreateRoom, Duration::ZERO);
@@ -191,7 +204,8 @@ fn the_alerts_cover_the_failure_modes() {
     covered("rooms not Ready by category", "zim_operator_rooms_not_ready_oldest_seconds");
     covered("ZIM throttling", "660300005|660300006");
     covered("sustained reconcile errors", "zim_operator_reconcile_failures_total");
-    covered("auth failures", "category=\"auth\"");
+    covered("auth failures", "category=~\"auth|credentials\", owner=\"platform\"");
+    covered("tenant rooms, by their namespace", "zim_operator_tenant_rooms_not_ready");
     covered("quota", "category=\"quota\"");
     covered("the prober behind", "zim_operator_probe_effective_period_seconds");
     covered("no leader", "zim_operator_leader");
@@ -261,8 +275,9 @@ fn dashboard_queries_use_exported_metrics_and_cover_them_all() {
 #[test]
 fn metrics_table_lists_every_exported_metric() {
     let page = read(PAGE);
-    let rows = markdown::rows(&page, "| `zim_operator_");
+    let mut rows = markdown::rows(&page, "| `zim_operator_");
     assert!(rows.len() >= 10, "{PAGE} has the metrics table");
+    rows.extend(markdown::rows(&page, "| `process_"));
     for (family, kind) in exported() {
         let series = match kind.as_str() {
             "counter" => format!("{family}_total"),
