@@ -126,8 +126,11 @@ pub struct RoomMetrics {
     /// most one per namespace and category that has such rooms.
     pub tenant_not_ready: Family<TenantLabel, Gauge>,
     /// Each object's readiness, by [`room_key`], with its namespace while its owner is the tenant.
-    readiness: Mutex<HashMap<u64, (Readiness, Option<Box<str>>)>>,
+    readiness: Mutex<HashMap<u64, Record>>,
 }
+
+/// One object's readiness, and its namespace while the tenant owns its not-Ready state.
+type Record = (Readiness, Option<Box<str>>);
 
 /// The key of an object in the readiness records: a fingerprint of its namespace and name (8 bytes per object
 /// instead of a copy of both). Two of 100 000 objects share one with a chance of about 10⁻¹⁰ (the gauges would
