@@ -58,7 +58,10 @@ echo "== static binary"
 target=x86_64-unknown-linux-gnu
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$target"
 bin="${CARGO_TARGET_DIR:-target}/$target/release/zim-operator"
-ldd "$bin" 2>&1 | grep -q "not a dynamic executable" || die "the binary is not static: $(ldd "$bin" 2>&1 | head -1)"
+# ldd says "not a dynamic executable" of a static binary, and "statically linked" of a static PIE.
+ldd "$bin" >"$out/.ldd" 2>&1 || true
+grep -Eq "not a dynamic executable|statically linked" "$out/.ldd" || die "the binary is not static: $(head -1 "$out/.ldd")"
+rm -f "$out/.ldd"
 "$bin" --version | grep -qx "zim-operator $version" || die "the binary says '$("$bin" --version)', not $version"
 cp "$bin" "$out/zim-operator-$version-linux-amd64"
 
