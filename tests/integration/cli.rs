@@ -385,7 +385,9 @@ async fn apply_without_credentials_fails_fast() {
     let empty = dir.path().join("empty");
     std::fs::write(&empty, "\n").unwrap();
     let missing = dir.path().join("missing");
-    let cases: Vec<(Vec<String>, Vec<(&str, String)>, &str)> = vec![
+    // (extra arguments, environment, what the one error line says)
+    type Case<'a> = (Vec<String>, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case> = vec![
         (vec![], vec![("ZEGO_APP_ID", APP.to_string())], "error: no server secret: set ZEGO_SERVER_SECRET"),
         (vec![], vec![("ZEGO_SERVER_SECRET", SECRET.into())], "error: no AppId: set ZEGO_APP_ID"),
         (
