@@ -62,8 +62,8 @@ pub struct ApplyArgs {
     /// Read the server secret from this file instead of the environment variable `ZEGO_SERVER_SECRET`.
     #[arg(long)]
     pub server_secret_file: Option<PathBuf>,
-    /// ZIM calls per second per (AppId, Action), spaced evenly; ZEGO's published limit is 20. (`--qps` is the old
-    /// name, still accepted.)
+    /// ZIM calls per second per (AppId, Action), spaced evenly; ZEGO's published limit is 20.
+    // `--qps`, the old name, is a hidden alias for one release (CHANGELOG).
     #[arg(long = "zim-qps", alias = "qps", env = "ZIM_QPS", default_value_t = 20)]
     pub zim_qps: u32,
     /// Timeout of one ZIM call, e.g. 10s.

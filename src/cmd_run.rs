@@ -247,8 +247,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
     let shutdown = CancellationToken::new();
     {
         let shutdown = shutdown.clone();
+        let signal = crate::shutdown_signal();
         tokio::spawn(async move {
-            crate::shutdown_signal().await;
+            signal.await;
             info!("shutdown signal received; finishing in-flight work");
             shutdown.cancel();
         });
