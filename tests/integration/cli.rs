@@ -502,6 +502,18 @@ async fn validate_json_output_has_every_problem_by_field() {
         (Some("ConfigMap"), Some("n"))
     );
 
+    // The README names exactly these keys (report, object, problem), in its paragraph on `validate -o json`.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let paragraph =
+        readme.split("\n\n").find(|p| p.starts_with("`validate -o json` prints")).expect("README");
+    let named: std::collections::BTreeSet<&str> =
+        paragraph.split('`').skip(1).step_by(2).filter(|w| !w.contains(' ')).collect();
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let mut actual: std::collections::BTreeSet<String> = keys(&report).into_iter().collect();
+    actual.extend(keys(bad));
+    actual.extend(keys(&bad["problems"][0]));
+    assert_eq!(named, actual.iter().map(String::as_str).collect(), "README.md's keys of validate -o json");
+
     // The text output says the same, problem for problem.
     let mut c = bin();
     c.arg("validate").args(files);
