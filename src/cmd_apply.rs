@@ -37,6 +37,7 @@ pub enum Output {
 
 /// Options of `apply`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = APPLY_EXIT_CODES)]
 pub struct ApplyArgs {
     /// Manifest files or directories (`*.yaml`, `*.yml`); `-` reads standard input. Repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
@@ -61,9 +62,13 @@ pub struct ApplyArgs {
     /// Read the server secret from this file instead of the environment variable `ZEGO_SERVER_SECRET`.
     #[arg(long)]
     pub server_secret_file: Option<PathBuf>,
-    /// ZIM calls per second per action.
-    #[arg(long, env = "ZIM_QPS", default_value_t = 20)]
-    pub qps: u32,
+    /// ZIM calls per second per (AppId, Action), spaced evenly; ZEGO's published limit is 20.
+    // `--qps`, the old name, is a hidden alias for one release (CHANGELOG).
+    #[arg(long = "zim-qps", alias = "qps", env = "ZIM_QPS", default_value_t = 20)]
+    pub zim_qps: u32,
+    /// Timeout of one ZIM call, e.g. 10s.
+    #[arg(long, env = "ZIM_TIMEOUT", default_value = "10s", value_parser = crate::cmd_run::parse_duration)]
+    pub zim_timeout: Duration,
     /// Root certificates trusted for the ZIM endpoint: `webpki` (compiled in) or `system`.
     #[arg(long, env = "ZIM_TLS_ROOTS", value_enum, default_value_t)]
     pub tls_roots: TlsRoots,
@@ -74,17 +79,43 @@ pub struct ApplyArgs {
     #[arg(long, default_value_t = 5)]
     pub attempts: u32,
     /// Rooms reconciled at once.
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
+    #[arg(long, env = "ZIM_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+}
+
+/// Output format of `validate`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ValidateOutput {
+    /// One line per problem (or per valid ZimRoom) on stdout.
+    #[default]
+    Text,
+    /// One JSON object on stdout: every ZimRoom with its problems, field by field, and the documents skipped.
+    Json,
 }
 
 /// Options of `validate`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = VALIDATE_EXIT_CODES)]
 pub struct ValidateArgs {
     /// Manifest files or directories (`*.yaml`, `*.yml`); `-` reads standard input. Repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
+    /// Output format: `text`, or `json` for tools.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: ValidateOutput,
 }
+
+/// The exit codes of `apply`, as `--help` shows them (and docs/running.md lists them).
+pub const APPLY_EXIT_CODES: &str = "Exit codes:
+  0  every ZimRoom is Ready
+  1  a ZimRoom is not Ready, or a manifest is invalid
+  2  unusable input, flags or credentials: nothing was applied";
+
+/// The exit codes of `validate`, as `--help` shows them (and docs/running.md lists them).
+pub const VALIDATE_EXIT_CODES: &str = "Exit codes:
+  0  every ZimRoom is valid
+  1  a ZimRoom is invalid
+  2  unusable input or flags: nothing was checked";
 
 /// Runs `validate`: exit 0 when every ZimRoom passes, 1 when any has a problem, 2 when input is unreadable.
 pub fn validate(args: ValidateArgs) -> ExitCode {
@@ -97,45 +128,105 @@ pub fn validate(args: ValidateArgs) -> ExitCode {
     };
     let mut bad = 0;
     let mut rooms = 0;
+    let mut objects = Vec::new();
+    let mut skipped = Vec::new();
     for doc in &docs {
         if !doc.is_zimroom() {
             eprintln!("{}: skipping {} {} (not a ZimRoom)", doc.location(), doc.kind(), doc.object_name());
+            skipped.push(json_object(doc));
             continue;
         }
         rooms += 1;
-        match manifest::check(doc).into_result() {
-            Ok(_) => println!("{}: ZimRoom {}: valid", doc.location(), doc.object_name()),
-            Err(errors) => {
-                bad += 1;
-                for e in errors {
+        let problems = match manifest::check(doc).into_result() {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors,
+        };
+        if !problems.is_empty() {
+            bad += 1;
+        }
+        match args.output {
+            ValidateOutput::Text if problems.is_empty() => {
+                println!("{}: ZimRoom {}: valid", doc.location(), doc.object_name());
+            }
+            ValidateOutput::Text => {
+                for e in &problems {
                     println!("{}: ZimRoom {}: {e}", doc.location(), doc.object_name());
                 }
             }
+            ValidateOutput::Json => {
+                let mut object = json_object(doc);
+                object["valid"] = problems.is_empty().into();
+                object["problems"] = problems
+                    .iter()
+                    .map(|e| serde_json::json!({"field": e.path, "message": e.message}))
+                    .collect();
+                objects.push(object);
+            }
         }
+    }
+    if args.output == ValidateOutput::Json {
+        let report = serde_json::json!({
+            "valid": bad == 0,
+            "checked": rooms,
+            "invalid": bad,
+            "objects": objects,
+            "skipped": skipped,
+        });
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     }
     eprintln!("{rooms} ZimRoom(s) checked, {bad} invalid");
     if bad > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
-fn credentials(args: &ApplyArgs) -> Result<ResolvedCredentials, CredentialsError> {
+/// Where a document is and what it names, for `validate -o json`: file, document, apiVersion, kind, namespace,
+/// name (`null` where the document does not say; the namespace is `default` then, as `apply` reads it).
+fn json_object(doc: &Document) -> serde_json::Value {
+    let field = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_str).map(str::to_owned);
+    let meta = doc.value.get("metadata");
+    serde_json::json!({
+        "file": doc.file.display().to_string(),
+        "document": doc.index,
+        "apiVersion": field(doc.value.get("apiVersion")),
+        "kind": field(doc.value.get("kind")),
+        "namespace": field(meta.and_then(|m| m.get("namespace"))).unwrap_or_else(|| "default".into()),
+        "name": field(meta.and_then(|m| m.get("name"))),
+    })
+}
+
+/// The credentials of this run, or why there are none: a missing AppId or server secret, or an unreadable or
+/// empty secret file, stops `apply` before any ZIM call (exit 2), as it stops `simulate`.
+fn credentials(args: &ApplyArgs) -> Result<ResolvedCredentials, String> {
     if args.simulate {
         return Ok(ResolvedCredentials {
             credentials: Credentials::new(DEMO_APP_ID, DEMO_SERVER_SECRET),
             from_user_id: None,
         });
     }
-    let source = "from ZEGO_APP_ID and ZEGO_SERVER_SECRET / --server-secret-file".to_string();
+    let simulate = "(or try --simulate)";
     let app_id =
-        args.app_id.ok_or_else(|| CredentialsError::NotFound(format!("{source} (ZEGO_APP_ID is unset)")))?;
+        args.app_id.ok_or_else(|| format!("no AppId: set ZEGO_APP_ID or pass --app-id {simulate}"))?;
     let from_env = std::env::var("ZEGO_SERVER_SECRET").ok();
     let secret = crate::cmd_simulate::read_secret(args.server_secret_file.as_ref(), from_env.as_deref())
-        .map_err(|e| CredentialsError::Invalid { source_name: source.clone(), reason: e.to_string() })?
-        .ok_or_else(|| CredentialsError::NotFound(format!("{source} (no server secret)")))?;
+        .map_err(|e| e.to_string())?
+        .filter(|s| !s.expose().is_empty())
+        .ok_or_else(|| match &args.server_secret_file {
+            Some(path) => format!("no server secret: --server-secret-file {} is empty", path.display()),
+            None => {
+                format!("no server secret: set ZEGO_SERVER_SECRET or pass --server-secret-file {simulate}")
+            }
+        })?;
     Ok(ResolvedCredentials { credentials: Credentials { app_id, secret }, from_user_id: None })
 }
 
 /// Runs `apply`.
 pub async fn apply(args: ApplyArgs) -> ExitCode {
+    let creds = match credentials(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let docs = match manifest::load(&args.files) {
         Ok(d) => d,
         Err(e) => {
@@ -162,7 +253,8 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
     };
     let config = ClientConfig {
         endpoint,
-        calls_per_second: args.qps,
+        calls_per_second: args.zim_qps,
+        timeout: args.zim_timeout,
         roots: args.tls_roots,
         ca_file: args.ca_file.clone(),
         ..Default::default()
@@ -177,7 +269,6 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
     // The statuses `apply` reads are the user's own files: trusted as they are, and printed without seals.
     let reconciler = Reconciler::new(client, args.from_user_id.clone())
         .with_sealer(std::sync::Arc::new(crate::reconcile::seal::Sealer::trusting()));
-    let creds = credentials(&args);
 
     let mut invalid = 0usize;
     let mut rooms: Vec<(usize, ZimRoom)> = Vec::new();
@@ -222,11 +313,11 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
     let results: Vec<(usize, ZimRoom)> = futures::stream::iter(rooms)
         .map(|(i, room, claim)| {
             let reconciler = &reconciler;
-            let creds = creds.clone();
+            let creds = Ok(creds.clone());
             let attempts = args.attempts.max(1);
             async move { (i, apply_one(reconciler, room, creds, &claim, attempts).await) }
         })
-        .buffer_unordered(args.concurrency.max(1))
+        .buffer_unordered(usize::from(args.concurrency.max(1)))
         .collect()
         .await;
     let mut results = results;

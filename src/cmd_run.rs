@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::admin::auth::{KubeReviewer, MetricsAuth};
 use crate::admin::{self, AdminConfig, Health};
@@ -20,6 +20,7 @@ use crate::zim::{ClientConfig, DEFAULT_ENDPOINT, TlsRoots, ZimClient};
 
 /// Options of `run`. Every flag has an environment variable.
 #[derive(Debug, clap::Args)]
+#[command(after_help = RUN_EXIT_CODES)]
 pub struct RunArgs {
     /// ZIM server-API endpoint: the unified host, a regional host (e.g. https://zim-api-fra.zego.im), or a
     /// simulator.
@@ -161,19 +162,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Runs the operator until SIGTERM/SIGINT.
-pub async fn run(args: RunArgs) -> ExitCode {
-    match run_inner(args).await {
-        Ok(code) => code,
-        Err(message) => {
-            error!("{message}");
-            eprintln!("error: {message}");
-            ExitCode::from(2)
-        }
-    }
-}
+/// The exit codes of `run`, as `--help` shows them (and docs/running.md lists them).
+pub const RUN_EXIT_CODES: &str = "Exit codes:
+  0  stopped by SIGTERM or SIGINT
+  1  this replica lost its leadership (it restarts as a standby)
+  2  unusable flags or configuration (no Kubernetes configuration, an address in use): nothing was started";
 
-async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
+/// Runs the operator until SIGTERM/SIGINT. An error is a configuration that cannot start (exit code 2): the
+/// caller reports it, once.
+pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
     let own_namespace = args
         .lease_namespace
         .clone()
@@ -250,8 +247,9 @@ async fn run_inner(args: RunArgs) -> Result<ExitCode, String> {
     let shutdown = CancellationToken::new();
     {
         let shutdown = shutdown.clone();
+        let signal = crate::shutdown_signal();
         tokio::spawn(async move {
-            crate::shutdown_signal().await;
+            signal.await;
             info!("shutdown signal received; finishing in-flight work");
             shutdown.cancel();
         });

@@ -10,8 +10,14 @@ use crate::sim::{
 };
 use crate::zim::sign::ServerSecret;
 
+/// The exit codes of `simulate`, as `--help` shows them (and docs/running.md lists them).
+pub const SIMULATE_EXIT_CODES: &str = "Exit codes:
+  0  stopped by SIGTERM or SIGINT
+  2  unusable flags or configuration (no server secret, an address in use): nothing was started";
+
 /// Options of `simulate`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = SIMULATE_EXIT_CODES)]
 pub struct SimulateArgs {
     /// Address to listen on.
     #[arg(long, env = "ZIM_SIM_LISTEN", default_value = "127.0.0.1:8080")]

@@ -26,10 +26,12 @@ pub enum Source {
 pub async fn load(path: Option<&Path>) -> Result<(kube::Config, Source), String> {
     let (kubeconfig, unread) = match path {
         Some(path) => (
-            Some(
-                kube::config::Kubeconfig::read_from(path)
-                    .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?,
-            ),
+            Some(kube::config::Kubeconfig::read_from(path).map_err(|e| match e {
+                kube::config::KubeconfigError::ReadConfig(e, _) => {
+                    format!("cannot read the kubeconfig {}: {e}", path.display())
+                }
+                e => format!("kubeconfig {}: {e}", path.display()),
+            })?),
             None,
         ),
         None => match kube::config::Kubeconfig::read() {
@@ -56,11 +58,36 @@ pub async fn load(path: Option<&Path>) -> Result<(kube::Config, Source), String>
             };
             Ok((config, Source::Kubeconfig))
         }
-        None => kube::Config::incluster().map(|c| (c, Source::InCluster)).map_err(|e| {
-            let kubeconfig = unread.map_or_else(|| "none".to_owned(), |e| e.to_string());
-            format!("cannot configure the Kubernetes client: in-cluster: {e}; kubeconfig: {kubeconfig}")
-        }),
+        None => kube::Config::incluster()
+            .map(|c| (c, Source::InCluster))
+            .map_err(|e| no_configuration(&e, unread.as_ref())),
     }
+}
+
+/// One line saying why there is no Kubernetes configuration: what the in-cluster attempt and the kubeconfig
+/// attempt found, in words (kube's own messages quote a path as `'"/path"'`), and what to do.
+fn no_configuration(
+    incluster: &kube::config::InClusterError,
+    kubeconfig: Option<&kube::config::KubeconfigError>,
+) -> String {
+    use kube::config::{InClusterError, KubeconfigError};
+    let pod = match incluster {
+        InClusterError::ReadEnvironmentVariable(_) => {
+            "not in a pod (KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are unset)".to_owned()
+        }
+        e => format!("the pod's service account is unusable ({e})"),
+    };
+    let file = match kubeconfig {
+        Some(KubeconfigError::ReadConfig(e, path)) => {
+            format!("cannot read the kubeconfig {}: {e}", path.display())
+        }
+        Some(KubeconfigError::FindPath) => {
+            "no kubeconfig (KUBECONFIG is unset and there is no home directory)".into()
+        }
+        Some(e) => format!("the kubeconfig is unusable: {e}"),
+        None => "no kubeconfig".into(),
+    };
+    format!("no Kubernetes configuration: {pod}, and {file}; pass --kubeconfig or set KUBECONFIG")
 }
 
 /// The `proxy-url` of the current context's cluster, if it sets one.

@@ -5,9 +5,18 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use zim_operator::{cmd_apply, cmd_run, cmd_simulate, telemetry};
 
+/// The exit codes of `crd`, as `--help` shows them (and docs/running.md lists them).
+const CRD_EXIT_CODES: &str = "Exit codes:
+  0  the CRD was printed";
+
 /// Kubernetes operator that makes ZEGO ZIM chat rooms declarative.
 #[derive(Parser)]
-#[command(name = "zim-operator", version, about)]
+#[command(
+    name = "zim-operator",
+    version,
+    about,
+    after_help = "Exit codes: each command's --help lists its own; 2 is a usage error in every command."
+)]
 struct Cli {
     /// Log format.
     #[arg(long, env = "ZIM_LOG_FORMAT", value_enum, default_value_t, global = true)]
@@ -27,6 +36,7 @@ enum Command {
     /// Check ZimRoom manifests offline with the same rules as the cluster and the operator.
     Validate(cmd_apply::ValidateArgs),
     /// Print the ZimRoom CustomResourceDefinition as YAML.
+    #[command(after_help = CRD_EXIT_CODES)]
     Crd,
 }
 
@@ -40,7 +50,7 @@ async fn main() -> ExitCode {
         }
         Command::Run(args) => {
             telemetry::init(cli.log_format, "info");
-            Ok(cmd_run::run(*args).await)
+            cmd_run::run(*args).await
         }
         Command::Apply(args) => {
             telemetry::init(cli.log_format, "warn");
@@ -55,7 +65,11 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("error: {message}");
+            // Once: a plain line for a person, or one JSON log line for a log collector.
+            match cli.log_format {
+                telemetry::LogFormat::Text => eprintln!("error: {message}"),
+                telemetry::LogFormat::Json => tracing::error!("{message}"),
+            }
             ExitCode::from(2)
         }
     }

@@ -26,7 +26,7 @@ fn kubeconfig(dir: &Path, server: &str) -> std::path::PathBuf {
 }
 
 /// An address where nothing listens.
-fn closed_port() -> SocketAddr {
+pub(crate) fn closed_port() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
@@ -45,7 +45,7 @@ async fn black_hole() -> SocketAddr {
 
 /// Starts `run` against `server`, waits until its admin server answers and `settle` has passed (so it is deep in
 /// its retries), sends SIGTERM and returns how long it took to exit, and its status.
-async fn sigterm_after(
+pub(crate) async fn sigterm_after(
     server: &str,
     leader_election: bool,
     settle: Duration,
