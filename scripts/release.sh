@@ -73,16 +73,8 @@ echo "== chart and CRD"
 cp crds/zimroom.yaml "$out/zimroom-$version.yaml"
 
 echo "== SBOM"
-cyclonedx=0.5.9
-tools="${ZIM_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/zim-operator}/cargo-tools"
-export PATH="$tools/bin:$PATH"
-if ! cargo cyclonedx --version 2>/dev/null | grep -q " $cyclonedx$"; then
-  echo "installing cargo-cyclonedx $cyclonedx into $tools (once)" >&2
-  CARGO_INSTALL_ROOT="$tools" CARGO_TARGET_DIR="$tools/build" \
-    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-    cargo install --quiet --locked cargo-cyclonedx --version "$cyclonedx" >&2
-  rm -rf "$tools/build"
-fi
+source scripts/lib/cargo-tool.sh
+cargo_tool cargo-cyclonedx 0.5.9
 cargo cyclonedx --format json --spec-version 1.5 --target "$target" --override-filename sbom >/dev/null
 mv sbom.json "$out/zim-operator-$version.cdx.json"
 python3 - "$out/zim-operator-$version.cdx.json" "$version" <<'PY'

@@ -15,18 +15,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib/check.sh
 check_begin "supply chain"
 
-version=0.20.2
-tools="${ZIM_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/zim-operator}/cargo-tools"
-export PATH="$tools/bin:$PATH"
-if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $version"; then
-  echo "installing cargo-deny $version into $tools (once)" >&2
-  # cargo-deny's own release profile is fat LTO with one codegen unit (about 10 minutes on 2 cores); a checker
-  # gains nothing from that, so it is built with thin-local LTO and 16 units instead (about a third of the time).
-  CARGO_INSTALL_ROOT="$tools" CARGO_TARGET_DIR="$tools/build" \
-    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-    cargo install --quiet --locked cargo-deny --version "$version" >&2
-  rm -rf "$tools/build"
-fi
+source scripts/lib/cargo-tool.sh
+cargo_tool cargo-deny 0.20.2
 
 cargo fetch --locked --quiet || fatal "cargo fetch --locked (the crates cargo deny reads)"
 

@@ -48,38 +48,30 @@ fn reasons_table_covers_every_reason() {
     }
 }
 
-/// The argocd-cm snippet of docs/argocd.md is the tested health.lua, indented for the ConfigMap.
+/// The argocd-cm snippets of docs/argocd.md are the tested health checks, indented for the ConfigMap: the
+/// ZimRoom's, and the Application's for an app of apps.
 #[test]
 fn argocd_snippet_is_the_tested_script() {
-    let lua = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/argocd/resource_customizations/zim.zego.im/ZimRoom/health.lua"
-    ))
-    .unwrap();
-    let indented: String =
-        lua.lines().map(|l| if l.is_empty() { "\n".to_string() } else { format!("      {l}\n") }).collect();
     let page = read("docs/argocd.md");
-    let marker = "resource.customizations.health.zim.zego.im_ZimRoom: |\n";
-    let start = page.find(marker).expect("docs/argocd.md has the argocd-cm snippet") + marker.len();
-    let end = start + page[start..].find("```").unwrap();
-    assert_eq!(&page[start..end], indented, "docs/argocd.md's argocd-cm snippet differs from health.lua");
-
-    // The Application health check for an app of apps, the same way.
-    let lua = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/argocd/resource_customizations/argoproj.io/Application/health.lua"
-    ))
-    .unwrap();
-    let indented: String =
-        lua.lines().map(|l| if l.is_empty() { "\n".to_string() } else { format!("      {l}\n") }).collect();
-    let marker = "resource.customizations.health.argoproj.io_Application: |\n";
-    let start = page.find(marker).expect("docs/argocd.md has the Application health check") + marker.len();
-    let end = start + page[start..].find("```").unwrap();
-    assert_eq!(
-        &page[start..end],
-        indented,
-        "docs/argocd.md's Application health check differs from its health.lua"
-    );
+    for (script, key) in [
+        ("zim.zego.im/ZimRoom", "zim.zego.im_ZimRoom"),
+        ("argoproj.io/Application", "argoproj.io_Application"),
+    ] {
+        let lua = read(&format!("argocd/resource_customizations/{script}/health.lua"));
+        let indented: String = lua
+            .lines()
+            .map(|l| if l.is_empty() { "\n".to_string() } else { format!("      {l}\n") })
+            .collect();
+        let marker = format!("resource.customizations.health.{key}: |\n");
+        let start = page.find(&marker).unwrap_or_else(|| panic!("docs/argocd.md has no {key} snippet"))
+            + marker.len();
+        let end = start + page[start..].find("```").unwrap();
+        assert_eq!(
+            &page[start..end],
+            indented,
+            "docs/argocd.md's {key} snippet differs from {script}/health.lua"
+        );
+    }
 }
 
 /// The reference's field table agrees with the CRD's schema and descriptions: each row's type is the field's type,
