@@ -5,7 +5,8 @@
 #  3. the rendered manifests pass a server-side dry-run on a real kube-apiserver (scripts/kube-env.sh);
 #  4. RBAC: bound to its ServiceAccount, the chart's roles allow what the operator needs and nothing it does not
 #     (kubectl auth can-i --as=system:serviceaccount:…), cluster-wide and per namespace;
-#  5. the operator, run with that ServiceAccount's token, reconciles a ZimRoom: the RBAC is sufficient;
+#  5. the operator, run with the Deployment's settings and that ServiceAccount's token, reconciles a ZimRoom: the
+#     RBAC is sufficient although Secrets are readable by name only;
 #  6. the hardening values (ci/hardened-values.yaml): Secrets limited by name, /metrics protection RBAC, and a
 #     NetworkPolicy whose every egress rule has a destination;
 #  7. values.schema.json: both helms refuse an unknown key and a wrong type (lint --strict and template);
@@ -19,7 +20,9 @@
 # 10. unsafe value combinations do not render, with both helms: the values schema names the value, and the template's
 #     own message (seen with --skip-schema-validation) says why; the safe forms render what they promise
 #     (NetworkPolicy destinations, the callback Ingress's host and TLS, a ServiceMonitor without a token, the PDB
-#     and the topology spread only with two replicas or more, kubeVersion).
+#     and the topology spread only with two replicas or more, kubeVersion);
+# 11. the install notes' first room reaches Ready, for the defaults and each ci/*-values.yaml (helm install, the
+#     operator with the release's settings, the notes pasted into a shell).
 # The server is the current Kubernetes (scripts/kube-env.sh; ZIM_KUBE_VERSION=floor runs the same checks on 1.20,
 # where 9 is left out: no admission policies, no field selectors on custom resources).
 set -euo pipefail
@@ -143,7 +146,8 @@ for ns in chat team-a; do
   can yes update zimrooms.zim.zego.im --subresource=finalizers -n "$ns"
   can no update zimrooms.zim.zego.im --subresource=status -n "$ns"
   can yes create events.events.k8s.io -n "$ns"; can yes patch events.events.k8s.io -n "$ns"
-  can yes get secrets -n "$ns"; can yes watch secrets -n "$ns"
+  can yes get secrets/zim-credentials -n "$ns"; can yes watch secrets/zim-credentials -n "$ns"
+  can no get secrets -n "$ns"; can no get secrets/other -n "$ns"; can no list secrets -n "$ns"
   can no delete secrets -n "$ns"; can no create secrets -n "$ns"; can no update secrets -n "$ns"
   can no delete zimrooms.zim.zego.im -n "$ns"; can no create zimrooms.zim.zego.im -n "$ns"
   can no get pods -n "$ns"; can no create deployments.apps -n "$ns"; can no get configmaps -n "$ns"
@@ -156,7 +160,7 @@ can no create leases.coordination.k8s.io -n chat; can no create clusterroles.rba
 can yes get customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
 can no get customresourcedefinitions.apiextensions.k8s.io/other.example.com; can no delete customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
 can yes list namespaces; can yes watch namespaces; can no patch namespaces; can no delete namespaces
-ok "cluster-wide RBAC allows exactly what the operator uses (checked by impersonation)"
+ok "cluster-wide RBAC allows exactly what the operator uses, Secrets only by name (checked by impersonation)"
 
 "$HELM4" template ns "$chart" -n zim-system -f "$chart/ci/namespaced-values.yaml" >"$work/ns.yaml"
 "$TOOLS_PY" - "$work/ns.yaml" "$work/ns-rbac.yaml" <<'PY'
@@ -200,10 +204,11 @@ PY
 k apply -f "$work/ns-rbac.yaml" >/dev/null
 as=system:serviceaccount:zim-system:ns-zim-operator
 for ns in team-a team-b; do
-  can yes list zimrooms.zim.zego.im -n "$ns"; can yes patch zimrooms.zim.zego.im --subresource=status -n "$ns"; can yes get secrets -n "$ns"
+  can yes list zimrooms.zim.zego.im -n "$ns"; can yes patch zimrooms.zim.zego.im --subresource=status -n "$ns"
+  can yes get secrets/zim-credentials -n "$ns"; can no get secrets/other -n "$ns"; can no get secrets -n "$ns"
 done
-can no list zimrooms.zim.zego.im -n chat; can no get secrets -n chat; can no list zimrooms.zim.zego.im --all-namespaces
-can yes get secrets -n zim-system; can yes create leases.coordination.k8s.io -n zim-system
+can no list zimrooms.zim.zego.im -n chat; can no get secrets/zim-credentials -n chat; can no list zimrooms.zim.zego.im --all-namespaces
+can yes get secrets/ns-zim-operator-credentials -n zim-system; can no get secrets/other -n zim-system; can yes create leases.coordination.k8s.io -n zim-system
 can yes create secrets -n zim-system; can yes patch secrets/ns-zim-operator-seal -n zim-system; can no create secrets -n team-a
 can yes get customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
 can no list customresourcedefinitions.apiextensions.k8s.io; can no delete customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
@@ -213,31 +218,69 @@ k get namespaces --as="$as" --field-selector metadata.name=team-b -o name >/dev/
 k get namespaces --as="$as" -o name >/dev/null 2>&1 && fatal "an unfiltered list of namespaces is allowed in namespaced mode"
 ok "namespaced RBAC is limited to the listed namespaces (checked by impersonation)"
 
-# 5. The operator under the ServiceAccount's token reconciles a room.
-token=$(k create token zim-operator -n zim-system --duration=1h)
-server=$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')
-"$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" set-cluster c --server="$server" \
-  --certificate-authority="$work/kube/ca.crt" --embed-certs=true >/dev/null
-"$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" set-credentials sa --token="$token" >/dev/null
-"$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" set-context c --cluster=c --user=sa >/dev/null
-"$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" use-context c >/dev/null
+# 5. The operator under the ServiceAccount's token reconciles a room. The operator runs as a local process (no
+# kubelet runs here) with the environment of the release's Deployment and the token of its ServiceAccount, so the
+# chart's RBAC and settings are what it gets. Only what concerns the pod itself is replaced: the addresses it
+# listens on, the ZIM endpoint (the simulator), and the pod's files and network (ZIM_CA_FILE, SSL_CERT_FILE and the
+# proxy variables name paths and hosts of the pod).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 bin="${CARGO_TARGET_DIR:-target}/debug/zim-operator"
 [[ -x $bin ]] || cargo build --quiet --locked
 secret=$(openssl rand -hex 16)
-sim_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-admin_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sim_port=$(free_port)
 ZEGO_SERVER_SECRET=$secret "$bin" simulate --listen "127.0.0.1:$sim_port" --app-id 4242 >"$work/sim.log" 2>&1 &
 pids+=($!)
-k -n chat create secret generic zego --from-literal=appId=4242 --from-literal=serverSecret="$secret" >/dev/null
-"$bin" run --kubeconfig "$work/sa.kubeconfig" --endpoint "http://127.0.0.1:$sim_port" \
-  --admin-addr "127.0.0.1:$admin_port" --lease-namespace zim-system --lease-name zim-operator >"$work/op.log" 2>&1 &
-pids+=($!)
+op_pid=""
+start_release_operator() { # deployment name, log file
+  local deploy sa token server env=()
+  deploy=$(k -n zim-system get deployment "$1" -o json) || return 1
+  sa=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["spec"]["template"]["spec"]["serviceAccountName"])' <<<"$deploy")
+  token=$(k create token "$sa" -n zim-system --duration=1h) || return 1
+  server=$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+  rm -f "$work/sa.kubeconfig"
+  {
+    "$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" set-cluster c --server="$server" \
+      --certificate-authority="$work/kube/ca.crt" --embed-certs=true
+    "$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" set-credentials sa --token="$token"
+    "$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" set-context c --cluster=c --user=sa
+    "$KUBECTL" config --kubeconfig="$work/sa.kubeconfig" use-context c
+  } >/dev/null || return 1
+  mapfile -d '' env < <(python3 -c '
+import json, sys
+pod_only = {"ZIM_ENDPOINT", "ZIM_ADMIN_ADDR", "ZIM_METRICS_ADDR", "ZIM_CALLBACK_ADDR", "ZIM_CA_FILE", "SSL_CERT_FILE",
+            "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"}
+for e in json.load(sys.stdin)["spec"]["template"]["spec"]["containers"][0]["env"]:
+    if "value" in e and e["name"] not in pod_only:
+        sys.stdout.write(e["name"] + "=" + e["value"] + chr(0))' <<<"$deploy")
+  local admin_port; admin_port=$(free_port)
+  env -i PATH="$PATH" HOME="$HOME" "${env[@]}" POD_NAME=chart-check POD_NAMESPACE=zim-system \
+    ZIM_ENDPOINT="http://127.0.0.1:$sim_port" ZIM_ADMIN_ADDR="127.0.0.1:$admin_port" \
+    ZIM_METRICS_ADDR="127.0.0.1:$(free_port)" ZIM_CALLBACK_ADDR="127.0.0.1:$(free_port)" \
+    "$bin" run --kubeconfig "$work/sa.kubeconfig" >"$2" 2>&1 &
+  op_pid=$!
+  pids+=("$op_pid")
+  for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null && return 0
+    kill -0 "$op_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 20 "$2" >&2
+  return 1
+}
+stop_release_operator() {
+  [[ -n $op_pid ]] || return 0
+  kill -TERM "$op_pid" 2>/dev/null || true
+  wait "$op_pid" 2>/dev/null || true
+  op_pid=""
+}
+k -n chat create secret generic zim-credentials --from-literal=appId=4242 --from-literal=serverSecret="$secret" >/dev/null
+start_release_operator zim-operator "$work/op.log" || fatal "the operator did not start with the chart's Deployment settings and ServiceAccount"
 k apply -n chat -f - >/dev/null <<YAML
 apiVersion: zim.zego.im/v1alpha1
 kind: ZimRoom
 metadata: {name: rbac-check}
 spec:
-  credentialsSecretRef: {name: zego}
+  credentialsSecretRef: {name: zim-credentials}
   attributes: [{key: topic, value: rbac}]
 YAML
 if ! k -n chat wait zimroom/rbac-check --for=condition=Ready --timeout=60s >/dev/null 2>&1; then
@@ -246,7 +289,9 @@ if ! k -n chat wait zimroom/rbac-check --for=condition=Ready --timeout=60s >/dev
 fi
 grep -q 'Forbidden\|forbidden' "$work/op.log" && { grep -i forbidden "$work/op.log" | head -5 >&2; fatal "the operator hit a forbidden request"; }
 k -n chat delete zimroom rbac-check --timeout=60s >/dev/null || fatal "deleting the room under the chart's RBAC"
-ok "the operator under the chart's ServiceAccount token reconciles and deletes a ZimRoom"
+stop_release_operator
+k -n chat delete secret zim-credentials >/dev/null
+ok "the operator with the chart's default settings and ServiceAccount token reconciles and deletes a ZimRoom (Secrets by name only)"
 
 # 6. The hardening values.
 "$TOOLS_PY" - "$work/default-4.yaml" "$work/hardened-values-4.yaml" "$work/namespaced-values-4.yaml" <<'PY' || fatal "rendered hardening options"
@@ -581,6 +626,47 @@ own = kind(docs("own"), "Deployment")[0]["spec"]["template"]["spec"]["topologySp
 assert own == [{"maxSkew": 2, "topologyKey": "rack", "whenUnsatisfiable": "ScheduleAnyway"}], own
 PY
   ok "helm $v: NetworkPolicy egress only to the listed CIDRs, the Ingress with its host and TLS, a ServiceMonitor without a token, PDB (policy/v1, v1beta1 on 1.20) and a soft hostname spread only with 2+ replicas"
+done
+
+
+# 11. The install notes' first room, for every documented value set (the defaults and ci/*-values.yaml), on the
+# real API server: `helm install` (the CRD is already there: crds.enabled=false; the Prometheus Operator's kinds
+# are not served here, so the namespaced set installs without its ServiceMonitor and PrometheusRule; the created
+# credentials Secret carries the simulator's AppId and secret), the operator with the release's settings (as in 5),
+# the notes' block pasted into a shell with only its `<…>` placeholders replaced, then the room must be Ready and
+# exist in ZIM. The default credentials Secret the cluster and hardened sets name is created first, as an operator
+# of the chart would.
+k -n zim-system create secret generic zego-default --from-literal=appId=4242 --from-literal=serverSecret="$secret" >/dev/null
+n=0
+for values in default namespaced-values cluster-values hardened-values; do
+  n=$((n + 1)); rel="notes$n"
+  args=(--set crds.enabled=false --set image.tag=0.1.0)
+  [[ $values != default ]] && args+=(-f "$chart/ci/$values.yaml")
+  [[ $values == namespaced-values ]] && args+=(--set metrics.serviceMonitor.enabled=false --set prometheusRule.enabled=false
+    --set credentials.appId=4242 --set credentials.serverSecret="$secret")
+  "$HELM4" install "$rel" "$chart" -n zim-system "${args[@]}" >"$work/notes-install.log" 2>&1 \
+    || { cat "$work/notes-install.log"; fatal "helm install ($values) for the notes check"; }
+  "$HELM4" get notes "$rel" -n zim-system >"$work/notes-$values.txt"
+  sed -n '/^# create a room$/,/^# end$/p' "$work/notes-$values.txt" \
+    | sed "s|<your AppId>|4242|g; s|<server secret from the ZEGO console>|$secret|g" >"$work/notes.sh"
+  echo 'echo pasted-to-the-end' >>"$work/notes.sh"
+  grep -q '<[^>]*>' "$work/notes.sh" && { cat "$work/notes.sh"; fatal "the notes ($values) hold a placeholder the check does not know"; }
+  ns=$(sed -n 's/^  namespace: //p' "$work/notes.sh" | head -1)
+  [[ -n $ns ]] || { cat "$work/notes-$values.txt"; fatal "the notes ($values) hold no room"; }
+  start_release_operator "$rel-zim-operator" "$work/op-$values.log" || fatal "the operator of the release ($values) did not start"
+  PATH="$(dirname "$KUBECTL"):$PATH" bash "$work/notes.sh" >"$work/notes.log" 2>&1 || true
+  if grep -qx pasted-to-the-end "$work/notes.log" && curl -sf "http://127.0.0.1:$sim_port/_sim/rooms/4242/hello" >/dev/null; then
+    ok "the notes' first room ($values): pasted into a shell, Ready in $ns and created in ZIM"
+  else
+    sed 's/^/  | /' "$work/notes.sh" >&2; sed 's/^/  > /' "$work/notes.log" >&2; tail -n 20 "$work/op-$values.log" >&2
+    fatal "the notes' first room ($values)"
+  fi
+  k -n "$ns" delete zimroom hello --timeout=60s >/dev/null || fatal "deleting the notes' room ($values)"
+  curl -sf "http://127.0.0.1:$sim_port/_sim/rooms/4242/hello" >/dev/null && fatal "deleting the notes' room ($values) left it in ZIM"
+  stop_release_operator
+  "$HELM4" uninstall "$rel" -n zim-system >/dev/null || fatal "helm uninstall ($values)"
+  k -n "$ns" delete secret zim-credentials --ignore-not-found >/dev/null
+  k annotate namespace "$ns" zim.zego.im/default-credentials- >/dev/null
 done
 
 finish

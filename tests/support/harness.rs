@@ -353,7 +353,10 @@ impl World {
 
     /// Renders the chart's RBAC (release named after this world's namespace, installed in it, with `sets` as
     /// `--set` values) with helm 4, applies it, and returns a kubeconfig holding a token of the chart's
-    /// ServiceAccount: an operator started with it has exactly the rights the chart grants.
+    /// ServiceAccount: an operator started with it has exactly the rights the chart grants. Unless `sets` name
+    /// `rbac.secretNames`, `rbac.allSecrets=true` is added: these tests give their rooms Secrets of any name and
+    /// start the operator without `--secret-names` (the chart's default, Secrets by name only, is checked by
+    /// `scripts/chart-check.sh` and `named_secret_watches_work_under_resource_names_rbac`).
     pub async fn chart_kubeconfig(&self, sets: &[&str]) -> PathBuf {
         let helm = std::env::var("HELM4").unwrap_or_else(|_| {
             panic!(
@@ -364,6 +367,9 @@ impl World {
         let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/zim-operator");
         let mut cmd = tokio::process::Command::new(&helm);
         cmd.args(["template", &self.ns, chart, "-n", &self.ns]);
+        if !sets.iter().any(|s| s.starts_with("rbac.secretNames")) {
+            cmd.args(["--set", "rbac.allSecrets=true"]);
+        }
         for set in sets {
             cmd.args(["--set", set]);
         }

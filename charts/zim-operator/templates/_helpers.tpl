@@ -66,22 +66,35 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{ include "zim-operator.secretRule" (dict "root" . "names" .Values.rbac.secretNames) }}
 {{- end -}}
 
-{{/* The rule on Secrets: every Secret, or only `names` (plus the default credentials Secret) when
-rbac.secretNames is set; `list` and `watch` are then allowed only for requests naming one of them (a
-metadata.name field selector), never for the whole namespace. */}}
+{{/* The rule on Secrets: every Secret with rbac.allSecrets, otherwise only `names` plus the default credentials
+Secret; `list` and `watch` are then allowed only for requests naming one of them (a metadata.name field
+selector), never for the whole namespace. */}}
 {{- define "zim-operator.secretRule" -}}
 - apiGroups: [""]
   resources: [secrets]
-{{- if .root.Values.rbac.secretNames }}
+{{- if not .root.Values.rbac.allSecrets }}
 {{- $names := .names }}
 {{- with include "zim-operator.credentialsSecret" .root }}
 {{- $names = append $names . }}
 {{- end }}
   resourceNames: {{ $names | uniq | toJson }}
-  verbs: [get, list, watch]
-{{- else }}
-  verbs: [get, list, watch]
 {{- end }}
+  verbs: [get, list, watch]
+{{- end -}}
+
+{{/* The Secret names the operator reads (ZIM_SECRET_NAMES): rbac.secretNames plus the default credentials Secret,
+comma-separated; empty with rbac.allSecrets. Refuses to render when the operator could read no Secret at all. */}}
+{{- define "zim-operator.secretNames" -}}
+{{- if not .Values.rbac.allSecrets -}}
+{{- $names := .Values.rbac.secretNames -}}
+{{- with include "zim-operator.credentialsSecret" . -}}
+{{- $names = append $names . -}}
+{{- end -}}
+{{- if not $names -}}
+{{- fail "rbac.secretNames is empty and no default credentials Secret is set (credentials.existingSecret or credentials.create): the operator could read no credentials. List the Secret names your rooms use, or set rbac.allSecrets=true" -}}
+{{- end -}}
+{{- $names | uniq | join "," -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The metrics port: metrics.port, or the admin port when it is 0. */}}
