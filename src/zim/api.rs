@@ -387,3 +387,6 @@ pub trait CallObserver: Send + Sync {
     /// One call waited `wait` for the rate limiter before it was sent.
     fn waited(&self, action: Action, wait: Duration);
 }
+
+#[cfg(test)]
+mod tests;
