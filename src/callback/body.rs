@@ -9,6 +9,14 @@
 //! `appid`, `timestamp` and `nonce` may be strings or JSON integers; `timestamp` may be Unix seconds or
 //! milliseconds (the samples show seconds, the field tables say ms). The timestamp and nonce are kept as spelled,
 //! since the signature is computed over that text.
+//!
+//! `room_enter` and `room_exit` bodies are also read into a typed [`Membership`] (`Callback::membership`): the
+//! room, and who entered, or how (`exit_type` `Quit` or `Kickout`), by whom (`operator_account`) and which users
+//! (`exit_user_ids`) left. On `exit_user_ids` the EN page ("the room members when the user exits") and the ZH page
+//! ("the users who exited") disagree; it is read as the ZH page says, the users who left. On `operator_account`
+//! for `Quit` the EN page says it equals `exit_user_ids` and the ZH page that it is invalid, so for `Quit` it is
+//! kept only as a hint. A membership body whose own fields are wrong does not make the callback malformed: its
+//! `membership` holds the reason, and the receiver decides.
 
 use std::fmt;
 
@@ -40,6 +48,51 @@ pub(crate) struct Callback {
     pub signature: String,
     /// The room, when the body names one.
     pub room_id: Option<String>,
+    /// For `room_enter` and `room_exit`: the change of membership, or what is wrong with its fields. `None` for
+    /// every other event.
+    pub membership: Option<Result<Membership, Reason>>,
+}
+
+/// How users left a room (`exit_type` of `room_exit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitType {
+    /// `Quit`: the users left of their own accord.
+    Quit,
+    /// `Kickout`: the users were removed (KickoutRoomUser, or a client's kick).
+    Kickout,
+}
+
+/// A change of a room's members, from a `room_enter` or `room_exit` callback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Membership {
+    /// `room_enter`: a user entered.
+    Entered {
+        /// The room.
+        room_id: String,
+        /// The user who entered (`operator_account`).
+        user_id: String,
+    },
+    /// `room_exit`: users left.
+    Left {
+        /// The room.
+        room_id: String,
+        /// Quit or Kickout.
+        exit_type: ExitType,
+        /// `operator_account`: for Kickout, who removed them; for Quit, the leaver (EN) or meaningless (ZH).
+        /// `None` when absent or empty.
+        operator: Option<String>,
+        /// `exit_user_ids`: the users who left.
+        exit_user_ids: Vec<String>,
+    },
+}
+
+impl Membership {
+    /// The room.
+    pub fn room_id(&self) -> &str {
+        match self {
+            Membership::Entered { room_id, .. } | Membership::Left { room_id, .. } => room_id,
+        }
+    }
 }
 
 /// Why a body is not a callback. The message names a field, never a value.
@@ -78,7 +131,9 @@ enum Raw {
     Text(String),
     /// A JSON integer, as digits.
     Integer(String),
-    /// Anything else (a float, an array, null, …).
+    /// A JSON array.
+    Array(Vec<Value>),
+    /// Anything else (a float, an object, null, …).
     Other,
 }
 
@@ -122,7 +177,66 @@ pub(crate) fn parse(body: &[u8]) -> Result<Callback, Malformed> {
         Err(Malformed { reason: Reason::Missing(_), .. }) => None,
         Err(e) => return Err(e),
     };
-    Ok(Callback { app_id, event, timestamp, unix_ms, nonce, signature, room_id })
+    let event_name = match get("event") {
+        Some(Raw::Text(name)) => name.as_str(),
+        _ => "",
+    };
+    let membership = match event_name {
+        "room_enter" | "room_exit" => Some(membership(event_name, &get)),
+        _ => None,
+    };
+    Ok(Callback { app_id, event, timestamp, unix_ms, nonce, signature, room_id, membership })
+}
+
+/// The most user IDs read from one `exit_user_ids` (a KickoutRoomUser names at most 50; the body is at most
+/// 64 KiB anyway).
+const MAX_EXIT_USERS: usize = 1000;
+
+/// Reads the business fields of a `room_enter` or `room_exit` body.
+fn membership<'a>(event: &str, get: &impl Fn(&str) -> Option<&'a Raw>) -> Result<Membership, Reason> {
+    let text = |name: &'static str| match get(name) {
+        None => Err(Reason::Missing(name)),
+        Some(Raw::Text(s)) if valid_text(s) => Ok(s.clone()),
+        Some(Raw::Integer(s)) => Ok(s.clone()),
+        Some(_) => Err(Reason::Invalid(name)),
+    };
+    let room_id = text("room_id")?;
+    if event == "room_enter" {
+        return Ok(Membership::Entered { room_id, user_id: text("operator_account")? });
+    }
+    let exit_type = match get("exit_type") {
+        None => return Err(Reason::Missing("exit_type")),
+        Some(Raw::Text(t)) if t.eq_ignore_ascii_case("quit") => ExitType::Quit,
+        Some(Raw::Text(t)) if t.eq_ignore_ascii_case("kickout") => ExitType::Kickout,
+        Some(_) => return Err(Reason::Invalid("exit_type")),
+    };
+    let operator = match get("operator_account") {
+        Some(Raw::Text(s)) if valid_text(s) => Some(s.clone()),
+        Some(Raw::Integer(s)) => Some(s.clone()),
+        _ => None,
+    };
+    // An array (JSON), or a text holding a JSON array (a form body).
+    let listed: Vec<Value> = match get("exit_user_ids") {
+        None => return Err(Reason::Missing("exit_user_ids")),
+        Some(Raw::Array(items)) => items.clone(),
+        Some(Raw::Text(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Array(items)) => items,
+            _ => return Err(Reason::Invalid("exit_user_ids")),
+        },
+        Some(_) => return Err(Reason::Invalid("exit_user_ids")),
+    };
+    if listed.len() > MAX_EXIT_USERS {
+        return Err(Reason::Invalid("exit_user_ids"));
+    }
+    let mut exit_user_ids = Vec::with_capacity(listed.len());
+    for item in listed {
+        match item {
+            Value::String(id) if valid_text(&id) => exit_user_ids.push(id),
+            Value::Number(n) if n.is_u64() || n.is_i64() => exit_user_ids.push(n.to_string()),
+            _ => return Err(Reason::Invalid("exit_user_ids")),
+        }
+    }
+    Ok(Membership::Left { room_id, exit_type, operator, exit_user_ids })
 }
 
 /// Non-empty, short, and free of control characters.
@@ -154,6 +268,7 @@ fn json_fields(body: &[u8]) -> Option<Vec<(String, Raw)>> {
     let raw = |v: Value| match v {
         Value::String(s) => Raw::Text(s),
         Value::Number(n) if n.is_u64() || n.is_i64() => Raw::Integer(n.to_string()),
+        Value::Array(items) => Raw::Array(items),
         _ => Raw::Other,
     };
     Some(map.into_iter().map(|(k, v)| (k, raw(v))).collect())
@@ -181,4 +296,117 @@ fn url_decode(input: &[u8]) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parsed(body: &Value) -> Callback {
+        parse(&serde_json::to_vec(body).unwrap()).unwrap()
+    }
+
+    /// ZEGO's room_enter sample (room-entered.mdx, EN and ZH alike) reads as the user who entered.
+    #[test]
+    fn room_enter_sample_reads_as_an_entry() {
+        let sample = json!({
+            "appid": "1", "event": "room_enter", "room_id": "1", "nonce": "350176", "signature": "signature",
+            "operator_account": "userA", "timestamp": 1499676978
+        });
+        let callback = parsed(&sample);
+        assert_eq!(callback.event, Event::Other);
+        assert_eq!(callback.room_id.as_deref(), Some("1"));
+        let entered = Membership::Entered { room_id: "1".into(), user_id: "userA".into() };
+        assert_eq!(callback.membership, Some(Ok(entered)));
+    }
+
+    /// ZEGO's room_exit sample (room-left.mdx, EN and ZH alike): a Kickout by userA of Tony and Jenny.
+    #[test]
+    fn room_exit_sample_reads_as_a_kickout() {
+        let sample = json!({
+            "appid": "1", "event": "room_exit", "room_id": "1", "nonce": "350176", "signature": "signature",
+            "exit_type": "Kickout", "operator_account": "userA", "exit_user_ids": ["Tony", "Jenny"],
+            "timestamp": 1499676978
+        });
+        let left = Membership::Left {
+            room_id: "1".into(),
+            exit_type: ExitType::Kickout,
+            operator: Some("userA".into()),
+            exit_user_ids: vec!["Tony".into(), "Jenny".into()],
+        };
+        assert_eq!(parsed(&sample).membership, Some(Ok(left.clone())));
+        assert_eq!(left.room_id(), "1");
+    }
+
+    /// A Quit without `operator_account` (the ZH page calls it invalid on Quit) or with an empty one reads with
+    /// no operator; the body may also be percent-encoded.
+    #[test]
+    fn quit_reads_without_an_operator() {
+        for operator in [None, Some("")] {
+            let mut body = json!({
+                "appid": 7, "event": "room_exit", "room_id": "lobby", "nonce": 1, "signature": "s",
+                "exit_type": "Quit", "exit_user_ids": ["u1"], "timestamp": 1_499_676_978_000u64
+            });
+            if let Some(op) = operator {
+                body["operator_account"] = json!(op);
+            }
+            let expected = Membership::Left {
+                room_id: "lobby".into(),
+                exit_type: ExitType::Quit,
+                operator: None,
+                exit_user_ids: vec!["u1".into()],
+            };
+            assert_eq!(parsed(&body).membership, Some(Ok(expected.clone())));
+            let encoded: String = url::form_urlencoded::byte_serialize(body.to_string().as_bytes()).collect();
+            assert_eq!(parse(encoded.as_bytes()).unwrap().membership, Some(Ok(expected)));
+        }
+    }
+
+    /// A form body carries `exit_user_ids` as the text of a JSON array.
+    #[test]
+    fn form_bodies_carry_the_list_as_json_text() {
+        let form = "appid=1&event=room_exit&timestamp=1499676978&nonce=5&signature=s&room_id=r&exit_type=Quit\
+                    &operator_account=u&exit_user_ids=%5B%22u%22%5D";
+        let Some(Ok(Membership::Left { exit_user_ids, .. })) = parse(form.as_bytes()).unwrap().membership
+        else {
+            panic!("not a room_exit");
+        };
+        assert_eq!(exit_user_ids, vec!["u".to_string()]);
+    }
+
+    /// Wrong membership fields leave the callback readable (its signature can still be checked) and say which
+    /// field is wrong; other events have no membership.
+    #[test]
+    fn wrong_membership_fields_are_reported_not_fatal() {
+        let base = json!({
+            "appid": "1", "event": "room_exit", "room_id": "r", "nonce": "1", "signature": "s",
+            "exit_type": "Kickout", "operator_account": "op", "exit_user_ids": ["a"], "timestamp": 1499676978
+        });
+        let with = |key: &str, value: Value| {
+            let mut body = base.clone();
+            if value.is_null() {
+                body.as_object_mut().unwrap().remove(key);
+            } else {
+                body[key] = value;
+            }
+            parsed(&body).membership
+        };
+        assert_eq!(with("exit_type", json!("Banned")), Some(Err(Reason::Invalid("exit_type"))));
+        assert_eq!(with("exit_type", Value::Null), Some(Err(Reason::Missing("exit_type"))));
+        assert_eq!(with("exit_user_ids", Value::Null), Some(Err(Reason::Missing("exit_user_ids"))));
+        assert_eq!(with("exit_user_ids", json!("Tony")), Some(Err(Reason::Invalid("exit_user_ids"))));
+        assert_eq!(with("exit_user_ids", json!([{"id": 1}])), Some(Err(Reason::Invalid("exit_user_ids"))));
+        assert_eq!(with("exit_user_ids", json!([""])), Some(Err(Reason::Invalid("exit_user_ids"))));
+        assert_eq!(with("room_id", Value::Null), Some(Err(Reason::Missing("room_id"))));
+        let too_many: Vec<String> = (0..=MAX_EXIT_USERS).map(|i| i.to_string()).collect();
+        assert_eq!(with("exit_user_ids", json!(too_many)), Some(Err(Reason::Invalid("exit_user_ids"))));
+        let mut enter = base.clone();
+        enter["event"] = json!("room_enter");
+        enter.as_object_mut().unwrap().remove("operator_account");
+        assert_eq!(parsed(&enter).membership, Some(Err(Reason::Missing("operator_account"))));
+        let mut destroy = base;
+        destroy["event"] = json!("room_destroy");
+        assert_eq!(parsed(&destroy).membership, None);
+    }
 }

@@ -58,6 +58,7 @@ mod labels;
 mod queue;
 pub mod signature;
 
+pub use body::{ExitType, Membership};
 pub use labels::{Event, Outcome};
 use queue::Queued;
 pub use queue::{RoomEvent, RoomEvents};

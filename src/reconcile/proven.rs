@@ -23,8 +23,9 @@ use tokio::time::Instant;
 
 use crate::lock;
 use crate::zim::types::{
-    CreateRoomRequest, ModifyRoomAttributeRequest, ModifyRoomAttributeResponse, QueryRoomAttributeResponse,
-    QueryRoomUserListResponse, RoomResponse, UserInfo, UserRegisterResponse,
+    CommonResponse, CreateRoomRequest, ModifyRoomAttributeRequest, ModifyRoomAttributeResponse,
+    QueryRoomAttributeResponse, QueryRoomUserListResponse, RoomResponse, SendRoomMessageRequest,
+    SendRoomMessageResponse, UserInfo, UserRegisterResponse,
 };
 use crate::zim::{Class, Credentials, Terminal, ZimApi, ZimError};
 
@@ -159,6 +160,27 @@ impl<Z: ZimApi> ZimApi for Proving<Z> {
         limit: u32,
     ) -> Result<QueryRoomUserListResponse, ZimError> {
         self.seen(credentials, self.inner.query_room_user_list(credentials, room_id, next_flag, limit).await)
+    }
+
+    async fn kickout_room_users(
+        &self,
+        credentials: &Credentials,
+        room_id: &str,
+        user_ids: &[String],
+        custom_reason: Option<&str>,
+        from_user_id: Option<&str>,
+    ) -> Result<CommonResponse, ZimError> {
+        let result =
+            self.inner.kickout_room_users(credentials, room_id, user_ids, custom_reason, from_user_id).await;
+        self.seen(credentials, result)
+    }
+
+    async fn send_room_message(
+        &self,
+        credentials: &Credentials,
+        request: &SendRoomMessageRequest,
+    ) -> Result<SendRoomMessageResponse, ZimError> {
+        self.seen(credentials, self.inner.send_room_message(credentials, request).await)
     }
 }
 

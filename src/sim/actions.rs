@@ -1,13 +1,13 @@
-//! The six actions, with the codes ZEGO documents for each (its room API pages and their OpenAPI files):
-//! UserRegister, CreateRoom, DestroyRoom, ModifyRoomAttribute, QueryRoomAttribute and
-//! QueryRoomUserList. They receive their business parameters as the gateway admitted them ([`Params`]: the query
+//! The eight actions, with the codes ZEGO documents for each (its room API pages and their OpenAPI files):
+//! UserRegister, CreateRoom, DestroyRoom, ModifyRoomAttribute, QueryRoomAttribute, QueryRoomUserList,
+//! KickoutRoomUser and SendRoomMessage. They receive their business parameters as the gateway admitted them ([`Params`]: the query
 //! of a GET, the JSON body of a POST) and never see HTTP, so the HTTP server and the in-memory backend apply the
 //! same rules.
 
 use serde_json::{Value, json};
 
 use super::failure::{Failure, fail, invalid};
-use super::rooms::{Effect, Room, Rooms};
+use super::rooms::{Effect, ExitType, Room, RoomMessage, Rooms};
 use crate::zim::codes;
 use crate::zim::limits::{self, check_id};
 use crate::zim::types::Action;
@@ -32,6 +32,11 @@ impl Params<'_> {
     fn body_str(&self, key: &str) -> Option<&str> {
         self.body.get(key).and_then(Value::as_str)
     }
+
+    /// Every value of a repeated query key, in order.
+    fn query_all(&self, key: &str) -> Vec<&str> {
+        self.query.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+    }
 }
 
 /// A required RoomId: present, at most 32 bytes, in the documented charset.
@@ -51,6 +56,8 @@ impl Rooms {
             Action::ModifyRoomAttribute => self.modify_room_attribute(app_id, p),
             Action::QueryRoomAttribute => self.query_room_attribute(app_id, p),
             Action::QueryRoomUserList => self.query_room_user_list(app_id, p),
+            Action::KickoutRoomUser => self.kickout_room_user(app_id, p),
+            Action::SendRoomMessage => self.send_room_message(app_id, p),
         }
     }
 
@@ -171,6 +178,10 @@ impl Rooms {
         Ok(json!({"AttributeSeq": room.seq, "Attributes": attrs}))
     }
 
+    /// QueryRoomUserList pages as the `NextFlag` parameter's example shows: with `Limit` 100 and 250 users, the
+    /// first call (no flag) answers users 1–100 and `NextFlag` "1", flag 1 answers 101–200 and "2", flag 2
+    /// answers 201–250 and "0". So a flag is a page number, and "0" (never empty) marks the last page. Users are
+    /// in entry order (`Mode` 0, the default) or the reverse (`Mode` 1). `Count` is every user in the room.
     fn query_room_user_list(&mut self, app_id: u32, p: &Params<'_>) -> Result<Value, Failure> {
         let room_id = room_id(p.query("RoomId"))?;
         let limit = match p.query("Limit").filter(|s| !s.is_empty()).map(str::parse::<u64>) {
@@ -179,25 +190,139 @@ impl Rooms {
             Some(Ok(n)) => n as usize,
             Some(Err(_)) => return Err(invalid("Limit must be a number")),
         };
-        let offset = match p.query("NextFlag").filter(|s| !s.is_empty() && *s != "0").map(str::parse::<usize>)
-        {
+        let page = match p.query("NextFlag").filter(|s| !s.is_empty()).map(str::parse::<usize>) {
             None => 0,
             Some(Ok(n)) => n,
             Some(Err(_)) => return Err(invalid("NextFlag is not valid")),
+        };
+        let newest_first = match p.query("Mode").filter(|s| !s.is_empty()) {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(_) => return Err(invalid("Mode must be 0 or 1")),
         };
         let now = self.now();
         let room = self.live_room_mut(app_id, room_id, now).ok_or_else(not_found)?;
         if room.users.is_empty() {
             return Err(fail(codes::ROOM_EMPTY, "room user list is empty"));
         }
+        let ordered: Vec<&String> =
+            if newest_first { room.users.iter().rev().collect() } else { room.users.iter().collect() };
+        let offset = page.saturating_mul(limit);
         let users: Vec<Value> =
-            room.users.iter().skip(offset).take(limit).map(|u| json!({"UserId": u, "UserName": u})).collect();
-        let next_flag = if offset + users.len() < room.users.len() {
-            (offset + users.len()).to_string()
+            ordered.iter().skip(offset).take(limit).map(|u| json!({"UserId": u, "UserName": u})).collect();
+        let next_flag = if offset.saturating_add(limit) < ordered.len() {
+            (page + 1).to_string()
         } else {
-            String::new()
+            "0".to_owned()
         };
         Ok(json!({"Count": room.users.len(), "NextFlag": next_flag, "UserList": users}))
+    }
+
+    /// KickoutRoomUser (remove-user-from-the-room.yaml): `RoomId`, `UserId[]` (1 to 50, each a valid ID),
+    /// optional `CustomReason` (≤32 bytes) and `FromUserId` (registered, when given). 660000011 above 50 users,
+    /// 660000012 for a UserId over 32 bytes, 660300001 for no such room, 660300002 when a user named is not in the
+    /// room. The page does not say what happens to the others then; the simulator removes nobody (the strict
+    /// reading: the caller lists the room again). The removed users leave at once, and one `room_exit` with
+    /// `exit_type` Kickout names them all, with FromUserId as `operator_account`.
+    fn kickout_room_user(&mut self, app_id: u32, p: &Params<'_>) -> Result<Value, Failure> {
+        let room_id = room_id(p.query("RoomId"))?;
+        let users = p.query_all("UserId[]");
+        if users.is_empty() {
+            return Err(invalid("UserId[] is required"));
+        }
+        if users.len() > limits::MAX_KICKOUT_USERS {
+            return Err(fail(codes::TOO_MANY_USERS, "user count exceeds the limit"));
+        }
+        for user in &users {
+            if user.len() > limits::MAX_ID_BYTES {
+                return Err(fail(codes::USER_ID_TOO_LONG, "UserId too long"));
+            }
+            check_id(user).map_err(|e| invalid(&format!("UserId {e}")))?;
+        }
+        if p.query("CustomReason").is_some_and(|r| r.len() > limits::MAX_CUSTOM_REASON_BYTES) {
+            return Err(invalid("CustomReason must be at most 32 bytes"));
+        }
+        let operator = p.query("FromUserId");
+        if operator.is_some() {
+            self.check_operator(app_id, operator)?;
+        }
+        let now = self.now();
+        let room = self.live_room_mut(app_id, room_id, now).ok_or_else(not_found)?;
+        if users.iter().any(|u| !room.has(u)) {
+            return Err(fail(codes::USER_NOT_IN_ROOM, "user is not in this room"));
+        }
+        let mut removed = Vec::new();
+        for user in users {
+            if room.leave(user, now) {
+                removed.push(user.to_owned());
+            }
+        }
+        self.effects.push(Effect::Left {
+            app_id,
+            room_id: room_id.to_owned(),
+            exit_type: ExitType::Kickout,
+            operator: operator.unwrap_or_default().to_owned(),
+            user_ids: removed,
+        });
+        Ok(json!({}))
+    }
+
+    /// SendRoomMessage (the send-room-messages page and "MessageBody introduction"): `FromUserId` and `RoomId`
+    /// (valid IDs), `MessageType` (a number; 1 text, 2 command, 20 pop-up, 200 custom are the room kinds),
+    /// `Priority` 1–3, and `MessageBody` with `Message` (not empty, ≤2 KB: 660400001 beyond) and optional
+    /// `ExtendedData` (≤1 KB). `HasReceipt` 1 is 660300013 (room messages have no receipts). 660300001 for no such
+    /// room. The page does not require the sender to be registered or in the room, so neither is checked. The
+    /// message is recorded with the users in the room at that moment; an empty room (in its delay) takes it too.
+    fn send_room_message(&mut self, app_id: u32, p: &Params<'_>) -> Result<Value, Failure> {
+        let from = p.body_str("FromUserId").ok_or_else(|| invalid("FromUserId is required"))?;
+        check_id(from).map_err(|e| invalid(&format!("FromUserId {e}")))?;
+        let room_id = room_id(p.body_str("RoomId"))?;
+        let message_type = p
+            .body
+            .get("MessageType")
+            .and_then(Value::as_i64)
+            .filter(|t| [1, 2, 20, 200].contains(t))
+            .ok_or_else(|| invalid("MessageType must be 1, 2, 20 or 200 for a room"))?;
+        let priority = p
+            .body
+            .get("Priority")
+            .and_then(Value::as_i64)
+            .filter(|n| (1..=3).contains(n))
+            .ok_or_else(|| invalid("Priority must be 1, 2 or 3"))?;
+        let body = p
+            .body
+            .get("MessageBody")
+            .filter(|b| b.is_object())
+            .ok_or_else(|| invalid("MessageBody is required"))?;
+        let message = body.get("Message").and_then(Value::as_str).unwrap_or("");
+        if message.is_empty() {
+            return Err(invalid("MessageBody.Message must not be empty"));
+        }
+        if message.len() > limits::MAX_ROOM_MESSAGE_BYTES {
+            return Err(fail(codes::MESSAGE_TOO_LARGE, "message size exceeds the limit"));
+        }
+        let extended = match body.get("ExtendedData") {
+            None | Some(Value::Null) => "",
+            Some(Value::String(e)) if e.len() <= limits::MAX_EXTENDED_DATA_BYTES => e.as_str(),
+            Some(_) => return Err(invalid("MessageBody.ExtendedData must be a string of at most 1 KB")),
+        };
+        if body.get("HasReceipt").and_then(Value::as_i64).is_some_and(|r| r != 0) {
+            return Err(fail(codes::ROOM_MESSAGE_NO_RECEIPT, "room messages do not support receipts"));
+        }
+        let now = self.now();
+        let room = self.live_room_mut(app_id, room_id, now).ok_or_else(not_found)?;
+        let recipients = room.users.clone();
+        let record = RoomMessage {
+            seq: 0,
+            from_user_id: from.to_owned(),
+            message_type,
+            priority,
+            message: message.to_owned(),
+            extended_data: extended.to_owned(),
+            recipients,
+        };
+        let seq = self.record_message(app_id, room_id, record);
+        Ok(json!({ "MsgSeq": seq }))
     }
 
     fn user_register(&mut self, app_id: u32, body: &Value) -> Result<Value, Failure> {

@@ -6,7 +6,10 @@
 //! - `GET /_sim/log?since=N` — request log entries after `N`;
 //! - `GET /_sim/rooms/{app_id}` — live rooms; `PUT /_sim/rooms/{app_id}/{room_id}` `{"room_name", "destroy_delay_time",
 //!   "attributes": {k: v}}` — create a room as another party would; `DELETE` — destroy it; `GET` — one room;
-//!   `PUT /_sim/rooms/{app_id}/{room_id}/users` `["u1", …]` — set the room's users;
+//!   `PUT /_sim/rooms/{app_id}/{room_id}/users` `["u1", …]` — set the room's users (no callbacks);
+//!   `POST /_sim/rooms/{app_id}/{room_id}/enter` and `/leave` `["u1", …]` — users enter or leave (`room_enter`,
+//!   `room_exit` callbacks), answered with the users who did (`{"users": […]}`), 404 without such a room, 400 for
+//!   an invalid user ID; `GET /_sim/rooms/{app_id}/{room_id}/messages` — the room messages sent to it;
 //! - `PUT /_sim/callbacks/target` `{"url": "http://…", "secret": "…", "retry_after_ms": [2000, …]}` (the schedule
 //!   optional) / `DELETE /_sim/callbacks/target` — set or clear where server callbacks go;
 //! - `GET /_sim/callbacks/deliveries?since=N` — the delivery attempts after `N` (event, room, attempt, HTTP
@@ -35,6 +38,9 @@ pub(crate) fn routes(router: Router<Simulator>) -> Router<Simulator> {
         .route("/_sim/rooms/{app_id}", get(rooms))
         .route("/_sim/rooms/{app_id}/{room_id}", put(seed_room).delete(remove_room).get(room))
         .route("/_sim/rooms/{app_id}/{room_id}/users", put(set_users))
+        .route("/_sim/rooms/{app_id}/{room_id}/enter", post(enter))
+        .route("/_sim/rooms/{app_id}/{room_id}/leave", post(leave))
+        .route("/_sim/rooms/{app_id}/{room_id}/messages", get(messages))
         .route("/_sim/callbacks/target", put(set_callback_target).delete(clear_callback_target))
         .route("/_sim/callbacks/deliveries", get(callback_deliveries))
 }
@@ -122,6 +128,49 @@ async fn set_users(
     Json(users): Json<BTreeSet<String>>,
 ) -> StatusCode {
     if sim.set_room_users(app_id, &room_id, users) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }
+}
+
+/// The user IDs of an enter or leave request, checked like ZIM's (non-empty, ≤32 bytes, the ID charset).
+fn checked_users(users: &[String]) -> Result<(), Response> {
+    for user in users {
+        if let Err(e) = crate::zim::limits::check_id(user) {
+            return Err((StatusCode::BAD_REQUEST, format!("user ID {user:?} {e}")).into_response());
+        }
+    }
+    Ok(())
+}
+
+fn moved(users: Option<Vec<String>>) -> Response {
+    match users {
+        Some(users) => Json(serde_json::json!({ "users": users })).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn enter(
+    State(sim): State<Simulator>,
+    Path((app_id, room_id)): Path<(u32, String)>,
+    Json(users): Json<Vec<String>>,
+) -> Response {
+    if let Err(refused) = checked_users(&users) {
+        return refused;
+    }
+    moved(sim.enter_room(app_id, &room_id, &users))
+}
+
+async fn leave(
+    State(sim): State<Simulator>,
+    Path((app_id, room_id)): Path<(u32, String)>,
+    Json(users): Json<Vec<String>>,
+) -> Response {
+    if let Err(refused) = checked_users(&users) {
+        return refused;
+    }
+    moved(sim.leave_room(app_id, &room_id, &users))
+}
+
+async fn messages(State(sim): State<Simulator>, Path((app_id, room_id)): Path<(u32, String)>) -> Response {
+    Json(sim.room_messages(app_id, &room_id)).into_response()
 }
 
 #[derive(Deserialize)]

@@ -2,8 +2,8 @@
 //!
 //! It checks signatures exactly as documented (md5, ±10-minute window, 16-hex nonce, `SignatureVersion=2.0`),
 //! reads GET parameters from the query and POST business parameters from a JSON body, implements UserRegister,
-//! CreateRoom, DestroyRoom, ModifyRoomAttribute, QueryRoomAttribute and QueryRoomUserList with their documented
-//! codes, enforces per-(AppId, Action) QPS limits (strictest reading: never more than the limit in any one-second
+//! CreateRoom, DestroyRoom, ModifyRoomAttribute, QueryRoomAttribute, QueryRoomUserList, KickoutRoomUser and
+//! SendRoomMessage with their documented codes, lets members enter and leave rooms (standing in for client SDKs), enforces per-(AppId, Action) QPS limits (strictest reading: never more than the limit in any one-second
 //! window, counting accepted calls) and a room quota, destroys empty rooms after their `DestroyDelayTime` on a
 //! room clock that tests can advance, injects faults, and sends ZEGO's room server callbacks to a configured URL.
 //!
@@ -15,10 +15,12 @@
 //!
 //! Modules, one concern each:
 //! - `gateway`: public parameters and the signature, parameter placement, the QPS window;
-//! - `rooms`, `actions` and `attributes`: the room model, and the six actions with their codes;
+//! - `rooms`, `actions` and `attributes`: the room model (members, recorded room messages), and the eight
+//!   actions with their codes;
 //! - `faults`: [`Fault`], [`FaultPlan`] and what each fault answers;
 //! - `log`: the request log and the in-memory record of received signatures;
-//! - [`callbacks`]: the ZEGO server callbacks it sends (`room_create`, `room_destroy`), signed and retried;
+//! - [`callbacks`]: the ZEGO server callbacks it sends (`room_create`, `room_destroy`, `room_enter`,
+//!   `room_exit`), signed and retried;
 //! - `memory`: [`InMemoryZim`], the ZIM operations on this state without HTTP;
 //! - `state`: the parts together, and the path of one request through them;
 //! - [`server`] and `admin`: the HTTP surface.
@@ -49,7 +51,7 @@ pub use faults::{Fault, FaultPlan, PRESETS as FAULT_PRESETS};
 pub use gateway::SIGNATURE_WINDOW_SECS;
 pub use log::LogEntry;
 pub use memory::InMemoryZim;
-pub use rooms::RoomView;
+pub use rooms::{RoomMessage, RoomView};
 
 use crate::zim::sign::ServerSecret;
 
@@ -262,9 +264,30 @@ impl Simulator {
         self.with(|s| s.rooms.apps.get_mut(&app_id).is_some_and(|a| a.users.remove(user)))
     }
 
-    /// Sets the users in a room.
+    /// Sets the users in a room, without callbacks (as if their `room_enter`/`room_exit` were lost); returns
+    /// whether the room is live.
     pub fn set_room_users(&self, app_id: u32, room_id: &str, users: BTreeSet<String>) -> bool {
         self.with(|s| s.rooms.set_room_users(app_id, room_id, users))
+    }
+
+    /// Users enter a live room, as a client SDK's `enterRoom` would: each one not already in is added (last in
+    /// entry order) and announced by a `room_enter` callback. Returns the users who entered, or `None` when
+    /// there is no such room. An empty room in its delay is live again once someone enters.
+    pub fn enter_room(&self, app_id: u32, room_id: &str, users: &[String]) -> Option<Vec<String>> {
+        self.with(|s| s.rooms.enter_room(app_id, room_id, users))
+    }
+
+    /// Users leave a live room of their own accord: each one in the room is removed and announced by a
+    /// `room_exit` callback (`Quit`). The room's DestroyDelayTime starts when the last one leaves. Returns the
+    /// users who left, or `None` when there is no such room.
+    pub fn leave_room(&self, app_id: u32, room_id: &str, users: &[String]) -> Option<Vec<String>> {
+        self.with(|s| s.rooms.leave_room(app_id, room_id, users))
+    }
+
+    /// The messages SendRoomMessage delivered to a room, oldest first (kept after the room is gone; at most the
+    /// last 1000 per room).
+    pub fn room_messages(&self, app_id: u32, room_id: &str) -> Vec<RoomMessage> {
+        self.lock().rooms.room_messages(app_id, room_id)
     }
 
     /// A live room.

@@ -72,6 +72,17 @@ pub const RATE_LIMITED_APP: i64 = 660300005;
 pub const RATE_LIMITED_ROOM: i64 = 660300006;
 /// Input parameter missing or invalid.
 pub const INVALID_PARAMS: i64 = 660000002;
+/// Too many users in one request (KickoutRoomUser: more than 50 `UserId[]`).
+pub const TOO_MANY_USERS: i64 = 660000011;
+/// A UserID longer than 32 bytes.
+pub const USER_ID_TOO_LONG: i64 = 660000012;
+/// KickoutRoomUser: a user named is not in the room (or does not exist). Retrying the same list will not help;
+/// list the room again.
+pub const USER_NOT_IN_ROOM: i64 = 660300002;
+/// SendRoomMessage: room messages do not support receipts (`HasReceipt`).
+pub const ROOM_MESSAGE_NO_RECEIPT: i64 = 660300013;
+/// A message larger than allowed.
+pub const MESSAGE_TOO_LARGE: i64 = 660400001;
 /// UserRegister rate exceeded.
 pub const REGISTER_RATE_LIMITED: i64 = 660700001;
 /// User already registered.
@@ -112,9 +123,24 @@ pub fn classify(code: i64) -> Class {
             Terminal(self::Terminal::Auth)
         }
         // Malformed requests and refused parameters.
-        2 | 50014 | 100000002 | 100000003 | 100000006 | 100000007 | 100000008 | 100000009 | 100000013
-        | 100000014 | INVALID_PARAMS | 660000011 | 660000012 | 660300002 | 660300012 | 660300013
-        | 660300019 | 660400001 => Terminal(self::Terminal::InvalidParams),
+        2
+        | 50014
+        | 100000002
+        | 100000003
+        | 100000006
+        | 100000007
+        | 100000008
+        | 100000009
+        | 100000013
+        | 100000014
+        | INVALID_PARAMS
+        | TOO_MANY_USERS
+        | USER_ID_TOO_LONG
+        | USER_NOT_IN_ROOM
+        | 660300012
+        | ROOM_MESSAGE_NO_RECEIPT
+        | 660300019
+        | MESSAGE_TOO_LARGE => Terminal(self::Terminal::InvalidParams),
         ROOM_QUOTA => Terminal(self::Terminal::Quota),
         _ => Unknown,
     }
@@ -174,6 +200,11 @@ mod tests {
             assert_eq!(classify(code), Class::Terminal(Terminal::InvalidParams), "code {code}");
         }
         assert_eq!(classify(660300015), Class::Terminal(Terminal::Quota));
+        // KickoutRoomUser's and SendRoomMessage's own codes (remove-user-from-the-room.yaml, the return-code
+        // table): refused parameters, not worth retrying as they are.
+        for code in [660000011, 660000012, 660300002, 660300012, 660300013, 660400001] {
+            assert_eq!(classify(code), Class::Terminal(Terminal::InvalidParams), "code {code}");
+        }
         assert_eq!(classify(660300014), Class::Exists);
         assert_eq!(classify(660700002), Class::Exists);
         assert_eq!(classify(660300008), Class::Exists);

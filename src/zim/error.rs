@@ -80,6 +80,15 @@ pub enum ZimError {
         /// The status.
         status: u16,
     },
+    /// The client refused the request before sending it: it breaks a documented limit (more than 50 users for
+    /// KickoutRoomUser, a message over 2 KB). Nothing was sent.
+    #[error("{action} not sent: {}", truncate(.reason, MAX_DETAIL_BYTES))]
+    Refused {
+        /// The action not called.
+        action: Action,
+        /// Which limit the request breaks.
+        reason: String,
+    },
     /// The body was not a ZIM answer (not JSON, or JSON without a `Code`).
     #[error(
         "{action} answered a body that is not a ZIM answer ({}); {ENDPOINT_HINT}",
@@ -126,15 +135,22 @@ impl ZimError {
                 Class::Transient
             }
             ZimError::HttpStatus { status, .. } => codes::classify_http_status(*status),
+            ZimError::Refused { .. } => Class::Terminal(super::codes::Terminal::InvalidParams),
         }
     }
 
-    /// Whether the outcome of the call is known: ZIM answered a code, or a gateway refused the request (HTTP 4xx).
+    /// A request refused before it was sent, with the limit it breaks.
+    pub fn refused(action: Action, reason: &str) -> Self {
+        ZimError::Refused { action, reason: truncate(reason, MAX_DETAIL_BYTES).into_owned() }
+    }
+
+    /// Whether the outcome of the call is known: ZIM answered a code, a gateway refused the request (HTTP 4xx), or
+    /// the client never sent it.
     /// A timeout, a broken connection, an HTTP 5xx or a body that is not a ZIM answer leave it unknown — the
     /// call may have taken effect.
     pub fn outcome_known(&self) -> bool {
         match self {
-            ZimError::Api { .. } => true,
+            ZimError::Api { .. } | ZimError::Refused { .. } => true,
             ZimError::HttpStatus { status, .. } => (400..500).contains(status),
             ZimError::Timeout { .. } | ZimError::Transport { .. } | ZimError::Decode { .. } => false,
         }
@@ -163,13 +179,15 @@ impl ZimError {
             | ZimError::Timeout { action, .. }
             | ZimError::Transport { action, .. }
             | ZimError::HttpStatus { action, .. }
+            | ZimError::Refused { action, .. }
             | ZimError::Decode { action, .. } => *action,
         }
     }
 
     /// A label for the outcome, for metrics, from a bounded set: a code of the table in [`codes`] verbatim
     /// (any other code is `other`), `timeout`, `transport`, `decode`, or `http_NNN` for a registered HTTP status
-    /// (any other status is `http_other`). Whatever the endpoint answers, the label space stays fixed.
+    /// (any other status is `http_other`), or `refused` (not sent). Whatever the endpoint answers, the label space
+    /// stays fixed.
     pub fn result_label(&self) -> String {
         match self {
             ZimError::Api { code, .. } => codes::code_label(*code).into_owned(),
@@ -177,6 +195,7 @@ impl ZimError {
             ZimError::Transport { .. } => "transport".into(),
             ZimError::HttpStatus { status, .. } => codes::http_status_label(*status).into_owned(),
             ZimError::Decode { .. } => "decode".into(),
+            ZimError::Refused { .. } => "refused".into(),
         }
     }
 }
@@ -240,6 +259,17 @@ mod tests {
         let labels: std::collections::BTreeSet<String> =
             (-1000..1_000_000i64).map(api).chain((0..=u16::MAX).map(http)).collect();
         assert!(labels.len() < 200, "{} labels", labels.len());
+    }
+
+    /// A request refused before sending is a known outcome of class invalid_params, and says what it breaks.
+    #[test]
+    fn refused_requests_are_known_and_terminal() {
+        let e = ZimError::refused(Action::KickoutRoomUser, "51 users; at most 50 per call");
+        assert!(e.outcome_known());
+        assert_eq!(e.class(), Class::Terminal(super::super::codes::Terminal::InvalidParams));
+        assert_eq!(e.result_label(), "refused");
+        assert_eq!(e.code(), None);
+        assert!(e.to_string().contains("KickoutRoomUser not sent: 51 users"), "{e}");
     }
 
     /// A redirect's message says it was not followed.

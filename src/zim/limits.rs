@@ -50,6 +50,45 @@ pub const ID_PATTERN: &str = r"^[A-Za-z0-9!#$%&()+\-:;<=.>?@\[\]\^_ ,{}|~]+$";
 /// Seconds of clock difference ZEGO's signature check tolerates.
 pub const SIGNATURE_WINDOW_SECS: i64 = 600;
 
+/// Users one KickoutRoomUser may name (`UserId[]`, `maxItems: 50` in remove-user-from-the-room.yaml; more is
+/// 660000011).
+pub const MAX_KICKOUT_USERS: usize = 50;
+/// Bytes of KickoutRoomUser's `CustomReason` (the page recommends no more, its schema says `maxLength: 32`).
+pub const MAX_CUSTOM_REASON_BYTES: usize = 32;
+/// The largest `Limit` of QueryRoomUserList: one page holds at most 500 users (empty or larger means 500).
+pub const MAX_ROOM_USER_PAGE: u32 = 500;
+/// The most members [`crate::zim::ZimApi::room_member_ids`] collects: 20 full pages. ZEGO documents no room
+/// size limit; a room with more is listed in part, and the caller lists again after acting on those.
+pub const MAX_LISTED_MEMBERS: usize = 10_000;
+/// Bytes of a room message's `Message` ("MessageBody introduction": 2 KB by default, up to 32 KB on request).
+pub const MAX_ROOM_MESSAGE_BYTES: usize = 2048;
+/// Bytes of a message's `ExtendedData` ("MessageBody introduction": 1 KB).
+pub const MAX_EXTENDED_DATA_BYTES: usize = 1024;
+
+/// The rate ZEGO documents for most actions, calls per second per AppId (and the client's default).
+pub const DOCUMENTED_CALLS_PER_SECOND: u32 = 20;
+
+/// The calls per second ZEGO documents for `action`, per AppId: 10 for SendRoomMessage (its page and the
+/// overview), [`DOCUMENTED_CALLS_PER_SECOND`] for every other action the operator uses.
+pub fn documented_calls_per_second(action: crate::zim::types::Action) -> u32 {
+    match action {
+        crate::zim::types::Action::SendRoomMessage => 10,
+        _ => DOCUMENTED_CALLS_PER_SECOND,
+    }
+}
+
+/// The calls per second to allow for `action` when `configured` is the rate of the 20/s actions: scaled by the
+/// action's documented share of 20 (SendRoomMessage gets half), at least 1; 0 (no limit) stays 0. So the default
+/// 20 paces SendRoomMessage at its documented 10/s, and a limit raised with ZEGO (say 40) raises it in proportion.
+pub fn calls_per_second(action: crate::zim::types::Action, configured: u32) -> u32 {
+    if configured == 0 {
+        return 0;
+    }
+    let scaled = u64::from(configured) * u64::from(documented_calls_per_second(action))
+        / u64::from(DOCUMENTED_CALLS_PER_SECOND);
+    scaled.clamp(1, u64::from(u32::MAX)) as u32
+}
+
 #[cfg(test)]
 fn id_pattern() -> String {
     let mut class = String::from("^[A-Za-z0-9");
@@ -73,6 +112,25 @@ mod tests {
         let re = regex::Regex::new(ID_PATTERN).unwrap();
         for c in (0u8..128).map(char::from) {
             assert_eq!(re.is_match(&c.to_string()), is_id_char(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn per_action_rates_follow_the_documented_ones() {
+        use crate::zim::types::Action;
+        assert_eq!(calls_per_second(Action::SendRoomMessage, 20), 10);
+        assert_eq!(calls_per_second(Action::SendRoomMessage, 40), 20);
+        assert_eq!(calls_per_second(Action::SendRoomMessage, 1), 1);
+        assert_eq!(calls_per_second(Action::SendRoomMessage, 0), 0);
+        assert_eq!(calls_per_second(Action::KickoutRoomUser, 20), 20);
+        for action in Action::ALL {
+            // The actions documented at 20/s run at exactly the configured rate, as before.
+            let documented = documented_calls_per_second(action);
+            assert!(documented <= DOCUMENTED_CALLS_PER_SECOND, "{action}");
+            assert_eq!(calls_per_second(action, 20), documented, "{action}");
+            if documented == DOCUMENTED_CALLS_PER_SECOND {
+                assert_eq!(calls_per_second(action, 37), 37, "{action}");
+            }
         }
     }
 

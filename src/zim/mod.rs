@@ -4,7 +4,8 @@
 //! - [`types`]: actions, requests and responses with ZEGO's field names;
 //! - [`codes`]: the return-code table and the class of each outcome;
 //! - [`error`]: one error type separating ZIM answers from transport failures;
-//! - [`api`]: the [`ZimApi`] trait, the operations the reconcile core uses;
+//! - [`api`]: the [`ZimApi`] trait, the operations the reconcile core uses (rooms, their members, kicking them
+//!   out, room messages);
 //! - [`limiter`]: even spacing per (AppId, Action), as a decorator around any [`ZimApi`];
 //! - [`client`]: the HTTP transport tying them together;
 //! - [`stack`]: [`ZimClient`], the HTTP transport behind the limiter (what the operator uses).
@@ -26,4 +27,4 @@ pub use error::ZimError;
 pub use limiter::RateLimited;
 pub use sign::{Credentials, ServerSecret};
 pub use stack::ZimClient;
-pub use types::Action;
+pub use types::{Action, RoomProbe};

@@ -516,6 +516,23 @@ impl ZimApi for Backend {
     ) -> Result<QueryRoomUserListResponse, ZimError> {
         both!(self, z => z.query_room_user_list(c, room, next, limit))
     }
+    async fn kickout_room_users(
+        &self,
+        c: &Credentials,
+        room: &str,
+        users: &[String],
+        reason: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<CommonResponse, ZimError> {
+        both!(self, z => z.kickout_room_users(c, room, users, reason, from))
+    }
+    async fn send_room_message(
+        &self,
+        c: &Credentials,
+        r: &SendRoomMessageRequest,
+    ) -> Result<SendRoomMessageResponse, ZimError> {
+        both!(self, z => z.send_room_message(c, r))
+    }
 }
 
 // ---- Server callbacks ----------------------------------------------------------------------------------------

@@ -156,6 +156,7 @@ fn qps_window_refuses_the_21st_call_within_a_second() {
         (Action::QueryRoomAttribute, codes::RATE_LIMITED_APP),
         (Action::QueryRoomUserList, codes::RATE_LIMITED_ROOM),
         (Action::UserRegister, codes::REGISTER_RATE_LIMITED),
+        (Action::KickoutRoomUser, codes::RATE_LIMITED_APP),
     ] {
         let mut g = gateway();
         let t0 = Instant::now();
@@ -171,6 +172,22 @@ fn qps_window_refuses_the_21st_call_within_a_second() {
         assert_eq!(g.admit_rate(APP, action, t0 + Duration::from_secs(1)), Ok(()), "{action}");
         assert!(g.admit_rate(APP, action, t0 + Duration::from_millis(1005)).is_err(), "{action}");
     }
+}
+
+/// SendRoomMessage is documented at 10 calls/s per app: the 11th within a second is refused (660300005), while
+/// the 20/s actions of the same app are not affected.
+#[test]
+fn send_room_message_allows_ten_a_second() {
+    let mut g = gateway();
+    let t0 = Instant::now();
+    for i in 0..10 {
+        g.admit_rate(APP, Action::SendRoomMessage, t0 + Duration::from_millis(i * 10)).unwrap();
+    }
+    let at = t0 + Duration::from_millis(500);
+    assert_eq!(g.admit_rate(APP, Action::SendRoomMessage, at).unwrap_err().code, codes::RATE_LIMITED_APP);
+    assert_eq!(g.admit_rate(APP + 1, Action::SendRoomMessage, at), Ok(()));
+    assert_eq!(g.admit_rate(APP, Action::KickoutRoomUser, at), Ok(()));
+    assert_eq!(g.admit_rate(APP, Action::SendRoomMessage, t0 + Duration::from_secs(1)), Ok(()));
 }
 
 /// A limit of 0 disables the window; changing the limit starts counting afresh.

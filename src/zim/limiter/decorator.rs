@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{Permit, RateLimiter};
-use crate::zim::api::{CallObserver, ZimApi};
+use crate::zim::api::{CallObserver, ZimApi, check_kickout, check_room_message};
 use crate::zim::error::ZimError;
 use crate::zim::sign::Credentials;
 use crate::zim::types::*;
@@ -129,6 +129,35 @@ impl<Z: ZimApi> ZimApi for RateLimited<Z> {
     ) -> Result<QueryRoomUserListResponse, ZimError> {
         let permit = self.turn(credentials.app_id, Action::QueryRoomUserList).await;
         let result = self.inner.query_room_user_list(credentials, room_id, next_flag, limit).await;
+        permit.finish(&result);
+        result
+    }
+
+    async fn kickout_room_users(
+        &self,
+        credentials: &Credentials,
+        room_id: &str,
+        user_ids: &[String],
+        custom_reason: Option<&str>,
+        from_user_id: Option<&str>,
+    ) -> Result<CommonResponse, ZimError> {
+        // A request that breaks a documented limit is refused before it takes a turn.
+        check_kickout(user_ids, custom_reason)?;
+        let permit = self.turn(credentials.app_id, Action::KickoutRoomUser).await;
+        let result =
+            self.inner.kickout_room_users(credentials, room_id, user_ids, custom_reason, from_user_id).await;
+        permit.finish(&result);
+        result
+    }
+
+    async fn send_room_message(
+        &self,
+        credentials: &Credentials,
+        request: &SendRoomMessageRequest,
+    ) -> Result<SendRoomMessageResponse, ZimError> {
+        check_room_message(request)?;
+        let permit = self.turn(credentials.app_id, Action::SendRoomMessage).await;
+        let result = self.inner.send_room_message(credentials, request).await;
         permit.finish(&result);
         result
     }

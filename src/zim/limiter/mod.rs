@@ -1,7 +1,8 @@
 //! The client-side rate limiter: one lane per (AppId, Action), shared by every caller of one client.
 //!
-//! ZEGO publishes 20 calls/s per action without saying how it counts, so we hold the strictest reading: never
-//! more than the limit in any one-second window of ZIM's clock — every sliding window, not only aligned seconds.
+//! ZEGO publishes 20 calls/s per action (10 for SendRoomMessage, whose lanes get half the configured rate) without
+//! saying how it counts, so we hold the strictest reading: never more than the limit in any one-second window of
+//! ZIM's clock — every sliding window, not only aligned seconds.
 //!
 //! **The window is kept at ZIM's side.** What ZIM counts is when requests arrive, and spacing grants evenly does
 //! not space arrivals: after an idle period the first calls wait for new connections (DNS, TCP, TLS, a proxy
@@ -52,6 +53,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use super::error::ZimError;
+use super::limits;
 use super::types::Action;
 use crate::lock;
 pub use decorator::RateLimited;
@@ -273,7 +275,9 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// A limiter allowing `per_second` calls per (AppId, Action) in any second; `0` disables limiting.
+    /// A limiter allowing `per_second` calls per (AppId, Action) in any second — scaled down for the actions ZEGO
+    /// documents at less than 20/s ([`limits::calls_per_second`]: SendRoomMessage gets half); `0` disables
+    /// limiting.
     pub fn new(per_second: u32) -> Self {
         Self { per_second, lanes: Mutex::default(), waited_nanos: AtomicU64::new(0) }
     }
@@ -295,7 +299,7 @@ impl RateLimiter {
             let lane = lanes
                 .by_key
                 .entry((app_id, action))
-                .or_insert_with(|| Arc::new(Lane::new(self.per_second)))
+                .or_insert_with(|| Arc::new(Lane::new(limits::calls_per_second(action, self.per_second))))
                 .clone();
             let mut s = lock(&lane.state);
             let q = &mut s.queues;

@@ -319,3 +319,29 @@ async fn a_waiter_that_went_away_takes_no_place() {
     assert_eq!(start.elapsed(), 500 * MS, "the second call takes the place the aborted one left");
     assert_eq!(limiter.in_flight(1, Action::CreateRoom), 0);
 }
+
+/// SendRoomMessage (10/s documented) gets half the configured rate: at 20/s, ten messages go in the first window
+/// (100 ms apart) and the eleventh one window after the first's answer. A KickoutRoomUser that breaks a limit is
+/// refused before it takes a turn: no lane is made.
+#[tokio::test(start_paused = true)]
+async fn room_messages_take_half_the_rate_and_refusals_no_turn() {
+    use crate::zim::types::SendRoomMessageRequest;
+    let creds = Credentials::new(1, "s");
+    let api =
+        RateLimited::wrap(Slow { takes: Duration::ZERO, times_out: false }, Arc::new(RateLimiter::new(20)));
+    let message = SendRoomMessageRequest::text("ops", "r", "closing");
+    let start = Instant::now();
+    let mut sent = Vec::new();
+    for _ in 0..11 {
+        api.send_room_message(&creds, &message).await.unwrap();
+        sent.push(start.elapsed());
+    }
+    assert_eq!(sent[9], 900 * MS, "{sent:?}");
+    assert_eq!(sent[10], WINDOW, "{sent:?}");
+    let too_many: Vec<String> = (0..51).map(|i| i.to_string()).collect();
+    let lanes = api.limiter().lanes();
+    let err = api.kickout_room_users(&creds, "r", &too_many, None, None).await.unwrap_err();
+    assert!(matches!(err, ZimError::Refused { .. }), "{err:?}");
+    assert_eq!(api.limiter().lanes(), lanes);
+    assert_eq!(start.elapsed(), WINDOW, "the refusal waited for nothing");
+}

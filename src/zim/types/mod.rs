@@ -27,17 +27,23 @@ pub enum Action {
     QueryRoomAttribute,
     /// List a room's users; also the existence probe (GET).
     QueryRoomUserList,
+    /// Remove users from a room, at most 50 per call (GET).
+    KickoutRoomUser,
+    /// Send a message to everyone online in a room (POST).
+    SendRoomMessage,
 }
 
 impl Action {
     /// Every action, in a fixed order.
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 8] = [
         Action::UserRegister,
         Action::CreateRoom,
         Action::DestroyRoom,
         Action::ModifyRoomAttribute,
         Action::QueryRoomAttribute,
         Action::QueryRoomUserList,
+        Action::KickoutRoomUser,
+        Action::SendRoomMessage,
     ];
 
     /// The `Action` query value.
@@ -49,6 +55,8 @@ impl Action {
             Action::ModifyRoomAttribute => "ModifyRoomAttribute",
             Action::QueryRoomAttribute => "QueryRoomAttribute",
             Action::QueryRoomUserList => "QueryRoomUserList",
+            Action::KickoutRoomUser => "KickoutRoomUser",
+            Action::SendRoomMessage => "SendRoomMessage",
         }
     }
 
@@ -59,7 +67,7 @@ impl Action {
 
     /// Whether the action is a POST with a JSON body (otherwise a GET with everything in the query).
     pub fn is_post(self) -> bool {
-        !matches!(self, Action::DestroyRoom | Action::QueryRoomUserList)
+        !matches!(self, Action::DestroyRoom | Action::QueryRoomUserList | Action::KickoutRoomUser)
     }
 }
 
@@ -351,6 +359,120 @@ pub struct QueryRoomUserListResponse {
     pub user_list: Vec<RoomUser>,
 }
 
+/// A response with only the common fields (ZEGO's `CommonResponse`: KickoutRoomUser).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CommonResponse {
+    /// Code, Message, RequestId.
+    #[serde(flatten)]
+    pub envelope: Envelope,
+}
+
+/// Whether a room exists and how many users are in it, as one QueryRoomUserList with `Limit` 1 tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomProbe {
+    /// No such room (660300001): never created, destroyed, or expired after its DestroyDelayTime.
+    Missing,
+    /// The room exists. `members` is the answer's `Count`; 0 also when ZIM answered 660300008 (an empty room in
+    /// its delayed-destruction period).
+    Exists {
+        /// Users in the room now.
+        members: u64,
+    },
+}
+
+/// `MessageType` of SendRoomMessage: the one kind the operator sends. ZEGO's "MessageBody introduction" lists
+/// 1 text, 2 command, 10 multi-item, 11–14 media, 200 custom and 20 pop-up (rooms only).
+pub const MESSAGE_TYPE_TEXT: u32 = 1;
+
+/// `Priority` of SendRoomMessage: 1 low, 2 medium, 3 high (required by the send-room-messages page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MessagePriority {
+    /// 1.
+    Low,
+    /// 2.
+    #[default]
+    Medium,
+    /// 3.
+    High,
+}
+
+impl Serialize for MessagePriority {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(match self {
+            MessagePriority::Low => 1,
+            MessagePriority::Medium => 2,
+            MessagePriority::High => 3,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for MessagePriority {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match lenient_i64(d)? {
+            1 => Ok(MessagePriority::Low),
+            2 => Ok(MessagePriority::Medium),
+            3 => Ok(MessagePriority::High),
+            other => Err(serde::de::Error::custom(format!("Priority must be 1, 2 or 3, got {other}"))),
+        }
+    }
+}
+
+/// The `MessageBody` of a text (also custom and pop-up) message, as "MessageBody introduction" defines it. The
+/// other documented fields are left out on purpose: `OfflinePush` does not apply to room messages, and
+/// `HasReceipt` must not be set on one (660300013: room messages do not support receipts).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct TextMessageBody {
+    /// The text; not empty, at most 2 KB by default ([`super::limits::MAX_ROOM_MESSAGE_BYTES`]).
+    pub message: String,
+    /// Extra data for the receiving apps, at most 1 KB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_data: Option<String>,
+}
+
+/// SendRoomMessage body, for a text message (`MessageType` 1).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SendRoomMessageRequest {
+    /// The sender (the operator's user).
+    pub from_user_id: String,
+    /// The room.
+    pub room_id: String,
+    /// [`MESSAGE_TYPE_TEXT`].
+    pub message_type: u32,
+    /// Required by the page.
+    pub priority: MessagePriority,
+    /// The text and its extended data.
+    pub message_body: TextMessageBody,
+}
+
+impl SendRoomMessageRequest {
+    /// A text message from `from_user_id` to everyone in `room_id`, at medium priority.
+    pub fn text(from_user_id: &str, room_id: &str, message: &str) -> Self {
+        Self {
+            from_user_id: from_user_id.to_owned(),
+            room_id: room_id.to_owned(),
+            message_type: MESSAGE_TYPE_TEXT,
+            priority: MessagePriority::Medium,
+            message_body: TextMessageBody { message: message.to_owned(), extended_data: None },
+        }
+    }
+}
+
+/// SendRoomMessage response. The page's example has only the common fields; the RevokeRoomMessage page says the
+/// message's `MsgSeq` comes back in SendRoomMessage's response, so it is read when present (0 when not).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SendRoomMessageResponse {
+    /// Code, Message, RequestId.
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    /// The message's sequence number, when ZIM returns one.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub msg_seq: i64,
+}
+
 /// Responses expose their envelope so the client can check `Code` generically.
 pub trait HasEnvelope {
     /// The common fields.
@@ -365,7 +487,9 @@ has_envelope!(
     RoomResponse,
     ModifyRoomAttributeResponse,
     QueryRoomAttributeResponse,
-    QueryRoomUserListResponse
+    QueryRoomUserListResponse,
+    CommonResponse,
+    SendRoomMessageResponse
 );
 
 pub use lenient::{lenient_i64, lenient_string, lenient_vec};
