@@ -56,6 +56,10 @@ pub mod reason {
     pub const API_UNAVAILABLE: &str = "ApiUnavailable";
     /// Ready: the object is being deleted.
     pub const DELETING: &str = "Deleting";
+    /// Ready: the deletion waits for the room to empty (`whenOccupied.policy: Wait`).
+    pub const WAITING_FOR_EMPTY_ROOM: &str = "WaitingForEmptyRoom";
+    /// Ready: the deletion drains the room: the members were told and are removed at the deadline.
+    pub const DRAINING: &str = "Draining";
     /// Ready: another ZimRoom owns the same room (same AppId and room ID); this one makes no call for it.
     pub const CONFLICT: &str = "Conflict";
     /// Ready: the credentials now resolve to another AppId than the one the room lives in.
@@ -117,6 +121,12 @@ pub mod reason {
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
         description = "Reason of the Ready condition"
+    ),
+    printcolumn(
+        name = "Members",
+        type_ = "integer",
+        json_path = ".status.occupancy.members",
+        description = "Members in the room, as last counted"
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     printcolumn(
@@ -200,7 +210,68 @@ pub struct ZimRoomSpec {
     /// Defaults to `Delete` for rooms the operator created and `Orphan` for rooms that existed before (adopted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
+
+    /// What a deletion that would destroy the room does while people are in it. Defaults to `policy: Wait`: the
+    /// operator looks first (QueryRoomUserList) and destroys the room only once it is empty, so a `kubectl delete`,
+    /// an Argo CD prune or a Helm uninstall never throws members out by surprise. `Destroy` is the old behaviour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when_occupied: Option<WhenOccupied>,
 }
+
+/// What deleting this object does to an occupied room (one whose member count, by QueryRoomUserList, is not 0).
+/// Applies only when deletion destroys the room (deletionPolicy Delete); an orphaned room is never touched.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, KubeSchema, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.timeoutSeconds) == has(self.afterTimeout)").message("whenOccupied.timeoutSeconds and whenOccupied.afterTimeout go together: after the timeout, the deletion does afterTimeout (Drain or Destroy)"))]
+pub struct WhenOccupied {
+    /// `Wait` (the default): keep the object Terminating with Ready=False `WaitingForEmptyRoom`, look again about
+    /// once a minute, and destroy the room once it is empty. `Drain`: send `drainMessage` to the room, wait
+    /// `drainGraceSeconds`, remove the members left (KickoutRoomUser), then destroy it. `Destroy`: destroy it at
+    /// once, members or not.
+    #[serde(default)]
+    pub policy: OccupiedPolicy,
+    /// With `policy: Wait`: how long to wait for the room to empty, in seconds, before `afterTimeout` applies.
+    /// Absent: wait as long as it takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1), extend("format" = "int64"))]
+    pub timeout_seconds: Option<u32>,
+    /// What happens when `timeoutSeconds` has passed: `Drain` or `Destroy`. Required with `timeoutSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_timeout: Option<AfterTimeout>,
+    /// The text the members get before they are removed (`Drain`), at most 1024 bytes. Defaults to "This room is
+    /// closing."
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub drain_message: Option<String>,
+    /// Seconds between the message and removing the members (`Drain`), 0 to 86400. Defaults to 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 86400), extend("format" = "int64"))]
+    pub drain_grace_seconds: Option<u32>,
+}
+
+/// What a deletion does to an occupied room: `Wait`, `Drain` or `Destroy` (see `whenOccupied.policy`).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+pub enum OccupiedPolicy {
+    /// Destroy the room once it is empty.
+    #[default]
+    Wait,
+    /// Tell the members, wait the grace period, remove them, destroy the room.
+    Drain,
+    /// Destroy the room at once.
+    Destroy,
+}
+
+/// What a `Wait` deletion does once `timeoutSeconds` has passed.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum AfterTimeout {
+    /// Tell the members, wait the grace period, remove them, destroy the room.
+    Drain,
+    /// Destroy the room at once.
+    Destroy,
+}
+
+/// The default seconds between a drain's message and removing the members.
+pub const DEFAULT_DRAIN_GRACE_SECONDS: u32 = 300;
 
 fn default_destroy_delay_time() -> u32 {
     limits::MAX_DESTROY_DELAY_SECS
@@ -289,6 +360,51 @@ pub struct ZimRoomStatus {
     /// deletion leaves the room in ZIM (Ready=False UnverifiedStatus).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<String>,
+    /// The room's members as the operator last counted them (QueryRoomUserList's `Count`, at the existence
+    /// probes it makes anyway: about once per resync period, and at each reconcile that probes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occupancy: Option<Occupancy>,
+    /// While the deletion of an occupied room waits or drains (see `spec.whenOccupied`): the phase, since when,
+    /// and its deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<DeletionProgress>,
+}
+
+/// A room's member count, as last counted.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Occupancy {
+    /// Members in the room.
+    #[schemars(extend("format" = "int64"))]
+    pub members: u64,
+    /// When the count was first seen at this value (the operator counts at its probes, so a change is seen up to
+    /// one resync period late).
+    pub last_change_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+}
+
+/// Where the deletion of an occupied room stands.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionProgress {
+    /// `Waiting` (for the room to empty), `Draining` (the message was sent; the members are removed at the
+    /// deadline) or `Removing` (removing the members, then destroying the room).
+    pub phase: DeletionPhase,
+    /// When this phase began.
+    pub since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    /// When this phase ends: the wait's timeout, or the end of the drain's grace period. Absent: no deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// The phase of an occupied room's deletion.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum DeletionPhase {
+    /// Waiting for the room to empty.
+    Waiting,
+    /// The members were told; they are removed at the deadline.
+    Draining,
+    /// Removing the members, then destroying the room.
+    Removing,
 }
 
 /// What the operator applied to ZIM, to detect changes without asking ZIM.

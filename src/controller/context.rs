@@ -100,6 +100,10 @@ pub enum Error {
         "the policy of namespace {0} is unknown (its Namespace is not in the operator's cache; check the operator's RBAC for namespaces)"
     )]
     PolicyUnknown(String),
+    /// Not a failure: the deletion waits for an occupied room (or drains it), so the finalizer stays; the
+    /// controller looks again after the duration. Never counted as a failed reconcile.
+    #[error("the deletion waits for the room to empty; next look in {0:?}")]
+    Waiting(std::time::Duration),
 }
 
 impl Error {
@@ -115,6 +119,10 @@ impl Error {
             | Error::Finalizer(_)
             | Error::InvalidFinalizer
             | Error::PolicyUnknown(_) => ErrorCategory::Kubernetes,
+            Error::Cleanup(CleanupError::Occupancy { source, .. }) => {
+                crate::reconcile::failure::zim_failure(source.class(), source.code(), false).category
+            }
+            Error::Waiting(_) => ErrorCategory::Transient,
         }
     }
 

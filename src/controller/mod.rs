@@ -39,7 +39,7 @@ use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use crate::backoff::jitter;
-use crate::crd::{FINALIZER, ZimRoom};
+use crate::crd::{FINALIZER, ZimRoom, condition};
 use crate::metrics::Readiness;
 use crate::now;
 use crate::reconcile::decide;
@@ -112,11 +112,19 @@ async fn reconcile_now(room: Arc<ZimRoom>, ctx: Arc<Context>, ns: String) -> Res
         }
     })
     .await;
-    result.map_err(|e| {
-        let e = Error::from_finalizer(e);
-        ctx.metrics.reconcile.reconciled(start.elapsed(), Some(e.category()));
-        e
-    })
+    match result.map_err(Error::from_finalizer) {
+        // A deletion that waits for an occupied room keeps its finalizer (an Ok cleanup would remove it) and
+        // frees its reconcile slot until the next look.
+        Err(Error::Waiting(after)) => {
+            ctx.metrics.reconcile.reconciled(start.elapsed(), None);
+            Ok(Action::requeue(after))
+        }
+        Err(e) => {
+            ctx.metrics.reconcile.reconciled(start.elapsed(), Some(e.category()));
+            Err(e)
+        }
+        Ok(action) => Ok(action),
+    }
 }
 
 /// The facts of one reconcile, from this process's state and its caches (cached Secret reads, the Namespace's
@@ -189,6 +197,40 @@ async fn cleanup(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Ac
     done
 }
 
+/// A deletion that waits for an occupied room, or drains it: the status says how many members, the phase and its
+/// deadline (an event at each new phase and when the members were told), and the room is looked at again later.
+async fn occupied(
+    room: &ZimRoom,
+    api: &Api<ZimRoom>,
+    ctx: &Context,
+    members: u64,
+    progress: crate::crd::DeletionProgress,
+    message: String,
+    notified: Option<String>,
+) -> Result<Action, Error> {
+    let now = now();
+    let room_id = room.status.as_ref().and_then(|s| s.room_id.clone()).unwrap_or_else(|| room.room_id());
+    let phase_before = room.status.as_ref().and_then(|s| s.deletion.as_ref()).map(|d| d.phase);
+    let status = crate::reconcile::deletion_occupied(room, members, &progress, &message, &now);
+    if let Some(id) = &notified {
+        let text = format!("told the {members} member(s) of ZIM room {room_id} that it is closing (SendRoomMessage, request id {id})");
+        ctx.note(room, false, "DrainMessageSent", text).await;
+    }
+    if phase_before != Some(progress.phase) {
+        let reason = status.conditions.iter().find(|c| c.type_ == condition::READY).map(|c| c.reason.clone());
+        ctx.note(room, false, reason.as_deref().unwrap_or_default(), message.clone()).await;
+    }
+    let own_credentials = room.spec.credentials_secret_ref.is_some();
+    let readiness = Readiness::of_conditions(&status.conditions, own_credentials, jiff::Timestamp::now());
+    ctx.metrics.rooms.set_ready(&object_key(room), Some(readiness));
+    ctx.metrics.rooms.set_members(&object_key(room), &room.namespace().unwrap_or_default(), members);
+    let version = write_if_changed(api, room, &status, ctx.config.write_timeout, &ctx.metrics).await?;
+    ctx.objects.written(room, version);
+    let after = crate::reconcile::decide::occupied::recheck_in(&progress, &now);
+    debug!(room = %object_key(room), members, phase = ?progress.phase, ?after, "the deletion waits for an occupied room");
+    Err(Error::Waiting(jitter(after, 0.1)))
+}
+
 /// The facts of a deletion: whether the CRD is going (then nothing else is read), the namespace's policy, the
 /// credentials of the room's app, and the claimant that takes the room over.
 async fn gather_for_delete(
@@ -224,10 +266,18 @@ async fn cleanup_once(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Resu
     let room_id = room.status.as_ref().and_then(|s| s.room_id.clone()).unwrap_or_else(|| room.room_id());
     let (facts, successor) = gather_for_delete(room, ctx).await?;
     match ctx.reconciler.cleanup(room, &facts).await {
+        Ok(Cleanup::Occupied { members, progress, message, notified }) => {
+            occupied(room, api, ctx, members, progress, message, notified).await
+        }
         Ok(done) => {
             match done {
-                Cleanup::Destroyed { request_id } => {
-                    let msg = format!("destroyed ZIM room {room_id} (request id {request_id})");
+                Cleanup::Occupied { .. } => unreachable!("handled above"),
+                Cleanup::Destroyed { request_id, removed } => {
+                    let removed = match removed {
+                        0 => String::new(),
+                        n => format!(", after removing its {n} remaining member(s)"),
+                    };
+                    let msg = format!("destroyed ZIM room {room_id} (request id {request_id}){removed}");
                     info!(room = %object_key(room), "{msg}");
                     ctx.note(room, false, "Destroyed", msg).await;
                 }

@@ -33,6 +33,12 @@ use crate::backoff::jitter;
 use crate::crd::ZimRoom;
 use crate::metrics::ProbeResult;
 use crate::reconcile::decide::probe::{self, ProbeVerdict};
+use crate::reconcile::decide::{occupied, stale};
+use crate::zim::types::RoomProbe;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+
+use super::status::FIELD_MANAGER;
 use crate::zim::limiter::{CallTag, Priority, tagged};
 
 use super::{Context, object_key};
@@ -236,11 +242,15 @@ async fn probe_one(ctx: &Context, room: &ZimRoom) {
     }
     let result = ctx.reconciler.probe(room, &credentials).await;
     ctx.metrics.prober.probed(match &result {
-        Ok(true) => ProbeResult::Exists,
-        Ok(false) => ProbeResult::Gone,
+        Ok(RoomProbe::Exists { .. }) => ProbeResult::Exists,
+        Ok(RoomProbe::Missing) => ProbeResult::Gone,
         Err(_) => ProbeResult::Error,
     });
-    match probe::after_probe(result.as_ref().map(|e| *e).map_err(|e| e.class())) {
+    if let Ok(RoomProbe::Exists { members }) = result {
+        record_members(ctx, room, members).await;
+    }
+    let exists = result.as_ref().map(|p| *p != RoomProbe::Missing);
+    match probe::after_probe(exists.map_err(|e| e.class())) {
         ProbeVerdict::Exists | ProbeVerdict::Retry => {}
         ProbeVerdict::Gone => {
             info!(room = %object_key(room), "room vanished; handing it to the controller");
@@ -250,6 +260,39 @@ async fn probe_one(ctx: &Context, room: &ZimRoom) {
             info!(room = %object_key(room), "the probe failed for good; handing the room to the controller to report it");
             ctx.request_recheck(room);
         }
+    }
+}
+
+/// Records a probe's member count: on the room gauges, and on the status when it differs from the count the
+/// status shows (`status.occupancy`, exact). A room whose count stays costs no write; one that changes, at most
+/// one per probe, so one per resync period. The write is a merge patch of `status.occupancy` alone, with the
+/// copy's resourceVersion as a precondition: a status changed meanwhile (a reconcile) is left alone, and the next
+/// probe counts again.
+async fn record_members(ctx: &Context, room: &ZimRoom, members: u64) {
+    let ns = room.metadata.namespace.as_deref().unwrap_or_default();
+    let name = room.metadata.name.as_deref().unwrap_or_default();
+    ctx.metrics.rooms.set_members(&object_key(room), ns, members);
+    let mut status = room.status.clone().unwrap_or_default();
+    if !occupied::observe(&mut status, members, &crate::now()) {
+        return;
+    }
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": room.metadata.resource_version},
+        "status": {"occupancy": status.occupancy},
+    });
+    let api: Api<ZimRoom> = Api::namespaced(ctx.client.clone(), ns);
+    let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    let patch = Patch::Merge(&patch);
+    let write = api.patch_status(name, &params, &patch);
+    match tokio::time::timeout(ctx.config.write_timeout, write).await {
+        Ok(Ok(written)) => {
+            ctx.metrics.reconcile.status_writes.inc();
+            let version = written.metadata.resource_version.as_deref().and_then(stale::parse);
+            ctx.objects.written(room, version);
+        }
+        Ok(Err(kube::Error::Api(e))) if e.code == 409 || e.code == 404 => {}
+        Ok(Err(e)) => warn!(room = %object_key(room), error = %e, "could not record the member count"),
+        Err(_) => warn!(room = %object_key(room), "recording the member count timed out"),
     }
 }
 

@@ -125,8 +125,21 @@ pub struct RoomMetrics {
     /// Rooms not Ready for their tenant's reasons, by namespace and category: a series only while non-zero, so at
     /// most one per namespace and category that has such rooms.
     pub tenant_not_ready: Family<TenantLabel, Gauge>,
+    /// Members in the rooms of each namespace, as last counted (a series only while non-zero).
+    pub members: Family<NamespaceLabel, Gauge>,
+    /// Rooms with at least one member, by namespace (a series only while non-zero).
+    pub occupied: Family<NamespaceLabel, Gauge>,
     /// Each object's readiness, by [`room_key`], with its namespace while its owner is the tenant.
     readiness: Mutex<HashMap<u64, Record>>,
+    /// The member count of each occupied room, by [`room_key`], with its namespace (empty rooms are not kept).
+    counts: Mutex<HashMap<u64, (Box<str>, u64)>>,
+}
+
+/// Labels: a rooms' namespace (`room_namespace`, as for [`TenantLabel`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamespaceLabel {
+    /// The rooms' namespace.
+    pub room_namespace: String,
 }
 
 /// One object's readiness, and its namespace while the tenant owns its not-Ready state.
@@ -165,7 +178,28 @@ impl RoomMetrics {
             "ZimRooms not Ready for their tenant's reasons (spec, policy, ownership, own credentials), by namespace",
             tenant_not_ready.clone(),
         );
-        let m = Self { rooms, not_ready, not_ready_oldest, tenant_not_ready, readiness: Mutex::default() };
+        let members = Family::<NamespaceLabel, Gauge>::default();
+        registry.register(
+            "room_members",
+            "Members in the ZimRooms' rooms as last counted (QueryRoomUserList's Count at each probe), by namespace",
+            members.clone(),
+        );
+        let occupied = Family::<NamespaceLabel, Gauge>::default();
+        registry.register(
+            "rooms_occupied",
+            "ZimRooms whose room had at least one member when last counted, by namespace",
+            occupied.clone(),
+        );
+        let m = Self {
+            rooms,
+            not_ready,
+            not_ready_oldest,
+            tenant_not_ready,
+            members,
+            occupied,
+            readiness: Mutex::default(),
+            counts: Mutex::default(),
+        };
         m.refresh(jiff::Timestamp::now());
         m
     }
@@ -190,7 +224,21 @@ impl RoomMetrics {
             }
             None => {
                 states.remove(&key);
+                lock(&self.counts).remove(&key);
             }
+        }
+    }
+
+    /// Records the member count of one object's room (`key` is `namespace/name`); the gauges follow at the next
+    /// scrape. Empty rooms are not kept, so the records grow with occupied rooms only.
+    pub fn set_members(&self, key: &str, namespace: &str, members: u64) {
+        let (ns, name) = key.split_once('/').unwrap_or(("", key));
+        let key = room_key(ns, name);
+        let mut counts = lock(&self.counts);
+        if members == 0 {
+            counts.remove(&key);
+        } else {
+            counts.insert(key, (Box::from(namespace), members));
         }
     }
 
@@ -198,6 +246,7 @@ impl RoomMetrics {
     /// operator's cleanup, e.g. their finalizer removed by hand).
     pub fn retain(&self, mut keep: impl FnMut(u64) -> bool) {
         lock(&self.readiness).retain(|k, _| keep(*k));
+        lock(&self.counts).retain(|k, _| keep(*k));
     }
 
     /// Sets the gauges from the recorded Ready states, with ages as of `now`.
@@ -224,6 +273,21 @@ impl RoomMetrics {
             self.tenant_not_ready.get_or_create(&label).set(n);
         }
         drop(states);
+        let mut by_ns: HashMap<&str, (i64, i64)> = HashMap::new();
+        let counts = lock(&self.counts);
+        for (ns, members) in counts.values() {
+            let entry = by_ns.entry(ns).or_default();
+            entry.0 += i64::try_from(*members).unwrap_or(i64::MAX);
+            entry.1 += 1;
+        }
+        self.members.clear();
+        self.occupied.clear();
+        for (ns, (members, rooms)) in by_ns {
+            let label = NamespaceLabel { room_namespace: ns.to_owned() };
+            self.members.get_or_create(&label).set(members);
+            self.occupied.get_or_create(&label).set(rooms);
+        }
+        drop(counts);
         for ready in ReadyState::ALL {
             self.rooms.get_or_create(&ReadyLabel { ready }).set(by_ready.get(&ready).copied().unwrap_or(0));
         }
@@ -289,6 +353,27 @@ pub(super) mod tests {
             let readiness = Readiness::of_conditions(&[cond("Ready", "False", r, 1)], false, ts(2));
             assert_eq!(readiness.category.map(NotReadyCategory::as_str), Some(want), "{r}");
         }
+    }
+
+    /// Members and occupied rooms per namespace, from the last count of each room; an emptied or deleted room
+    /// leaves them, and a namespace without occupied rooms has no series.
+    #[test]
+    fn members_and_occupied_rooms_by_namespace() {
+        let m = Metrics::new();
+        m.rooms.set_members("a/one", "a", 5);
+        m.rooms.set_members("a/two", "a", 2);
+        m.rooms.set_members("b/one", "b", 1);
+        m.rooms.set_members("b/one", "b", 3);
+        m.rooms.set_members("c/one", "c", 0);
+        let text = m.encode();
+        assert_eq!(line(&text, "zim_operator_room_members{room_namespace=\"a\"}"), 7.0, "{text}");
+        assert_eq!(line(&text, "zim_operator_rooms_occupied{room_namespace=\"a\"}"), 2.0);
+        assert_eq!(line(&text, "zim_operator_room_members{room_namespace=\"b\"}"), 3.0, "the last count counts");
+        assert!(!text.contains("room_namespace=\"c\"}"), "an empty room makes no series: {text}");
+        m.rooms.set_members("a/one", "a", 0);
+        m.rooms.set_ready("a/two", None);
+        let text = m.encode();
+        assert!(!text.contains("zim_operator_rooms_occupied{room_namespace=\"a\"}"), "{text}");
     }
 
     /// Counts and the oldest age per category, from the Ready condition's transition time; a paused room counts as

@@ -5,7 +5,7 @@ use tracing::info;
 
 use crate::crd::{AppliedState, ZimRoom, condition, reason};
 use crate::zim::codes;
-use crate::zim::types::{CreateRoomAttribute, CreateRoomRequest};
+use crate::zim::types::{CreateRoomAttribute, CreateRoomRequest, RoomProbe};
 use crate::zim::{Credentials, ZimApi};
 
 use super::decide::{self, CreateOutcome, CreationEvent};
@@ -31,8 +31,12 @@ impl<Z: ZimApi> Reconciler<Z> {
         let probed = if pending_before {
             None
         } else {
-            match self.zim.room_exists(creds, &room_id).await {
-                Ok(exists) => Some(exists),
+            match self.zim.probe_room(creds, &room_id).await {
+                Ok(RoomProbe::Exists { members }) => {
+                    run.observe_members(members);
+                    Some(true)
+                }
+                Ok(RoomProbe::Missing) => Some(false),
                 Err(e) => return run.zim_failure(&e),
             }
         };
@@ -81,6 +85,10 @@ impl<Z: ZimApi> Reconciler<Z> {
             run.status.adopted = Some(adopted);
         }
         run.status.pending_creation = decision.pending;
+        if result.is_ok() {
+            // A room CreateRoom just made is empty.
+            run.observe_members(0);
+        }
         let request_id = match &result {
             Ok(resp) => Some(resp.envelope.request_id.clone()),
             Err(e) => e.request_id().map(str::to_owned),
@@ -141,6 +149,7 @@ impl<Z: ZimApi> Reconciler<Z> {
         match self.zim.create_room(creds, &create_request(room, from)).await {
             Ok(resp) => {
                 let id = resp.envelope.request_id;
+                run.observe_members(0);
                 run.status.request_id = Some(id.clone());
                 run.status.applied =
                     Some(applied_state(room, Some(plan::attributes_hash(&room.spec.attributes))));

@@ -40,10 +40,16 @@ use tracing::instrument;
 use crate::crd::{ZimRoom, ZimRoomStatus, condition, reason};
 use crate::lock;
 use crate::zim::codes;
-use crate::zim::types::UserInfo;
-use crate::zim::{Class, Credentials, ZimApi, ZimClient, ZimError};
+use crate::zim::types::{RoomProbe, SendRoomMessageRequest, UserInfo};
+use crate::zim::{Action, Class, Credentials, ZimApi, ZimClient, ZimError};
 
+use decide::occupied::{self, DEFAULT_DRAIN_MESSAGE, DeleteStep};
 use decide::{AppCheck, Creation, Gate, Next, OnDelete, Step};
+
+/// User IDs per KickoutRoomUser call: ZEGO's limit.
+const KICKOUT_BATCH: usize = 50;
+/// The `CustomReason` of a drain's KickoutRoomUser calls (what the removed clients are told).
+const KICKOUT_REASON: &str = "the room is closing";
 pub use failure::CredentialsProblem;
 pub use policy::{DefaultCredentialsScope, Policy};
 pub use reasons::{Blame, ErrorCategory, NotReadyCategory, Owner};
@@ -276,8 +282,12 @@ impl<Z: ZimApi> Reconciler<Z> {
         let next = match decide::first_step(&run.status, &declared_hash) {
             Step::Create(creation) => Next::Create(creation),
             Step::Probe if facts.known_absent => decide::after_probe(false),
-            Step::Probe => match self.zim.room_exists(creds, &room_id).await {
-                Ok(exists) => decide::after_probe(exists),
+            Step::Probe => match self.zim.probe_room(creds, &room_id).await {
+                Ok(RoomProbe::Exists { members }) => {
+                    run.observe_members(members);
+                    decide::after_probe(true)
+                }
+                Ok(RoomProbe::Missing) => decide::after_probe(false),
                 Err(e) => return run.zim_failure(&e),
             },
             Step::ReadAttributes => {
@@ -307,9 +317,9 @@ impl<Z: ZimApi> Reconciler<Z> {
 
     /// Probes whether the room this object manages still exists (the periodic re-check of a converged room). The
     /// room is the one recorded on the status, else the spec's.
-    pub async fn probe(&self, room: &ZimRoom, credentials: &ResolvedCredentials) -> Result<bool, ZimError> {
+    pub async fn probe(&self, room: &ZimRoom, credentials: &ResolvedCredentials) -> Result<RoomProbe, ZimError> {
         let room_id = room.status.as_ref().and_then(|s| s.room_id.clone()).unwrap_or_else(|| room.room_id());
-        self.zim.room_exists(&credentials.credentials, &room_id).await
+        self.zim.probe_room(&credentials.credentials, &room_id).await
     }
 
     /// A failed call that acted as `from`: a code saying `from` is not registered makes the next attempt
@@ -387,8 +397,81 @@ impl<Z: ZimApi> Reconciler<Z> {
             room_id: room_id.clone(),
             reason: reason.clone(),
         })?;
+        let mut removed = 0;
+        let when = room.spec.when_occupied.as_ref();
+        if occupied::counts_members(when) {
+            let occupancy = |action, source| CleanupError::Occupancy { room_id: room_id.clone(), action, source };
+            let members = match self.zim.probe_room(&creds.credentials, &room_id).await {
+                Ok(RoomProbe::Missing) => return Ok(Cleanup::AlreadyGone),
+                Ok(RoomProbe::Exists { members }) => members,
+                Err(e) => return Err(occupancy(Action::QueryRoomUserList, e)),
+            };
+            let recorded = room.status.as_ref().and_then(|s| s.deletion.as_ref());
+            let from = || {
+                let policy = facts.policy.clone().unwrap_or_else(Policy::unrestricted);
+                policy
+                    .from_user_id(
+                        room.spec.from_user_id.as_deref(),
+                        creds.from_user_id.as_deref(),
+                        &self.default_from_user_id,
+                    )
+                    .unwrap_or_else(|_| creds.from_user_id.clone().unwrap_or(self.default_from_user_id.clone()))
+            };
+            let name = room.metadata.name.as_deref().unwrap_or_default();
+            let ns = room.metadata.namespace.as_deref().unwrap_or_default();
+            match occupied::next_step(when, recorded, members, &Time(jiff::Timestamp::now())) {
+                DeleteStep::Destroy => {}
+                DeleteStep::Wait { progress } | DeleteStep::Grace { progress } => {
+                    let message = occupied::message(&room_id, members, &progress, name, ns);
+                    return Ok(Cleanup::Occupied { members, progress, message, notified: None });
+                }
+                DeleteStep::Notify { progress } => {
+                    let from = from();
+                    let text = when.and_then(|w| w.drain_message.as_deref()).unwrap_or(DEFAULT_DRAIN_MESSAGE);
+                    let sent = async {
+                        self.ensure_registered(&creds.credentials, &from).await?;
+                        let request = SendRoomMessageRequest::text(&from, &room_id, text);
+                        self.zim.send_room_message(&creds.credentials, &request).await
+                    };
+                    let id = match sent.await {
+                        Ok(resp) => resp.envelope.request_id,
+                        Err(e) if e.class() == Class::NotFound => return Ok(Cleanup::AlreadyGone),
+                        Err(e) => {
+                            return Err(occupancy(Action::SendRoomMessage, self.failed(&creds.credentials, &from, e)));
+                        }
+                    };
+                    let message = occupied::message(&room_id, members, &progress, name, ns);
+                    return Ok(Cleanup::Occupied { members, progress, message, notified: Some(id) });
+                }
+                DeleteStep::Remove => {
+                    let from = from();
+                    let ids = match self.zim.room_member_ids(&creds.credentials, &room_id).await {
+                        Ok(ids) => ids,
+                        Err(e) if e.class() == Class::NotFound => return Ok(Cleanup::AlreadyGone),
+                        Err(e) => return Err(occupancy(Action::QueryRoomUserList, e)),
+                    };
+                    if let Err(e) = self.ensure_registered(&creds.credentials, &from).await {
+                        return Err(occupancy(Action::KickoutRoomUser, e));
+                    }
+                    for chunk in ids.chunks(KICKOUT_BATCH) {
+                        match self
+                            .zim
+                            .kickout_room_users(&creds.credentials, &room_id, chunk, Some(KICKOUT_REASON), Some(&from))
+                            .await
+                        {
+                            Ok(_) => removed += chunk.len(),
+                            Err(e) if e.class() == Class::NotFound => return Ok(Cleanup::AlreadyGone),
+                            Err(e) => {
+                                let e = self.failed(&creds.credentials, &from, e);
+                                return Err(occupancy(Action::KickoutRoomUser, e));
+                            }
+                        }
+                    }
+                }
+            }
+        }
         match self.zim.destroy_room(&creds.credentials, &room_id, None).await {
-            Ok(resp) => Ok(Cleanup::Destroyed { request_id: resp.envelope.request_id }),
+            Ok(resp) => Ok(Cleanup::Destroyed { request_id: resp.envelope.request_id, removed }),
             Err(e) if e.class() == Class::NotFound => Ok(Cleanup::AlreadyGone),
             Err(source) => Err(CleanupError::Zim { room_id, source }),
         }
@@ -410,6 +493,38 @@ pub fn deletion_blocked(room: &ZimRoom, error: &CleanupError, now: &Time) -> Zim
     set(&mut status, condition::RECONCILING, true, reason::DELETING, &format!("deleting: {message}"));
     set(&mut status, condition::STALLED, false, reason::DELETING, "not stalled");
     set(&mut status, condition::SYNCED, false, reason::RECONCILE_ERROR, &message);
+    for c in &mut status.conditions {
+        c.observed_generation = generation;
+    }
+    status.observed_generation = generation;
+    status
+}
+
+/// The status of an object whose deletion waits for its occupied room or drains it (`spec.whenOccupied`):
+/// Ready=False `WaitingForEmptyRoom` (phase `Waiting`) or `Draining` with `message` (how many members, until when,
+/// how to proceed), Reconciling=True with the same reason (kstatus: the object is Terminating anyway), Stalled=False,
+/// Synced untouched; `status.deletion` records the phase and `status.occupancy` the count.
+pub fn deletion_occupied(
+    room: &ZimRoom,
+    members: u64,
+    progress: &crate::crd::DeletionProgress,
+    message: &str,
+    now: &Time,
+) -> ZimRoomStatus {
+    let mut status = room.status.clone().unwrap_or_default();
+    let generation = room.metadata.generation;
+    let why = match progress.phase {
+        crate::crd::DeletionPhase::Waiting => reason::WAITING_FOR_EMPTY_ROOM,
+        _ => reason::DRAINING,
+    };
+    let set = |status: &mut ZimRoomStatus, type_: &str, value: bool, reason: &str, message: &str| {
+        conditions::set(&mut status.conditions, type_, value, reason, message, generation, now);
+    };
+    set(&mut status, condition::READY, false, why, message);
+    set(&mut status, condition::RECONCILING, true, why, &format!("deleting: {message}"));
+    set(&mut status, condition::STALLED, false, why, "not stalled");
+    decide::occupied::observe(&mut status, members, now);
+    status.deletion = Some(progress.clone());
     for c in &mut status.conditions {
         c.observed_generation = generation;
     }

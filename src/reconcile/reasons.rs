@@ -115,6 +115,9 @@ pub enum NotReadyCategory {
     Policy,
     /// Deletion is blocked.
     Deleting,
+    /// Deletion waits for an occupied room to empty, or drains it (`spec.whenOccupied`): on purpose, the
+    /// tenant's to resolve (wait, drain, or force).
+    Occupied,
     /// Reconciliation is paused by the `zim.zego.im/paused` annotation (whatever the Ready reason).
     Paused,
     /// No Ready condition yet, or a reason this version does not know.
@@ -123,7 +126,7 @@ pub enum NotReadyCategory {
 
 impl NotReadyCategory {
     /// Every category, for pre-registering metric series.
-    pub const ALL: [NotReadyCategory; 12] = [
+    pub const ALL: [NotReadyCategory; 13] = [
         NotReadyCategory::Progressing,
         NotReadyCategory::Throttled,
         NotReadyCategory::Transient,
@@ -134,6 +137,7 @@ impl NotReadyCategory {
         NotReadyCategory::Conflict,
         NotReadyCategory::Policy,
         NotReadyCategory::Deleting,
+        NotReadyCategory::Occupied,
         NotReadyCategory::Paused,
         NotReadyCategory::Other,
     ];
@@ -151,6 +155,7 @@ impl NotReadyCategory {
             NotReadyCategory::Conflict => "conflict",
             NotReadyCategory::Policy => "policy",
             NotReadyCategory::Deleting => "deleting",
+            NotReadyCategory::Occupied => "occupied",
             NotReadyCategory::Paused => "paused",
             NotReadyCategory::Other => "other",
         }
@@ -247,7 +252,7 @@ const FAST: Requeue = Requeue::Backoff { slow: false };
 
 /// Every reason a Ready=False condition can carry.
 #[rustfmt::skip]
-pub const READY_REASONS: [ReadyReason; 14] = {
+pub const READY_REASONS: [ReadyReason; 16] = {
     use ErrorCategory as E;
     use NotReadyCategory as N;
     use Blame as B;
@@ -261,6 +266,8 @@ pub const READY_REASONS: [ReadyReason; 14] = {
         row(reason::API_UNAVAILABLE,         false, N::Transient,   E::Transient,      B::Platform,    FAST,              None),
         row(reason::CREDENTIALS_NOT_FOUND,   false, N::Credentials, E::Credentials,    B::Credentials, FAST,              None),
         row(reason::DELETING,                false, N::Deleting,    E::Transient,      B::Platform,    FAST,              None),
+        row(reason::WAITING_FOR_EMPTY_ROOM,  false, N::Occupied,    E::Transient,      B::Tenant,      Requeue::Slow,     None),
+        row(reason::DRAINING,                false, N::Occupied,    E::Transient,      B::Tenant,      Requeue::Slow,     None),
         row(reason::CREDENTIALS_INVALID,     true,  N::Credentials, E::Credentials,    B::Credentials, FAST,              None),
         row(reason::AUTH_FAILED,             true,  N::Auth,        E::Auth,           B::Credentials, Requeue::Slow,     Some(HINT_AUTH)),
         row(reason::QUOTA_EXCEEDED,          true,  N::Quota,       E::Quota,          B::Credentials, Requeue::Slow,     Some(HINT_QUOTA)),

@@ -39,6 +39,11 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Records the room's member count (a probe's answer); a count that did not change changes nothing.
+    pub(super) fn observe_members(&mut self, members: u64) {
+        super::decide::occupied::observe(&mut self.status, members, &self.now);
+    }
+
     /// The Ready reason the object had before this run.
     pub(super) fn previous_ready_reason(&self) -> Option<&str> {
         self.previous_ready_reason.as_deref()

@@ -227,6 +227,8 @@ pub enum Cleanup {
     Destroyed {
         /// Its RequestId.
         request_id: String,
+        /// The members a drain removed (KickoutRoomUser) just before.
+        removed: usize,
     },
     /// The room did not exist any more (660300001).
     AlreadyGone,
@@ -238,6 +240,17 @@ pub enum Cleanup {
     },
     /// No CreateRoom was ever attempted for this object: nothing to destroy.
     NeverCreated,
+    /// The room has members and `spec.whenOccupied` waits or drains: nothing is destroyed yet.
+    Occupied {
+        /// The members counted.
+        members: u64,
+        /// The phase to record on the status.
+        progress: crate::crd::DeletionProgress,
+        /// The Ready message: how many members, until when, how to proceed.
+        message: String,
+        /// The drain's message was sent in this step (its RequestId).
+        notified: Option<String>,
+    },
 }
 
 /// Why deletion could not finish yet.
@@ -252,6 +265,18 @@ pub enum CleanupError {
         room_id: String,
         /// Why the credentials are missing.
         reason: String,
+    },
+    /// A call before DestroyRoom failed: counting the members, telling them, or removing them.
+    #[error(
+        "{action} for room {room_id} failed before the room could be destroyed: {source}; the operator keeps retrying — fix the cause, or set spec.whenOccupied.policy: Destroy (destroy without looking) or spec.deletionPolicy: Orphan (leave the room) to finish deletion"
+    )]
+    Occupancy {
+        /// The room.
+        room_id: String,
+        /// The ZIM action that failed.
+        action: crate::zim::Action,
+        /// The failure.
+        source: ZimError,
     },
     /// DestroyRoom failed.
     #[error(

@@ -7,6 +7,11 @@ use std::fmt;
 use crate::crd::{ZimRoom, ZimRoomSpec};
 use crate::zim::limits;
 
+/// The longest drain message, in bytes of UTF-8.
+pub const MAX_DRAIN_MESSAGE_BYTES: usize = 1024;
+/// The longest drain grace period, in seconds (a day).
+pub const MAX_DRAIN_GRACE_SECS: u32 = 86_400;
+
 /// One problem with a field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
@@ -76,6 +81,33 @@ pub fn validate_spec(name: &str, spec: &ZimRoomSpec) -> Vec<FieldError> {
             "spec.attributes",
             format!("has {} entries, at most {} are allowed", spec.attributes.len(), limits::MAX_ATTRIBUTES),
         ));
+    }
+    if let Some(w) = &spec.when_occupied {
+        if w.timeout_seconds.is_some() != w.after_timeout.is_some() {
+            errors.push(err(
+                "spec.whenOccupied",
+                "timeoutSeconds and afterTimeout go together: after the timeout, the deletion does afterTimeout (Drain or Destroy)",
+            ));
+        }
+        if w.timeout_seconds == Some(0) {
+            errors.push(err("spec.whenOccupied.timeoutSeconds", "must be at least 1"));
+        }
+        if let Some(m) = &w.drain_message
+            && (m.is_empty() || m.len() > MAX_DRAIN_MESSAGE_BYTES)
+        {
+            errors.push(err(
+                "spec.whenOccupied.drainMessage",
+                format!("is {} bytes of UTF-8, it must be 1 to {MAX_DRAIN_MESSAGE_BYTES}", m.len()),
+            ));
+        }
+        if let Some(g) = w.drain_grace_seconds
+            && g > MAX_DRAIN_GRACE_SECS
+        {
+            errors.push(err(
+                "spec.whenOccupied.drainGraceSeconds",
+                format!("is {g}, it must be from 0 to {MAX_DRAIN_GRACE_SECS}"),
+            ));
+        }
     }
     let mut seen = HashSet::new();
     let mut total = 0;

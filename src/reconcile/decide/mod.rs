@@ -22,6 +22,7 @@
 
 pub mod callback;
 pub mod delete;
+pub mod occupied;
 pub mod probe;
 pub mod stale;
 #[cfg(test)]
