@@ -81,6 +81,10 @@ pub struct RunArgs {
     /// Retry period after a terminal failure (auth, quota, refused parameters), e.g. 1h.
     #[arg(long, env = "ZIM_SLOW_RETRY", default_value = "1h", value_parser = parse_duration)]
     pub slow_retry: Duration,
+    /// How often a deletion that waits for an occupied room (spec.whenOccupied) counts its members again, e.g.
+    /// 60s (jittered ±10 %; a drain's grace period is waited out to its deadline).
+    #[arg(long, env = "ZIM_OCCUPIED_RECHECK", default_value = "60s", value_parser = parse_duration)]
+    pub occupied_recheck: Duration,
     /// Address of the admin server (/healthz, /readyz, and /metrics unless --metrics-addr is set).
     #[arg(long, env = "ZIM_ADMIN_ADDR", default_value = "127.0.0.1:8081")]
     pub admin_addr: SocketAddr,
@@ -239,6 +243,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, String> {
             .then(|| crate::zim::limiter::granted_per_second(args.zim_qps) * args.probe_share),
         secret_names: args.secret_names.iter().filter(|n| !n.is_empty()).cloned().collect(),
         slow_retry: args.slow_retry,
+        occupied_recheck: args.occupied_recheck,
         seal_secret: Some(seal_secret),
         callbacks: args.callback_addr.is_some(),
         ..Default::default()

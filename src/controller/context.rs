@@ -46,6 +46,8 @@ pub struct Config {
     pub secret_names: Vec<String>,
     /// Retry period after a terminal failure.
     pub slow_retry: Duration,
+    /// How often a deletion waiting for an occupied room counts its members again.
+    pub occupied_recheck: Duration,
     /// Bound on each status write.
     pub write_timeout: Duration,
     /// The seal key's Secret, whose legacy records the leader seals (see `seal_key`); `None`: no sweep.
@@ -67,6 +69,7 @@ impl Default for Config {
             default_credentials_scope: DefaultCredentialsScope::All,
             secret_names: Vec::new(),
             slow_retry: Duration::from_secs(3600),
+            occupied_recheck: crate::reconcile::decide::occupied::RECHECK,
             write_timeout: Duration::from_secs(10),
             seal_secret: None,
             callbacks: false,

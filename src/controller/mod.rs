@@ -226,7 +226,7 @@ async fn occupied(
     ctx.metrics.rooms.set_members(&object_key(room), &room.namespace().unwrap_or_default(), members);
     let version = write_if_changed(api, room, &status, ctx.config.write_timeout, &ctx.metrics).await?;
     ctx.objects.written(room, version);
-    let after = crate::reconcile::decide::occupied::recheck_in(&progress, &now);
+    let after = crate::reconcile::decide::occupied::recheck_in(&progress, &now, ctx.config.occupied_recheck);
     debug!(room = %object_key(room), members, phase = ?progress.phase, ?after, "the deletion waits for an occupied room");
     Err(Error::Waiting(jitter(after, 0.1)))
 }

@@ -10,6 +10,7 @@ mod callbacks;
 mod cel;
 mod egress;
 mod metrics_auth;
+mod occupancy;
 mod ownership;
 mod reliability;
 mod split_brain;
@@ -508,6 +509,12 @@ async fn the_operator_s_writes_fit_the_schema_strictly() {
             condition("Stalled", "False"),
         ],
         seal: Some(format!("v1:{}", "0".repeat(64))),
+        occupancy: Some(zim_operator::crd::Occupancy { members: 12, last_change_time: now.clone() }),
+        deletion: Some(zim_operator::crd::DeletionProgress {
+            phase: zim_operator::crd::DeletionPhase::Draining,
+            since: now.clone(),
+            deadline: Some(now.clone()),
+        }),
     };
     let patch =
         serde_json::json!({"apiVersion": "zim.zego.im/v1alpha1", "kind": "ZimRoom", "status": status});

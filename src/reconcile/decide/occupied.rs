@@ -119,17 +119,17 @@ pub fn next_step(
     }
 }
 
-/// When a waiting deletion looks again: in [`RECHECK`], or at the phase's deadline if that comes first (at least
-/// a second on).
-pub fn recheck_in(progress: &DeletionProgress, now: &Time) -> Duration {
+/// When a waiting deletion looks again: in `recheck` (default [`RECHECK`]), or at the phase's deadline if that
+/// comes first (at least a second on); a drain's grace period is waited out to its deadline.
+pub fn recheck_in(progress: &DeletionProgress, now: &Time, recheck: Duration) -> Duration {
     let until_deadline = progress
         .deadline
         .as_ref()
         .map(|d| d.0.duration_since(now.0).try_into().unwrap_or(Duration::ZERO).max(Duration::from_secs(1)));
     match (progress.phase, until_deadline) {
         (DeletionPhase::Draining, Some(d)) => d,
-        (_, Some(d)) => d.min(RECHECK),
-        _ => RECHECK,
+        (_, Some(d)) => d.min(recheck),
+        _ => recheck,
     }
 }
 
@@ -146,7 +146,7 @@ pub fn message(room_id: &str, members: u64, progress: &DeletionProgress, name: &
                 None => String::new(),
             };
             format!(
-                "ZIM room {room_id} has {people}: the deletion waits for it to empty{until} and counts again every minute (spec.whenOccupied.policy Wait); {force}"
+                "ZIM room {room_id} has {people}: the deletion waits for it to empty{until} and counts again periodically (spec.whenOccupied.policy Wait); {force}"
             )
         }
         DeletionPhase::Draining | DeletionPhase::Removing => {
@@ -221,7 +221,7 @@ mod tests {
         let DeleteStep::Wait { progress: recorded } = first else { unreachable!() };
         let later = next_step(None, Some(&recorded), 2, &at(7200));
         assert_eq!(later, DeleteStep::Wait { progress: progress(DeletionPhase::Waiting, 0, None) });
-        assert_eq!(recheck_in(&recorded, &at(10)), RECHECK);
+        assert_eq!(recheck_in(&recorded, &at(10), RECHECK), RECHECK);
     }
 
     #[test]
@@ -230,7 +230,7 @@ mod tests {
         let waiting = progress(DeletionPhase::Waiting, 0, Some(600));
         assert_eq!(next_step(Some(&w), None, 5, &at(0)), DeleteStep::Wait { progress: waiting.clone() });
         assert_eq!(next_step(Some(&w), Some(&waiting), 5, &at(599)), DeleteStep::Wait { progress: waiting.clone() });
-        assert_eq!(recheck_in(&waiting, &at(590)), Duration::from_secs(10), "the deadline comes before a minute");
+        assert_eq!(recheck_in(&waiting, &at(590), RECHECK), Duration::from_secs(10), "the deadline comes before a minute");
         assert_eq!(
             next_step(Some(&w), Some(&waiting), 5, &at(600)),
             DeleteStep::Notify { progress: progress(DeletionPhase::Draining, 600, Some(660)) }
@@ -249,7 +249,7 @@ mod tests {
         let draining = progress(DeletionPhase::Draining, 100, Some(160));
         assert_eq!(next_step(Some(&w), None, 4, &at(100)), DeleteStep::Notify { progress: draining.clone() });
         assert_eq!(next_step(Some(&w), Some(&draining), 4, &at(159)), DeleteStep::Grace { progress: draining.clone() });
-        assert_eq!(recheck_in(&draining, &at(130)), Duration::from_secs(30), "a grace period is waited out whole");
+        assert_eq!(recheck_in(&draining, &at(130), RECHECK), Duration::from_secs(30), "a grace period is waited out whole");
         assert_eq!(next_step(Some(&w), Some(&draining), 4, &at(160)), DeleteStep::Remove);
         let removing = progress(DeletionPhase::Removing, 160, None);
         assert_eq!(next_step(Some(&w), Some(&removing), 1, &at(170)), DeleteStep::Remove);
