@@ -249,7 +249,8 @@ async fn entering_and_leaving_send_callbacks_and_drive_the_delay() {
     let entered = receiver.wait_for("room_enter", 2).await;
     let who: Vec<&str> = entered.iter().map(|b| b["operator_account"].as_str().unwrap()).collect();
     assert_eq!(who, ["alice", "bob"]);
-    assert!(entered.iter().all(|b| b["room_id"] == "hall" && b["appid"] == APP.to_string()));
+    let app = json!(APP.to_string());
+    assert!(entered.iter().all(|b| b["room_id"] == "hall" && b["appid"] == app));
     assert_eq!(c.probe_room(&creds(), "hall").await.unwrap(), RoomProbe::Exists { members: 2 });
 
     // Entering twice, or leaving when not in, changes nothing and sends nothing.
