@@ -132,7 +132,7 @@ impl Rooms {
         }
         let now = self.now();
         let Some(room) = self.live_room_mut(app_id, room_id, now) else { return Err(not_found()) };
-        let user_ids = room.users.iter().cloned().collect();
+        let user_ids = room.users.clone();
         self.apps.get_mut(&app_id).map(|a| a.rooms.remove(room_id));
         self.effects.push(Effect::Destroyed {
             app_id,

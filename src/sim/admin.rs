@@ -130,12 +130,11 @@ async fn set_users(
     if sim.set_room_users(app_id, &room_id, users) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }
 }
 
-/// The user IDs of an enter or leave request, checked like ZIM's (non-empty, ≤32 bytes, the ID charset).
-fn checked_users(users: &[String]) -> Result<(), Response> {
+/// The user IDs of an enter or leave request, checked like ZIM's (non-empty, ≤32 bytes, the ID charset): the
+/// first one refused, in words.
+fn checked_users(users: &[String]) -> Result<(), String> {
     for user in users {
-        if let Err(e) = crate::zim::limits::check_id(user) {
-            return Err((StatusCode::BAD_REQUEST, format!("user ID {user:?} {e}")).into_response());
-        }
+        crate::zim::limits::check_id(user).map_err(|e| format!("user ID {user:?} {e}"))?;
     }
     Ok(())
 }
@@ -153,7 +152,7 @@ async fn enter(
     Json(users): Json<Vec<String>>,
 ) -> Response {
     if let Err(refused) = checked_users(&users) {
-        return refused;
+        return (StatusCode::BAD_REQUEST, refused).into_response();
     }
     moved(sim.enter_room(app_id, &room_id, &users))
 }
@@ -164,7 +163,7 @@ async fn leave(
     Json(users): Json<Vec<String>>,
 ) -> Response {
     if let Err(refused) = checked_users(&users) {
-        return refused;
+        return (StatusCode::BAD_REQUEST, refused).into_response();
     }
     moved(sim.leave_room(app_id, &room_id, &users))
 }

@@ -1,6 +1,7 @@
 //! The tiers that need no server of their own, in one binary: the ZIM client and the simulator over real HTTP,
-//! the reconcile core against the simulator, the callback receiver, the binary's commands, the CRD, the README's
-//! tables, input hardening and fuzzing, the kstatus port, the monitoring files. (The tiers with a kube-apiserver
+//! room occupancy (members, kicks, room messages), the reconcile core against the simulator, the callback
+//! receiver, the binary's commands, the CRD, the README's tables, input hardening and fuzzing, the kstatus port,
+//! the monitoring files. (The tiers with a kube-apiserver
 //! are `e2e`, `outage` and `uninstall`, behind the `e2e` feature.) Helpers: `tests/support`.
 
 #[path = "../support/mod.rs"]
@@ -15,6 +16,7 @@ mod hardening;
 mod input;
 mod kstatus;
 mod monitoring;
+mod occupancy;
 mod ownership;
 mod reconcile;
 mod shutdown;

@@ -145,7 +145,8 @@ async fn modify_room_attribute_keeps_partial_success() {
     );
 }
 
-/// The existence probe: an empty room in its delay answers 660300008 (exists); with users it answers 0 and pages.
+/// The existence probe: an empty room in its delay answers 660300008 (exists); with users it answers 0 and pages
+/// as the NextFlag example documents (the next page's number, "0" on the last page).
 #[tokio::test]
 async fn query_room_user_list_probes_and_pages() {
     let (sim, c) = with_lobby().await;
@@ -154,9 +155,9 @@ async fn query_room_user_list_probes_and_pages() {
     assert_eq!(empty.unwrap_err().code(), Some(codes::ROOM_EMPTY));
     sim.sim.set_room_users(APP, "lobby-1", ["a".to_string(), "b".to_string(), "c".to_string()].into());
     let page = c.query_room_user_list(&creds(), "lobby-1", "", 2).await.unwrap();
-    assert_eq!((page.count, page.user_list.len(), page.next_flag.as_str()), (3, 2, "2"));
+    assert_eq!((page.count, page.user_list.len(), page.next_flag.as_str()), (3, 2, "1"));
     let rest = c.query_room_user_list(&creds(), "lobby-1", &page.next_flag, 2).await.unwrap();
-    assert_eq!((rest.user_list.len(), rest.next_flag.as_str()), (1, ""));
+    assert_eq!((rest.user_list.len(), rest.next_flag.as_str()), (1, "0"));
 }
 
 /// DestroyRoom answers a request id; afterwards the room is "not found" to every operation.

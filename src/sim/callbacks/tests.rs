@@ -38,6 +38,46 @@ fn event_bodies_have_the_documented_fields() {
     assert!(!body.to_string().contains("cb-secret"));
 }
 
+/// room_enter and room_exit carry the fields of ZEGO's room-entered and room-left pages (the shape of their
+/// samples, which the receiver's body tests read).
+#[test]
+fn membership_bodies_have_the_documented_fields() {
+    use crate::sim::rooms::ExitType;
+    let secret = CallbackSecret::new("cb-secret");
+    let entered = Effect::Entered { app_id: 42, room_id: "r".into(), user_id: "alice".into() };
+    let (event, room, body) = event_body(&entered, 1_700_000_000, "123456", &secret);
+    assert_eq!((event, room), ("room_enter", "r"));
+    assert_eq!(
+        body,
+        json!({"appid": "42", "event": "room_enter", "timestamp": 1_700_000_000, "nonce": "123456",
+            "signature": signature("cb-secret", "1700000000", "123456"), "room_id": "r",
+            "operator_account": "alice"})
+    );
+    let kicked = Effect::Left {
+        app_id: 42,
+        room_id: "r".into(),
+        exit_type: ExitType::Kickout,
+        operator: "ops".into(),
+        user_ids: vec!["Tony".into(), "Jenny".into()],
+    };
+    let (event, _, body) = event_body(&kicked, 1_700_000_000, "123456", &secret);
+    assert_eq!(event, "room_exit");
+    let quit = Effect::Left {
+        app_id: 42,
+        room_id: "r".into(),
+        exit_type: ExitType::Quit,
+        operator: "bob".into(),
+        user_ids: vec!["bob".into()],
+    };
+    let (_, _, quit) = event_body(&quit, 1_700_000_000, "123456", &secret);
+    assert_eq!((&quit["exit_type"], &quit["exit_user_ids"]), (&json!("Quit"), &json!(["bob"])));
+    assert_eq!(
+        (&body["exit_type"], &body["operator_account"], &body["exit_user_ids"]),
+        (&json!("Kickout"), &json!("ops"), &json!(["Tony", "Jenny"]))
+    );
+    assert!(!body.to_string().contains("cb-secret"));
+}
+
 #[test]
 fn nonces_are_digits() {
     for _ in 0..100 {

@@ -107,7 +107,7 @@ fn timestamps_outside_ten_minutes_are_expired() {
 #[test]
 fn unsupported_action() {
     let g = gateway();
-    let q = signed("KickoutRoomUser", NOW);
+    let q = signed("QueryRoomMembers", NOW);
     assert_eq!(code(g.admit_http(&get(&q), NOW)), 100000007);
     let q = with(q, "Signature", Some(&"0".repeat(32)));
     assert_eq!(code(g.admit_http(&get(&q), NOW)), codes::SIGNATURE_WRONG);
