@@ -7,19 +7,22 @@ pub enum Event {
     RoomCreate,
     /// `room_destroy`.
     RoomDestroy,
+    /// `room_exit` (members left or were removed): acted on only for a room whose deletion waits for it to empty.
+    RoomExit,
     /// Any other event, or a body whose event could not be read.
     Other,
 }
 
 impl Event {
     /// Every value.
-    pub const ALL: [Event; 3] = [Event::RoomCreate, Event::RoomDestroy, Event::Other];
+    pub const ALL: [Event; 4] = [Event::RoomCreate, Event::RoomDestroy, Event::RoomExit, Event::Other];
 
-    /// The label: `room_create`, `room_destroy` or `other`.
+    /// The label: `room_create`, `room_destroy`, `room_exit` or `other`.
     pub fn as_str(self) -> &'static str {
         match self {
             Event::RoomCreate => "room_create",
             Event::RoomDestroy => "room_destroy",
+            Event::RoomExit => "room_exit",
             Event::Other => "other",
         }
     }
@@ -29,6 +32,7 @@ impl Event {
         match name {
             "room_create" => Event::RoomCreate,
             "room_destroy" => Event::RoomDestroy,
+            "room_exit" => Event::RoomExit,
             _ => Event::Other,
         }
     }

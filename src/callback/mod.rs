@@ -150,6 +150,13 @@ pub trait CallbackSecrets: Send + Sync {
         let _ = app_id;
         true
     }
+
+    /// Whether a deletion waits for room `room_id` of `app_id` to empty: only then does a verified `room_exit`
+    /// re-check it (any other `room_exit` is ignored, and costs nothing).
+    fn awaits_exit(&self, app_id: u32, room_id: &str) -> bool {
+        let _ = (app_id, room_id);
+        false
+    }
 }
 
 impl<F: Fn(u32) -> Vec<CallbackSecret> + Send + Sync> CallbackSecrets for F {
@@ -312,7 +319,10 @@ impl CallbackServer {
             return answer(event, Outcome::Replayed, StatusCode::OK);
         }
         let outcome = match (event, &callback.room_id) {
-            (Event::RoomDestroy, Some(room_id)) => self.enqueue(app_id, room_id),
+            (Event::RoomDestroy, Some(room_id)) => self.enqueue(app_id, room_id, event),
+            (Event::RoomExit, Some(room_id)) if self.inner.secrets.awaits_exit(app_id, room_id) => {
+                self.enqueue(app_id, room_id, event)
+            }
             _ => Outcome::Ignored,
         };
         debug!(event = event.as_str(), app_id, room_id, age_ms, outcome = outcome.as_str(), "zim callback");
@@ -337,7 +347,7 @@ impl CallbackServer {
     }
 
     /// Queues a re-check of (app_id, room_id) unless one is queued already.
-    fn enqueue(&self, app_id: u32, room_id: &str) -> Outcome {
+    fn enqueue(&self, app_id: u32, room_id: &str, event: Event) -> Outcome {
         let mut queued = crate::lock(&self.inner.queued);
         let key = (app_id, room_id.to_owned());
         if queued.contains(&key) {
@@ -346,7 +356,7 @@ impl CallbackServer {
         if !self.inner.secrets.admit_recheck(app_id) {
             return Outcome::Throttled;
         }
-        let event = RoomEvent { app_id, room_id: key.1.clone(), event: Event::RoomDestroy };
+        let event = RoomEvent { app_id, room_id: key.1.clone(), event };
         match self.inner.tx.try_send(event) {
             Ok(()) => {
                 queued.insert(key);

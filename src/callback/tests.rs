@@ -317,8 +317,32 @@ fn other_events_are_acknowledged_and_ignored() {
     let labels: Vec<_> = seen.all().into_iter().map(|(e, o)| format!("{e}/{}", o.as_str())).collect();
     assert_eq!(
         labels,
-        ["room_create/ignored", "other/ignored", "other/ignored", "other/ignored", "other/bad_signature"]
+        ["room_create/ignored", "other/ignored", "room_exit/ignored", "other/ignored", "other/bad_signature"]
     );
+}
+
+/// A verified room_exit is queued only for a room whose deletion waits for it to empty (the controller then
+/// counts its members again); for any other room it is ignored and costs nothing.
+#[test]
+fn room_exit_is_queued_only_for_an_awaited_room() {
+    struct Awaiting;
+    impl CallbackSecrets for Awaiting {
+        fn secrets(&self, app_id: u32) -> Vec<CallbackSecret> {
+            if app_id == APP { vec![CallbackSecret::new(SECRET)] } else { Vec::new() }
+        }
+        fn awaits_exit(&self, app_id: u32, room_id: &str) -> bool {
+            app_id == APP && room_id == "closing"
+        }
+    }
+    let seen = Arc::new(Seen::default());
+    let (server, mut events) = CallbackServer::with_clock(Arc::new(Awaiting), seen, 8, sample_clock);
+    let other = event_body(APP, "room_exit", "busy", 1_499_676_978, "1", SECRET);
+    assert_eq!(outcome_of(&server, &bytes(&other)), (Outcome::Ignored, 200));
+    assert_eq!(events.try_recv(), None);
+    let awaited = event_body(APP, "room_exit", "closing", 1_499_676_978, "2", SECRET);
+    assert_eq!(outcome_of(&server, &bytes(&awaited)), (Outcome::Accepted, 200));
+    let queued = events.try_recv().expect("queued");
+    assert_eq!((queued.room_id.as_str(), queued.event), ("closing", Event::RoomExit));
 }
 
 /// A second room_destroy for a room whose event is still queued is coalesced; once the controller takes the
@@ -369,7 +393,7 @@ async fn full_queue_drops_and_counts_overflow() {
 #[test]
 fn labels_are_the_documented_closed_sets() {
     let events: Vec<_> = Event::ALL.iter().map(|e| e.as_str()).collect();
-    assert_eq!(events, ["room_create", "room_destroy", "other"]);
+    assert_eq!(events, ["room_create", "room_destroy", "room_exit", "other"]);
     let outcomes: Vec<_> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
     assert_eq!(
         outcomes,

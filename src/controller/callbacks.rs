@@ -97,11 +97,15 @@ pub(crate) async fn bridge(
             },
         };
         let RoomEvent { app_id, room_id, event: kind } = event;
-        if kind != Event::RoomDestroy || !*leading.borrow() {
+        if !matches!(kind, Event::RoomDestroy | Event::RoomExit) || !*leading.borrow() {
             continue;
         }
-        let objects = managing(&ctx.stores(), app_id, &room_id);
-        debug!(app_id, room_id, objects = objects.len(), "room_destroy callback: re-checking");
+        // room_exit: only the deletions that wait for the room to empty count its members again.
+        let objects: Vec<_> = managing(&ctx.stores(), app_id, &room_id)
+            .into_iter()
+            .filter(|r| kind == Event::RoomDestroy || r.metadata.deletion_timestamp.is_some())
+            .collect();
+        debug!(app_id, room_id, event = kind.as_str(), objects = objects.len(), "callback: re-checking");
         for object in objects {
             recheck_coalesced(&ctx, &rechecks, object);
         }
@@ -148,6 +152,10 @@ impl CallbackSecrets for CallbackTrust {
 
     fn verifying(&self) -> bool {
         *self.leading.borrow()
+    }
+
+    fn awaits_exit(&self, app_id: u32, room_id: &str) -> bool {
+        self.ctx.awaits_exit(app_id, room_id)
     }
 
     fn admit_recheck(&self, app_id: u32) -> bool {

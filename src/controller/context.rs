@@ -214,6 +214,8 @@ pub struct Context {
     crd_deleting: Mutex<Option<(std::time::Instant, bool)>>,
     /// Callback re-checks per app not yet charged to the prober's pacing.
     probe_charges: Mutex<HashMap<u32, u32>>,
+    /// The rooms (AppId, roomId) whose deletion waits for them to empty: a `room_exit` callback re-checks them.
+    awaiting_exit: Mutex<std::collections::HashSet<(u32, String)>>,
 }
 
 impl Context {
@@ -243,6 +245,7 @@ impl Context {
             claiming: Default::default(),
             crd_deleting: Mutex::default(),
             probe_charges: Mutex::default(),
+            awaiting_exit: Mutex::default(),
         }
     }
 
@@ -361,6 +364,21 @@ impl Context {
     }
 
     /// Queues `room` for a re-check now (a callback said its room was destroyed).
+    /// Records that the deletion of room `room_id` of `app_id` waits for it to empty (`true`) or no longer does.
+    pub(crate) fn set_awaiting_exit(&self, app_id: u32, room_id: &str, waiting: bool) {
+        let mut rooms = lock(&self.awaiting_exit);
+        if waiting {
+            rooms.insert((app_id, room_id.to_owned()));
+        } else {
+            rooms.remove(&(app_id, room_id.to_owned()));
+        }
+    }
+
+    /// Whether a deletion waits for room `room_id` of `app_id` to empty (a `room_exit` callback then re-checks it).
+    pub(crate) fn awaits_exit(&self, app_id: u32, room_id: &str) -> bool {
+        lock(&self.awaiting_exit).contains(&(app_id, room_id.to_owned()))
+    }
+
     pub(crate) fn request_recheck(&self, room: &impl kube::Resource) {
         self.objects.mark_recheck(room);
         self.trigger(object_ref(room));

@@ -213,7 +213,9 @@ async fn occupied(
     let phase_before = room.status.as_ref().and_then(|s| s.deletion.as_ref()).map(|d| d.phase);
     let status = crate::reconcile::deletion_occupied(room, members, &progress, &message, &now);
     if let Some(id) = &notified {
-        let text = format!("told the {members} member(s) of ZIM room {room_id} that it is closing (SendRoomMessage, request id {id})");
+        let text = format!(
+            "told the {members} member(s) of ZIM room {room_id} that it is closing (SendRoomMessage, request id {id})"
+        );
         ctx.note(room, false, "DrainMessageSent", text).await;
     }
     if phase_before != Some(progress.phase) {
@@ -224,6 +226,9 @@ async fn occupied(
     let readiness = Readiness::of_conditions(&status.conditions, own_credentials, jiff::Timestamp::now());
     ctx.metrics.rooms.set_ready(&object_key(room), Some(readiness));
     ctx.metrics.rooms.set_members(&object_key(room), &room.namespace().unwrap_or_default(), members);
+    if let Some(app) = status.app_id {
+        ctx.set_awaiting_exit(app, &room_id, true);
+    }
     let version = write_if_changed(api, room, &status, ctx.config.write_timeout, &ctx.metrics).await?;
     ctx.objects.written(room, version);
     let after = crate::reconcile::decide::occupied::recheck_in(&progress, &now, ctx.config.occupied_recheck);
@@ -291,6 +296,9 @@ async fn cleanup_once(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Resu
                 Cleanup::NeverCreated => {}
             }
             ctx.metrics.rooms.set_ready(&object_key(room), None);
+            if let Some(app) = room.status.as_ref().and_then(|s| s.app_id) {
+                ctx.set_awaiting_exit(app, &room_id, false);
+            }
             ctx.objects.forget(room);
             ctx.claiming.settled(&object_key(room), false);
             // The next claimant takes the room over once this object is gone.

@@ -368,7 +368,11 @@ pub(super) mod tests {
         let text = m.encode();
         assert_eq!(line(&text, "zim_operator_room_members{room_namespace=\"a\"}"), 7.0, "{text}");
         assert_eq!(line(&text, "zim_operator_rooms_occupied{room_namespace=\"a\"}"), 2.0);
-        assert_eq!(line(&text, "zim_operator_room_members{room_namespace=\"b\"}"), 3.0, "the last count counts");
+        assert_eq!(
+            line(&text, "zim_operator_room_members{room_namespace=\"b\"}"),
+            3.0,
+            "the last count counts"
+        );
         assert!(!text.contains("room_namespace=\"c\"}"), "an empty room makes no series: {text}");
         m.rooms.set_members("a/one", "a", 0);
         m.rooms.set_ready("a/two", None);

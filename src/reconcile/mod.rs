@@ -317,7 +317,11 @@ impl<Z: ZimApi> Reconciler<Z> {
 
     /// Probes whether the room this object manages still exists (the periodic re-check of a converged room). The
     /// room is the one recorded on the status, else the spec's.
-    pub async fn probe(&self, room: &ZimRoom, credentials: &ResolvedCredentials) -> Result<RoomProbe, ZimError> {
+    pub async fn probe(
+        &self,
+        room: &ZimRoom,
+        credentials: &ResolvedCredentials,
+    ) -> Result<RoomProbe, ZimError> {
         let room_id = room.status.as_ref().and_then(|s| s.room_id.clone()).unwrap_or_else(|| room.room_id());
         self.zim.probe_room(&credentials.credentials, &room_id).await
     }
@@ -400,7 +404,8 @@ impl<Z: ZimApi> Reconciler<Z> {
         let mut removed = 0;
         let when = room.spec.when_occupied.as_ref();
         if occupied::counts_members(when) {
-            let occupancy = |action, source| CleanupError::Occupancy { room_id: room_id.clone(), action, source };
+            let occupancy =
+                |action, source| CleanupError::Occupancy { room_id: room_id.clone(), action, source };
             let members = match self.zim.probe_room(&creds.credentials, &room_id).await {
                 Ok(RoomProbe::Missing) => return Ok(Cleanup::AlreadyGone),
                 Ok(RoomProbe::Exists { members }) => members,
@@ -415,7 +420,9 @@ impl<Z: ZimApi> Reconciler<Z> {
                         creds.from_user_id.as_deref(),
                         &self.default_from_user_id,
                     )
-                    .unwrap_or_else(|_| creds.from_user_id.clone().unwrap_or(self.default_from_user_id.clone()))
+                    .unwrap_or_else(|_| {
+                        creds.from_user_id.clone().unwrap_or(self.default_from_user_id.clone())
+                    })
             };
             let name = room.metadata.name.as_deref().unwrap_or_default();
             let ns = room.metadata.namespace.as_deref().unwrap_or_default();
@@ -437,7 +444,10 @@ impl<Z: ZimApi> Reconciler<Z> {
                         Ok(resp) => resp.envelope.request_id,
                         Err(e) if e.class() == Class::NotFound => return Ok(Cleanup::AlreadyGone),
                         Err(e) => {
-                            return Err(occupancy(Action::SendRoomMessage, self.failed(&creds.credentials, &from, e)));
+                            return Err(occupancy(
+                                Action::SendRoomMessage,
+                                self.failed(&creds.credentials, &from, e),
+                            ));
                         }
                     };
                     let message = occupied::message(&room_id, members, &progress, name, ns);
@@ -456,7 +466,13 @@ impl<Z: ZimApi> Reconciler<Z> {
                     for chunk in ids.chunks(KICKOUT_BATCH) {
                         match self
                             .zim
-                            .kickout_room_users(&creds.credentials, &room_id, chunk, Some(KICKOUT_REASON), Some(&from))
+                            .kickout_room_users(
+                                &creds.credentials,
+                                &room_id,
+                                chunk,
+                                Some(KICKOUT_REASON),
+                                Some(&from),
+                            )
                             .await
                         {
                             Ok(_) => removed += chunk.len(),

@@ -374,3 +374,44 @@ async fn forged_and_flooding_callbacks() {
     let writes = w.sim.sim.log_since(before).into_iter().filter(|e| e.action != "QueryRoomUserList").count();
     assert_eq!(writes, 0, "no write on a callback's word");
 }
+
+/// A deletion waiting for an occupied room (counting again only hourly here) destroys it within seconds of the
+/// last member leaving: the simulator's `room_exit` callback re-checks it. `room_exit` callbacks of rooms nobody
+/// waits for are ignored (no call).
+#[tokio::test]
+async fn room_exit_ends_a_waiting_deletion_at_once() {
+    let port = free_port();
+    let w = world("e2e-cb-exit", port).await;
+    let addr = format!("127.0.0.1:{port}");
+    let op =
+        w.operator(&["--resync-period", "1h", "--occupied-recheck", "1h", "--callback-addr", &addr]).await;
+    w.apply_room(room("stage").secret_ref("zego").destroy_delay(600)).await;
+    w.apply_room(room("other").secret_ref("zego").destroy_delay(600)).await;
+    w.wait_reason("stage", "Available", T).await;
+    w.wait_reason("other", "Available", T).await;
+    let people: Vec<String> = vec!["ann".into(), "bob".into()];
+    w.sim.sim.enter_room(APP, "stage", &people).unwrap();
+    w.sim.sim.enter_room(APP, "other", &people).unwrap();
+    // A leaving member of a room nobody waits for: ignored.
+    let before = w.last_seq();
+    w.sim.sim.leave_room(APP, "other", &people[..1]).unwrap();
+    eventually("the room_exit of other to be ignored", T, || async {
+        (op.metric("zim_operator_callbacks_total{event=\"room_exit\",outcome=\"ignored\"}").await >= 1.0)
+            .then_some(())
+    })
+    .await;
+    assert!(w.sim.sim.log_since(before).is_empty(), "an ignored room_exit makes no call");
+
+    w.rooms().delete("stage", &kube::api::DeleteParams::default()).await.unwrap();
+    w.wait_reason("stage", "WaitingForEmptyRoom", T).await;
+    w.sim.sim.leave_room(APP, "stage", &people).unwrap();
+    let left = Instant::now();
+    w.wait_gone("stage", T).await;
+    assert!(
+        left.elapsed() <= Duration::from_secs(10),
+        "destroyed {:?} after the last member left",
+        left.elapsed()
+    );
+    assert!(w.sim.sim.room(APP, "stage").is_none());
+    assert!(op.metric("zim_operator_callbacks_total{event=\"room_exit\",outcome=\"accepted\"}").await >= 1.0);
+}

@@ -53,21 +53,34 @@ async fn a_deletion_waits_for_an_empty_room() {
     let version = r.metadata.resource_version.clone();
     // Three more periods of probes with the same count write nothing.
     let probes = w.calls("QueryRoomUserList");
-    eventually("three more probes", T, || async { (w.calls("QueryRoomUserList") >= probes + 3).then_some(()) }).await;
-    assert_eq!(w.get("lobby").await.unwrap().metadata.resource_version, version, "an unchanged count costs no write");
+    eventually("three more probes", T, || async {
+        (w.calls("QueryRoomUserList") >= probes + 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        w.get("lobby").await.unwrap().metadata.resource_version,
+        version,
+        "an unchanged count costs no write"
+    );
     assert_eq!(op.metric("zim_operator_room_members{room_namespace=\"e2e-occ-wait\"}").await, 3.0);
     assert_eq!(op.metric("zim_operator_rooms_occupied{room_namespace=\"e2e-occ-wait\"}").await, 1.0);
 
     delete(&w, "lobby").await;
     let r = w.wait_reason("lobby", "WaitingForEmptyRoom", T).await;
     let ready = r.condition("Ready").unwrap();
-    assert!(ready.message.contains("3 members") && ready.message.contains("\"policy\":\"Destroy\""), "{ready:?}");
+    assert!(
+        ready.message.contains("3 members") && ready.message.contains("\"policy\":\"Destroy\""),
+        "{ready:?}"
+    );
     assert!(r.metadata.deletion_timestamp.is_some(), "the object stays Terminating");
     assert_eq!(r.status.as_ref().unwrap().deletion.as_ref().map(|d| d.phase), Some(DeletionPhase::Waiting));
     assert_eq!(w.calls("DestroyRoom"), 0, "an occupied room is not destroyed");
     // It keeps counting (the recheck is 1 s here) and keeps waiting while anyone is inside.
     let counted = w.calls("QueryRoomUserList");
-    eventually("two more counts", T, || async { (w.calls("QueryRoomUserList") >= counted + 2).then_some(()) }).await;
+    eventually("two more counts", T, || async {
+        (w.calls("QueryRoomUserList") >= counted + 2).then_some(())
+    })
+    .await;
     w.sim.sim.leave_room(APP, "lobby", &users("u", 2)).expect("the room exists");
     members_shown(&w, "lobby", 1).await;
     assert_eq!(w.calls("DestroyRoom"), 0);
@@ -76,7 +89,11 @@ async fn a_deletion_waits_for_an_empty_room() {
     w.wait_gone("lobby", T).await;
     assert_eq!(w.calls("DestroyRoom"), 1, "destroyed once empty");
     assert!(w.sim.sim.room(APP, "lobby").is_none());
-    assert_eq!(w.calls("KickoutRoomUser") + w.calls("SendRoomMessage"), 0, "Wait never removes or messages anyone");
+    assert_eq!(
+        w.calls("KickoutRoomUser") + w.calls("SendRoomMessage"),
+        0,
+        "Wait never removes or messages anyone"
+    );
 }
 
 /// Drain: the members get the message, the room stays for the grace period (Ready=False Draining with its

@@ -50,12 +50,12 @@ fn crd_shape() {
     assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
     let columns: Vec<String> =
         v.additional_printer_columns.iter().flatten().map(|c| c.name.to_uppercase()).collect();
-    assert_eq!(columns, ["ROOM-ID", "READY", "SYNCED", "REASON", "AGE", "APP-ID", "MESSAGE"]);
-    // `kubectl get` shows the first five; `-o wide` adds the AppId and the Ready message. Every column but Age
+    assert_eq!(columns, ["ROOM-ID", "READY", "SYNCED", "REASON", "MEMBERS", "AGE", "APP-ID", "MESSAGE"]);
+    // `kubectl get` shows the first six; `-o wide` adds the AppId and the Ready message. Every column but Age
     // says what it shows (kubectl explain and API clients read the descriptions).
     let wide: Vec<i32> =
         v.additional_printer_columns.iter().flatten().map(|c| c.priority.unwrap_or(0)).collect();
-    assert_eq!(wide, [0, 0, 0, 0, 0, 1, 1]);
+    assert_eq!(wide, [0, 0, 0, 0, 0, 0, 1, 1]);
     assert!(
         v.additional_printer_columns
             .iter()

@@ -70,6 +70,7 @@ fn exported() -> Vec<(String, String)> {
     };
     let readiness = Readiness::of_conditions(&[invalid], false, jiff::Timestamp::now());
     metrics.rooms.set_ready("team-a/lobby", Some(readiness));
+    metrics.rooms.set_members("team-a/lobby", "team-a", 3);
     metrics.reconcile.reconciled(Duration::from_millis(1), None);
     metrics.zim.observe(Action::CreateRoom, "0", Duration::from_millis(1));
     metrics.zim.waited(Action::CreateRoom, Duration::ZERO);

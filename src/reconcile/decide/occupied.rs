@@ -86,7 +86,8 @@ pub fn next_step(
                 _ => now.clone(),
             };
             let deadline = when.timeout_seconds.map(|t| plus(&since, Duration::from_secs(t.into())));
-            let timed_out = deadline.as_ref().is_some_and(|d| now.0 >= d.0) || (draining && deadline.is_some());
+            let timed_out =
+                deadline.as_ref().is_some_and(|d| now.0 >= d.0) || (draining && deadline.is_some());
             match (timed_out, when.after_timeout) {
                 (true, Some(AfterTimeout::Destroy)) => OccupiedPolicy::Destroy,
                 (true, Some(AfterTimeout::Drain)) => OccupiedPolicy::Drain,
@@ -200,7 +201,11 @@ mod tests {
         for policy in [OccupiedPolicy::Wait, OccupiedPolicy::Drain, OccupiedPolicy::Destroy] {
             for phase in [None, Some(progress(DeletionPhase::Draining, 0, Some(60)))] {
                 let w = when(policy, None, None);
-                assert_eq!(next_step(Some(&w), phase.as_ref(), 0, &at(10)), DeleteStep::Destroy, "{policy:?}");
+                assert_eq!(
+                    next_step(Some(&w), phase.as_ref(), 0, &at(10)),
+                    DeleteStep::Destroy,
+                    "{policy:?}"
+                );
             }
         }
         assert_eq!(next_step(None, None, 0, &at(0)), DeleteStep::Destroy);
@@ -229,15 +234,25 @@ mod tests {
         let w = when(OccupiedPolicy::Wait, Some(600), Some(AfterTimeout::Drain));
         let waiting = progress(DeletionPhase::Waiting, 0, Some(600));
         assert_eq!(next_step(Some(&w), None, 5, &at(0)), DeleteStep::Wait { progress: waiting.clone() });
-        assert_eq!(next_step(Some(&w), Some(&waiting), 5, &at(599)), DeleteStep::Wait { progress: waiting.clone() });
-        assert_eq!(recheck_in(&waiting, &at(590), RECHECK), Duration::from_secs(10), "the deadline comes before a minute");
+        assert_eq!(
+            next_step(Some(&w), Some(&waiting), 5, &at(599)),
+            DeleteStep::Wait { progress: waiting.clone() }
+        );
+        assert_eq!(
+            recheck_in(&waiting, &at(590), RECHECK),
+            Duration::from_secs(10),
+            "the deadline comes before a minute"
+        );
         assert_eq!(
             next_step(Some(&w), Some(&waiting), 5, &at(600)),
             DeleteStep::Notify { progress: progress(DeletionPhase::Draining, 600, Some(660)) }
         );
         // The drain that followed goes on while the wait's timeout still applies.
         let draining = progress(DeletionPhase::Draining, 600, Some(660));
-        assert_eq!(next_step(Some(&w), Some(&draining), 5, &at(630)), DeleteStep::Grace { progress: draining.clone() });
+        assert_eq!(
+            next_step(Some(&w), Some(&draining), 5, &at(630)),
+            DeleteStep::Grace { progress: draining.clone() }
+        );
         assert_eq!(next_step(Some(&w), Some(&draining), 5, &at(660)), DeleteStep::Remove);
         let d = when(OccupiedPolicy::Wait, Some(600), Some(AfterTimeout::Destroy));
         assert_eq!(next_step(Some(&d), Some(&waiting), 5, &at(601)), DeleteStep::Destroy);
@@ -248,8 +263,15 @@ mod tests {
         let w = when(OccupiedPolicy::Drain, None, None);
         let draining = progress(DeletionPhase::Draining, 100, Some(160));
         assert_eq!(next_step(Some(&w), None, 4, &at(100)), DeleteStep::Notify { progress: draining.clone() });
-        assert_eq!(next_step(Some(&w), Some(&draining), 4, &at(159)), DeleteStep::Grace { progress: draining.clone() });
-        assert_eq!(recheck_in(&draining, &at(130), RECHECK), Duration::from_secs(30), "a grace period is waited out whole");
+        assert_eq!(
+            next_step(Some(&w), Some(&draining), 4, &at(159)),
+            DeleteStep::Grace { progress: draining.clone() }
+        );
+        assert_eq!(
+            recheck_in(&draining, &at(130), RECHECK),
+            Duration::from_secs(30),
+            "a grace period is waited out whole"
+        );
         assert_eq!(next_step(Some(&w), Some(&draining), 4, &at(160)), DeleteStep::Remove);
         let removing = progress(DeletionPhase::Removing, 160, None);
         assert_eq!(next_step(Some(&w), Some(&removing), 1, &at(170)), DeleteStep::Remove);

@@ -1,7 +1,8 @@
 -- Argo CD health check for zim.zego.im/ZimRoom. It reads the same conditions as kstatus (Flux, Helm 4 --wait) and
 -- `kubectl wait --for=condition=Ready`:
---   Progressing  being deleted; not handled yet or a stale observedGeneration; Reconciling=True (creating,
---                retrying a transient failure, an attribute change not applied yet)
+--   Progressing  being deleted (with the operator's message while it waits for an occupied room to empty,
+--                WaitingForEmptyRoom, or drains it, Draining); not handled yet or a stale observedGeneration;
+--                Reconciling=True (creating, retrying a transient failure, an attribute change not applied yet)
 --   Suspended    paused by the zim.zego.im/paused annotation
 --   Degraded     Stalled=True: progress needs a person (InvalidSpec, ImmutableFieldChanged, CredentialsInvalid,
 --                AuthFailed, QuotaExceeded, Conflict, AppIdChanged, UnverifiedStatus, ForbiddenByPolicy,
@@ -84,7 +85,7 @@ end
 
 if deleting then
   hs.status = "Progressing"
-  if ready ~= nil and ready.reason == "Deleting" then
+  if ready ~= nil and (ready.reason == "Deleting" or ready.reason == "WaitingForEmptyRoom" or ready.reason == "Draining") then
     hs.message = describe(ready)
   else
     hs.message = "Deleting: waiting for zim-operator to destroy or release the room"
