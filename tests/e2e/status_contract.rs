@@ -35,6 +35,8 @@ const CASES: &[(&str, KStatus, &str)] = &[
     ("attribute edit applied", KStatus::Current, "Healthy"),
     ("edited while the operator is stopped", KStatus::InProgress, "Progressing"),
     ("deleting", KStatus::Terminating, "Progressing"),
+    ("waiting for an empty room", KStatus::Terminating, "Progressing"),
+    ("draining", KStatus::Terminating, "Progressing"),
 ];
 
 fn expected(situation: &str) -> (KStatus, &'static str) {
@@ -355,6 +357,29 @@ async fn deleting_reads_terminating() {
     let release = serde_json::json!({"metadata": {"finalizers": null}});
     w.rooms().patch("going", &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
     w.wait_gone("going", T).await;
+}
+
+/// A deletion that waits for an occupied room, then drains it, reads Terminating (kstatus) and Progressing with
+/// the operator's message (Argo CD).
+#[tokio::test]
+async fn an_occupied_room_s_deletion_reads_terminating() {
+    let w = World::new("e2e-contract-occupied").await;
+    w.create_secret("zego").await;
+    let _op = w.operator(&["--occupied-recheck", "1s"]).await;
+    w.apply_room(room("busy").destroy_delay(600)).await;
+    w.wait_reason("busy", "Available", T).await;
+    w.sim.sim.enter_room(APP, "busy", &["amy".to_owned()]).unwrap();
+    w.rooms().delete("busy", &DeleteParams::default()).await.unwrap();
+    let r = w.wait_reason("busy", "WaitingForEmptyRoom", T).await;
+    assert_reads(&r, "waiting for an empty room");
+    let drain = serde_json::json!({"spec": {"whenOccupied": {"policy": "Drain", "drainGraceSeconds": 600}}});
+    w.rooms().patch("busy", &PatchParams::default(), &Patch::Merge(&drain)).await.unwrap();
+    let r = w.wait_reason("busy", "Draining", T).await;
+    assert_reads(&r, "draining");
+    let destroy = serde_json::json!({"spec": {"whenOccupied": {"policy": "Destroy"}}});
+    w.rooms().patch("busy", &PatchParams::default(), &Patch::Merge(&destroy)).await.unwrap();
+    w.wait_gone("busy", T).await;
+    assert!(w.sim.sim.room(APP, "busy").is_none(), "forced: destroyed with its member");
 }
 
 /// Helm 4's `install --wait` (its kstatus watcher) succeeds once a release's ZimRoom is Ready, and fails before
