@@ -265,13 +265,19 @@ async fn probe_one(ctx: &Context, room: &ZimRoom) {
 
 /// Records a probe's member count: on the room gauges, and on the status when it differs from the count the
 /// status shows (`status.occupancy`, exact). A room whose count stays costs no write; one that changes, at most
-/// one per probe, so one per resync period. The write is a merge patch of `status.occupancy` alone, with the
+/// one per probe, so one per resync period; an empty room whose status shows no count yet (converged before this
+/// version) is not written until someone enters. The write is a merge patch of `status.occupancy` alone, with the
 /// copy's resourceVersion as a precondition: a status changed meanwhile (a reconcile) is left alone, and the next
 /// probe counts again.
 async fn record_members(ctx: &Context, room: &ZimRoom, members: u64) {
     let ns = room.metadata.namespace.as_deref().unwrap_or_default();
     let name = room.metadata.name.as_deref().unwrap_or_default();
     ctx.metrics.rooms.set_members(&object_key(room), ns, members);
+    if members == 0 && room.status.as_ref().is_none_or(|s| s.occupancy.is_none()) {
+        // A room converged before occupancy was recorded, and still empty: no write (an upgrade would otherwise
+        // rewrite every room's status once); its count is written when someone enters.
+        return;
+    }
     let mut status = room.status.clone().unwrap_or_default();
     if !occupied::observe(&mut status, members, &crate::now()) {
         return;
