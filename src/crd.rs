@@ -60,6 +60,12 @@ pub mod reason {
     pub const WAITING_FOR_EMPTY_ROOM: &str = "WaitingForEmptyRoom";
     /// Ready: the deletion drains the room: the members were told and are removed at the deadline.
     pub const DRAINING: &str = "Draining";
+    /// Ready: an observed room (`managementPolicy: Observe`) does not exist; the operator does not create it.
+    pub const ROOM_NOT_FOUND: &str = "RoomNotFound";
+    /// Synced: an observed room's attributes differ from the declared ones (nothing is written).
+    pub const DRIFTED: &str = "Drifted";
+    /// Synced: an observed room is as declared.
+    pub const OBSERVED: &str = "Observed";
     /// Ready: another ZimRoom owns the same room (same AppId and room ID); this one makes no call for it.
     pub const CONFLICT: &str = "Conflict";
     /// Ready: the credentials now resolve to another AppId than the one the room lives in.
@@ -216,6 +222,36 @@ pub struct ZimRoomSpec {
     /// an Argo CD prune or a Helm uninstall never throws members out by surprise. `Destroy` is the old behaviour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when_occupied: Option<WhenOccupied>,
+
+    /// `Manage` (the default): the operator creates the room, keeps it and its declared attributes, and may
+    /// destroy it on deletion. `Observe`: it only reads — whether the room exists, its members and its attributes —
+    /// and shows them on the status (declared attributes that differ: Synced=False `Drifted`); it never creates,
+    /// changes, empties or destroys the room, whatever the other fields say, and deleting the object never touches
+    /// ZIM. Switching to `Manage` adopts the room under the namespace's adoption policy; switching to `Observe`
+    /// releases it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<ManagementPolicy>,
+}
+
+/// Whether the operator manages a room or only observes it (see `spec.managementPolicy`).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+pub enum ManagementPolicy {
+    /// Create, keep, change and (on deletion) destroy the room.
+    #[default]
+    Manage,
+    /// Only read the room; never write to ZIM.
+    Observe,
+}
+
+/// When a declared attribute is written (see `spec.attributes[].enforce`).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+pub enum Enforce {
+    /// Kept as declared: set again whenever the room's value differs, deleted when removed from the spec.
+    #[default]
+    Always,
+    /// Sent with CreateRoom only: never rewritten when clients change it, never deleted when removed from the
+    /// spec, not a managed key.
+    OnCreate,
 }
 
 /// What deleting this object does to an occupied room (one whose member count, by QueryRoomUserList, is not 0).
@@ -293,6 +329,19 @@ pub struct RoomAttribute {
     /// joins the room, so this rarely matters; defaults to false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_delete: bool,
+    /// `Always` (the default): the operator keeps the value as declared, rewriting it when a client changes it,
+    /// and deletes the key when it is removed from the spec. `OnCreate`: the value is sent with CreateRoom only —
+    /// clients own it afterwards (the operator never rewrites it, never deletes it, and does not list it in
+    /// `status.managedAttributeKeys`), e.g. a room's `topic` or `host` that the app changes at run time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforce: Option<Enforce>,
+}
+
+impl RoomAttribute {
+    /// Whether the operator keeps this attribute as declared after creation (`enforce: Always`, the default).
+    pub fn is_enforced(&self) -> bool {
+        self.enforce.unwrap_or_default() == Enforce::Always
+    }
 }
 
 /// A reference to a Secret in the same namespace.
@@ -368,6 +417,33 @@ pub struct ZimRoomStatus {
     /// and its deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion: Option<DeletionProgress>,
+    /// With `managementPolicy: Observe`: what the last look found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedRoom>,
+}
+
+/// What an observing object last found in ZIM.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedRoom {
+    /// Whether the room exists.
+    pub exists: bool,
+    /// The room's attributes (at most 20, as ZIM keeps them; values cut to 1024 bytes), sorted by key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub attributes: Vec<ObservedAttribute>,
+    /// The declared attributes whose value in the room differs or that the room lacks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drifted_keys: Vec<String>,
+}
+
+/// One attribute as read from ZIM.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+pub struct ObservedAttribute {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
 }
 
 /// A room's member count, as last counted.
@@ -433,6 +509,11 @@ impl ZimRoom {
     /// The effective room ID, borrowed (for comparisons over the whole cache without copying).
     pub fn room_id_str(&self) -> &str {
         self.spec.room_id.as_deref().or(self.metadata.name.as_deref()).unwrap_or_default()
+    }
+
+    /// Whether the object only observes its room (`spec.managementPolicy: Observe`).
+    pub fn is_observing(&self) -> bool {
+        self.spec.management_policy == Some(ManagementPolicy::Observe)
     }
 
     /// Whether the paused annotation is `"true"`.

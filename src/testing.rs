@@ -84,10 +84,28 @@ impl RoomBuilder {
         let attributes = &mut self.room.spec.attributes;
         match attributes.iter_mut().find(|a| a.key == key) {
             Some(a) => a.value = value.into(),
-            None => {
-                attributes.push(RoomAttribute { key: key.into(), value: value.into(), auto_delete: false })
-            }
+            None => attributes.push(RoomAttribute {
+                key: key.into(),
+                value: value.into(),
+                auto_delete: false,
+                enforce: None,
+            }),
         }
+        self
+    }
+
+    /// Sets the attribute `key` with `enforce: OnCreate` (sent with CreateRoom only).
+    pub fn attribute_on_create(mut self, key: &str, value: &str) -> Self {
+        self = self.attribute(key, value);
+        if let Some(a) = self.room.spec.attributes.iter_mut().find(|a| a.key == key) {
+            a.enforce = Some(crate::crd::Enforce::OnCreate);
+        }
+        self
+    }
+
+    /// `spec.managementPolicy: Observe`.
+    pub fn observe(mut self) -> Self {
+        self.room.spec.management_policy = Some(crate::crd::ManagementPolicy::Observe);
         self
     }
 

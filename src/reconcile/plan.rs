@@ -87,7 +87,7 @@ mod tests {
     use super::*;
 
     fn decl(k: &str, v: &str) -> RoomAttribute {
-        RoomAttribute { key: k.into(), value: v.into(), auto_delete: false }
+        RoomAttribute { key: k.into(), value: v.into(), auto_delete: false, enforce: None }
     }
     fn cur(k: &str, v: &str) -> ZimAttribute {
         ZimAttribute { key: k.into(), value: v.into(), seq: 1, auto_delete: 0 }
@@ -109,7 +109,7 @@ mod tests {
     fn nothing_to_do_when_in_sync() {
         let declared = [decl("a", "1")];
         assert!(plan_attributes(&declared, &["a".into()], &[cur("a", "1")]).is_empty());
-        let auto = [RoomAttribute { key: "a".into(), value: "1".into(), auto_delete: true }];
+        let auto = [RoomAttribute { key: "a".into(), value: "1".into(), auto_delete: true, enforce: None }];
         assert!(!plan_attributes(&auto, &[], &[cur("a", "1")]).is_empty());
     }
 

@@ -203,7 +203,7 @@ mod tests {
     use crate::crd::RoomAttribute;
 
     fn attr(k: &str, v: &str) -> RoomAttribute {
-        RoomAttribute { key: k.into(), value: v.into(), auto_delete: false }
+        RoomAttribute { key: k.into(), value: v.into(), auto_delete: false, enforce: None }
     }
 
     #[test]

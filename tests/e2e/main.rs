@@ -515,6 +515,11 @@ async fn the_operator_s_writes_fit_the_schema_strictly() {
             since: now.clone(),
             deadline: Some(now.clone()),
         }),
+        observed: Some(zim_operator::crd::ObservedRoom {
+            exists: true,
+            attributes: vec![zim_operator::crd::ObservedAttribute { key: "topic".into(), value: "x".into() }],
+            drifted_keys: vec!["topic".into()],
+        }),
     };
     let patch =
         serde_json::json!({"apiVersion": "zim.zego.im/v1alpha1", "kind": "ZimRoom", "status": status});
