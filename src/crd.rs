@@ -500,6 +500,19 @@ pub struct AppliedState {
     pub attributes_hash: Option<String>,
 }
 
+impl ZimRoomSpec {
+    /// The attributes the operator keeps as declared after creation (`enforce: Always`); `OnCreate` ones are only
+    /// sent with CreateRoom.
+    pub fn enforced_attributes(&self) -> Vec<RoomAttribute> {
+        self.attributes.iter().filter(|a| a.is_enforced()).cloned().collect()
+    }
+
+    /// Whether `key` is declared with `enforce: OnCreate` (the operator then never rewrites nor deletes it).
+    pub fn is_on_create(&self, key: &str) -> bool {
+        self.attributes.iter().any(|a| a.key == key && !a.is_enforced())
+    }
+}
+
 impl ZimRoom {
     /// The effective room ID: `spec.roomId`, else `metadata.name`.
     pub fn room_id(&self) -> String {

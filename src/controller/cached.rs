@@ -47,6 +47,8 @@ pub struct CachedRoom {
     room_id: Option<Box<str>>,
     /// `spec.credentialsSecretRef.name`.
     secret: Option<Box<str>>,
+    /// `spec.managementPolicy` is `Observe` (claims leave observers out).
+    pub(crate) observing: bool,
     /// The whole spec, as JSON ([`super::pack`]ed).
     spec: Box<str>,
     pub(crate) status: Option<PackedStatus>,
@@ -69,6 +71,7 @@ impl From<ZimRoom> for CachedRoom {
     fn from(mut room: ZimRoom) -> Self {
         super::cache::slim(&mut room);
         let converged = decide::is_converged(&room);
+        let observing = room.is_observing();
         let mut annotations = room.metadata.annotations.take().unwrap_or_default();
         let paused = annotations.get(PAUSED_ANNOTATION).is_some_and(|v| v == "true");
         let reconcile_requested =
@@ -85,6 +88,7 @@ impl From<ZimRoom> for CachedRoom {
             reconcile_requested,
             room_id: room.spec.room_id.as_deref().map(Box::from),
             secret: room.spec.credentials_secret_ref.as_ref().map(|r| Box::from(r.name.as_str())),
+            observing,
             spec: super::pack::pack(&serde_json::to_string(&room.spec).expect("a spec serializes")),
             status,
         }

@@ -101,7 +101,9 @@ pub(crate) async fn rivals(ctx: &Context, room: &ZimRoom, app_id: u32) -> Vec<Ri
         .stores()
         .iter()
         .flat_map(|s| s.state())
-        .filter(|o| o.metadata.deletion_timestamp.is_none() && o.room_id_str() == room_id && !is_me(o))
+        .filter(|o| {
+            o.metadata.deletion_timestamp.is_none() && !o.observing && o.room_id_str() == room_id && !is_me(o)
+        })
         .collect();
     let mut out = Vec::new();
     for other in candidates {

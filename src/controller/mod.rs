@@ -181,6 +181,11 @@ async fn apply(room: &ZimRoom, api: &Api<ZimRoom>, ctx: &Context) -> Result<Acti
         }
         Requeue::Backoff { slow } => Action::requeue(ctx.objects.backoff(room, slow)),
         Requeue::Slow => Action::requeue(jitter(ctx.config.slow_retry, 0.1)),
+        // An observed room: read again after one resync period.
+        Requeue::Period => {
+            ctx.objects.reset_backoff(room);
+            Action::requeue(jitter(ctx.config.resync, 0.1))
+        }
     })
 }
 

@@ -22,8 +22,17 @@ impl<Z: ZimApi> Reconciler<Z> {
         from: &str,
         current: &[crate::zim::types::RoomAttribute],
     ) -> Outcome {
-        let declared = &room.spec.attributes;
-        let planned = plan::plan_attributes(declared, &run.status.managed_attribute_keys, current);
+        // Only `enforce: Always` attributes are kept; an `OnCreate` key is the clients' after creation: never
+        // rewritten, and never deleted as a formerly owned key (switching a key to OnCreate releases it).
+        let declared = &room.spec.enforced_attributes();
+        let owned: Vec<String> = run
+            .status
+            .managed_attribute_keys
+            .iter()
+            .filter(|k| !room.spec.is_on_create(k))
+            .cloned()
+            .collect();
+        let planned = plan::plan_attributes(declared, &owned, current);
         let hash = plan::attributes_hash(declared);
         if planned.is_empty() {
             debug!("attributes already as declared");

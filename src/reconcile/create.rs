@@ -122,8 +122,8 @@ impl<Z: ZimApi> Reconciler<Z> {
         match (result, outcome) {
             (Ok(_), _) => {
                 run.status.applied =
-                    Some(applied_state(room, Some(plan::attributes_hash(&room.spec.attributes))));
-                run.status.managed_attribute_keys = plan::declared_keys(&room.spec.attributes);
+                    Some(applied_state(room, Some(plan::attributes_hash(&room.spec.enforced_attributes()))));
+                run.status.managed_attribute_keys = plan::declared_keys(&room.spec.enforced_attributes());
                 run.succeed()
             }
             (Err(_), CreateOutcome::Exists) => self.converge_existing(run, room, creds, from).await,
@@ -152,8 +152,8 @@ impl<Z: ZimApi> Reconciler<Z> {
                 run.observe_members(0);
                 run.status.request_id = Some(id.clone());
                 run.status.applied =
-                    Some(applied_state(room, Some(plan::attributes_hash(&room.spec.attributes))));
-                run.status.managed_attribute_keys = plan::declared_keys(&room.spec.attributes);
+                    Some(applied_state(room, Some(plan::attributes_hash(&room.spec.enforced_attributes()))));
+                run.status.managed_attribute_keys = plan::declared_keys(&room.spec.enforced_attributes());
                 run.status.adopted.get_or_insert(false);
                 info!(room_id, "room recreated");
                 run.note(

@@ -17,6 +17,7 @@ pub mod conditions;
 mod create;
 pub mod decide;
 pub mod failure;
+mod observe;
 pub mod plan;
 pub mod policy;
 pub mod proven;
@@ -258,6 +259,18 @@ impl<Z: ZimApi> Reconciler<Z> {
             );
             return run.refuse(reason::APP_ID_CHANGED, &message);
         }
+        if room.is_observing() {
+            // Reads only, and no claim: an observer never competes with the room's manager.
+            let from = match policy.from_user_id(
+                room.spec.from_user_id.as_deref(),
+                resolved.from_user_id.as_deref(),
+                &self.default_from_user_id,
+            ) {
+                Ok(from) => from,
+                Err(why) => return run.refuse(reason::FORBIDDEN_BY_POLICY, &why),
+            };
+            return self.observe(&mut run, room, creds, &from).await;
+        }
         let app = decide::app_of(room.status.as_ref(), Some(resolved)).unwrap_or(creds.app_id);
         if let Claim::Conflict { owner } = facts.claims.claim(room, app).await {
             let message = format!(
@@ -277,7 +290,7 @@ impl<Z: ZimApi> Reconciler<Z> {
         };
 
         let room_id = room.room_id();
-        let declared_hash = plan::attributes_hash(&room.spec.attributes);
+        let declared_hash = plan::attributes_hash(&room.spec.enforced_attributes());
         let mut current = Vec::new();
         let next = match decide::first_step(&run.status, &declared_hash) {
             Step::Create(creation) => Next::Create(creation),

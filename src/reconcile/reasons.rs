@@ -118,6 +118,8 @@ pub enum NotReadyCategory {
     /// Deletion waits for an occupied room to empty, or drains it (`spec.whenOccupied`): on purpose, the
     /// tenant's to resolve (wait, drain, or force).
     Occupied,
+    /// An observed room (`managementPolicy: Observe`) does not exist; the operator does not create it.
+    Missing,
     /// Reconciliation is paused by the `zim.zego.im/paused` annotation (whatever the Ready reason).
     Paused,
     /// No Ready condition yet, or a reason this version does not know.
@@ -126,7 +128,7 @@ pub enum NotReadyCategory {
 
 impl NotReadyCategory {
     /// Every category, for pre-registering metric series.
-    pub const ALL: [NotReadyCategory; 13] = [
+    pub const ALL: [NotReadyCategory; 14] = [
         NotReadyCategory::Progressing,
         NotReadyCategory::Throttled,
         NotReadyCategory::Transient,
@@ -138,6 +140,7 @@ impl NotReadyCategory {
         NotReadyCategory::Policy,
         NotReadyCategory::Deleting,
         NotReadyCategory::Occupied,
+        NotReadyCategory::Missing,
         NotReadyCategory::Paused,
         NotReadyCategory::Other,
     ];
@@ -156,6 +159,7 @@ impl NotReadyCategory {
             NotReadyCategory::Policy => "policy",
             NotReadyCategory::Deleting => "deleting",
             NotReadyCategory::Occupied => "occupied",
+            NotReadyCategory::Missing => "missing",
             NotReadyCategory::Paused => "paused",
             NotReadyCategory::Other => "other",
         }
@@ -252,7 +256,7 @@ const FAST: Requeue = Requeue::Backoff { slow: false };
 
 /// Every reason a Ready=False condition can carry.
 #[rustfmt::skip]
-pub const READY_REASONS: [ReadyReason; 16] = {
+pub const READY_REASONS: [ReadyReason; 17] = {
     use ErrorCategory as E;
     use NotReadyCategory as N;
     use Blame as B;
@@ -276,6 +280,7 @@ pub const READY_REASONS: [ReadyReason; 16] = {
         row(reason::CONFLICT,                true,  N::Conflict,    E::Conflict,       B::Tenant,      Requeue::OnChange, None),
         row(reason::UNVERIFIED_STATUS,       true,  N::Conflict,    E::Conflict,       B::Tenant,      Requeue::OnChange, None),
         row(reason::APP_ID_CHANGED,          true,  N::Conflict,    E::Credentials,    B::Credentials, Requeue::OnChange, None),
+        row(reason::ROOM_NOT_FOUND,          true,  N::Missing,     E::InvalidSpec,    B::Tenant,      Requeue::Period,   None),
         row(reason::FORBIDDEN_BY_POLICY,     true,  N::Policy,      E::Policy,         B::Tenant,      Requeue::OnChange, None),
     ]
 };
@@ -311,6 +316,8 @@ mod tests {
             reason::RECONCILE_SUCCESS,
             reason::RECONCILE_ERROR,
             reason::RECONCILE_PAUSED,
+            reason::OBSERVED,
+            reason::DRIFTED,
         ];
         let source = include_str!("../crd.rs");
         let declared: Vec<&str> = source

@@ -44,6 +44,11 @@ impl<'a> Run<'a> {
         super::decide::occupied::observe(&mut self.status, members, &self.now);
     }
 
+    /// The Synced reason the object had before this run.
+    pub(super) fn previous_synced_reason(&self) -> Option<&str> {
+        self.room.condition(condition::SYNCED).map(|c| c.reason.as_str())
+    }
+
     /// The Ready reason the object had before this run.
     pub(super) fn previous_ready_reason(&self) -> Option<&str> {
         self.previous_ready_reason.as_deref()
@@ -62,9 +67,18 @@ impl<'a> Run<'a> {
     /// (see [`decide::progress`]), and every condition is marked as describing the generation just handled.
     pub(super) fn finish(&mut self, requeue: Requeue, error_category: Option<ErrorCategory>) -> Outcome {
         let generation = self.room.metadata.generation;
-        let declared_hash = plan::attributes_hash(&self.room.spec.attributes);
+        let declared_hash = plan::attributes_hash(&self.room.spec.enforced_attributes());
         let progress =
             decide::progress(&self.status, &declared_hash, self.attributes_refused, self.room.is_paused());
+        // An observer applies nothing: a room that exists is done (drift is Synced's to show, not progress).
+        let progress = match progress {
+            Progress::Working { reason: r }
+                if self.room.is_observing() && r == reason::ATTRIBUTES_PENDING =>
+            {
+                Progress::Done
+            }
+            other => other,
+        };
         let synced_message = self
             .status
             .conditions

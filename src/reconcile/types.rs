@@ -176,6 +176,8 @@ pub enum Requeue {
     Slow,
     /// Nothing will change until the object does (invalid spec, paused).
     OnChange,
+    /// Look again after one resync period (an observed room: its attributes are read again).
+    Period,
     /// A converged room seen at a start: the prober takes it (its first probe spread over one period); nothing was
     /// called and the status is as it was.
     Prober,

@@ -10,6 +10,7 @@ mod callbacks;
 mod cel;
 mod egress;
 mod metrics_auth;
+mod observe;
 mod occupancy;
 mod ownership;
 mod reliability;

@@ -34,6 +34,11 @@ pub fn on_delete(room: &ZimRoom, facts: &DeleteFacts) -> OnDelete {
     if facts.crd_deleting {
         return OnDelete::Orphan { why: CRD_DELETING.into() };
     }
+    if room.is_observing() {
+        return OnDelete::Orphan {
+            why: "managementPolicy Observe: the operator only reads this room".into(),
+        };
+    }
     let decision = by_spec_and_status(room, facts);
     if let (OnDelete::Destroy { .. }, Some(policy)) = (&decision, &facts.policy)
         && room.spec.credentials_secret_ref.is_none()

@@ -42,6 +42,7 @@ pub fn is_converged(room: &ZimRoom) -> bool {
     let Some(status) = room.status.as_ref() else { return false };
     room.metadata.deletion_timestamp.is_none()
         && !room.is_paused()
+        && !room.is_observing()
         && status.observed_generation == room.metadata.generation
         && conditions::is_true(&status.conditions, condition::READY)
         && conditions::is_true(&status.conditions, condition::SYNCED)
@@ -51,7 +52,7 @@ pub fn is_converged(room: &ZimRoom) -> bool {
 pub fn attributes_applied(room: &ZimRoom) -> bool {
     let applied = room.status.as_ref().and_then(|s| s.applied.as_ref());
     applied.and_then(|a| a.attributes_hash.as_deref())
-        == Some(plan::attributes_hash(&room.spec.attributes).as_str())
+        == Some(plan::attributes_hash(&room.spec.enforced_attributes()).as_str())
 }
 
 /// Whether a reconcile leaves the object to the prober without any call: the first sight of a converged room

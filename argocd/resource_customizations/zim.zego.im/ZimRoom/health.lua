@@ -6,7 +6,7 @@
 --   Suspended    paused by the zim.zego.im/paused annotation
 --   Degraded     Stalled=True: progress needs a person (InvalidSpec, ImmutableFieldChanged, CredentialsInvalid,
 --                AuthFailed, QuotaExceeded, Conflict, AppIdChanged, UnverifiedStatus, ForbiddenByPolicy,
---                attributes ZIM refuses)
+--                RoomNotFound of an observed room, attributes ZIM refuses)
 --   Healthy      Ready=True for the current generation, neither Reconciling nor Stalled
 -- Objects written by versions without Reconciling/Stalled fall back to the Ready reason (a terminal reason is
 -- Degraded, any other Ready=False Progressing). Every condition is read before deciding; the script returns once.
@@ -23,6 +23,7 @@ local terminal = {
   AppIdChanged = true,
   UnverifiedStatus = true,
   ForbiddenByPolicy = true,
+  RoomNotFound = true,
 }
 
 local metadata = obj.metadata or {}
