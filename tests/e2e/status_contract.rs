@@ -37,6 +37,8 @@ const CASES: &[(&str, KStatus, &str)] = &[
     ("deleting", KStatus::Terminating, "Progressing"),
     ("waiting for an empty room", KStatus::Terminating, "Progressing"),
     ("draining", KStatus::Terminating, "Progressing"),
+    ("observed, drifted", KStatus::Current, "Healthy"),
+    ("observed, missing", KStatus::Failed, "Degraded"),
 ];
 
 fn expected(situation: &str) -> (KStatus, &'static str) {
@@ -380,6 +382,26 @@ async fn an_occupied_room_s_deletion_reads_terminating() {
     w.rooms().patch("busy", &PatchParams::default(), &Patch::Merge(&destroy)).await.unwrap();
     w.wait_gone("busy", T).await;
     assert!(w.sim.sim.room(APP, "busy").is_none(), "forced: destroyed with its member");
+}
+
+/// An observed room that exists but differs from the spec reads Current/Healthy (drift is reported, nothing is
+/// wrong with the object); one that does not exist reads Failed/Degraded.
+#[tokio::test]
+async fn observed_rooms_read_current_or_failed() {
+    let w = World::new("e2e-contract-observed").await;
+    w.create_secret("zego").await;
+    w.sim.sim.seed_room(APP, "seen", "Seen", 600, &[("topic".into(), "theirs".into())]);
+    let _op = w.operator(&[]).await;
+    w.apply_room(room("seen").attribute("topic", "ours").observe()).await;
+    w.apply_room(room("unseen").observe()).await;
+    let r = eventually("the drift to show", T, || async {
+        let r = w.get("seen").await?;
+        (r.condition("Synced")?.reason == "Drifted").then_some(r)
+    })
+    .await;
+    assert_reads(&r, "observed, drifted");
+    let r = w.wait_reason("unseen", "RoomNotFound", T).await;
+    assert_reads(&r, "observed, missing");
 }
 
 /// Helm 4's `install --wait` (its kstatus watcher) succeeds once a release's ZimRoom is Ready, and fails before
