@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates every generated file from its source:
-#   crds/zimroom.yaml                           `zim-operator crd`: the CRD for kubectl users
+#   crds/zimroom.yaml, crds/zimroomset.yaml     `zim-operator crd --kind ...`: the CRDs for kubectl users
 #   charts/zim-operator/templates/crd.yaml      the same CRD as a chart template (scripts/chart-crd.py): rendered
 #                                               with crds.enabled, kept on uninstall with crds.keep, CEL rules only
 #                                               for Kubernetes >= 1.25
@@ -11,7 +11,8 @@
 # tests/integration/crd.rs and tests/integration/monitoring.rs fail when a committed file differs from what this script generates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo run --quiet --locked -- crd > crds/zimroom.yaml
+cargo run --quiet --locked -- crd --kind ZimRoom > crds/zimroom.yaml
+cargo run --quiet --locked -- crd --kind ZimRoomSet > crds/zimroomset.yaml
 python3 scripts/chart-crd.py < crds/zimroom.yaml > charts/zim-operator/templates/crd.yaml
 cp monitoring/zim-operator.rules.yaml charts/zim-operator/files/zim-operator.rules.yaml
 cp dashboards/zim-operator.json charts/zim-operator/files/zim-operator-dashboard.json

@@ -65,4 +65,5 @@ pub(crate) mod leader;
 pub mod manifest;
 pub mod metrics;
 pub mod reconcile;
+pub mod roomset;
 pub mod yaml;

@@ -35,9 +35,13 @@ enum Command {
     Apply(cmd_apply::ApplyArgs),
     /// Check ZimRoom manifests offline with the same rules as the cluster and the operator.
     Validate(cmd_apply::ValidateArgs),
-    /// Print the ZimRoom CustomResourceDefinition as YAML.
+    /// Print the CustomResourceDefinitions (ZimRoom, then ZimRoomSet) as YAML documents.
     #[command(after_help = CRD_EXIT_CODES)]
-    Crd,
+    Crd {
+        /// Print only this kind's CRD.
+        #[arg(long, value_parser = ["ZimRoom", "ZimRoomSet"])]
+        kind: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -57,8 +61,12 @@ async fn main() -> ExitCode {
             Ok(cmd_apply::apply(args).await)
         }
         Command::Validate(args) => Ok(cmd_apply::validate(args)),
-        Command::Crd => {
-            print!("{}", zim_operator::crd::crd_yaml());
+        Command::Crd { kind } => {
+            match kind.as_deref() {
+                Some("ZimRoom") => print!("{}", zim_operator::crd::crd_yaml()),
+                Some(_) => print!("{}", zim_operator::crd::set_crd_yaml()),
+                None => print!("{}---\n{}", zim_operator::crd::crd_yaml(), zim_operator::crd::set_crd_yaml()),
+            }
             Ok(ExitCode::SUCCESS)
         }
     };

@@ -246,6 +246,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                 .boxed(),
         );
     }
+    // The ZimRoomSet controller, per scope: it manages child ZimRooms only (no ZIM call).
+    let set_ctx = Arc::new(crate::roomset::controller::SetContext { client: ctx.client.clone() });
+    for scope in &scopes {
+        controllers
+            .push(crate::roomset::controller::run(set_ctx.clone(), scope.clone(), shutdown.clone()).boxed());
+    }
     ctx.wire(Wiring { stores: stores.clone(), namespaces: ns_stores, triggers });
     let sweep = ctx.config.seal_secret.clone().map(|at| {
         let sealer = ctx.reconciler.sealer().clone();

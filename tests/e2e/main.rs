@@ -14,6 +14,7 @@ mod observe;
 mod occupancy;
 mod ownership;
 mod reliability;
+mod roomset;
 mod split_brain;
 mod status_contract;
 mod status_records;

@@ -160,25 +160,30 @@ pub async fn ensure_crd(client: &Client) {
     // Kubernetes 1.20 does not know x-kubernetes-validations (CEL) or selectableFields, and its server-side apply
     // refuses them; they are stripped there, as the server itself would drop them on a plain create. The operator
     // checks immutability itself. A current server gets the CRD exactly as `zim-operator crd` prints it.
-    let mut crd = serde_json::to_value(zim_operator::crd::crd()).unwrap();
-    if on_floor() {
-        strip_cel(&mut crd);
-        crd["spec"]["versions"].as_array_mut().unwrap().iter_mut().for_each(|v| {
-            v.as_object_mut().unwrap().remove("selectableFields");
-        });
+    for (crd, name) in [
+        (zim_operator::crd::crd(), "zimrooms.zim.zego.im"),
+        (zim_operator::crd::set_crd(), "zimroomsets.zim.zego.im"),
+    ] {
+        let mut crd = serde_json::to_value(crd).unwrap();
+        if on_floor() {
+            strip_cel(&mut crd);
+            crd["spec"]["versions"].as_array_mut().unwrap().iter_mut().for_each(|v| {
+                v.as_object_mut().unwrap().remove("selectableFields");
+            });
+        }
+        let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
+        match crds.create(&PostParams::default(), &crd).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => panic!("cannot create the CRD {name}: {e}"),
+        }
+        eventually(&format!("the CRD {name} to be established"), Duration::from_secs(30), || async {
+            let c = crds.get_opt(name).await.ok()??;
+            let ok = c.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+            ok.then_some(())
+        })
+        .await;
     }
-    let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
-    match crds.create(&PostParams::default(), &crd).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => panic!("cannot create the ZimRoom CRD: {e}"),
-    }
-    eventually("the ZimRoom CRD to be established", Duration::from_secs(30), || async {
-        let c = crds.get_opt("zimrooms.zim.zego.im").await.ok()??;
-        let ok = c.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True");
-        ok.then_some(())
-    })
-    .await;
 }
 
 fn strip_cel(v: &mut serde_json::Value) {
