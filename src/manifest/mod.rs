@@ -14,6 +14,67 @@ use crate::crd::ZimRoom;
 use crate::reconcile::validate::{FieldError, validate_spec};
 pub use crate::yaml::to_yaml;
 
+/// A ZimRoomSet document that declares no rooms: it could not be read, or its room IDs or template could not be
+/// used. Every problem names its field.
+#[derive(Clone, Debug)]
+pub struct SetProblem {
+    /// The set's document.
+    pub document: Document,
+    /// What is wrong.
+    pub problems: Vec<FieldError>,
+}
+
+/// Whether `doc` is a ZimRoomSet.
+pub fn is_zimroomset(doc: &Document) -> bool {
+    doc.value.get("kind").and_then(Value::as_str) == Some("ZimRoomSet")
+        && doc.value.get("apiVersion").and_then(Value::as_str) == Some("zim.zego.im/v1alpha1")
+}
+
+/// Replaces each ZimRoomSet document by the ZimRoom documents it declares (its children, as the set controller
+/// makes them, at the set's place: same file and document index), so `validate`, `apply` and `plan` check and act
+/// on the rooms a set declares. A set that declares nothing usable is returned as a [`SetProblem`] and expands to
+/// nothing.
+pub fn expand_sets(docs: Vec<Document>) -> (Vec<Document>, Vec<SetProblem>) {
+    use crate::roomset::{ZimRoomSet, child, expand};
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for doc in docs {
+        if !is_zimroomset(&doc) {
+            out.push(doc);
+            continue;
+        }
+        let set: ZimRoomSet = match serde_json::from_value(doc.value.clone()) {
+            Ok(set) => set,
+            Err(e) => {
+                let problem =
+                    FieldError { path: "spec".into(), message: format!("not a valid ZimRoomSet: {e}") };
+                problems.push(SetProblem { document: doc, problems: vec![problem] });
+                continue;
+            }
+        };
+        match expand(&set.spec) {
+            Ok(ids) => {
+                for id in ids {
+                    let mut room = child(&set, &id);
+                    room.metadata.owner_references = None;
+                    let mut value = serde_json::to_value(&room).expect("a ZimRoom serializes");
+                    if let Some(o) = value.as_object_mut() {
+                        o.remove("status");
+                    }
+                    if set.metadata.namespace.is_none()
+                        && let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut)
+                    {
+                        meta.remove("namespace");
+                    }
+                    out.push(Document { file: doc.file.clone(), index: doc.index, value });
+                }
+            }
+            Err(errors) => problems.push(SetProblem { document: doc, problems: errors }),
+        }
+    }
+    (out, problems)
+}
+
 /// What checking one ZimRoom document found: everything `validate` and `apply` need, from one check.
 #[derive(Clone, Debug)]
 pub struct Checked {
@@ -252,5 +313,21 @@ mod tests {
         assert_eq!(refused_for_core(&wrong_type).unwrap(), ["spec.destroyDelayTime"]);
         let mixed = format!("{HEAD}spec: {{roomNmae: typo, roomName: '{}'}}\n", "é".repeat(33));
         assert_eq!(refused_for_core(&mixed).unwrap(), ["spec.roomNmae", "spec.roomName"]);
+    }
+
+    #[test]
+    fn a_set_expands_into_its_rooms_and_a_bad_one_into_a_problem() {
+        let docs = crate::manifest::parse_documents(
+            std::path::Path::new("sets.yaml"),
+            "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoomSet\nmetadata: {name: s, namespace: games}\nspec:\n  rooms: {range: {prefix: t-, start: 1, end: 3}}\n  template: {spec: {destroyDelayTime: 60}}\n---\napiVersion: zim.zego.im/v1alpha1\nkind: ZimRoomSet\nmetadata: {name: bad}\nspec:\n  rooms: {range: {prefix: t-, start: 3, end: 1}}\n  template: {spec: {}}\n",
+        )
+        .unwrap();
+        let (rooms, problems) = expand_sets(docs);
+        let names: Vec<String> = rooms.iter().map(Document::object_name).collect();
+        assert_eq!(names, ["games/s-t-1", "games/s-t-2", "games/s-t-3"]);
+        assert!(rooms.iter().all(|d| d.is_zimroom() && d.index == 1));
+        assert!(check(&rooms[1]).into_result().is_ok(), "a child is a valid ZimRoom");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].problems[0].path, "spec.rooms.range");
     }
 }
