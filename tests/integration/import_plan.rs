@@ -451,3 +451,55 @@ async fn readme_plan_output_is_what_the_binary_prints() {
     let printed = mask_run(&(text(&out.stderr) + &text(&out.stdout)));
     assert_eq!(mask_run(&shown), printed, "README.md's plan output differs from what the binary prints");
 }
+
+/// The shell script of the README's CI step (`run: |` of its `Plan ZIM rooms` block), dedented.
+fn readme_ci_script() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let at = readme.find("```yaml\n- name: Plan ZIM rooms\n").expect("README.md shows the CI step");
+    let block = &readme[at..];
+    let block = &block[..block.find("\n```\n").expect("the block is closed")];
+    let script = &block[block.find("  run: |\n").expect("a run: | script") + "  run: |\n".len()..];
+    script.lines().map(|l| l.strip_prefix("    ").unwrap_or(l)).collect::<Vec<_>>().join("\n") + "\n"
+}
+
+/// The README's CI step does what it says, run as written (bash -e, as CI runners do) with the built binary as
+/// `zim-operator`: rooms to create pass with "review", converged rooms (with their status) pass with "no room
+/// would change", a refused secret fails the step.
+#[tokio::test]
+async fn readme_ci_step_reads_the_exit_codes() {
+    let sim = sim(0, 100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_zim-operator"), bin_dir.join("zim-operator")).unwrap();
+    let rooms = dir.path().join("rooms");
+    std::fs::create_dir_all(&rooms).unwrap();
+    std::fs::copy("examples/lobby.yaml", rooms.join("lobby.yaml")).unwrap();
+    let script = readme_ci_script();
+    let step = |secret: &str| {
+        let mut c = Command::new("bash");
+        c.arg("-e").arg("-c").arg(&script).current_dir(dir.path());
+        c.env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()));
+        c.env("ZIM_ENDPOINT", sim.endpoint()).env("ZEGO_APP_ID", APP.to_string());
+        c.env("ZEGO_SERVER_SECRET", secret);
+        c
+    };
+    let out = run_bin(step(SECRET)).await;
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("create room lobby"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("rooms would change: review plan.txt"), "{}", text(&out.stdout));
+
+    let mut apply = bin();
+    apply.args(["apply", "--endpoint", &sim.endpoint(), "-f", rooms.to_str().unwrap()]);
+    apply.env("ZEGO_APP_ID", APP.to_string()).env("ZEGO_SERVER_SECRET", SECRET);
+    let applied = run_bin(apply).await;
+    assert!(applied.status.success());
+    // Statuses come from the files: over apply's output (the rooms with their status), nothing changes.
+    std::fs::write(rooms.join("lobby.yaml"), &applied.stdout).unwrap();
+    let out = run_bin(step(SECRET)).await;
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("no room would change"), "{}", text(&out.stdout));
+
+    let out = run_bin(step("0000000000000000000000000000000f")).await;
+    assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
+}
