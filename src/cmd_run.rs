@@ -140,7 +140,7 @@ pub enum MetricsAuthMode {
 }
 
 /// Parses a fraction in (0, 1].
-fn parse_share(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_share(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
         _ => Err(format!("{s:?} is not a fraction between 0 (excluded) and 1, e.g. 0.8")),

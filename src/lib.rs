@@ -57,7 +57,10 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
 }
 pub(crate) mod admin;
 pub mod cmd_apply;
+pub mod cmd_import;
+pub mod cmd_plan;
 pub mod cmd_run;
+pub mod cmd_shared;
 pub(crate) mod controller;
 pub mod crd;
 pub(crate) mod kube_config;

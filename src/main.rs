@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use zim_operator::{cmd_apply, cmd_run, cmd_simulate, telemetry};
+use zim_operator::{cmd_apply, cmd_import, cmd_plan, cmd_run, cmd_simulate, telemetry};
 
 /// The exit codes of `crd`, as `--help` shows them (and docs/running.md lists them).
 const CRD_EXIT_CODES: &str = "Exit codes:
@@ -33,8 +33,12 @@ enum Command {
     Simulate(cmd_simulate::SimulateArgs),
     /// Reconcile ZimRoom manifests once, without a cluster, and print them with their resulting status.
     Apply(cmd_apply::ApplyArgs),
+    /// Show what `apply` (and so the operator) would do for ZimRoom manifests, with read-only ZIM calls.
+    Plan(cmd_plan::PlanArgs),
     /// Check ZimRoom manifests offline with the same rules as the cluster and the operator.
     Validate(cmd_apply::ValidateArgs),
+    /// Print ZimRoom manifests for rooms that already exist in ZIM (to observe or adopt them).
+    Import(cmd_import::ImportArgs),
     /// Print the CustomResourceDefinitions (ZimRoom, then ZimRoomSet) as YAML documents.
     #[command(after_help = CRD_EXIT_CODES)]
     Crd {
@@ -60,7 +64,15 @@ async fn main() -> ExitCode {
             telemetry::init(cli.log_format, "warn");
             Ok(cmd_apply::apply(args).await)
         }
+        Command::Plan(args) => {
+            telemetry::init(cli.log_format, "warn");
+            Ok(cmd_plan::plan(args).await)
+        }
         Command::Validate(args) => Ok(cmd_apply::validate(args)),
+        Command::Import(args) => {
+            telemetry::init(cli.log_format, "warn");
+            Ok(cmd_import::import(args).await)
+        }
         Command::Crd { kind } => {
             match kind.as_deref() {
                 Some("ZimRoom") => print!("{}", zim_operator::crd::crd_yaml()),

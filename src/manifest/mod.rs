@@ -195,7 +195,7 @@ fn check_metadata(value: &Value, errors: &mut Vec<FieldError>) {
     }
 }
 
-fn is_dns_subdomain(s: &str) -> bool {
+pub(crate) fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|label| {

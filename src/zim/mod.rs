@@ -6,6 +6,7 @@
 //! - [`error`]: one error type separating ZIM answers from transport failures;
 //! - [`api`]: the [`ZimApi`] trait, the operations the reconcile core uses (rooms, their members, kicking them
 //!   out, room messages);
+//! - [`dry_run`]: a decorator that sends the reads and records the writes (`plan`);
 //! - [`limiter`]: even spacing per (AppId, Action), as a decorator around any [`ZimApi`];
 //! - [`client`]: the HTTP transport tying them together;
 //! - [`stack`]: [`ZimClient`], the HTTP transport behind the limiter (what the operator uses).
@@ -13,6 +14,7 @@
 pub mod api;
 pub mod client;
 pub mod codes;
+pub mod dry_run;
 pub mod error;
 pub mod limiter;
 pub mod limits;

@@ -7,14 +7,14 @@ use std::process::{Command, Output};
 use crate::support::*;
 use zim_operator::sim::{Fault, FaultPlan};
 
-fn bin() -> Command {
+pub(crate) fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zim-operator"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
     c.env_remove("ZEGO_APP_ID").env_remove("ZEGO_SERVER_SECRET").env_remove("RUST_LOG");
     c
 }
 
-async fn run_bin(mut c: Command) -> Output {
+pub(crate) async fn run_bin(mut c: Command) -> Output {
     tokio::task::spawn_blocking(move || c.output().expect("binary runs")).await.unwrap()
 }
 
@@ -28,7 +28,7 @@ fn apply_cmd(endpoint: &str, secret: &str, files: &[&str]) -> Command {
     c
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
@@ -49,7 +49,7 @@ async fn quick_start_works() {
 
 /// A quick-start command of the README (`cargo run --release -- ARGS`, in a `sh` block of its own) and the output
 /// shown under it (the `text` block that follows): the command's arguments and the shown text.
-fn readme_example(command: &str) -> (Vec<String>, String) {
+pub(crate) fn readme_example(command: &str) -> (Vec<String>, String) {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let block = format!("```sh\ncargo run --release -- {command}\n```\n");
     let at =
@@ -62,7 +62,7 @@ fn readme_example(command: &str) -> (Vec<String>, String) {
 }
 
 /// What varies between runs of `apply --simulate`, masked: the simulator's port, request ids, transition times.
-fn mask_run(text: &str) -> String {
+pub(crate) fn mask_run(text: &str) -> String {
     let mut out = text.to_owned();
     for (after, with) in [("127.0.0.1:", "PORT"), ("request id ", "ID"), ("requestId: \"", "ID")] {
         let mut masked = String::new();
@@ -314,14 +314,14 @@ async fn crd_command_prints_committed_crd() {
 }
 
 /// The help text of `args` (`zim-operator ARGS --help`).
-fn help(args: &[&str]) -> String {
+pub(crate) fn help(args: &[&str]) -> String {
     let out = bin().args(args).arg("--help").output().expect("binary runs");
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout)
 }
 
 /// The block of `--help` that documents `flag` (from its line to the next flag's), or None.
-fn flag_help(help: &str, flag: &str) -> Option<String> {
+pub(crate) fn flag_help(help: &str, flag: &str) -> Option<String> {
     let lines: Vec<&str> = help.lines().collect();
     let is_flag = |l: &str| l.trim_start().starts_with('-') && l.len() - l.trim_start().len() <= 6;
     let at = lines.iter().position(|l| {
@@ -331,22 +331,25 @@ fn flag_help(help: &str, flag: &str) -> Option<String> {
     Some(lines[at..end].join("\n"))
 }
 
-/// The settings `run` and `apply` share have one flag name and one environment variable in both; `simulate` and
-/// `apply` share the credentials' flags; `apply` and `validate` the input's.
+/// The settings `run`, `apply`, `plan` and `import` share have one flag name and one environment variable in
+/// each; `simulate`, `apply`, `plan` and `import` share the credentials' flags; `apply`, `plan` and `validate` the
+/// input's.
 #[test]
 fn the_same_setting_has_the_same_flag_in_every_command() {
     let shared: &[(&[&str], &str, Option<&str>)] = &[
-        (&["run", "apply"], "--endpoint", Some("ZIM_ENDPOINT")),
-        (&["run", "apply"], "--from-user-id", Some("ZIM_FROM_USER_ID")),
-        (&["run", "apply"], "--zim-qps", Some("ZIM_QPS")),
-        (&["run", "apply"], "--zim-timeout", Some("ZIM_TIMEOUT")),
-        (&["run", "apply"], "--tls-roots", Some("ZIM_TLS_ROOTS")),
-        (&["run", "apply"], "--ca-file", Some("ZIM_CA_FILE")),
-        (&["run", "apply"], "--concurrency", Some("ZIM_CONCURRENCY")),
-        (&["apply", "simulate"], "--app-id", Some("ZEGO_APP_ID")),
-        (&["apply", "simulate"], "--server-secret-file", None),
-        (&["apply", "validate"], "--filename", None),
-        (&["apply", "validate"], "--output", None),
+        (&["run", "apply", "plan", "import"], "--endpoint", Some("ZIM_ENDPOINT")),
+        (&["run", "apply", "plan", "import"], "--from-user-id", Some("ZIM_FROM_USER_ID")),
+        (&["run", "apply", "plan", "import"], "--zim-qps", Some("ZIM_QPS")),
+        (&["run", "apply", "plan", "import"], "--zim-timeout", Some("ZIM_TIMEOUT")),
+        (&["run", "apply", "plan", "import"], "--tls-roots", Some("ZIM_TLS_ROOTS")),
+        (&["run", "apply", "plan", "import"], "--ca-file", Some("ZIM_CA_FILE")),
+        (&["run", "apply", "plan", "import"], "--concurrency", Some("ZIM_CONCURRENCY")),
+        (&["run", "import"], "--probe-share", Some("ZIM_PROBE_SHARE")),
+        (&["apply", "plan", "import", "simulate"], "--app-id", Some("ZEGO_APP_ID")),
+        (&["apply", "plan", "import", "simulate"], "--server-secret-file", None),
+        (&["apply", "plan", "import"], "--simulate", None),
+        (&["apply", "plan", "validate"], "--filename", None),
+        (&["apply", "plan", "import", "validate"], "--output", None),
     ];
     for (commands, flag, env) in shared {
         for command in *commands {
@@ -609,7 +612,7 @@ async fn simulate_until_sigterm() -> Option<i32> {
 #[tokio::test]
 async fn documented_exit_codes_are_what_the_binary_returns() {
     let documented = documented_exit_codes();
-    assert!(documented.len() >= 12, "{documented:?}");
+    assert!(documented.len() >= 18, "{documented:?}");
     let home = tempfile::tempdir().unwrap();
     for (command, code, when) in &documented {
         let help = help(&[command]);
@@ -666,12 +669,26 @@ async fn documented_exit_codes_are_what_the_binary_returns() {
                 run_bin(c).await.status.code()
             }
             ("crd", 0) => run_bin(case(&["crd"])).await.status.code(),
+            ("plan", 0) => {
+                let observed = home.path().join("observed.yaml");
+                std::fs::write(&observed, room("seen").observe().yaml()).unwrap();
+                let observed = observed.to_str().unwrap();
+                run_bin(case(&["plan", "--simulate", "-f", observed])).await.status.code()
+            }
+            ("plan", 1) => run_bin(case(&["plan", "-f", "examples/"])).await.status.code(),
+            ("plan", 2) => run_bin(case(&["plan", "--simulate", "-f", "examples/"])).await.status.code(),
+            ("import", 0) => run_bin(case(&["import", "--simulate", "--room-id", "x", "--skip-missing"]))
+                .await
+                .status
+                .code(),
+            ("import", 1) => run_bin(case(&["import", "--simulate", "--room-id", "x"])).await.status.code(),
+            ("import", 2) => run_bin(case(&["import", "--room-id", "x"])).await.status.code(),
             other => panic!("no case for the documented exit code {other:?}: add one here"),
         };
         assert_eq!(got, Some(i32::from(*code)), "`{command}`: {when}");
     }
     // A usage error: 2 in every command.
-    for command in ["run", "apply", "validate", "simulate", "crd"] {
+    for command in ["run", "apply", "plan", "validate", "import", "simulate", "crd"] {
         let out = run_bin(case_usage(command)).await;
         assert_eq!(out.status.code(), Some(2), "`{command} --no-such-flag`: {}", text(&out.stderr));
     }

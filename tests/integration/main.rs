@@ -13,6 +13,7 @@ mod crd;
 mod docs;
 mod fuzz;
 mod hardening;
+mod import_plan;
 mod input;
 mod kstatus;
 mod monitoring;
