@@ -81,10 +81,32 @@ pub fn validate(args: ValidateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut bad = 0;
-    let mut rooms = 0;
+    // A ZimRoomSet is checked as the rooms it declares; one that declares nothing usable is one invalid object.
+    let (docs, set_problems) = manifest::expand_sets(docs);
+    let mut bad = set_problems.len();
+    let mut rooms = set_problems.len();
     let mut objects = Vec::new();
     let mut skipped = Vec::new();
+    for set in &set_problems {
+        let doc = &set.document;
+        match args.output {
+            ValidateOutput::Text => {
+                for e in &set.problems {
+                    println!("{}: ZimRoomSet {}: {e}", doc.location(), doc.object_name());
+                }
+            }
+            ValidateOutput::Json => {
+                let mut object = json_object(doc);
+                object["valid"] = false.into();
+                object["problems"] = set
+                    .problems
+                    .iter()
+                    .map(|e| serde_json::json!({"field": e.path, "message": e.message}))
+                    .collect();
+                objects.push(object);
+            }
+        }
+    }
     for doc in &docs {
         if !doc.is_zimroom() {
             eprintln!("{}: skipping {} {} (not a ZimRoom)", doc.location(), doc.kind(), doc.object_name());
@@ -176,7 +198,18 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
     let reconciler = Reconciler::new(client, args.zim.from_user_id.clone())
         .with_sealer(std::sync::Arc::new(crate::reconcile::seal::Sealer::trusting()));
 
-    let mut invalid = 0usize;
+    // A ZimRoomSet is applied as the rooms it declares; one that declares nothing usable counts as invalid.
+    let (docs, set_problems) = manifest::expand_sets(docs);
+    for set in &set_problems {
+        let problems = &set.problems;
+        eprintln!(
+            "{}: ZimRoomSet {}: invalid, not applied: {}",
+            set.document.location(),
+            set.document.object_name(),
+            problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        );
+    }
+    let mut invalid = set_problems.len();
     let mut rooms: Vec<(usize, ZimRoom)> = Vec::new();
     for (i, doc) in docs.iter().enumerate() {
         if !doc.is_zimroom() {

@@ -222,7 +222,16 @@ pub async fn plan(args: PlanArgs) -> ExitCode {
     let reconciler = Reconciler::new(dry, args.zim.from_user_id.clone())
         .with_sealer(std::sync::Arc::new(crate::reconcile::seal::Sealer::trusting()));
 
+    // A ZimRoomSet is planned as the rooms it declares; one that declares nothing usable is `invalid`.
+    let (docs, set_problems) = manifest::expand_sets(docs);
     let mut plans: Vec<(usize, RoomPlan)> = Vec::new();
+    let set_plans: Vec<RoomPlan> = set_problems
+        .iter()
+        .map(|set| {
+            let problems = &set.problems;
+            unusable(&set.document, problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        })
+        .collect();
     let mut rooms: Vec<(usize, ZimRoom)> = Vec::new();
     for (i, doc) in docs.iter().enumerate() {
         if !doc.is_zimroom() {
@@ -262,7 +271,7 @@ pub async fn plan(args: PlanArgs) -> ExitCode {
         .await;
     plans.extend(planned);
     plans.sort_by_key(|(i, _)| *i);
-    let plans: Vec<RoomPlan> = plans.into_iter().map(|(_, p)| p).collect();
+    let plans: Vec<RoomPlan> = set_plans.into_iter().chain(plans.into_iter().map(|(_, p)| p)).collect();
 
     let count = |a: Action| plans.iter().filter(|p| p.action == a).count();
     let changes = plans.iter().any(|p| p.action.changes());

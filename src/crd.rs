@@ -233,7 +233,11 @@ pub struct ZimRoomSpec {
     pub management_policy: Option<ManagementPolicy>,
 }
 
-/// Whether the operator manages a room or only observes it (see `spec.managementPolicy`).
+/// `Manage` (the default): the operator creates the room, keeps it and its declared attributes, and may destroy it
+/// on deletion. `Observe`: it only reads — whether the room exists, its members and its attributes — and shows them
+/// on the status (declared attributes that differ: Synced=False `Drifted`); it never creates, changes, empties or
+/// destroys the room, whatever the other fields say, and deleting the object never touches ZIM. Switching to
+/// `Manage` adopts the room under the namespace's adoption policy; switching to `Observe` releases it.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
 pub enum ManagementPolicy {
     /// Create, keep, change and (on deletion) destroy the room.
@@ -243,7 +247,10 @@ pub enum ManagementPolicy {
     Observe,
 }
 
-/// When a declared attribute is written (see `spec.attributes[].enforce`).
+/// `Always` (the default): the operator keeps the value as declared, rewriting it when a client changes it, and
+/// deletes the key when it is removed from the spec. `OnCreate`: the value is sent with CreateRoom only — clients
+/// own it afterwards (the operator never rewrites it, never deletes it, and does not list it in
+/// `status.managedAttributeKeys`), e.g. a room's `topic` or `host` that the app changes at run time.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
 pub enum Enforce {
     /// Kept as declared: set again whenever the room's value differs, deleted when removed from the spec.

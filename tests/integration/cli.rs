@@ -301,16 +301,21 @@ async fn other_kinds_are_skipped() {
     assert_eq!(text(&out.stdout).matches(": valid").count(), 2);
 }
 
-/// `crd` prints exactly the committed CRD.
+/// `crd --kind K` prints exactly the committed CRD of K, and `crd` both, as two YAML documents.
 #[tokio::test]
 async fn crd_command_prints_committed_crd() {
-    let mut c = bin();
-    c.arg("crd");
-    let out = run_bin(c).await;
-    assert!(out.status.success());
     let committed =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/zimroom.yaml")).unwrap();
-    assert_eq!(text(&out.stdout), committed);
+        |file: &str| std::fs::read_to_string(format!("{}/crds/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let printed = |args: &[&str]| {
+        let mut c = bin();
+        c.arg("crd").args(args);
+        let out = c.output().unwrap();
+        assert!(out.status.success());
+        text(&out.stdout)
+    };
+    assert_eq!(printed(&["--kind", "ZimRoom"]), committed("zimroom.yaml"));
+    assert_eq!(printed(&["--kind", "ZimRoomSet"]), committed("zimroomset.yaml"));
+    assert_eq!(printed(&[]), format!("{}---\n{}", committed("zimroom.yaml"), committed("zimroomset.yaml")));
 }
 
 /// The help text of `args` (`zim-operator ARGS --help`).

@@ -503,3 +503,52 @@ async fn readme_ci_step_reads_the_exit_codes() {
     let out = run_bin(step("0000000000000000000000000000000f")).await;
     assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
 }
+
+/// `validate`, `apply` and `plan` understand ZimRoomSets: a set is checked, applied and planned as the rooms it
+/// declares; a set whose room IDs cannot be computed is one invalid object named by its field.
+#[tokio::test]
+async fn validate_apply_and_plan_expand_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &good,
+        "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoomSet\nmetadata: {name: fleet, namespace: games}\nspec:\n  rooms: {range: {prefix: table-, start: 1, end: 3, width: 2}}\n  template: {spec: {destroyDelayTime: 60, attributes: [{key: game, value: chess}]}}\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoomSet\nmetadata: {name: broken, namespace: games}\nspec:\n  rooms: {ids: [ok-1, \"no/slash\"]}\n  template: {spec: {}}\n",
+    )
+    .unwrap();
+    let (good, bad) = (good.to_str().unwrap(), bad.to_str().unwrap());
+
+    let mut c = bin();
+    c.args(["validate", "-f", good, "-f", bad]);
+    let out = run_bin(c).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    for child in ["games/fleet-table-01", "games/fleet-table-02", "games/fleet-table-03"] {
+        assert!(stdout.contains(&format!("ZimRoom {child}: valid")), "{stdout}");
+    }
+    assert!(stdout.contains("ZimRoomSet games/broken: spec.rooms.ids[1]"), "{stdout}");
+
+    let sim = sim(0, 100).await;
+    let before = last_seq(&sim);
+    let out = run_bin(zim_cmd("plan", &sim.endpoint(), &["-f", good])).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "three rooms to create: {stdout}{}", text(&out.stderr));
+    assert_eq!(stdout.matches(": create room table-").count(), 3, "{stdout}");
+    only_reads_since(&sim, before);
+
+    let out = run_bin(zim_cmd("apply", &sim.endpoint(), &["-f", good])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr).matches(": Ready (Available)").count(), 3, "{}", text(&out.stderr));
+    for id in ["table-01", "table-02", "table-03"] {
+        let room = sim.sim.room(APP, id).expect("created");
+        assert_eq!(room.attributes.get("game").map(String::as_str), Some("chess"));
+    }
+    let out = run_bin(zim_cmd("apply", &sim.endpoint(), &["-f", bad])).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("ZimRoomSet games/broken: invalid, not applied: spec.rooms.ids[1]"));
+}
