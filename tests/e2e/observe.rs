@@ -226,3 +226,85 @@ async fn an_on_create_attribute_is_left_to_the_clients() {
     );
     assert_eq!(r.status.unwrap().managed_attribute_keys, ["level"]);
 }
+
+/// `zim-operator import` of rooms made elsewhere (and one that does not exist): its output, applied with kubectl
+/// to the real API server, converges to Ready (Observe) with only read calls, names each object uniquely, and
+/// carries no secret.
+#[tokio::test]
+async fn imported_rooms_converge_with_reads_only() {
+    let w = World::new("e2e-observe-import").await;
+    w.create_secret("zego").await;
+    let ids = ["Lobby_A", "lobby-a", "ops room #1", "plain"];
+    for id in ids {
+        w.sim.sim.seed_room(APP, id, "Made elsewhere", 600, &[("topic".into(), format!("about {id}"))]);
+    }
+    let bin = env!("CARGO_BIN_EXE_zim-operator");
+    let mut import = tokio::process::Command::new(bin);
+    import
+        .args([
+            "import",
+            "--endpoint",
+            &w.sim.endpoint(),
+            "--namespace",
+            &w.ns,
+            "--credentials-secret",
+            "zego",
+        ])
+        .env("ZEGO_APP_ID", APP.to_string())
+        .env("ZEGO_SERVER_SECRET", SECRET);
+    for id in ids.iter().chain(&["missing-room"]) {
+        import.args(["--room-id", id]);
+    }
+    let out = import.output().await.expect("import runs");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a missing room: exit 1 ({})",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing-room"));
+    let manifests = String::from_utf8(out.stdout).unwrap();
+    assert!(!manifests.contains(SECRET), "no secret in the output");
+    assert_eq!(manifests.matches("kind: ZimRoom").count(), 4, "{manifests}");
+
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let mut apply = tokio::process::Command::new(&kubectl);
+    apply
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped());
+    apply.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = apply.spawn().expect("kubectl runs");
+    {
+        use tokio::io::AsyncWriteExt;
+        child.stdin.take().unwrap().write_all(manifests.as_bytes()).await.unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
+
+    let before = w.last_seq();
+    let _op = w.operator(&[]).await;
+    let rooms = eventually("the imported rooms to be Ready", T, || async {
+        let rooms = w.list().await;
+        (rooms.len() == 4 && rooms.iter().all(|r| r.condition("Ready").is_some_and(|c| c.status == "True")))
+            .then_some(rooms)
+    })
+    .await;
+    let names: std::collections::BTreeSet<_> =
+        rooms.iter().map(|r| r.metadata.name.clone().unwrap()).collect();
+    assert_eq!(names.len(), 4, "unique names: {names:?}");
+    for r in &rooms {
+        assert!(r.is_observing(), "imported as Observe");
+        assert!(r.status.as_ref().unwrap().observed.as_ref().unwrap().drifted_keys.is_empty(), "as imported");
+    }
+    let writes: Vec<String> = w
+        .sim
+        .sim
+        .log_since(before)
+        .into_iter()
+        .filter(|e| WRITES.contains(&e.action.as_str()))
+        .map(|e| e.action)
+        .collect();
+    assert!(writes.is_empty(), "only read calls: {writes:?}");
+}
