@@ -361,11 +361,17 @@ async fn reconcile_requested_at_annotation_probes_the_room() {
 async fn admin_endpoints_serve_health_and_documented_metrics() {
     let w = World::new("e2e-admin").await;
     w.create_secret("zego").await;
-    let op = w.operator(&[]).await;
+    let op = w.operator(&["--resync-period", "2s"]).await;
     w.apply_room(room(LONG_NAME).destroy_delay(600)).await;
     w.apply_room(topic_room("steady")).await;
     w.wait_reason(LONG_NAME, "InvalidSpec", T).await;
     w.wait_reason("steady", "Available", T).await;
+    // A member in the room, so the occupancy families have a series (they have one only while non-zero).
+    w.sim.sim.enter_room(APP, "steady", &["guest".to_owned()]).unwrap();
+    eventually("the member to be counted", T, || async {
+        (op.metric("zim_operator_rooms_occupied{room_namespace=\"e2e-admin\"}").await == 1.0).then_some(())
+    })
+    .await;
 
     assert_eq!(op.get("/healthz").await.as_deref(), Some("ok"));
     assert_eq!(op.get("/readyz").await.as_deref(), Some("ok"));

@@ -50,6 +50,12 @@ async fn set_status(w: &World, what: &str, check: impl Fn(&ZimRoomSet) -> bool) 
     .await
 }
 
+/// What cli-utils' kstatus (Flux, Helm 4 `--wait`) reads for the set.
+fn kstatus(s: &ZimRoomSet) -> String {
+    let obj = serde_json::to_value(s).unwrap();
+    crate::status_contract::cli_utils_kstatus(&[obj]).remove(0).0
+}
+
 fn ready_reason(s: &ZimRoomSet) -> Option<&str> {
     s.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.reason.as_str())
 }
@@ -68,6 +74,7 @@ async fn a_set_converges_scales_down_safely_and_follows_its_template() {
         ready_reason(s) == Some("AllReady") && s.status.as_ref().is_some_and(|st| st.ready == 50)
     })
     .await;
+    assert_eq!(kstatus(&s), "Current", "a Ready set");
     let st = s.status.unwrap();
     assert_eq!((st.desired, st.existing, st.ready, st.deleting), (50, 50, 50, 0));
     assert_eq!(room_count(&w), 50, "50 rooms in the simulator");
@@ -87,6 +94,7 @@ async fn a_set_converges_scales_down_safely_and_follows_its_template() {
     })
     .await;
     assert_eq!(ready_reason(&s), Some("ScalingDown"), "{:?}", s.status);
+    assert_eq!(kstatus(&s), "InProgress", "a set scaling down");
     assert_eq!(room_count(&w), 35, "the 5 occupied rooms stay while their children wait");
     for id in occupied {
         let waiting = w.get(&child_name("lobbies", id)).await.expect("the child waits");
@@ -121,6 +129,7 @@ async fn a_set_converges_scales_down_safely_and_follows_its_template() {
     let stalled = s.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
     assert_eq!(stalled.status, "True");
     assert!(stalled.message.contains("spec.rooms.range"), "{stalled:?}");
+    assert_eq!(kstatus(&s), "Failed", "a set whose rooms cannot be computed");
     assert_eq!(s.status.as_ref().unwrap().existing, 30);
     assert_eq!(w.list().await.iter().filter(|r| r.metadata.deletion_timestamp.is_none()).count(), 30);
     assert_eq!(room_count(&w), 30, "no child deleted, no room destroyed");
