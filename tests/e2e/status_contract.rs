@@ -545,7 +545,12 @@ async fn helm4_wait_follows_a_set() {
         (0..6).map(|i| serde_json::json!({"key": format!("k{i}"), "value": "x".repeat(1000)})).collect();
     let bad = chart("bad-set", &["hb-1", "hb-2", "hb-3"], serde_json::Value::Array(big));
     let (out, took) = install("bad", bad.path()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a set the operator refuses must fail the release");
+    assert!(
+        stderr.contains("ZimRoomSet") && stderr.contains("bad-set") && stderr.contains("status: Failed"),
+        "helm fails on the set's status, not for another reason: {stderr}"
+    );
     assert!(took < Duration::from_secs(30), "failed only near the timeout (60 s): {took:?}");
     let set = sets.get("bad-set").await.unwrap();
     assert_eq!(reason(&set, "Stalled"), Some(("True".into(), "InvalidRooms".into())), "{:?}", set.status);
