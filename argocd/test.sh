@@ -55,7 +55,8 @@ for test_file in sorted(glob.glob("resource_customizations/*/*/health_test.yaml"
         want = case["healthStatus"]
         for name, cmd in runners.items():
             got = run(cmd(script, obj))
-            check(f"[{name}] {case['inputPath']}: {want['status']}", got == want, f"want {want}, got {got}")
+            kind = os.path.relpath(base, "resource_customizations")
+            check(f"[{name}] {kind} {case['inputPath']}: {want['status']}", got == want, f"want {want}, got {got}")
 
 # The gopher-lua runner against Argo CD's own behaviour (util/lua/lua.go), on a small object.
 obj = os.path.join(tmp, "object.json")

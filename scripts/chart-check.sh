@@ -5,8 +5,9 @@
 #  3. the rendered manifests pass a server-side dry-run on a real kube-apiserver (scripts/kube-env.sh);
 #  4. RBAC: bound to its ServiceAccount, the chart's roles allow what the operator needs and nothing it does not
 #     (kubectl auth can-i --as=system:serviceaccount:…), cluster-wide and per namespace;
-#  5. the operator, run with the Deployment's settings and that ServiceAccount's token, reconciles a ZimRoom: the
-#     RBAC is sufficient although Secrets are readable by name only;
+#  5. the operator, run with the Deployment's settings and that ServiceAccount's token, reconciles a ZimRoom and a
+#     ZimRoomSet (children created, released and deleted): the RBAC is sufficient although Secrets are readable by
+#     name only;
 #  6. the hardening values (ci/hardened-values.yaml): Secrets limited by name, /metrics protection RBAC, and a
 #     NetworkPolicy whose every egress rule has a destination;
 #  7. values.schema.json: both helms refuse an unknown key and a wrong type (lint --strict and template);
@@ -65,16 +66,21 @@ for helm in "$HELM3" "$HELM4"; do
 done
 ok "helm show readme prints the chart README, and the packaged chart carries it (helm 3 and 4)"
 for helm in "$HELM3" "$HELM4"; do
-  "$helm" template zim "$chart" -n zim-system --show-only templates/crd.yaml \
+  "$helm" template zim "$chart" -n zim-system --show-only templates/crd.yaml --show-only templates/crd-zimroomset.yaml \
     --set-string 'crds.annotations.argocd\.argoproj\.io/sync-options=Prune=false\,Delete=false' >"$work/crd-ann.yaml" \
     || fatal "helm template with crds.annotations"
-  "$TOOLS_PY" - "$work/crd-ann.yaml" <<'PY' || fatal "crds.annotations is not rendered beside helm.sh/resource-policy"
+  "$TOOLS_PY" - "$work/crd-ann.yaml" <<'PY' || fatal "crds.annotations is not rendered beside helm.sh/resource-policy on both CRDs"
 import sys, yaml
-a = yaml.safe_load(open(sys.argv[1]))["metadata"]["annotations"]
-assert a == {"helm.sh/resource-policy": "keep", "argocd.argoproj.io/sync-options": "Prune=false,Delete=false"}, a
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+assert sorted(d["metadata"]["name"] for d in docs) == ["zimrooms.zim.zego.im", "zimroomsets.zim.zego.im"], docs
+for d in docs:
+    a = d["metadata"]["annotations"]
+    assert a == {"helm.sh/resource-policy": "keep", "argocd.argoproj.io/sync-options": "Prune=false,Delete=false"}, a
 PY
+  "$helm" template zim "$chart" -n zim-system --set crds.enabled=false >"$work/no-crds.yaml" || fatal "helm template crds.enabled=false"
+  grep -q 'kind: CustomResourceDefinition' "$work/no-crds.yaml" && fatal "crds.enabled=false still renders a CRD"
 done
-ok "crds.annotations reaches the CRD beside helm.sh/resource-policy: keep (Argo CD's Prune=false, helm 3 and 4)"
+ok "crds.annotations reaches both CRDs beside helm.sh/resource-policy: keep (Argo CD's Prune=false), crds.enabled=false renders neither (helm 3 and 4)"
 
 # 2. kubernetes-validate --strict on the built-in kinds (ServiceMonitor and PrometheusRule are CRD kinds it cannot
 # know).
@@ -101,18 +107,18 @@ export KUBECONFIG="$kubeconfig"
 k() { "$KUBECTL" "$@"; }
 server_version=$(cat "$work/kube/version")
 current=1; [[ $server_version == v1.20.* ]] && current=0
-# The chart's CRD as rendered for this server's version (CEL rules and selectable fields only where the server
-# knows them); the dry-runs below leave it out.
+# The chart's CRDs as rendered for this server's version (CEL rules and selectable fields only where the server
+# knows them); the dry-runs below leave them out.
 "$HELM4" template zim "$chart" -n zim-system --kube-version "$server_version" \
-  --show-only templates/crd.yaml >"$work/crd.yaml"
+  --show-only templates/crd.yaml --show-only templates/crd-zimroomset.yaml >"$work/crd.yaml"
 if ((current)); then
-  k apply --server-side --field-manager=chart-check -f "$work/crd.yaml" >"$work/crd.log" 2>&1 || { cat "$work/crd.log"; fatal "applying the chart's CRD on $server_version"; }
-  grep -qi warning "$work/crd.log" && { cat "$work/crd.log"; fatal "the chart's CRD draws warnings on $server_version"; }
-  ok "the chart's CRD applies server-side on $server_version without warnings"
+  k apply --server-side --field-manager=chart-check -f "$work/crd.yaml" >"$work/crd.log" 2>&1 || { cat "$work/crd.log"; fatal "applying the chart's CRDs on $server_version"; }
+  grep -qi warning "$work/crd.log" && { cat "$work/crd.log"; fatal "the chart's CRDs draw warnings on $server_version"; }
+  ok "the chart's CRDs (ZimRoom, ZimRoomSet) apply server-side on $server_version without warnings"
 else
   k apply -f "$work/crd.yaml" >/dev/null
 fi
-k wait --for condition=established crd/zimrooms.zim.zego.im --timeout=30s >/dev/null
+k wait --for condition=established crd/zimrooms.zim.zego.im crd/zimroomsets.zim.zego.im --timeout=30s >/dev/null
 for ns in zim-system team-a team-b chat; do k create namespace "$ns" >/dev/null; done
 for values in default namespaced-values cluster-values hardened-values; do
   "$TOOLS_PY" - "$work/$values-4.yaml" "$work/$values-dry.yaml" "$current" <<'PY'
@@ -149,7 +155,14 @@ for ns in chat team-a; do
   can yes get secrets/zim-credentials -n "$ns"; can yes watch secrets/zim-credentials -n "$ns"
   can no get secrets -n "$ns"; can no get secrets/other -n "$ns"; can no list secrets -n "$ns"
   can no delete secrets -n "$ns"; can no create secrets -n "$ns"; can no update secrets -n "$ns"
-  can no delete zimrooms.zim.zego.im -n "$ns"; can no create zimrooms.zim.zego.im -n "$ns"
+  # Children of ZimRoomSets: created (server-side apply), released (patch) and deleted by the set controller.
+  can yes create zimrooms.zim.zego.im -n "$ns"; can yes delete zimrooms.zim.zego.im -n "$ns"
+  can no update zimrooms.zim.zego.im -n "$ns"; can no deletecollection zimrooms.zim.zego.im -n "$ns"
+  can yes list zimroomsets.zim.zego.im -n "$ns"; can yes watch zimroomsets.zim.zego.im -n "$ns"
+  can yes get zimroomsets.zim.zego.im -n "$ns"; can yes patch zimroomsets.zim.zego.im --subresource=status -n "$ns"
+  can yes update zimroomsets.zim.zego.im --subresource=finalizers -n "$ns"
+  can no patch zimroomsets.zim.zego.im -n "$ns"; can no create zimroomsets.zim.zego.im -n "$ns"
+  can no delete zimroomsets.zim.zego.im -n "$ns"; can no update zimroomsets.zim.zego.im --subresource=status -n "$ns"
   can no get pods -n "$ns"; can no create deployments.apps -n "$ns"; can no get configmaps -n "$ns"
 done
 can yes create leases.coordination.k8s.io -n zim-system; can yes update leases.coordination.k8s.io -n zim-system
@@ -159,6 +172,7 @@ can no patch secrets/other -n zim-system; can no delete secrets/zim-operator-sea
 can no create leases.coordination.k8s.io -n chat; can no create clusterroles.rbac.authorization.k8s.io
 can yes get customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
 can no get customresourcedefinitions.apiextensions.k8s.io/other.example.com; can no delete customresourcedefinitions.apiextensions.k8s.io/zimrooms.zim.zego.im
+can no delete customresourcedefinitions.apiextensions.k8s.io/zimroomsets.zim.zego.im
 can yes list namespaces; can yes watch namespaces; can no patch namespaces; can no delete namespaces
 ok "cluster-wide RBAC allows exactly what the operator uses, Secrets only by name (checked by impersonation)"
 
@@ -179,11 +193,11 @@ allowed = [
       "verbs": ["get", "list", "watch"]}],
 ]
 # The roles aggregated into admin/edit/view are for the namespaces' users, not the operator (bound to nobody
-# here): ZimRooms without zimrooms/status.
+# here): ZimRooms and ZimRoomSets without their status.
 aggregated = {
-    "ns-zim-operator-edit": [{"apiGroups": ["zim.zego.im"], "resources": ["zimrooms"],
+    "ns-zim-operator-edit": [{"apiGroups": ["zim.zego.im"], "resources": ["zimrooms", "zimroomsets"],
         "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]}],
-    "ns-zim-operator-view": [{"apiGroups": ["zim.zego.im"], "resources": ["zimrooms"],
+    "ns-zim-operator-view": [{"apiGroups": ["zim.zego.im"], "resources": ["zimrooms", "zimroomsets"],
         "verbs": ["get", "list", "watch"]}],
 }
 seen, users = [], []
@@ -205,8 +219,11 @@ k apply -f "$work/ns-rbac.yaml" >/dev/null
 as=system:serviceaccount:zim-system:ns-zim-operator
 for ns in team-a team-b; do
   can yes list zimrooms.zim.zego.im -n "$ns"; can yes patch zimrooms.zim.zego.im --subresource=status -n "$ns"
+  can yes create zimrooms.zim.zego.im -n "$ns"; can yes delete zimrooms.zim.zego.im -n "$ns"
+  can yes watch zimroomsets.zim.zego.im -n "$ns"; can yes patch zimroomsets.zim.zego.im --subresource=status -n "$ns"
   can yes get secrets/zim-credentials -n "$ns"; can no get secrets/other -n "$ns"; can no get secrets -n "$ns"
 done
+can no list zimroomsets.zim.zego.im -n chat; can no create zimrooms.zim.zego.im -n chat; can no list zimroomsets.zim.zego.im --all-namespaces
 can no list zimrooms.zim.zego.im -n chat; can no get secrets/zim-credentials -n chat; can no list zimrooms.zim.zego.im --all-namespaces
 can yes get secrets/ns-zim-operator-credentials -n zim-system; can no get secrets/other -n zim-system; can yes create leases.coordination.k8s.io -n zim-system
 can yes create secrets -n zim-system; can yes patch secrets/ns-zim-operator-seal -n zim-system; can no create secrets -n team-a
@@ -218,7 +235,7 @@ k get namespaces --as="$as" --field-selector metadata.name=team-b -o name >/dev/
 k get namespaces --as="$as" -o name >/dev/null 2>&1 && fatal "an unfiltered list of namespaces is allowed in namespaced mode"
 ok "namespaced RBAC is limited to the listed namespaces (checked by impersonation)"
 
-# 5. The operator under the ServiceAccount's token reconciles a room. The operator runs as a local process (no
+# 5. The operator under the ServiceAccount's token reconciles a room and a set. The operator runs as a local process (no
 # kubelet runs here) with the environment of the release's Deployment and the token of its ServiceAccount, so the
 # chart's RBAC and settings are what it gets. Only what concerns the pod itself is replaced: the addresses it
 # listens on, the ZIM endpoint (the simulator), and the pod's files and network (ZIM_CA_FILE, SSL_CERT_FILE and the
@@ -289,9 +306,48 @@ if ! k -n chat wait zimroom/rbac-check --for=condition=Ready --timeout=60s >/dev
 fi
 grep -q 'Forbidden\|forbidden' "$work/op.log" && { grep -i forbidden "$work/op.log" | head -5 >&2; fatal "the operator hit a forbidden request"; }
 k -n chat delete zimroom rbac-check --timeout=60s >/dev/null || fatal "deleting the room under the chart's RBAC"
+ok "the operator with the chart's default settings and ServiceAccount token reconciles and deletes a ZimRoom (Secrets by name only)"
+# A ZimRoomSet under the same token: children created (server-side apply), the set's status written, a child the
+# set no longer declares released (scaleDown: Orphan patches its deletionPolicy) and deleted.
+set_of() { # the set's room IDs, as a YAML flow list
+  k apply -n chat -f - >/dev/null <<YAML
+apiVersion: zim.zego.im/v1alpha1
+kind: ZimRoomSet
+metadata: {name: rbac-set}
+spec:
+  rooms: {ids: $1}
+  scaleDown: Orphan
+  template:
+    spec:
+      credentialsSecretRef: {name: zim-credentials}
+      attributes: [{key: topic, value: rbac}]
+YAML
+}
+set_ready() { # desired: the set is Ready (AllReady) with that many children
+  [[ $(k -n chat get zimroomset rbac-set -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}/{.status.desired}/{.status.ready}/{.status.existing}' 2>/dev/null) == "AllReady/$1/$1/$1" ]]
+}
+wait_for() { # seconds command...
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do ((SECONDS < deadline)) || return 1; sleep 0.2; done
+}
+set_of '[rbac-a, rbac-b]' || fatal "applying a ZimRoomSet"
+if ! wait_for 60 set_ready 2; then
+  k -n chat get zimroomset rbac-set -o yaml >&2; tail -n 30 "$work/op.log" >&2
+  fatal "the operator under the chart's ServiceAccount did not make the ZimRoomSet Ready"
+fi
+set_of '[rbac-a]'
+if ! wait_for 60 set_ready 1; then
+  k -n chat get zimroomset rbac-set -o yaml >&2; tail -n 30 "$work/op.log" >&2
+  fatal "the operator under the chart's ServiceAccount did not scale the ZimRoomSet down"
+fi
+curl -sf "http://127.0.0.1:$sim_port/_sim/rooms/4242/rbac-b" >/dev/null || fatal "scaleDown: Orphan destroyed the room rbac-b"
+grep -q 'Forbidden\|forbidden' "$work/op.log" && { grep -i forbidden "$work/op.log" | head -5 >&2; fatal "the operator hit a forbidden request with a ZimRoomSet"; }
+# No garbage collector runs here (no kube-controller-manager): the remaining child goes by hand, under the operator.
+k -n chat delete zimroomset rbac-set --timeout=60s >/dev/null || fatal "deleting the ZimRoomSet"
+k -n chat delete zimrooms -l zim.zego.im/set=rbac-set --timeout=60s >/dev/null || fatal "deleting the set's child"
 stop_release_operator
 k -n chat delete secret zim-credentials >/dev/null
-ok "the operator with the chart's default settings and ServiceAccount token reconciles and deletes a ZimRoom (Secrets by name only)"
+ok "under the same token the operator creates a ZimRoomSet's children, writes its status, releases and deletes a child it no longer declares (checked by the set's status, no forbidden request)"
 
 # 6. The hardening values.
 "$TOOLS_PY" - "$work/default-4.yaml" "$work/hardened-values-4.yaml" "$work/namespaced-values-4.yaml" <<'PY' || fatal "rendered hardening options"

@@ -9,7 +9,7 @@
 # 2. Builds into OUT:
 #    - zim-operator-VERSION-linux-amd64: the static binary (glibc, crt-static; the image's is musl, see below);
 #    - zim-operator-VERSION.tgz: the packaged chart (`helm package`), with its README;
-#    - zimroom-VERSION.yaml: the CRDs (ZimRoom and ZimRoomSet) for `kubectl apply` users;
+#    - zimroom-VERSION.yaml, zimroomset-VERSION.yaml: the CRDs for `kubectl apply` users;
 #    - zim-operator-VERSION.cdx.json: the software bill of materials (CycloneDX, from the crate graph, by
 #      cargo-cyclonedx, installed once and pinned outside the checkout like cargo-deny);
 #    - SHA256SUMS: the checksums of all of them.
@@ -65,12 +65,13 @@ rm -f "$out/.ldd"
 "$bin" --version | grep -qx "zim-operator $version" || die "the binary says '$("$bin" --version)', not $version"
 cp "$bin" "$out/zim-operator-$version-linux-amd64"
 
-echo "== chart and CRD"
+echo "== chart and CRDs"
 "$HELM4" package charts/zim-operator -d "$out" >/dev/null
 [[ -f "$out/zim-operator-$version.tgz" ]] || die "helm package did not write zim-operator-$version.tgz"
 "$HELM4" show chart "$out/zim-operator-$version.tgz" | grep -qx "appVersion: $version" || die "the packaged chart's appVersion is not $version"
 "$HELM4" show readme "$out/zim-operator-$version.tgz" | grep -q '^# zim-operator chart' || die "the packaged chart has no README"
-{ cat crds/zimroom.yaml; echo '---'; cat crds/zimroomset.yaml; } >"$out/zimroom-$version.yaml"
+cp crds/zimroom.yaml "$out/zimroom-$version.yaml"
+cp crds/zimroomset.yaml "$out/zimroomset-$version.yaml"
 
 echo "== SBOM"
 source scripts/lib/cargo-tool.sh

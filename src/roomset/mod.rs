@@ -103,7 +103,9 @@ pub struct RoomIds {
 #[serde(rename_all = "camelCase")]
 pub struct IdRange {
     /// Text before the number.
-    #[serde(default)]
+    // Skipped when empty, like `suffix`, so the schema carries no `default: ""`: Kubernetes 1.20 refuses a CRD with
+    // an empty-string default ("in body must be of type string: \"null\"").
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub prefix: String,
     /// The first number.
     #[schemars(extend("format" = "int64"))]

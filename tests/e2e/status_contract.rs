@@ -462,6 +462,108 @@ async fn helm4_wait_follows_the_room() {
     );
 }
 
+/// Helm 4's `install --wait` follows a release's ZimRoomSet the same way: it returns once the set is Ready (every
+/// child Ready, `AllReady`), and fails well before its timeout when the operator refuses the set's template (six
+/// attribute values of 1000 bytes: each within the schema's 1024, together over ZIM's 5120, so the set is Stalled
+/// `InvalidRooms` and creates no child).
+#[tokio::test]
+async fn helm4_wait_follows_a_set() {
+    use zim_operator::roomset::ZimRoomSet;
+    let Ok(helm) = std::env::var("HELM4") else {
+        panic!("HELM4 is not set: run the tests through scripts/test.sh (scripts/tools.sh installs helm 4)");
+    };
+    let w = World::new("e2e-contract-helm-set").await;
+    w.create_secret("zego").await;
+    let _op = w.operator(&[]).await;
+    let chart = |name: &str, ids: &[&str], attributes: serde_json::Value| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("templates")).unwrap();
+        std::fs::write(
+            dir.path().join("Chart.yaml"),
+            format!("apiVersion: v2\nname: {name}\nversion: 0.1.0\n"),
+        )
+        .unwrap();
+        let set = serde_json::json!({
+            "apiVersion": "zim.zego.im/v1alpha1",
+            "kind": "ZimRoomSet",
+            "metadata": {"name": name},
+            "spec": {
+                "rooms": {"ids": ids},
+                "template": {"spec": {"destroyDelayTime": 600, "credentialsSecretRef": {"name": "zego"},
+                                      "attributes": attributes}},
+            },
+        });
+        // JSON is YAML: Helm reads the manifest as it is.
+        std::fs::write(dir.path().join("templates/set.yaml"), serde_json::to_string_pretty(&set).unwrap())
+            .unwrap();
+        dir
+    };
+    let install = |release: &str, dir: &std::path::Path| {
+        let mut cmd = tokio::process::Command::new(&helm);
+        cmd.arg("--kubeconfig").arg(kubeconfig()).args(["install", release]).arg(dir).args([
+            "-n",
+            &w.ns,
+            "--wait",
+            "--timeout",
+            "60s",
+        ]);
+        async move {
+            let start = Instant::now();
+            let out = cmd.output().await.unwrap();
+            (out, start.elapsed())
+        }
+    };
+    let sets: Api<ZimRoomSet> = Api::namespaced(w.client.clone(), &w.ns);
+    let reason = |s: &ZimRoomSet, t: &str| {
+        s.status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .map(|c| (c.status.clone(), c.reason.clone()))
+    };
+
+    let good =
+        chart("good-set", &["hs-1", "hs-2", "hs-3"], serde_json::json!([{"key": "topic", "value": "hi"}]));
+    let (out, took) = install("good", good.path()).await;
+    assert!(out.status.success(), "helm install --wait: {}", String::from_utf8_lossy(&out.stderr));
+    // When helm returns, the set is Ready with its three children Ready, and the rooms exist.
+    let set = sets.get("good-set").await.unwrap();
+    assert_eq!(reason(&set, "Ready"), Some(("True".into(), "AllReady".into())), "{:?}", set.status);
+    let st = set.status.unwrap();
+    assert_eq!((st.desired, st.ready, st.existing), (3, 3, 3));
+    assert_eq!(st.observed_generation, set.metadata.generation);
+    for id in ["hs-1", "hs-2", "hs-3"] {
+        assert!(w.sim.sim.rooms(APP).iter().any(|r| r.room_id == id), "room {id} in ZIM");
+    }
+    println!(
+        "status contract: helm 4 install --wait of a set of 3 rooms returned after {:.1} s",
+        took.as_secs_f64()
+    );
+
+    let big: Vec<serde_json::Value> =
+        (0..6).map(|i| serde_json::json!({"key": format!("k{i}"), "value": "x".repeat(1000)})).collect();
+    let bad = chart("bad-set", &["hb-1", "hb-2", "hb-3"], serde_json::Value::Array(big));
+    let (out, took) = install("bad", bad.path()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a set the operator refuses must fail the release");
+    assert!(
+        stderr.contains("ZimRoomSet") && stderr.contains("bad-set") && stderr.contains("status: Failed"),
+        "helm fails on the set's status, not for another reason: {stderr}"
+    );
+    assert!(took < Duration::from_secs(30), "failed only near the timeout (60 s): {took:?}");
+    let set = sets.get("bad-set").await.unwrap();
+    assert_eq!(reason(&set, "Stalled"), Some(("True".into(), "InvalidRooms".into())), "{:?}", set.status);
+    let message = set.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert!(message.message.contains("5120"), "the message names the limit: {}", message.message);
+    assert_eq!(set.status.as_ref().unwrap().existing, 0, "no child of a refused set");
+    assert!(!w.sim.sim.rooms(APP).iter().any(|r| r.room_id.starts_with("hb-")), "no room of a refused set");
+    println!(
+        "status contract: helm 4 install --wait of a set with 6000 bytes of attribute values failed after {:.1} s (timeout 60 s)",
+        took.as_secs_f64()
+    );
+}
+
 /// The kstatus port (tests/support/kstatus.rs) and cli-utils give the same status and message for every object
 /// the status contract knows without a server: each testdata object of the Argo CD health cases (every Ready
 /// reason the operator writes, paused, deleting, no status, a stale generation) and the rule-order cases of

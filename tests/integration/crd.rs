@@ -1,7 +1,7 @@
-//! The CRD: the committed YAML matches the code, and the CEL rules (evaluated client-side with kube's `cel`
-//! feature) refuse edits of immutable fields with messages that say so.
+//! The CRDs: the committed YAML matches the code (ZimRoom and ZimRoomSet), and the CEL rules (evaluated client-side
+//! with kube's `cel` feature) refuse edits of immutable fields with messages that say so.
 
-use zim_operator::crd::{ZimRoom, crd_yaml};
+use zim_operator::crd::{ZimRoom, crd_yaml, set_crd_yaml};
 
 fn room(yaml: &str) -> ZimRoom {
     serde_saphyr::from_str(yaml).unwrap()
@@ -10,7 +10,23 @@ fn room(yaml: &str) -> ZimRoom {
 const BASE: &str =
     "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: lobby, namespace: chat}\n";
 
-/// `crds/zimroom.yaml` is exactly what `zim-operator crd` prints, and the chart's template
+/// What `scripts/chart-crd.py KIND` makes of `crd`: the chart's template for it.
+fn chart_template(kind: &str, crd: &str) -> Vec<u8> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new("python3")
+        .arg(root.join("scripts/chart-crd.py"))
+        .arg(kind)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs scripts/chart-crd.py");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), crd.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "scripts/chart-crd.py {kind} failed");
+    out.stdout
+}
+
+/// `crds/zimroom.yaml` is exactly what `zim-operator crd --kind ZimRoom` prints, and the chart's template
 /// `charts/zim-operator/templates/crd.yaml` is what `scripts/chart-crd.py` makes of it (both written by
 /// `scripts/generate.sh`; the chart has no `crds/` copy, which Helm would install next to the template).
 #[test]
@@ -18,23 +34,102 @@ fn committed_crd_matches_the_code() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let committed = std::fs::read_to_string(root.join("crds/zimroom.yaml")).unwrap_or_default();
     assert!(committed == crd_yaml(), "crds/zimroom.yaml is stale: run scripts/generate.sh");
-
-    let mut child = std::process::Command::new("python3")
-        .arg(root.join("scripts/chart-crd.py"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs scripts/chart-crd.py");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), crd_yaml().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "scripts/chart-crd.py failed");
     let template =
         std::fs::read_to_string(root.join("charts/zim-operator/templates/crd.yaml")).unwrap_or_default();
     assert!(
-        template.as_bytes() == out.stdout,
+        template.as_bytes() == chart_template("ZimRoom", &crd_yaml()),
         "charts/zim-operator/templates/crd.yaml is stale: run scripts/generate.sh"
     );
     assert!(!root.join("charts/zim-operator/crds").exists(), "the chart must not also ship the CRD in crds/");
+}
+
+/// The same for the ZimRoomSet CRD: `crds/zimroomset.yaml` is `zim-operator crd --kind ZimRoomSet`, and
+/// `charts/zim-operator/templates/crd-zimroomset.yaml` is what `scripts/chart-crd.py` makes of it. The template
+/// gates the CEL rules like the ZimRoom CRD's and has no selectable fields to gate.
+#[test]
+fn committed_set_crd_matches_the_code() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let committed = std::fs::read_to_string(root.join("crds/zimroomset.yaml")).unwrap_or_default();
+    assert!(committed == set_crd_yaml(), "crds/zimroomset.yaml is stale: run scripts/generate.sh");
+    let template = std::fs::read_to_string(root.join("charts/zim-operator/templates/crd-zimroomset.yaml"))
+        .unwrap_or_default();
+    assert!(
+        template.as_bytes() == chart_template("ZimRoomSet", &set_crd_yaml()),
+        "charts/zim-operator/templates/crd-zimroomset.yaml is stale: run scripts/generate.sh"
+    );
+    assert!(template.contains("{{- if $cel }}"), "the set's CEL rules are gated on the server's version");
+    assert!(!template.contains("selectable"), "the set CRD declares no selectable fields");
+    // Each kind is checked against its input: the ZimRoom CRD is not a ZimRoomSet's.
+    let mut child = std::process::Command::new("python3")
+        .arg(root.join("scripts/chart-crd.py"))
+        .arg("ZimRoomSet")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), crd_yaml().as_bytes()).unwrap();
+    assert!(!child.wait().unwrap().success(), "chart-crd.py ZimRoomSet accepted the ZimRoom CRD");
+}
+
+/// The ZimRoomSet CRD's names, short name, scope, status subresource and printer columns are as designed; its
+/// status defaults to observedGeneration 0 (kstatus reads a set not handled yet as InProgress), its conditions
+/// are a list map keyed by type, and every spec and status field documents itself.
+#[test]
+fn set_crd_shape() {
+    let crd = zim_operator::crd::set_crd();
+    assert_eq!(crd.metadata.name.as_deref(), Some("zimroomsets.zim.zego.im"));
+    assert_eq!(crd.spec.group, "zim.zego.im");
+    assert_eq!(crd.spec.scope, "Namespaced");
+    assert_eq!(crd.spec.names.kind, "ZimRoomSet");
+    assert_eq!(crd.spec.names.short_names, Some(vec!["zrs".to_string()]));
+    assert_eq!(crd.spec.names.categories, Some(vec!["zim".to_string()]));
+    let v = &crd.spec.versions[0];
+    assert_eq!(v.name, "v1alpha1");
+    assert!(v.served && v.storage);
+    assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "a status subresource");
+    assert!(v.subresources.as_ref().and_then(|s| s.scale.as_ref()).is_none());
+    let columns: Vec<(String, &str, &str)> = v
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| (c.name.to_uppercase(), c.type_.as_str(), c.json_path.as_str()))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("DESIRED".to_string(), "integer", ".status.desired"),
+            ("READY".to_string(), "integer", ".status.ready"),
+            ("OCCUPIED".to_string(), "integer", ".status.occupied"),
+            ("STATUS".to_string(), "string", ".status.conditions[?(@.type==\"Ready\")].reason"),
+            ("AGE".to_string(), "date", ".metadata.creationTimestamp"),
+        ]
+    );
+    assert!(
+        v.additional_printer_columns
+            .iter()
+            .flatten()
+            .filter(|c| c.name != "Age")
+            .all(|c| c.description.is_some() && c.priority.unwrap_or(0) == 0)
+    );
+    assert!(v.selectable_fields.is_none(), "no selectable fields");
+    let json = serde_json::to_value(v.schema.as_ref().unwrap()).unwrap();
+    let root = &json["openAPIV3Schema"];
+    assert_eq!(root["required"], serde_json::json!(["spec"]));
+    let status = &root["properties"]["status"];
+    assert_eq!(status["default"], serde_json::json!({"observedGeneration": 0}));
+    assert_eq!(status["properties"]["conditions"]["x-kubernetes-list-map-keys"][0], "type");
+    for part in ["spec", "status"] {
+        for (name, field) in root["properties"][part]["properties"].as_object().unwrap() {
+            assert!(
+                field["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "ZimRoomSet {part}.{name} has no description"
+            );
+        }
+    }
+    let yaml = set_crd_yaml();
+    assert!(!yaml.contains("uint32"), "no integer format a current API server warns about");
+    assert!(!yaml.contains("nullable"), "tidied like the ZimRoom CRD");
 }
 
 /// Names, short name, scope, status subresource, printer columns, selectable fields and list-map keys are as

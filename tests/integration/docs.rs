@@ -49,12 +49,13 @@ fn reasons_table_covers_every_reason() {
 }
 
 /// The argocd-cm snippets of docs/argocd.md are the tested health checks, indented for the ConfigMap: the
-/// ZimRoom's, and the Application's for an app of apps.
+/// ZimRoom's, the ZimRoomSet's, and the Application's for an app of apps.
 #[test]
 fn argocd_snippet_is_the_tested_script() {
     let page = read("docs/argocd.md");
     for (script, key) in [
         ("zim.zego.im/ZimRoom", "zim.zego.im_ZimRoom"),
+        ("zim.zego.im/ZimRoomSet", "zim.zego.im_ZimRoomSet"),
         ("argoproj.io/Application", "argoproj.io_Application"),
     ] {
         let lua = read(&format!("argocd/resource_customizations/{script}/health.lua"));

@@ -49,16 +49,29 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
-{{/* The rules on ZimRooms, Secrets and events the operator needs in each watched namespace. */}}
+{{/* The rules on ZimRooms, ZimRoomSets, Secrets and events the operator needs in each watched namespace. create
+and delete on zimrooms are for the children of ZimRoomSets (the set controller creates them with server-side
+apply and deletes those the set no longer declares); zimroomsets/finalizers is what an owner reference with
+blockOwnerDeletion (each child's, to its set) needs where the OwnerReferencesPermissionEnforcement admission
+plugin runs (OpenShift, for one). */}}
 {{- define "zim-operator.watchRules" -}}
 - apiGroups: [zim.zego.im]
   resources: [zimrooms]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [zim.zego.im]
   resources: [zimrooms/status]
   verbs: [get, patch]
 - apiGroups: [zim.zego.im]
   resources: [zimrooms/finalizers]
+  verbs: [update]
+- apiGroups: [zim.zego.im]
+  resources: [zimroomsets]
+  verbs: [get, list, watch]
+- apiGroups: [zim.zego.im]
+  resources: [zimroomsets/status]
+  verbs: [get, patch]
+- apiGroups: [zim.zego.im]
+  resources: [zimroomsets/finalizers]
   verbs: [update]
 - apiGroups: [events.k8s.io]
   resources: [events]
