@@ -8,7 +8,8 @@
 //! 2. its children: the ZimRooms of its namespace labelled with its name and controlled by it (owner reference);
 //! 3. each declared room without a child gets one (server-side apply, field manager `zim-operator-set`), at most
 //!    `maxUnready` not Ready at once; a child whose labels, annotations or spec differ from the template is applied
-//!    again (a template change reaches every child);
+//!    again (a template change reaches every child); a child the API server refuses for good (an admission policy,
+//!    a CEL rule, RBAC) makes the set Stalled `ChildrenRefused` with the server's message;
 //! 4. each child the set no longer declares is deleted (`scaleDown: Delete`: the child's own rules apply, so an
 //!    occupied room waits, `whenOccupied`) or, with `scaleDown: Orphan`, set to `deletionPolicy: Orphan` and then
 //!    deleted;
@@ -49,6 +50,8 @@ pub mod set_reason {
     pub const CHILDREN_STALLED: &str = "ChildrenStalled";
     /// Stalled: the room IDs cannot be computed; nothing was changed.
     pub const INVALID_ROOMS: &str = "InvalidRooms";
+    /// Stalled: the API server refuses some children (an admission policy, a CEL rule, RBAC).
+    pub const CHILDREN_REFUSED: &str = "ChildrenRefused";
 }
 
 /// What the set controller needs.
@@ -183,6 +186,7 @@ async fn reconcile(set: Arc<ZimRoomSet>, ctx: Arc<SetContext>) -> Result<Action,
             as u64;
     let bound = set.spec.max_unready.map(u64::from);
     let (mut created, mut updated, mut removed) = (0usize, 0usize, 0usize);
+    let mut refused: Vec<String> = Vec::new();
     for id in &ids {
         let want = child(&set, id);
         let child_name = want.metadata.name.clone().unwrap_or_default();
@@ -199,10 +203,17 @@ async fn reconcile(set: Arc<ZimRoomSet>, ctx: Arc<SetContext>) -> Result<Action,
         }
         let mut body = serde_json::to_value(&want).expect("a ZimRoom serializes");
         body.as_object_mut().map(|o| o.remove("status"));
-        rooms
-            .patch(&child_name, &apply, &Patch::Apply(&body))
-            .await
-            .map_err(kube_err(format!("applying child {ns}/{child_name} of ZimRoomSet {name}")))?;
+        match rooms.patch(&child_name, &apply, &Patch::Apply(&body)).await {
+            Ok(_) => {}
+            // The API server refuses the child for good (its schema, CEL rules, an admission policy such as the
+            // namespace's room-id prefixes, RBAC): said on the set's status, not retried blindly.
+            Err(kube::Error::Api(e)) if matches!(e.code, 400 | 403 | 422) => {
+                refused.push(format!("{child_name}: {}", e.message));
+            }
+            Err(e) => {
+                return Err(kube_err(format!("applying child {ns}/{child_name} of ZimRoomSet {name}"))(e));
+            }
+        }
     }
     for c in children.iter().filter(|c| c.metadata.deletion_timestamp.is_none()) {
         if wanted.contains(c.room_id().as_str()) {
@@ -236,7 +247,17 @@ async fn reconcile(set: Arc<ZimRoomSet>, ctx: Arc<SetContext>) -> Result<Action,
         })
         .collect();
     let missing = ids.len().saturating_sub(by_room.len());
-    let verdict = if !stuck.is_empty() {
+    let verdict = if !refused.is_empty() {
+        Verdict::Stuck(
+            set_reason::CHILDREN_REFUSED,
+            format!(
+                "the API server refuses {} of {} children: {}",
+                refused.len(),
+                ids.len(),
+                first(&refused)
+            ),
+        )
+    } else if !stuck.is_empty() {
         Verdict::Stuck(
             set_reason::CHILDREN_STALLED,
             format!("{} of {} children need a person: {}", stuck.len(), ids.len(), first(&stuck)),
