@@ -214,12 +214,18 @@ async fn faults_fire_the_matching_alerts_and_the_dashboard_has_data() {
     let w = World::new("alerting-faults").await;
     w.create_secret("zego").await;
     w.sim.sim.set_limits(None, Some(2));
-    let op = w.operator(&[]).await;
+    let op = w.operator(&["--resync-period", "2s"]).await;
     let prometheus = Prometheus::start(op.admin, &w.ns).await;
     prometheus.wait_scraped().await;
 
     w.apply_room(room("alpha-room").destroy_delay(600)).await;
     w.wait_reason("alpha-room", "Available", T).await;
+    // A member in alpha-room, so the dashboard's occupancy panels have series (their gauges exist while non-zero).
+    w.sim.sim.enter_room(APP, "alpha-room", &["guest".to_owned()]).unwrap();
+    eventually("the member to be counted", T, || async {
+        (op.metric("zim_operator_rooms_occupied{").await >= 1.0).then_some(())
+    })
+    .await;
     w.sim.sim.set_faults(FaultPlan {
         next: [Fault::Code { code: 660300005 }, Fault::Code { code: 660300005 }].into(),
         actions: vec!["CreateRoom".into()],
