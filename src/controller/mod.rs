@@ -27,7 +27,7 @@ mod pack;
 mod prober;
 mod run;
 mod seal_key;
-mod status;
+pub(crate) mod status;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -208,7 +208,8 @@ async fn reconcile(set: Arc<ZimRoomSet>, ctx: Arc<SetContext>) -> Result<Action,
             // The API server refuses the child for good (its schema, CEL rules, an admission policy such as the
             // namespace's room-id prefixes, RBAC): said on the set's status, not retried blindly.
             Err(kube::Error::Api(e)) if matches!(e.code, 400 | 403 | 422) => {
-                refused.push(format!("{child_name}: {}", e.message));
+                refused
+                    .push(format!("{child_name}: {}", crate::controller::status::truncate(&e.message, 300)));
             }
             Err(e) => {
                 return Err(kube_err(format!("applying child {ns}/{child_name} of ZimRoomSet {name}"))(e));

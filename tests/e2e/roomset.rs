@@ -158,3 +158,24 @@ async fn a_refused_template_stalls_the_set() {
     assert_eq!(w.calls("CreateRoom"), 0, "nothing was created in ZIM");
     assert!(w.list().await.is_empty(), "no child");
 }
+
+/// Children the API server refuses (here a template label value Kubernetes does not allow: the set's schema
+/// cannot know label syntax) make the set Stalled `ChildrenRefused`, quoting the server, instead of a retry loop.
+#[tokio::test]
+async fn children_the_api_server_refuses_stall_the_set() {
+    let w = World::new("e2e-set-apirefused").await;
+    w.create_secret("zego").await;
+    let _op = w.operator(&[]).await;
+    let mut body = lobbies(2, "x");
+    body["spec"]["template"]["metadata"]["labels"]["tier"] = "not a label value!".into();
+    apply_set(&w, body).await;
+    let s = set_status(&w, "the set to be Stalled", |s| ready_reason(s) == Some("ChildrenRefused")).await;
+    let stalled = s.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(stalled.status, "True");
+    assert!(
+        stalled.message.contains("refuses 2 of 2 children") && stalled.message.contains("metadata.labels"),
+        "{stalled:?}"
+    );
+    assert!(w.list().await.is_empty());
+    assert_eq!(kstatus(&s), "Failed");
+}
