@@ -28,7 +28,7 @@
 //!       the most CreateRoom and QueryRoomUserList calls in any sliding second at the server (the proxy's record of
 //!       what it forwarded), throttled replies, CreateRoom rate per round.
 //!   UserRegister calls for P1's 2 000 new rooms of one (AppId, user).
-//!   `PERF_ONLY=P1` or `PERF_ONLY=P11` runs that scenario alone and prints it (docs/PERFORMANCE.md is left alone).
+//!   `PERF_ONLY=P1`, `PERF_ONLY=P11` or `PERF_ONLY=P12` runs that scenario alone and prints it (docs/PERFORMANCE.md is left alone).
 //!   P10 (only with PERF_ONLY=P10, never in the full run): 100 000 paused ZimRooms in the operator's cache: time to
 //!       /readyz and RSS once every object is handled, at a first start and after a restart (`mod p10` below).
 
@@ -340,6 +340,57 @@ async fn recreation(with_callbacks: bool) -> (Vec<f64>, usize) {
     (lat, n)
 }
 
+/// P12: fairness with a fleet. Namespace A applies one ZimRoomSet of 1 000 rooms; namespace B then applies 20 rooms,
+/// one at a time.
+async fn p12() -> (String, String, String, String) {
+    // P12: fairness with a fleet. Namespace A applies one ZimRoomSet of 1 000 rooms; namespace B then applies
+    // 20 rooms, one at a time.
+    let a = World::new("perf-p12-a").await;
+    a.create_secret("zego").await;
+    a.sim.sim.set_limits(Some(20), None);
+    let b_ns = "perf-p12-b";
+    let b12 = World::new(b_ns).await;
+    let p12_op =
+        a.operator_env(&["--zim-qps", "20", "--resync-period", "1h", "--namespaces", b_ns], QUIET).await;
+    let fleet_start = Instant::now();
+    let set = serde_json::json!({
+        "apiVersion": "zim.zego.im/v1alpha1", "kind": "ZimRoomSet",
+        "metadata": {"name": "fleet"},
+        "spec": {
+            "rooms": {"range": {"prefix": "fleet-", "start": 1, "end": 1000, "width": 4}},
+            "template": {"spec": {"destroyDelayTime": 10800, "credentialsSecretRef": {"name": "zego"}}},
+        },
+    });
+    let sets: kube::Api<zim_operator::roomset::ZimRoomSet> = kube::Api::namespaced(a.client.clone(), &a.ns);
+    sets.patch("fleet", &kube::api::PatchParams::apply("perf").force(), &kube::api::Patch::Apply(&set))
+        .await
+        .expect("apply the set");
+    // B starts once the set's children exist (the fleet is then a backlog of 1 000 rooms in A).
+    eventually("the set's children to exist", Duration::from_secs(120), || async {
+        (a.list().await.len() >= 1000).then_some(())
+    })
+    .await;
+    let children_at = fleet_start.elapsed().as_secs_f64();
+    let other = one_at_a_time(&b12, (0..20).map(|i| format!("other-{i}"))).await;
+    let b_done = fleet_start.elapsed().as_secs_f64();
+    wait_all_ready(&a, 1000, Duration::from_secs(300)).await;
+    let a_done = fleet_start.elapsed().as_secs_f64();
+    let result = (
+        "P12".to_owned(),
+        "another namespace's new rooms behind a 1 000-room ZimRoomSet: apply→Ready p50 / p99".to_owned(),
+        format!(
+            "{:.2} s / {:.2} s (children created in {children_at:.1} s; its 20 done at {b_done:.1} s, the set at {a_done:.1} s)",
+            percentile(&other, 0.5),
+            percentile(&other, 0.99)
+        ),
+        "as P9 (≤ 0.5 s)".to_owned(),
+    );
+    drop(p12_op);
+    drop(b12);
+    drop(a);
+    result
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let bench_start = Instant::now();
@@ -360,7 +411,7 @@ async fn main() {
         p10::run().await;
         return;
     }
-    // PERF_ONLY=P1 and PERF_ONLY=P11 run only that scenario and print it (docs/PERFORMANCE.md is left alone).
+    // PERF_ONLY=P1, PERF_ONLY=P11 and PERF_ONLY=P12 run only that scenario and print it (docs/PERFORMANCE.md is left alone).
     match std::env::var("PERF_ONLY").as_deref() {
         Ok("P1") => {
             let (_world, mut op, p1_rows, _) = p1().await;
@@ -374,6 +425,11 @@ async fn main() {
             for (id, what, value, target) in p11().await {
                 row(&id, &what, value, &target);
             }
+            return;
+        }
+        Ok("P12") => {
+            let (id, what, value, target) = p12().await;
+            row(&id, &what, value, &target);
             return;
         }
         _ => {}
@@ -647,52 +703,8 @@ async fn main() {
         drop(b9);
         drop(a);
 
-        // P12: fairness with a fleet. Namespace A applies one ZimRoomSet of 1 000 rooms; namespace B then applies
-        // 20 rooms, one at a time.
-        let a = World::new("perf-p12-a").await;
-        a.create_secret("zego").await;
-        a.sim.sim.set_limits(Some(20), None);
-        let b_ns = "perf-p12-b";
-        let b12 = World::new(b_ns).await;
-        let p12_op =
-            a.operator_env(&["--zim-qps", "20", "--resync-period", "1h", "--namespaces", b_ns], QUIET).await;
-        let fleet_start = Instant::now();
-        let set = serde_json::json!({
-            "apiVersion": "zim.zego.im/v1alpha1", "kind": "ZimRoomSet",
-            "metadata": {"name": "fleet"},
-            "spec": {
-                "rooms": {"range": {"prefix": "fleet-", "start": 1, "end": 1000, "width": 4}},
-                "template": {"spec": {"destroyDelayTime": 10800, "credentialsSecretRef": {"name": "zego"}}},
-            },
-        });
-        let sets: kube::Api<zim_operator::roomset::ZimRoomSet> =
-            kube::Api::namespaced(a.client.clone(), &a.ns);
-        sets.patch("fleet", &kube::api::PatchParams::apply("perf").force(), &kube::api::Patch::Apply(&set))
-            .await
-            .expect("apply the set");
-        // B starts once the set's children exist (the fleet is then a backlog of 1 000 rooms in A).
-        eventually("the set's children to exist", Duration::from_secs(120), || async {
-            (a.list().await.len() >= 1000).then_some(())
-        })
-        .await;
-        let children_at = fleet_start.elapsed().as_secs_f64();
-        let other = one_at_a_time(&b12, (0..20).map(|i| format!("other-{i}"))).await;
-        let b_done = fleet_start.elapsed().as_secs_f64();
-        wait_all_ready(&a, 1000, Duration::from_secs(300)).await;
-        let a_done = fleet_start.elapsed().as_secs_f64();
-        row(
-            "P12",
-            "another namespace's new rooms behind a 1 000-room ZimRoomSet: apply→Ready p50 / p99",
-            format!(
-                "{:.2} s / {:.2} s (children created in {children_at:.1} s; its 20 done at {b_done:.1} s, the set at {a_done:.1} s)",
-                percentile(&other, 0.5),
-                percentile(&other, 0.99)
-            ),
-            "as P9 (≤ 0.5 s)",
-        );
-        drop(p12_op);
-        drop(b12);
-        drop(a);
+        let (id, what, value, target) = p12().await;
+        row(&id, &what, value, &target);
 
         // P5: recreation latency, 100 rooms destroyed one by one by the simulator's clock.
         for with_callbacks in [true, false] {
