@@ -238,8 +238,16 @@ pub async fn apply(args: ApplyArgs) -> ExitCode {
             let attempts = args.attempts;
             async move {
                 let mut room = room;
-                cmd_shared::reconcile_with_retries(reconciler, &mut room, creds, &claim, attempts, || {})
-                    .await;
+                cmd_shared::reconcile_with_retries(
+                    reconciler,
+                    &mut room,
+                    creds,
+                    &claim,
+                    crate::reconcile::Policy::unrestricted(),
+                    attempts,
+                    || {},
+                )
+                .await;
                 (i, room)
             }
         })

@@ -20,8 +20,10 @@
 //! | `error` | any other Ready=False reason: ZIM could not be asked (credentials refused, throttled, unreachable) |
 //!
 //! Like `apply`, `plan` runs without a cluster and so without a namespace policy ([`Facts::owner`] is
-//! unrestricted): an existing room is always adoptable here, where in a cluster the Namespace's
-//! `zim.zego.im/adopt-existing-rooms: deny` would refuse it (Ready=False `ForbiddenByPolicy`).
+//! unrestricted): an existing room is adoptable here, where in a cluster the Namespace's
+//! `zim.zego.im/adopt-existing-rooms: deny` would refuse it (Ready=False `ForbiddenByPolicy`) — unless the
+//! Namespace's annotations are given with `--namespace-annotation NS:KEY=VALUE`: the plan then applies that
+//! namespace's policy (`forbidden` lines) exactly as the controller does (`Policy::from_namespace`).
 //!
 //! [`Facts::owner`]: crate::reconcile::Facts::owner
 
@@ -70,6 +72,11 @@ pub struct PlanArgs {
     /// Attempts per room for retryable failures of the read calls.
     #[arg(long, default_value_t = 5)]
     pub attempts: u32,
+    /// An annotation of a Namespace, `NAMESPACE:KEY=VALUE` (repeatable), so the plan applies that namespace's
+    /// policy as the cluster would (e.g. `chat:zim.zego.im/adopt-existing-rooms=deny` shows `forbidden` for a
+    /// room that exists). A namespace without any is planned without a policy.
+    #[arg(long = "namespace-annotation", value_name = "NAMESPACE:KEY=VALUE", value_parser = parse_annotation)]
+    pub namespace_annotations: Vec<(String, String, String)>,
     /// Rooms planned at once.
     #[arg(long, env = "ZIM_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
@@ -244,6 +251,12 @@ pub async fn plan(args: PlanArgs) -> ExitCode {
         }
     }
     let rooms = cmd_shared::claims(rooms);
+    let mut annotations: std::collections::HashMap<String, std::collections::BTreeMap<String, String>> =
+        std::collections::HashMap::new();
+    for (ns, key, value) in &args.namespace_annotations {
+        annotations.entry(ns.clone()).or_default().insert(key.clone(), value.clone());
+    }
+    let annotations = &annotations;
     let planned: Vec<(usize, RoomPlan)> = futures::stream::iter(rooms)
         .map(|(i, room, claim)| {
             let (reconciler, creds, doc) = (&reconciler, &creds, &docs[i]);
@@ -251,11 +264,21 @@ pub async fn plan(args: PlanArgs) -> ExitCode {
             async move {
                 let mut room = room;
                 let dry = reconciler.zim();
+                let ns = room.metadata.namespace.clone().unwrap_or_default();
+                let policy = match annotations.get(&ns) {
+                    Some(a) => crate::reconcile::Policy::from_namespace(
+                        &ns,
+                        Some(a),
+                        crate::reconcile::DefaultCredentialsScope::All,
+                    ),
+                    None => crate::reconcile::Policy::unrestricted(),
+                };
                 let run = cmd_shared::reconcile_with_retries(
                     reconciler,
                     &mut room,
                     creds,
                     &claim,
+                    policy,
                     attempts,
                     || {
                         // Only the last attempt's writes count.
@@ -420,4 +443,14 @@ fn from_writes(plan: &mut RoomPlan, writes: &[Write]) -> (Action, String) {
         _ => format!("ZIM room {room} is as declared"),
     };
     (action, message)
+}
+
+/// `NAMESPACE:KEY=VALUE` → (namespace, key, value).
+fn parse_annotation(text: &str) -> Result<(String, String, String), String> {
+    let (ns, rest) = text.split_once(':').ok_or("expected NAMESPACE:KEY=VALUE")?;
+    let (key, value) = rest.split_once('=').ok_or("expected NAMESPACE:KEY=VALUE")?;
+    if ns.is_empty() || key.is_empty() {
+        return Err("expected NAMESPACE:KEY=VALUE with a namespace and a key".into());
+    }
+    Ok((ns.to_owned(), key.to_owned(), value.to_owned()))
 }

@@ -180,10 +180,11 @@ pub async fn reconcile_with_retries<Z: ZimApi>(
     room: &mut ZimRoom,
     creds: &ResolvedCredentials,
     claim: &Claim,
+    policy: crate::reconcile::Policy,
     attempts: u32,
     mut before_attempt: impl FnMut(),
 ) -> Outcome {
-    let facts = Facts { claims: claim.clone(), ..Facts::owner(Ok(creds.clone())) };
+    let facts = Facts { claims: claim.clone(), policy, ..Facts::owner(Ok(creds.clone())) };
     let attempts = attempts.max(1);
     let mut attempt = 1;
     loop {

@@ -552,3 +552,40 @@ async fn validate_apply_and_plan_expand_sets() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("ZimRoomSet games/broken: invalid, not applied: spec.rooms.ids[1]"));
 }
+
+/// `plan --namespace-annotation NS:KEY=VALUE` applies that namespace's policy as the controller does: an existing
+/// room the namespace may not adopt is `forbidden` (without the annotation: `adopt`), and a roomId outside its
+/// prefixes too; nothing is written.
+#[tokio::test]
+async fn plan_applies_a_namespace_s_policy_when_given() {
+    let sim = sim(0, 100).await;
+    sim.sim.seed_room(APP, "legacy", "Legacy", 600, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rooms.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: legacy, namespace: chat}\nspec: {destroyDelayTime: 600}\n---\napiVersion: zim.zego.im/v1alpha1\nkind: ZimRoom\nmetadata: {name: fresh, namespace: chat}\nspec: {destroyDelayTime: 600}\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let before = last_seq(&sim);
+    let out = run_bin(zim_cmd("plan", &sim.endpoint(), &["-f", file])).await;
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("chat/legacy: adopt"), "{stdout}");
+    let policy = [
+        "-f",
+        file,
+        "--namespace-annotation",
+        "chat:zim.zego.im/adopt-existing-rooms=deny",
+        "--namespace-annotation",
+        "chat:zim.zego.im/room-id-prefixes=legacy",
+    ];
+    let out = run_bin(zim_cmd("plan", &sim.endpoint(), &policy)).await;
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("chat/legacy: forbidden"), "{stdout}");
+    assert!(stdout.contains("chat/fresh: forbidden"), "outside the prefixes: {stdout}");
+    only_reads_since(&sim, before);
+    let mut c = bin();
+    c.args(["plan", "-f", file, "--namespace-annotation", "no-colon"]);
+    assert_eq!(run_bin(c).await.status.code(), Some(2), "a malformed annotation is a usage error");
+}
