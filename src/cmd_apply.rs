@@ -15,7 +15,6 @@ pub use crate::cmd_shared::Output;
 use crate::cmd_shared::{self, ZimArgs};
 use crate::crd::{ZimRoom, condition};
 use crate::manifest::{self, Document};
-use crate::reconcile::Reconciler;
 
 /// Options of `apply`.
 #[derive(Debug, clap::Args)]
@@ -172,42 +171,20 @@ fn json_object(doc: &Document) -> serde_json::Value {
 
 /// Runs `apply`.
 pub async fn apply(args: ApplyArgs) -> ExitCode {
-    let creds = match args.zim.credentials() {
-        Ok(c) => c,
+    let (creds, docs, connection) = match cmd_shared::prepare(&args.zim, &args.files).await {
+        Ok(prepared) => prepared,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    let docs = match manifest::load(&args.files) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let connection = match args.zim.connect(args.zim.zim_qps).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let client = connection.client.clone();
-    // The statuses `apply` reads are the user's own files: trusted as they are, and printed without seals.
-    let reconciler = Reconciler::new(client, args.zim.from_user_id.clone())
-        .with_sealer(std::sync::Arc::new(crate::reconcile::seal::Sealer::trusting()));
+    let reconciler = cmd_shared::trusting_reconciler(connection.client.clone(), &args.zim.from_user_id);
 
     // A ZimRoomSet is applied as the rooms it declares; one that declares nothing usable counts as invalid.
     let (docs, set_problems) = manifest::expand_sets(docs);
     for set in &set_problems {
-        let problems = &set.problems;
-        eprintln!(
-            "{}: ZimRoomSet {}: invalid, not applied: {}",
-            set.document.location(),
-            set.document.object_name(),
-            problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-        );
+        let (location, name) = (set.document.location(), set.document.object_name());
+        eprintln!("{location}: ZimRoomSet {name}: invalid, not applied: {}", cmd_shared::set_problems(set));
     }
     let mut invalid = set_problems.len();
     let mut rooms: Vec<(usize, ZimRoom)> = Vec::new();

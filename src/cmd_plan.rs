@@ -36,7 +36,6 @@ use serde::Serialize;
 use crate::cmd_shared::{self, ZimArgs};
 use crate::crd::{ZimRoom, condition, reason};
 use crate::manifest::{self, Document};
-use crate::reconcile::Reconciler;
 use crate::zim::dry_run::{self, DryRun, Write};
 
 /// The exit codes of `plan`, as `--help` shows them (and docs/running.md lists them).
@@ -203,42 +202,22 @@ impl RoomPlan {
 
 /// Runs `plan`: exit 0 when nothing would change, 2 when something would, 1 on an error.
 pub async fn plan(args: PlanArgs) -> ExitCode {
-    let creds = match args.zim.credentials() {
-        Ok(c) => c,
+    // Errors are exit 1 here: 2 means "something would change".
+    let (creds, docs, connection) = match cmd_shared::prepare(&args.zim, &args.files).await {
+        Ok(prepared) => prepared,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };
-    let docs = match manifest::load(&args.files) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let connection = match args.zim.connect(args.zim.zim_qps).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let dry = DryRun::new(connection.client.clone());
-    // The statuses `plan` reads are the user's own files, trusted as they are (as `apply` trusts them).
-    let reconciler = Reconciler::new(dry, args.zim.from_user_id.clone())
-        .with_sealer(std::sync::Arc::new(crate::reconcile::seal::Sealer::trusting()));
+    let reconciler =
+        cmd_shared::trusting_reconciler(DryRun::new(connection.client.clone()), &args.zim.from_user_id);
 
     // A ZimRoomSet is planned as the rooms it declares; one that declares nothing usable is `invalid`.
     let (docs, set_problems) = manifest::expand_sets(docs);
     let mut plans: Vec<(usize, RoomPlan)> = Vec::new();
-    let set_plans: Vec<RoomPlan> = set_problems
-        .iter()
-        .map(|set| {
-            let problems = &set.problems;
-            unusable(&set.document, problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
-        })
-        .collect();
+    let set_plans: Vec<RoomPlan> =
+        set_problems.iter().map(|set| unusable(&set.document, cmd_shared::set_problems(set))).collect();
     let mut rooms: Vec<(usize, ZimRoom)> = Vec::new();
     for (i, doc) in docs.iter().enumerate() {
         if !doc.is_zimroom() {

@@ -18,6 +18,30 @@ use crate::zim::{ClientConfig, Credentials, DEFAULT_ENDPOINT, TlsRoots, ZimApi, 
 /// The longest wait between two attempts of one room (`apply`, `plan`).
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
+/// What `apply` and `plan` start from, in order, each failure before any ZIM call: the credentials, the documents
+/// of `files`, and the connection to ZIM.
+pub async fn prepare(
+    zim: &ZimArgs,
+    files: &[PathBuf],
+) -> Result<(ResolvedCredentials, Vec<Document>, Connection), String> {
+    let creds = zim.credentials()?;
+    let docs = manifest::load(files).map_err(|e| e.to_string())?;
+    let connection = zim.connect(zim.zim_qps).await?;
+    Ok((creds, docs, connection))
+}
+
+/// A reconciler over `zim` that trusts the statuses it reads: those of `apply` and `plan` are the user's own files
+/// (and are printed without seals).
+pub fn trusting_reconciler<Z: ZimApi>(zim: Z, from_user_id: &str) -> Reconciler<Z> {
+    Reconciler::new(zim, from_user_id.to_owned())
+        .with_sealer(std::sync::Arc::new(crate::reconcile::seal::Sealer::trusting()))
+}
+
+/// A ZimRoomSet that declares nothing usable, as one line: its problems, each naming its field.
+pub fn set_problems(set: &manifest::SetProblem) -> String {
+    set.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
 /// Output format of the printed objects (`apply`, `import`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
