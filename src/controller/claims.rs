@@ -189,6 +189,21 @@ impl ClaimSource for CacheClaims<'_> {
         }
         decided
     }
+
+    async fn held_elsewhere(&self, room: &ZimRoom, app_id: u32) -> Option<String> {
+        self.holder_elsewhere(room, app_id).await
+    }
+}
+
+impl CacheClaims<'_> {
+    async fn holder_elsewhere(&self, room: &ZimRoom, app_id: u32) -> Option<String> {
+        let ns = room.metadata.namespace.as_deref().unwrap_or_default();
+        rivals(self.0, room, app_id)
+            .await
+            .into_iter()
+            .find(|r| r.claimant.holds && r.claimant.key.split_once('/').is_none_or(|(other, _)| other != ns))
+            .map(|r| r.claimant.key)
+    }
 }
 
 impl Rival {

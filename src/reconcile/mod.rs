@@ -269,6 +269,14 @@ impl<Z: ZimApi> Reconciler<Z> {
                 Ok(from) => from,
                 Err(why) => return run.refuse(reason::FORBIDDEN_BY_POLICY, &why),
             };
+            let app = decide::app_of(None, Some(resolved)).unwrap_or(creds.app_id);
+            if let Some(owner) = facts.claims.held_elsewhere(room, app).await {
+                let message = format!(
+                    "ZIM room {} of AppId {app} is managed by ZimRoom {owner} in another namespace: an object may observe only rooms no other namespace manages, so no call is made",
+                    room.room_id()
+                );
+                return run.refuse(reason::CONFLICT, &message);
+            }
             return self.observe(&mut run, room, creds, &from).await;
         }
         let app = decide::app_of(room.status.as_ref(), Some(resolved)).unwrap_or(creds.app_id);

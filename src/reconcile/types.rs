@@ -106,6 +106,13 @@ impl Facts<Claim> {
 pub trait ClaimSource: Send + Sync {
     /// The claim of `room` on its room in `app_id`.
     fn claim(&self, room: &ZimRoom, app_id: u32) -> impl Future<Output = Claim> + Send;
+
+    /// An object of another namespace (`namespace/name`) that holds `room`'s room in `app_id`, if any: an observer
+    /// may not read a room another namespace manages. Decided without claiming anything.
+    fn held_elsewhere(&self, room: &ZimRoom, app_id: u32) -> impl Future<Output = Option<String>> + Send {
+        let _ = (room, app_id);
+        async { None }
+    }
 }
 
 /// A claim known in advance (`apply` decides them from the list of manifests).

@@ -308,3 +308,27 @@ async fn imported_rooms_converge_with_reads_only() {
         .collect();
     assert!(writes.is_empty(), "only read calls: {writes:?}");
 }
+
+/// An object may not observe a room another namespace manages (it would read that namespace's attributes and
+/// member counts): it is Conflict, naming the manager, and reads nothing; in the manager's own namespace it may.
+#[tokio::test]
+async fn a_room_another_namespace_manages_cannot_be_observed() {
+    let w = World::new("e2e-observe-other").await;
+    w.create_secret("zego").await;
+    let other = "e2e-observe-other-b";
+    w.tenant_namespace(other, APP, SECRET).await;
+    let _op = w.operator(&["--namespaces", other]).await;
+    w.apply_room(room("shared").secret_ref("zego").attribute("topic", "private")).await;
+    w.wait_reason("shared", "Available", T).await;
+    let reads = w.calls("QueryRoomAttribute");
+    w.apply_room_in(other, room("peek").room_id("shared").secret_ref("zego").observe()).await;
+    let r = w.wait_reason_in(other, "peek", "Conflict", T).await;
+    let ready = r.condition("Ready").unwrap();
+    assert!(ready.message.contains("e2e-observe-other/shared"), "{ready:?}");
+    assert!(r.status.as_ref().unwrap().observed.is_none(), "nothing observed");
+    assert_eq!(w.calls("QueryRoomAttribute"), reads, "no attribute read for the other namespace");
+    // The manager's own namespace may observe it.
+    w.apply_room(room("watch").room_id("shared").secret_ref("zego").observe()).await;
+    let r = w.wait_reason("watch", "Available", T).await;
+    assert!(r.status.unwrap().observed.unwrap().exists);
+}
